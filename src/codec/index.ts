@@ -1,0 +1,5 @@
+export * from './errors.js';
+export * from './field.js';
+export * from './struct.js';
+export * from './units.js';
+export * from './elf.js';

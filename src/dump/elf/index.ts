@@ -1,0 +1,2 @@
+export * from '../../codec/elf.js';
+export * from './vmcore_writer.js';

@@ -1,0 +1,95 @@
+import { CorruptDumpError } from '../codec/index.js';
+import { PAGE_SIZE } from '../machine/index.js';
+import {
+  PAGE_BUDDY_MAPCOUNT_VALUE, PAGE_OFFLINE_MAPCOUNT_VALUE, PG_hwpoison, PG_head, PG_lru, PG_private,
+  PG_slab, PG_swapbacked, PG_swapcache, VMCOREINFO_BYTES, MAX_ORDER,
+} from './constants.js';
+import type { Kernel } from './kernel.js';
+import { free_area } from './structs/free_area.js';
+import { uts_namespace } from './structs/new_utsname.js';
+import { page } from './structs/page.js';
+import { printk_log } from './structs/printk_log.js';
+import { list_head } from './structs/list_head.js';
+
+/**
+ * The VMCOREINFO text a 5.4 kernel exports (kernel/crash_core.c and
+ * arch/x86/kernel/machine_kexec_64.c), with the keys vmcore-dmesg,
+ * makedumpfile and crash read (shared/reference/vmcore-real-clients.md).
+ */
+export function vmcoreinfoText(kernel: Kernel): string {
+  const sym = (n: string): string => kernel.sym(n).address.toString(16);
+  const lines: Array<[string, string | number]> = [
+    ['OSRELEASE', kernel.release],
+    ['PAGESIZE', PAGE_SIZE],
+    ['SYMBOL(init_uts_ns)', sym('init_uts_ns')],
+    ['OFFSET(uts_namespace.name)', uts_namespace.offsetOf.name],
+    ['SYMBOL(_stext)', sym('startup_64')],
+    ['SYMBOL(swapper_pg_dir)', sym('init_top_pgt')],
+    ['SYMBOL(init_top_pgt)', sym('init_top_pgt')],
+    ['SYMBOL(mem_map)', sym('mem_map')],
+    ['SYMBOL(contig_page_data)', sym('contig_page_data')],
+    ['SYMBOL(log_buf)', sym('log_buf')],
+    ['SYMBOL(log_buf_len)', sym('log_buf_len')],
+    ['SYMBOL(log_first_idx)', sym('log_first_idx')],
+    ['SYMBOL(clear_idx)', sym('clear_idx')],
+    ['SYMBOL(log_next_idx)', sym('log_next_idx')],
+    ['SIZE(printk_log)', printk_log.size],
+    ['OFFSET(printk_log.ts_nsec)', printk_log.offsetOf.ts_nsec],
+    ['OFFSET(printk_log.len)', printk_log.offsetOf.len],
+    ['OFFSET(printk_log.text_len)', printk_log.offsetOf.text_len],
+    ['OFFSET(printk_log.dict_len)', printk_log.offsetOf.dict_len],
+    ['SIZE(page)', page.size],
+    ['SIZE(free_area)', free_area.size],
+    ['SIZE(list_head)', list_head.size],
+    ['OFFSET(page.flags)', page.offsetOf.flags],
+    ['OFFSET(page._refcount)', page.offsetOf._refcount],
+    ['OFFSET(page.mapping)', page.offsetOf.mapping],
+    ['OFFSET(page.lru)', page.offsetOf.lru],
+    ['OFFSET(page._mapcount)', page.offsetOf._mapcount],
+    ['OFFSET(page.private)', page.offsetOf.private],
+    ['OFFSET(free_area.free_list)', free_area.offsetOf.free_list],
+    ['OFFSET(list_head.next)', list_head.offsetOf.next],
+    ['OFFSET(list_head.prev)', list_head.offsetOf.prev],
+    ['LENGTH(free_area.free_list)', 1],
+    ['LENGTH(zone.free_area)', MAX_ORDER],
+    ['NUMBER(PG_lru)', PG_lru],
+    ['NUMBER(PG_private)', PG_private],
+    ['NUMBER(PG_swapcache)', PG_swapcache],
+    ['NUMBER(PG_swapbacked)', PG_swapbacked],
+    ['NUMBER(PG_slab)', PG_slab],
+    ['NUMBER(PG_head_mask)', 1 << PG_head],
+    ['NUMBER(PG_hwpoison)', PG_hwpoison],
+    ['NUMBER(PAGE_BUDDY_MAPCOUNT_VALUE)', PAGE_BUDDY_MAPCOUNT_VALUE],
+    ['NUMBER(PAGE_OFFLINE_MAPCOUNT_VALUE)', PAGE_OFFLINE_MAPCOUNT_VALUE],
+    ['NUMBER(phys_base)', 0],
+    ['SYMBOL(init_task)', sym('init_task')],
+    ['NUMBER(KERNEL_IMAGE_SIZE)', 1 << 30],
+    ['NUMBER(pgtable_l5_enabled)', 0],
+    ['NUMBER(MAX_PHYSMEM_BITS)', 46],
+    ['KERNELOFFSET', 0],
+  ];
+  return lines.map(([k, v]) => `${k}=${v}\n`).join('');
+}
+
+/** Writes the text into vmcoreinfo_data/vmcoreinfo_size, as crash_save_vmcoreinfo_init() does. */
+export function storeVmcoreinfo(kernel: Kernel, text: string): void {
+  const bytes = Buffer.from(text, 'latin1');
+  if (bytes.length > VMCOREINFO_BYTES) throw new CorruptDumpError(`VMCOREINFO text of ${bytes.length} bytes exceeds VMCOREINFO_BYTES`);
+  const buf = Buffer.alloc(VMCOREINFO_BYTES);
+  buf.set(bytes);
+  kernel.writeBytes('vmcoreinfo_data', buf);
+  kernel.writeU64('vmcoreinfo_size', BigInt(bytes.length));
+}
+
+/** Appends a line (e.g. CRASHTIME at panic), as vmcoreinfo_append_str() does. */
+export function appendVmcoreinfo(kernel: Kernel, line: string): void {
+  storeVmcoreinfo(kernel, readVmcoreinfo(kernel) + line);
+}
+
+export function readVmcoreinfo(kernel: Kernel): string {
+  const size = kernel.readU64('vmcoreinfo_size');
+  if (size > BigInt(VMCOREINFO_BYTES)) {
+    throw new CorruptDumpError(`vmcoreinfo_size ${size} exceeds VMCOREINFO_BYTES`, { field: 'vmcoreinfo_size' });
+  }
+  return kernel.readBytes('vmcoreinfo_data', 0, Number(size)).toString('latin1');
+}

@@ -1,0 +1,66 @@
+import fs from 'node:fs';
+import { CorruptDumpError, DumpError, ioError } from '../codec/index.js';
+import { writeFileAtomic } from './files.js';
+import type { MachineRoot } from './root.js';
+
+/**
+ * What hardware holds outside RAM, and nothing more: whether power is on,
+ * how much RAM is fitted, and two CPU registers (CR3 and the address the
+ * boot CPU jumped to). Which kernel runs, its log, its allocator: all in RAM.
+ */
+export interface MachineState {
+  version: 1;
+  power: 'on' | 'off';
+  ram_bytes: bigint;
+  cpu: { cr3: bigint; kernel_base: bigint } | null;
+}
+
+interface MachineStateJson {
+  version: 1;
+  power: 'on' | 'off';
+  ram_bytes: string;
+  cpu: { cr3: string; kernel_base: string } | null;
+}
+
+export function readState(root: MachineRoot): MachineState | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(root.statePath, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw ioError('reading machine state', e as NodeJS.ErrnoException);
+  }
+  let j: MachineStateJson;
+  try {
+    j = JSON.parse(text) as MachineStateJson;
+  } catch {
+    throw new CorruptDumpError(`${root.statePath}: not valid JSON`, { file: root.statePath });
+  }
+  if (j.version !== 1 || (j.power !== 'on' && j.power !== 'off') || !/^\d+$/.test(j.ram_bytes ?? '')) {
+    throw new CorruptDumpError(`${root.statePath}: unexpected content (version, power or ram_bytes)`, { file: root.statePath });
+  }
+  return {
+    version: 1,
+    power: j.power,
+    ram_bytes: BigInt(j.ram_bytes),
+    cpu: j.cpu ? { cr3: BigInt(j.cpu.cr3), kernel_base: BigInt(j.cpu.kernel_base) } : null,
+  };
+}
+
+export function writeState(root: MachineRoot, s: MachineState): void {
+  const j: MachineStateJson = {
+    version: 1,
+    power: s.power,
+    ram_bytes: s.ram_bytes.toString(),
+    cpu: s.cpu ? { cr3: `0x${s.cpu.cr3.toString(16)}`, kernel_base: `0x${s.cpu.kernel_base.toString(16)}` } : null,
+  };
+  writeFileAtomic(root.statePath, JSON.stringify(j, null, 2) + '\n');
+}
+
+/** The state of a machine that must be running, or a one-line error. */
+export function requireRunning(root: MachineRoot): MachineState & { cpu: NonNullable<MachineState['cpu']> } {
+  const s = readState(root);
+  if (!s) throw new DumpError('NOINPUT', `no machine at ${root.dir} (run 'machine power-on' first)`, { file: root.statePath });
+  if (s.power !== 'on' || !s.cpu) throw new DumpError('USAGE', `the machine at ${root.dir} is powered off (run 'machine power-on')`);
+  return s as MachineState & { cpu: NonNullable<MachineState['cpu']> };
+}
