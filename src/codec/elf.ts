@@ -173,3 +173,25 @@ export const elf_prstatus = defineStruct('elf_prstatus', {
   _pad2: u32,              // tail padding to the struct's 8-byte alignment
 });
 export type ElfPrstatus = ValueOf<typeof elf_prstatus>;
+
+/** Elf64_Shdr (<elf.h>): one entry of the section header table. */
+export const Elf64_Shdr = defineStruct('Elf64_Shdr', {
+  sh_name: u32,
+  sh_type: u32,
+  sh_flags: u64,
+  sh_addr: u64,
+  sh_offset: u64,
+  sh_size: u64,
+  sh_link: u32,
+  sh_info: u32,
+  sh_addralign: u64,
+  sh_entsize: u64,
+});
+
+export type Elf64Shdr = ValueOf<typeof Elf64_Shdr>;
+
+export const SHT_PROGBITS = 1 as const;
+export const SHT_NOBITS = 8 as const;
+/** e_shstrndx value meaning "the index is in sh_link of section 0". */
+export const SHN_XINDEX = 0xffff as const;
+export const SHN_UNDEF = 0 as const;

@@ -6,53 +6,10 @@
  */
 import * as fs from 'node:fs';
 import { CorruptDumpError, DumpError, TruncatedError } from '../../codec/errors.js';
-import { bytes, u16, u32, u64 } from '../../codec/field.js';
-import { defineStruct } from '../../codec/struct.js';
+import { EI_CLASS, EI_DATA, ELFCLASS64, ELFDATA2LSB, EM_X86_64, Elf64_Ehdr, Elf64_Shdr, SHN_UNDEF, SHN_XINDEX, SHT_PROGBITS } from '../../codec/elf.js';
 import { toSafeNumber } from '../../codec/units.js';
 
-/** Elf64_Ehdr (<elf.h>): the file header at offset 0. */
-export const Elf64_Ehdr = defineStruct('Elf64_Ehdr', {
-  e_ident: bytes(16),
-  e_type: u16,
-  e_machine: u16,
-  e_version: u32,
-  e_entry: u64,
-  e_phoff: u64,
-  e_shoff: u64,
-  e_flags: u32,
-  e_ehsize: u16,
-  e_phentsize: u16,
-  e_phnum: u16,
-  e_shentsize: u16,
-  e_shnum: u16,
-  e_shstrndx: u16,
-});
-
-/** Elf64_Shdr (<elf.h>): one entry of the section header table. */
-export const Elf64_Shdr = defineStruct('Elf64_Shdr', {
-  sh_name: u32,
-  sh_type: u32,
-  sh_flags: u64,
-  sh_addr: u64,
-  sh_offset: u64,
-  sh_size: u64,
-  sh_link: u32,
-  sh_info: u32,
-  sh_addralign: u64,
-  sh_entsize: u64,
-});
-
 export const ELFMAG = Uint8Array.of(0x7f, 0x45, 0x4c, 0x46); // "\177ELF"
-export const EI_CLASS = 4;
-export const EI_DATA = 5;
-export const ELFCLASS64 = 2;
-export const ELFDATA2LSB = 1;
-export const EM_X86_64 = 62;
-export const SHT_PROGBITS = 1;
-export const SHT_NOBITS = 8;
-/** e_shstrndx value meaning "the index is in sh_link of section 0". */
-export const SHN_XINDEX = 0xffff;
-export const SHN_UNDEF = 0;
 
 /** At most this many bytes of each section are returned. */
 export const ELF_SECTION_MAX_BYTES = 16 << 20;

@@ -1,0 +1,19 @@
+import { DumpError, InternalError, wrapError } from '../codec/index.js';
+import { exitCodeOf, formatError } from './exit.js';
+
+/**
+ * Runs a CLI's main, catching once: prints exactly one line to stderr and
+ * exits with the code table's status. Stacks only with --debug or LKCD_DEBUG=1.
+ */
+export async function runCli(name: string, main: () => Promise<void> | void): Promise<void> {
+  const debug = process.argv.includes('--debug') || process.env.LKCD_DEBUG === '1';
+  try {
+    await main();
+  } catch (e) {
+    const err = e instanceof DumpError ? e : wrapError(name, e);
+    const shown = err instanceof InternalError || err.code === 'INTERNAL' ? err : err;
+    process.stderr.write(`${name}: ${formatError(shown)}\n`);
+    if (debug) process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
+    process.exitCode = exitCodeOf(shown);
+  }
+}

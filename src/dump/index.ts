@@ -1,0 +1,2 @@
+export * from './elf/index.js';
+export * from './live_vmcore.js';

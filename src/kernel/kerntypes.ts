@@ -1,0 +1,34 @@
+import type { StructLayout } from '../codec/index.js';
+import { dump_config } from './structs/dump_config.js';
+import { free_area } from './structs/free_area.js';
+import { kallsyms_entry, lkcd_kernel_header } from './structs/kernel_header.js';
+import { kmem_cache } from './structs/kmem_cache.js';
+import { list_head } from './structs/list_head.js';
+import { new_utsname, uts_namespace } from './structs/new_utsname.js';
+import { page } from './structs/page.js';
+import { printk_log } from './structs/printk_log.js';
+import { pt_regs } from './structs/pt_regs.js';
+import { task_struct } from './structs/task_struct.js';
+
+export const KERNTYPES_FORMAT = 'lkcd-softboot-kerntypes';
+export const KERNTYPES_VERSION = 1;
+
+/** Every structure the simulated kernel lays out in RAM. */
+export const KERNEL_STRUCTS: readonly StructLayout[] = [
+  list_head, page, new_utsname, uts_namespace, printk_log, pt_regs, task_struct, free_area,
+  kmem_cache, dump_config, lkcd_kernel_header, kallsyms_entry,
+];
+
+/**
+ * Kerntypes: the type layouts of a build, in our own JSON format (LKCD's
+ * Kerntypes was a stabs/DWARF object; ours says the same thing readably):
+ * { format, version, release, structs: [{ name, size, fields: [{ name, offset, size, type }] }] }.
+ */
+export function kerntypesJson(release: string, extra: readonly StructLayout[] = []): string {
+  const structs = [...KERNEL_STRUCTS, ...extra].map((s) => ({
+    name: s.name,
+    size: s.size,
+    fields: s.fields.map((f) => ({ name: f.name, offset: f.offset, size: f.size, type: f.ctype })),
+  }));
+  return JSON.stringify({ format: KERNTYPES_FORMAT, version: KERNTYPES_VERSION, release, structs }, null, 1) + '\n';
+}

@@ -1,0 +1,241 @@
+import { cstring, defineStruct, DumpError, formatSize, u32, u64, UsageError } from '../codec/index.js';
+import {
+  MachineRoot, PhysicalRam, readState, requireRunning, writeState, type MachineState,
+} from '../machine/index.js';
+import { BuddyAllocator } from './mm/buddy.js';
+import { bootKernel, buddyPageSource, type BootParams } from './boot.js';
+import { buildKernel } from './build.js';
+import { readKernelImageFile, type KernelImage } from './image.js';
+import { Kernel } from './kernel.js';
+import { configForRam } from './layout.js';
+import { MemMap } from './mm/mem_map.js';
+import { countPageTypes, type PageCounts } from './mm/page_type.js';
+import { formatDmesg, logSymbolsOf, printk, readLogRecords, advanceClock } from './printk.js';
+import { listTasks, TaskManager, type TaskInfo } from './tasks.js';
+import { uts_namespace } from './structs/new_utsname.js';
+import { ContentGenerator } from './workload/content.js';
+import { findKernelTextElf } from './workload/elf_text.js';
+import { WorkloadFiller } from './workload/fill.js';
+import { profileByName, type Profile } from './workload/profiles.js';
+import { Prng } from './prng.js';
+
+export const MIN_RAM = 16n << 20n;
+export const MAX_RAM = 16n << 30n;
+/** The epoch of simulated boots: seeds shift it by whole days so dumps differ in time. */
+const EPOCH_BASE = 1795000000n;
+
+/** What the workload keeps in RAM about itself (the sim_workload variable). */
+export const sim_workload = defineStruct('sim_workload', {
+  seed: u32,
+  generation: u32,
+  profile: cstring(24),
+  run_seconds: u64,
+  _reserved: cstring(24),
+});
+
+export interface PowerOnOptions {
+  mem: bigint;
+  profile: string;
+  seed: number;
+  hostname?: string;
+  cmdline?: string;
+}
+
+export function defaultCmdline(release: string): string {
+  return `BOOT_IMAGE=/boot/vmlinuz-${release} root=/dev/vda1 ro console=ttyS0,115200 panic=5`;
+}
+
+/** The running machine: its root, RAM and kernel, opened for one command. */
+export interface RunningSystem {
+  root: MachineRoot;
+  state: MachineState & { cpu: NonNullable<MachineState['cpu']> };
+  ram: PhysicalRam;
+  kernel: Kernel;
+}
+
+/** Opens the running machine; callers close it with closeSystem. */
+export function openSystem(root: MachineRoot, opts: { readOnly?: boolean } = {}): RunningSystem {
+  const state = requireRunning(root);
+  const ram = PhysicalRam.open(root.ramPath, state.ram_bytes, { readOnly: opts.readOnly });
+  try {
+    return { root, state, ram, kernel: Kernel.open(ram, state.cpu) };
+  } catch (e) {
+    ram.close();
+    throw e;
+  }
+}
+
+export function closeSystem(sys: RunningSystem): void {
+  sys.ram.close();
+}
+
+export function validateRamSize(mem: bigint): void {
+  if (mem < MIN_RAM || mem > MAX_RAM) throw new UsageError(`--mem ${formatSize(mem)} is out of range (16M to 16G)`);
+  if (mem % (1n << 20n) !== 0n) throw new UsageError(`--mem ${mem} is not a whole number of MiB`);
+}
+
+/** The boot loader: copies each PT_LOAD of the image to its physical address. */
+export function loadImage(ram: PhysicalRam, image: KernelImage): bigint {
+  for (const s of image.segments) {
+    ram.write(s.paddr, s.bytes);
+  }
+  return image.segments[0].paddr;
+}
+
+/**
+ * Cold power-on: cleared RAM, the boot loader loads the kernel built for
+ * this machine, the kernel boots, the workload fills memory.
+ */
+export function powerOn(root: MachineRoot, opts: PowerOnOptions): RunningSystem {
+  validateRamSize(opts.mem);
+  const profile = profileByName(opts.profile);
+  if (!Number.isInteger(opts.seed) || opts.seed < 0 || opts.seed > 0xffffffff) throw new UsageError(`--seed ${opts.seed} is not an integer in 0..4294967295`);
+  root.prepare();
+  const config = configForRam(opts.mem);
+  const files = buildKernel(root.bootDir, config, () => findKernelTextElf());
+  const image = readKernelImageFile(files.vmlinuz);
+  writeState(root, { version: 1, power: 'off', ram_bytes: opts.mem, cpu: null });
+  const ram = PhysicalRam.create(root.ramPath, opts.mem);
+  const base = loadImage(ram, image);
+  const params: BootParams = {
+    cmdline: opts.cmdline ?? defaultCmdline(config.release),
+    hostname: opts.hostname ?? 'lkcd-sim',
+    bootTime: EPOCH_BASE + BigInt(opts.seed % 3650) * 86400n,
+    seed: opts.seed,
+  };
+  const { kernel, cpu } = bootKernel(ram, base, params);
+  startWorkload(kernel, profile, opts.seed);
+  ram.flush();
+  const state = { version: 1 as const, power: 'on' as const, ram_bytes: opts.mem, cpu };
+  writeState(root, state);
+  return { root, state, ram, kernel };
+}
+
+function allocators(kernel: Kernel): { memmap: MemMap; buddy: BuddyAllocator; tasks: TaskManager } {
+  const memmap = new MemMap(kernel);
+  const buddy = new BuddyAllocator(kernel, memmap);
+  return { memmap, buddy, tasks: new TaskManager(kernel, memmap, buddyPageSource(buddy)) };
+}
+
+/** Starts the profile's workload on a freshly booted kernel. */
+export function startWorkload(kernel: Kernel, profile: Profile, seed: number): void {
+  const { memmap, buddy, tasks } = allocators(kernel);
+  const filler = new WorkloadFiller(kernel, memmap, buddy, new ContentGenerator({ seed }), seed);
+  filler.fill(profile, tasks);
+  kernel.writeStruct(sim_workload, 'sim_workload', { seed, generation: 0, profile: profile.name, run_seconds: 0n, _reserved: '' });
+}
+
+/** Turns the machine off: RAM keeps its bytes until the next cold power-on clears it. */
+export function powerOff(root: MachineRoot): void {
+  const s = readState(root);
+  if (!s) throw new DumpError('NOINPUT', `no machine at ${root.dir}`);
+  writeState(root, { ...s, power: 'off', cpu: null });
+}
+
+const RUN_MESSAGES = [
+  'systemd-journald[%p]: Data hash table of /var/log/journal/system.journal has a fill level at 75.0',
+  'EXT4-fs (vda1): re-mounted. Opts: errors=remount-ro',
+  'TCP: request_sock_TCP: Possible SYN flooding on port 22. Sending cookies.',
+  'perf: interrupt took too long (2503 > 2500), lowering kernel.perf_event_max_sample_rate to 79750',
+  'audit: type=1400 audit(%t): apparmor="STATUS" operation="profile_load"',
+  'kworker/0:1: page allocation stats: %n pages recycled',
+  'nfsd: last server has exited, flushing export cache',
+  'sd 0:0:0:0: [sda] Synchronizing SCSI cache',
+];
+
+/**
+ * Runs the machine for `seconds` of simulated time: processes free some of
+ * their memory and allocate new, files are read into the cache, and the
+ * kernel logs a few lines. Deterministic for the machine's seed.
+ */
+export function runWorkload(sys: RunningSystem, seconds: number): { freed: bigint; allocated: bigint; lines: number } {
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 86400) throw new UsageError(`--seconds ${seconds} is not an integer in 1..86400`);
+  const { kernel } = sys;
+  const wl = kernel.readStruct(sim_workload, 'sim_workload');
+  const profile = profileByName(wl.profile || 'idle');
+  const { memmap, buddy } = allocators(kernel);
+  const rng = new Prng(wl.seed ^ (wl.generation + 1) * 0x9e37);
+  const filler = new WorkloadFiller(kernel, memmap, buddy, new ContentGenerator({ seed: wl.seed ^ (wl.generation + 1) }), wl.seed + wl.generation + 1);
+  const maxPfn = memmap.maxPfn;
+  const churnPerSecond = maxPfn / 2000n + 16n;
+  let freed = 0n;
+  let allocated = 0n;
+  let lines = 0;
+  for (let s = 0; s < seconds; s++) {
+    // Free: sample frames, release user and cache pages found.
+    for (let i = 0n; i < churnPerSecond; i++) {
+      const pfn = BigInt(rng.below(Number(maxPfn)));
+      const p = memmap.get(pfn);
+      if (p._mapcount === -129) continue;
+      const isUser = (p.mapping & 1n) === 1n || ((p.flags >> 4n) & 1n) === 1n;
+      if (isUser && p._refcount === 1) {
+        buddy.free(pfn, 0);
+        freed++;
+      }
+    }
+    const uses = ['anon', 'cache', 'database', 'incompressible'] as const;
+    for (const use of uses) {
+      if (profile.share[use] === 0) continue;
+      const blocks = filler.allocateUse(use, (churnPerSecond * BigInt(Math.round(profile.share[use] * 100))) / 100n);
+      for (const [, o] of blocks) allocated += 1n << BigInt(o);
+    }
+    advanceClock(kernel, 1_000_000_000n);
+    if (rng.below(4) === 0) {
+      const msg = rng.pick(RUN_MESSAGES).replace('%p', String(200 + rng.below(800)))
+        .replace('%t', `${kernel.readU64('sim_boot_time') + kernel.readU64('sim_clock_ns') / 1_000_000_000n}.${rng.below(1000)}:${rng.below(100)}`)
+        .replace('%n', String(freed));
+      printk(kernel, msg);
+      lines++;
+    }
+  }
+  kernel.writeStruct(sim_workload, 'sim_workload', { ...wl, generation: wl.generation + 1, run_seconds: wl.run_seconds + BigInt(seconds) });
+  return { freed, allocated, lines };
+}
+
+export interface SystemStatus {
+  ram_bytes: bigint;
+  release: string;
+  hostname: string;
+  cmdline: string;
+  uptime_ns: bigint;
+  boot_time: bigint;
+  profile: string;
+  seed: number;
+  pages: PageCounts & { total: bigint };
+  tasks: number;
+  kernel_base: bigint;
+  cr3: bigint;
+}
+
+/** The machine as the running kernel sees it: every figure read from RAM. */
+export function systemStatus(sys: RunningSystem): SystemStatus {
+  const { kernel } = sys;
+  const memmap = new MemMap(kernel);
+  const counts = countPageTypes(memmap);
+  const uts = kernel.readStruct(uts_namespace, 'init_uts_ns');
+  const cmdline = kernel.readBytes('boot_command_line');
+  const wl = kernel.readStruct(sim_workload, 'sim_workload');
+  return {
+    ram_bytes: sys.ram.size,
+    release: uts.name.release,
+    hostname: uts.name.nodename,
+    cmdline: cmdline.subarray(0, cmdline.indexOf(0)).toString('latin1'),
+    uptime_ns: kernel.readU64('sim_clock_ns'),
+    boot_time: kernel.readU64('sim_boot_time'),
+    profile: wl.profile,
+    seed: wl.seed,
+    pages: { ...counts, total: memmap.maxPfn },
+    tasks: listTasks(kernel.mem, kernel.sym('init_task').address).length,
+    kernel_base: sys.state.cpu.kernel_base,
+    cr3: sys.state.cpu.cr3,
+  };
+}
+
+export function systemDmesg(sys: RunningSystem): string {
+  return formatDmesg(readLogRecords(sys.kernel.mem, logSymbolsOf(sys.kernel)));
+}
+
+export function systemTasks(sys: RunningSystem): TaskInfo[] {
+  return listTasks(sys.kernel.mem, sys.kernel.sym('init_task').address);
+}
+
