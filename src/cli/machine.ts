@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { formatSize, hex, parseSize, UsageError } from '../codec/index.js';
+import { formatSize, hex, parseInteger, parseSize, UsageError } from '../codec/index.js';
 import { MachineRoot, resolveRoot } from '../machine/index.js';
 import {
   closeSystem, openSystem, PAGE_TYPES, powerOff, powerOn, PROFILE_NAMES, runWorkload, systemDmesg,
@@ -42,11 +42,11 @@ await runCli('machine', async () => {
     .command('power-on', 'cold power-on: clear RAM, boot the kernel, start the workload', (y) => y
       .option('mem', { type: 'string', default: '1G', describe: 'RAM size, 16M to 16G' })
       .option('profile', { type: 'string', default: 'database', describe: `workload: ${PROFILE_NAMES.join(', ')} (db = database)` })
-      .option('seed', { type: 'number', default: 1, describe: 'workload seed (same seed, same memory)' })
+      .option('seed', { type: 'string', default: '1', describe: 'workload seed (same seed, same memory)' })
       .option('hostname', { type: 'string', default: 'lkcd-sim' })
       .option('cmdline', { type: 'string', describe: 'kernel command line (default: root=/dev/vda1 ... panic=5)' }),
     (argv) => {
-      const sys = powerOn(rootOf(argv), { mem: parseSize(argv.mem, '--mem'), profile: argv.profile, seed: argv.seed, hostname: argv.hostname, cmdline: argv.cmdline });
+      const sys = powerOn(rootOf(argv), { mem: parseSize(argv.mem, '--mem'), profile: argv.profile, seed: parseInteger(argv.seed, '--seed'), hostname: argv.hostname, cmdline: argv.cmdline });
       try {
         process.stdout.write(statusText(systemStatus(sys)));
       } finally {
@@ -87,11 +87,11 @@ await runCli('machine', async () => {
       }
     })
     .command('run', 'run the workload for simulated seconds: memory churns, the log grows', (y) => y
-      .option('seconds', { type: 'number', default: 10 }),
+      .option('seconds', { type: 'string', default: '10' }),
     (argv) => {
       const sys = openSystem(rootOf(argv));
       try {
-        const r = runWorkload(sys, argv.seconds);
+        const r = runWorkload(sys, parseInteger(argv.seconds, '--seconds'));
         process.stdout.write(`ran ${argv.seconds} s: ${r.freed} pages freed, ${r.allocated} allocated, ${r.lines} log lines\n`);
       } finally {
         closeSystem(sys);

@@ -1,4 +1,4 @@
-import { DumpError, InternalError, wrapError } from '../codec/index.js';
+import { DumpError, wrapError } from '../codec/index.js';
 import { exitCodeOf, formatError } from './exit.js';
 
 /**
@@ -11,9 +11,8 @@ export async function runCli(name: string, main: () => Promise<void> | void): Pr
     await main();
   } catch (e) {
     const err = e instanceof DumpError ? e : wrapError(name, e);
-    const shown = err instanceof InternalError || err.code === 'INTERNAL' ? err : err;
-    process.stderr.write(`${name}: ${formatError(shown)}\n`);
+    process.stderr.write(`${name}: ${formatError(err)}\n`);
     if (debug) process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
-    process.exitCode = exitCodeOf(shown);
+    process.exitCode = exitCodeOf(err);
   }
 }

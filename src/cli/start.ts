@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { formatSize, hex, parseSize, UsageError } from '../codec/index.js';
+import { formatSize, hex, parseInteger, parseSize, UsageError } from '../codec/index.js';
 import { MachineRoot, resolveRoot } from '../machine/index.js';
 import { closeSystem, PAGE_TYPES, powerOn, PROFILE_NAMES, systemStatus } from '../kernel/index.js';
 import { runCli } from './run.js';
@@ -17,7 +17,7 @@ await runCli('start', async () => {
     .option('root', { type: 'string', describe: 'machine root (default: $LKCD_ROOT, else var/)' })
     .option('mem', { type: 'string', default: '1G', describe: 'RAM size, 16M to 16G' })
     .option('profile', { type: 'string', default: 'database', describe: `workload: ${PROFILE_NAMES.join(', ')}` })
-    .option('seed', { type: 'number', default: 1, describe: 'workload seed' })
+    .option('seed', { type: 'string', default: '1', describe: 'workload seed' })
     .option('debug', { type: 'boolean', describe: 'stack traces on errors' })
     .strict()
     .fail((msg, err) => { if (err) throw err; throw new UsageError(msg); })
@@ -25,7 +25,7 @@ await runCli('start', async () => {
     .parseAsync();
   const root = new MachineRoot(resolveRoot(argv.root));
   const t0 = Date.now();
-  const sys = powerOn(root, { mem: parseSize(argv.mem, '--mem'), profile: argv.profile, seed: argv.seed });
+  const sys = powerOn(root, { mem: parseSize(argv.mem, '--mem'), profile: argv.profile, seed: parseInteger(argv.seed, '--seed') });
   try {
     const s = systemStatus(sys);
     const secs = ((Date.now() - t0) / 1000).toFixed(1);

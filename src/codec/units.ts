@@ -32,3 +32,11 @@ export function toSafeNumber(value: bigint, what: string): number {
 export function hex(v: bigint | number): string {
   return `0x${v.toString(16)}`;
 }
+
+/** Parses a decimal (or 0x hex) integer option, naming the option and the text on failure. */
+export function parseInteger(text: string, what: string): number {
+  if (!/^\s*(0x[0-9a-f]+|\d+)\s*$/i.test(text) || !Number.isSafeInteger(Number(text))) {
+    throw new UsageError(`${what} '${text}' is not a non-negative integer`);
+  }
+  return Number(text);
+}

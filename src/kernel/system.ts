@@ -1,4 +1,4 @@
-import { cstring, defineStruct, DumpError, formatSize, u32, u64, UsageError } from '../codec/index.js';
+import { cstring, defineStruct, DumpError, formatSize, hex, u32, u64, UsageError, wrapError } from '../codec/index.js';
 import {
   MachineRoot, PhysicalRam, readState, requireRunning, writeState, type MachineState,
 } from '../machine/index.js';
@@ -61,7 +61,7 @@ export function openSystem(root: MachineRoot, opts: { readOnly?: boolean } = {})
     return { root, state, ram, kernel: Kernel.open(ram, state.cpu) };
   } catch (e) {
     ram.close();
-    throw e;
+    throw wrapError(`${root.statePath}: no running kernel at cpu.kernel_base ${hex(state.cpu.kernel_base)}`, e);
   }
 }
 

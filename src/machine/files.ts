@@ -35,6 +35,6 @@ export function ensureDir(dir: string, mode = 0o700): void {
   try {
     fs.mkdirSync(dir, { recursive: true, mode });
   } catch (e) {
-    throw ioError(`creating directory ${dir}`, e as NodeJS.ErrnoException);
+    throw ioError('creating directory', e as NodeJS.ErrnoException);
   }
 }

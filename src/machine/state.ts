@@ -30,21 +30,30 @@ export function readState(root: MachineRoot): MachineState | null {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw ioError('reading machine state', e as NodeJS.ErrnoException);
   }
-  let j: MachineStateJson;
+  let parsed: unknown;
   try {
-    j = JSON.parse(text) as MachineStateJson;
+    parsed = JSON.parse(text);
   } catch {
     throw new CorruptDumpError(`${root.statePath}: not valid JSON`, { file: root.statePath });
   }
-  if (j.version !== 1 || (j.power !== 'on' && j.power !== 'off') || !/^\d+$/.test(j.ram_bytes ?? '')) {
-    throw new CorruptDumpError(`${root.statePath}: unexpected content (version, power or ram_bytes)`, { file: root.statePath });
-  }
-  return {
-    version: 1,
-    power: j.power,
-    ram_bytes: BigInt(j.ram_bytes),
-    cpu: j.cpu ? { cr3: BigInt(j.cpu.cr3), kernel_base: BigInt(j.cpu.kernel_base) } : null,
+  const bad = (what: string): never => {
+    throw new CorruptDumpError(`${root.statePath}: ${what}`, { file: root.statePath });
   };
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) bad('not a JSON object');
+  const j = parsed as Partial<MachineStateJson>;
+  if (j.version !== 1) bad(`unsupported version ${JSON.stringify(j.version)}`);
+  if (j.power !== 'on' && j.power !== 'off') bad(`power is ${JSON.stringify(j.power)}, expected "on" or "off"`);
+  if (typeof j.ram_bytes !== 'string' || !/^\d+$/.test(j.ram_bytes)) bad(`ram_bytes ${JSON.stringify(j.ram_bytes)} is not a decimal byte count`);
+  const addr = (name: string, v: unknown): bigint => {
+    if (typeof v !== 'string' || !/^0x[0-9a-f]{1,16}$/i.test(v)) bad(`cpu.${name} ${JSON.stringify(v)} is not a hex address`);
+    return BigInt(v as string);
+  };
+  let cpu: MachineState['cpu'] = null;
+  if (j.cpu !== null && j.cpu !== undefined) {
+    if (typeof j.cpu !== 'object') bad('cpu is not an object');
+    cpu = { cr3: addr('cr3', j.cpu.cr3), kernel_base: addr('kernel_base', j.cpu.kernel_base) };
+  }
+  return { version: 1, power: j.power!, ram_bytes: BigInt(j.ram_bytes!), cpu };
 }
 
 export function writeState(root: MachineRoot, s: MachineState): void {
