@@ -110,22 +110,37 @@ export function readLogRecords(mem: MemoryReader, syms: LogSymbols): LogRecord[]
   const view = viewOf(buf);
   let idx = u32(syms.log_first_idx);
   let seq = u64(syms.log_first_seq);
+  const nextIdx = u32(syms.log_next_idx);
   const nextSeq = u64(syms.log_next_seq);
+  if (nextSeq < seq || nextSeq - seq > BigInt(Math.floor(bufLen / HDR))) {
+    throw new CorruptDumpError(`printk sequence numbers ${seq}..${nextSeq} cannot fit in log_buf_len ${bufLen}`, { struct: 'printk_log', field: 'log_next_seq' });
+  }
+  // The older records run from log_first_idx to the wrap marker, the newer ones from 0 to log_next_idx:
+  // a zero length is a wrap only once, and only while still in the older part.
+  let wrapped = idx < nextIdx || (idx === nextIdx && seq === nextSeq);
   const out: LogRecord[] = [];
   while (seq < nextSeq) {
     if (idx + HDR > bufLen) throw new CorruptDumpError(`printk record ${seq} at log_buf+${idx} runs past log_buf_len`, { struct: 'printk_log', offset: idx });
     let h = printk_log.decode(view, idx);
     if (h.len === 0) {
+      if (wrapped) throw new CorruptDumpError(`printk record ${seq} at log_buf+${idx} has length 0 where no wrap can be`, { struct: 'printk_log', field: 'len', offset: idx });
+      wrapped = true;
       idx = 0;
       h = printk_log.decode(view, 0);
     }
     if (h.len < HDR || idx + h.len > bufLen || HDR + h.text_len + h.dict_len > h.len) {
       throw new CorruptDumpError(`printk record ${seq} at log_buf+${idx} has bad length ${h.len}`, { struct: 'printk_log', field: 'len', offset: idx });
     }
+    if (wrapped && idx + h.len > nextIdx && idx < nextIdx) {
+      throw new CorruptDumpError(`printk record ${seq} at log_buf+${idx} overlaps log_next_idx ${nextIdx}`, { struct: 'printk_log', field: 'len', offset: idx });
+    }
     const text = Buffer.from(buf.subarray(idx + HDR, idx + HDR + h.text_len)).toString('latin1');
     out.push({ seq, ts_nsec: h.ts_nsec, level: h.flags_level >> 5, text });
     idx += h.len;
     seq++;
+  }
+  if (idx !== nextIdx && !(idx === bufLen && nextIdx === 0)) {
+    throw new CorruptDumpError(`printk records end at log_buf+${idx}, log_next_idx says ${nextIdx}`, { struct: 'printk_log', field: 'log_next_idx' });
   }
   return out;
 }

@@ -61,8 +61,10 @@ export class PhysicalRam {
 
   private check(paddr: bigint, length: number): number {
     if (paddr < 0n || paddr + BigInt(length) > this.size) {
-      throw new FaultError(`physical address 0x${paddr.toString(16)} (+${length}) is outside RAM (0x${this.size.toString(16)} bytes)`,
-        { address: paddr, space: 'phys' });
+      // The first byte that is not backed: the start, or the end of RAM for a read that runs off it.
+      const first = paddr < 0n || paddr >= this.size ? paddr : this.size;
+      throw new FaultError(`physical address 0x${first.toString(16)} is outside RAM (0x${this.size.toString(16)} bytes; access at 0x${paddr.toString(16)} +${length})`,
+        { address: first, space: 'phys' });
     }
     return Number(paddr);
   }
@@ -81,10 +83,17 @@ export class PhysicalRam {
     this.chunks.set(index, c);
     while (this.chunks.size > this.maxChunks) {
       const [oldest, old] = this.chunks.entries().next().value as [number, Chunk];
-      if (old.dirty) this.pwriteFully(old.data, oldest * CHUNK_SIZE);
+      if (old.dirty) this.writeBack(oldest, old);
       this.chunks.delete(oldest);
     }
     return c;
+  }
+
+  /** Writes a cached chunk back, never past the end of RAM (the last chunk may be partial). */
+  private writeBack(index: number, c: Chunk): void {
+    const start = index * CHUNK_SIZE;
+    const len = Math.min(CHUNK_SIZE, Number(this.size) - start);
+    this.pwriteFully(c.data.subarray(0, len), start);
   }
 
   private preadFully(buf: Uint8Array, pos: number): void {
@@ -181,7 +190,7 @@ export class PhysicalRam {
   flush(): void {
     for (const [index, c] of this.chunks) {
       if (c.dirty) {
-        this.pwriteFully(c.data, index * CHUNK_SIZE);
+        this.writeBack(index, c);
         c.dirty = false;
       }
     }
