@@ -1,2 +1,22 @@
 export * from './elf/index.js';
 export * from './live_vmcore.js';
+export * from './codecs/index.js';
+export {
+  DUMP_MAGIC_NUMBER, DUMP_MAGIC_LIVE, DUMP_VERSION_NUMBER, DUMP_HEADER_OFFSET, DUMP_BUFFER_SIZE, DUMP_PANIC_LEN,
+  DUMP_ASM_MAGIC_NUMBER, DUMP_ASM_VERSION_NUMBER, DUMP_MAX_NUM_CPUS, DUMP_LEVEL_NONE, DUMP_LEVEL_HEADER, DUMP_LEVEL_KERN,
+  DUMP_LEVEL_USED, DUMP_LEVEL_ALL_RAM, DUMP_MASK_HEADER, DUMP_MASK_KERN, DUMP_MASK_USED, DUMP_MASK_UNUSED, DUMP_FLAGS_NONE,
+  DUMP_FLAGS_NONDISRUPT, DUMP_FLAGS_SOFTBOOT, DUMP_FLAGS_POLL, DUMP_FLAGS_NETDUMP, DUMP_FLAGS_DISKDUMP, DUMP_FLAGS_KNOWN,
+  DUMP_DH_FLAGS_NONE, DUMP_DH_TRUNCATED, dumpLevelMask,
+} from './lkcd/constants.js';
+export * from './lkcd/dump_header.js';
+export * from './lkcd/dump_header_asm.js';
+export * from './lkcd/dump_page.js';
+export * from './memdev/dump_config_block.js';
+export * from './memdev/block.js';
+export * from './memdev/memdev.js';
+export * from './writer/stage1.js';
+export * from './driver.js';
+export * from './crashdump_boot.js';
+export * from './softboot.js';
+export * from './crash.js';
+export * from './formats/inplace.js';

@@ -20,3 +20,7 @@ export * from './structs/task_struct.js';
 export * from './structs/new_utsname.js';
 export * from './structs/printk_log.js';
 export { Prng } from './prng.js';
+export * from './panic.js';
+export * from './kexec.js';
+export * from './structs/kimage.js';
+export * from './mm/memmap_init.js';

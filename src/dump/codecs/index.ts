@@ -1,0 +1,4 @@
+export * from './constants.js';
+export * from './rle.js';
+export * from './gzip.js';
+export * from './page_codec.js';

@@ -1,0 +1,94 @@
+import { CorruptDumpError, hex, viewOf } from '../codec/index.js';
+import { PAGE_SIZE, PAGE_SIZE_N, type PhysicalRam } from '../machine/index.js';
+import {
+  bootRegion, inRanges, Kernel, LOGLEVEL_INFO, LOGLEVEL_WARNING, PAGE_OFFSET, printk, type KernelConfig, type PhysRange,
+} from '../kernel/index.js';
+import { dump_config } from '../kernel/structs/dump_config.js';
+import { readBlock } from './memdev/block.js';
+import { DUMP_STATE_SAVED, dump_missing_page, type DumpConfigBlock } from './memdev/dump_config_block.js';
+import { Memdev } from './memdev/memdev.js';
+
+/** The sentinel LKCD's setup.c used for "no crashdump= given". */
+export const CRASHDUMP_ADDR_NONE = 0xdeadbeefn;
+
+/** Parses crashdump=<addr> from a command line, memparse-style; null when absent. */
+export function parseCrashdumpArg(cmdline: string): { text: string; value: bigint | null } | null {
+  const m = /(?:^|\s)crashdump=(\S*)/.exec(cmdline);
+  if (!m) return null;
+  const t = /^(0x[0-9a-f]+|\d+)([kmg]?)$/i.exec(m[1]);
+  if (!t) return { text: m[1], value: null };
+  const shift = { '': 0n, k: 10n, m: 20n, g: 30n }[t[2].toLowerCase() as '' | 'k' | 'm' | 'g'];
+  return { text: m[1], value: BigInt(t[1]) << shift };
+}
+
+/** Every frame a saved dump occupies: the block, the memdev's frames, the missing-ranges pages. */
+export function savedDumpFrames(ram: PhysicalRam, blockPhys: bigint, block: DumpConfigBlock): bigint[] {
+  const frames = [blockPhys / PAGE_SIZE_N, ...Memdev.open(ram, block.memdev).frames()];
+  let pfn = block.missing_root;
+  let guard = 0;
+  while (pfn !== 0n) {
+    if (pfn >= ram.size / PAGE_SIZE_N || ++guard > 1 << 20) throw new CorruptDumpError(`missing-ranges list page ${hex(pfn)} is outside RAM`, { struct: 'dump_config_block', field: 'missing_root' });
+    frames.push(pfn);
+    pfn = dump_missing_page.decode(viewOf(ram.read(pfn * PAGE_SIZE_N, PAGE_SIZE))).next_pfn;
+  }
+  return frames;
+}
+
+/** Coalesces frames into sorted physical ranges. */
+export function framesToRanges(frames: bigint[]): PhysRange[] {
+  const sorted = [...new Set(frames)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const out: PhysRange[] = [];
+  for (const pfn of sorted) {
+    const last = out[out.length - 1];
+    if (last && last.end === pfn * PAGE_SIZE_N) last.end += PAGE_SIZE_N;
+    else out.push({ start: pfn * PAGE_SIZE_N, end: (pfn + 1n) * PAGE_SIZE_N });
+  }
+  return out;
+}
+
+/**
+ * crashdump_reserve() for the booting kernel: finds the dump config block
+ * at crashdump=<addr>, checks it (magic, checksum, state) and that every
+ * frame of the saved dump is inside RAM and outside this kernel's boot
+ * region, and returns the frames to reserve before any allocation. Any
+ * problem is logged and the dump ignored: the boot goes on.
+ */
+export function crashdumpReserve(kernel: Kernel, config: KernelConfig): PhysRange[] {
+  const cmdline = kernel.readBytes('boot_command_line').toString('latin1').replace(/\0.*$/s, '');
+  kernel.writeU64('crashdump_addr', CRASHDUMP_ADDR_NONE);
+  const arg = parseCrashdumpArg(cmdline);
+  if (!arg) return [];
+  const ignore = (why: string): PhysRange[] => {
+    printk(kernel, `crashdump: ${why}. Ignoring dump`, LOGLEVEL_WARNING);
+    return [];
+  };
+  if (arg.value === null) return ignore(`crashdump=${arg.text} is not an address`);
+  const addr = arg.value;
+  if (addr < PAGE_OFFSET || addr - PAGE_OFFSET >= kernel.ram.size) return ignore(`crashdump=${hex(addr)} is not a direct-mapped address of this machine's RAM`);
+  const phys = addr - PAGE_OFFSET;
+  if (phys % PAGE_SIZE_N !== 0n) return ignore(`crashdump=${hex(addr)} is not page aligned`);
+  try {
+    const block = readBlock(kernel.ram, phys);
+    if (block.state !== DUMP_STATE_SAVED) return ignore(`the dump config block at ${hex(addr)} holds no saved dump (state ${block.state})`);
+    const frames = savedDumpFrames(kernel.ram, phys, block);
+    const boot = bootRegion(kernel.ram.size, config);
+    const clash = frames.find((pfn) => inRanges(pfn * PAGE_SIZE_N, boot));
+    if (clash !== undefined) return ignore(`dump frame ${hex(clash)} lies in this kernel's boot region`);
+    const ranges = framesToRanges(frames);
+    printk(kernel, `Dump may be available from previous boot: ${block.pages_saved} pages in ${frames.length} frames at ${hex(addr)}${block.truncated ? ' (TRUNCATED)' : ''}`, LOGLEVEL_INFO);
+    kernel.writeU64('crashdump_addr', addr);
+    const cfg = kernel.readStruct(dump_config, 'dump_config');
+    kernel.writeStruct(dump_config, 'dump_config', { ...cfg, dump_addr: addr, active: 0 });
+    return ranges;
+  } catch (e) {
+    if (e instanceof CorruptDumpError) return ignore(`invalid dump at ${hex(addr)}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** The saved dump this kernel reserved at boot, if any: (address, physical address). */
+export function pendingDump(kernel: Kernel): { addr: bigint; phys: bigint } | null {
+  const addr = kernel.readU64('crashdump_addr');
+  if (addr === 0n || addr === CRASHDUMP_ADDR_NONE) return null;
+  return { addr, phys: Kernel.__pa(addr) };
+}

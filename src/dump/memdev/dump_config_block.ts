@@ -1,0 +1,103 @@
+import { array, cstring, defineStruct, u32, u64, type ValueOf } from '../../codec/index.js';
+import { DUMP_PANIC_LEN } from '../lkcd/constants.js';
+
+/** Version of our dump_config_block layout (the LKCD original held kernel structs by value). */
+export const DUMP_CONFIG_BLOCK_VERSION = 1;
+/** Pages set aside at configuration so a dump can start before any page is freed (dump_memdev.c). */
+export const DUMP_NR_BOOTSTRAP = 64;
+/** Data-page PFNs per map page (PAGE_SIZE / sizeof(unsigned long)). */
+export const DUMP_MAP_SZ = 512;
+/** Map-page PFNs per indirect page: the last slot chains to the next indirect page. */
+export const DUMP_IND_MAP_SZ = DUMP_MAP_SZ - 1;
+export const MAX_DUMP_SEGMENTS = 24;
+
+/** Block states. */
+export const DUMP_STATE_ARMED = 1;      // configured, no dump in memory
+export const DUMP_STATE_SAVED = 2;      // a dump is in memory, awaiting writeout
+export const DUMP_STATE_WRITTEN = 3;    // written out to the dump device; frames released
+
+/** Pass numbers, as dump_filters.c numbers its filter table. */
+export const DUMP_PASS_KERN = 0;
+export const DUMP_PASS_USER = 1;
+export const DUMP_PASS_UNUSED = 2;
+export const DUMP_PASS_NAMES = ['kern', 'user', 'unused'] as const;
+
+/**
+ * A contiguous run of page records of one pass in the memdev's logical
+ * space (the filter table's start/end of LKCD, which may hold several runs
+ * per pass here: pages saved after a deferral form a later run).
+ */
+export const dump_segment = defineStruct('dump_segment', {
+  pass: u32,
+  nr_pages: u32,
+  start: u64,
+  end: u64,
+});
+export type DumpSegment = ValueOf<typeof dump_segment>;
+
+/**
+ * struct dump_memdev (include/linux/dumpdev.h): the handle to pages saved
+ * in memory. Offsets are bytes of the memdev's logical space.
+ */
+export const dump_memdev = defineStruct('dump_memdev', {
+  indirect_map_root: u64,
+  nr_indirect: u32,
+  nr_maps_max: u32,
+  nr_map_pages: u32,
+  nr_free: u32,
+  nr_data_pages: u64,
+  last_offset: u64,
+  last_used_offset: u64,
+  last_bs_offset: u64,
+});
+export type DumpMemdev = ValueOf<typeof dump_memdev>;
+
+/**
+ * The dump config block (LKML-1's struct dump_config_block, our layout):
+ * found by the next kernel at crashdump=<addr>; holds the settings, the
+ * memdev handle, and what stage 1 saved. Protected by a CRC32.
+ */
+export const dump_config_block = defineStruct('dump_config_block', {
+  magic: u64,
+  version: u32,
+  block_size: u32,
+  checksum: u32,
+  state: u32,
+  ram_bytes: u64,
+  level: u32,
+  flags: u32,
+  compress: u32,
+  panic_timeout: u32,
+  memdev: dump_memdev,
+  dump_buf_pfn: u64,
+  dump_buf_pages: u32,
+  header_len: u32,
+  dump_time_sec: u64,
+  dump_time_usec: u64,
+  live: u32,
+  truncated: u32,
+  dumped_passes: u32,
+  dropped_passes: u32,
+  nr_segments: u32,
+  nr_missing_ranges: u32,
+  segments: array(dump_segment, MAX_DUMP_SEGMENTS),
+  end_offset: u64,
+  pages_saved: u64,
+  pages_missing: u64,
+  missing_root: u64,
+  pages_compressed: u64,
+  bytes_stored: u64,
+  boot_physical_start: u64,
+  boot_region_end: u64,
+  panic_string: cstring(DUMP_PANIC_LEN),
+});
+export type DumpConfigBlock = ValueOf<typeof dump_config_block>;
+
+/** A page of the missing-ranges list: [start, end) pfn ranges not saved, chained by pfn. */
+export const MISSING_RANGES_PER_PAGE = 255;
+export const dump_missing_page = defineStruct('dump_missing_page', {
+  next_pfn: u64,
+  count: u32,
+  _pad: u32,
+  ranges: array(defineStruct('pfn_range', { start: u64, end: u64 }), MISSING_RANGES_PER_PAGE),
+});

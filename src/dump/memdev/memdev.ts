@@ -1,0 +1,149 @@
+import { CorruptDumpError, InternalError, viewOf } from '../../codec/index.js';
+import { PAGE_SIZE, PAGE_SIZE_N, type PhysicalRam } from '../../machine/index.js';
+import { DUMP_IND_MAP_SZ, DUMP_MAP_SZ, type DumpMemdev } from './dump_config_block.js';
+
+const PAGE = PAGE_SIZE;
+
+/**
+ * The memory dump device (LKCD's dump_memdev.c): a logical, append-only
+ * byte space whose pages are scattered frames. A chain of indirect pages
+ * holds the PFNs of map pages; each map page holds DUMP_MAP_SZ PFNs of data
+ * pages. Logical page `loc` is map `loc / DUMP_MAP_SZ`, entry `loc %
+ * DUMP_MAP_SZ`. All state is in RAM; `handle` mirrors struct dump_memdev.
+ */
+export class Memdev {
+  /** PFNs of the indirect pages, in chain order (small: 17 for 16 GiB). */
+  private indirect: bigint[] = [];
+  private curMapPfn = 0n;
+
+  constructor(readonly ram: PhysicalRam, readonly handle: DumpMemdev) {}
+
+  /** Opens an existing memdev, following its indirect chain (checked against RAM size). */
+  static open(ram: PhysicalRam, handle: DumpMemdev): Memdev {
+    const m = new Memdev(ram, handle);
+    m.loadIndirect();
+    if (handle.nr_map_pages > 0) m.curMapPfn = m.mapPfn(handle.nr_map_pages - 1);
+    return m;
+  }
+
+  private maxPfn(): bigint {
+    return this.ram.size / PAGE_SIZE_N;
+  }
+
+  private checkPfn(pfn: bigint, what: string): bigint {
+    if (pfn === 0n || pfn >= this.maxPfn()) {
+      throw new CorruptDumpError(`memdev ${what} pfn 0x${pfn.toString(16)} is outside RAM`, { struct: 'dump_memdev', address: pfn * PAGE_SIZE_N, space: 'phys' });
+    }
+    return pfn;
+  }
+
+  private loadIndirect(): void {
+    this.indirect = [];
+    let pfn = this.handle.indirect_map_root;
+    for (let i = 0; i < this.handle.nr_indirect; i++) {
+      this.indirect.push(this.checkPfn(pfn, 'indirect map'));
+      pfn = this.ram.readU64(pfn * PAGE_SIZE_N + BigInt(DUMP_IND_MAP_SZ * 8));
+    }
+  }
+
+  /** Lays out a new, empty memdev over already-allocated indirect pages. */
+  static format(ram: PhysicalRam, indirectPfns: bigint[]): Memdev {
+    const zero = Buffer.alloc(PAGE);
+    indirectPfns.forEach((pfn, i) => {
+      const page = Buffer.from(zero);
+      if (i + 1 < indirectPfns.length) page.writeBigUInt64LE(indirectPfns[i + 1], DUMP_IND_MAP_SZ * 8);
+      ram.write(pfn * PAGE_SIZE_N, page);
+    });
+    const m = new Memdev(ram, {
+      indirect_map_root: indirectPfns[0] ?? 0n, nr_indirect: indirectPfns.length,
+      nr_maps_max: indirectPfns.length * DUMP_IND_MAP_SZ, nr_map_pages: 0, nr_free: 0,
+      nr_data_pages: 0n, last_offset: 0n, last_used_offset: 0n, last_bs_offset: 0n,
+    });
+    m.indirect = [...indirectPfns];
+    return m;
+  }
+
+  /** PFN of map page `i`, read from its indirect page. */
+  mapPfn(i: number): bigint {
+    const ind = this.indirect[Math.floor(i / DUMP_IND_MAP_SZ)];
+    if (ind === undefined) throw new CorruptDumpError(`memdev map ${i} is beyond the indirect chain`, { struct: 'dump_memdev', field: 'nr_map_pages' });
+    return this.ram.readU64(ind * PAGE_SIZE_N + BigInt((i % DUMP_IND_MAP_SZ) * 8));
+  }
+
+  /** PFN of the data page backing logical page `loc` (dump_mem_lookup). */
+  lookup(loc: bigint): bigint {
+    if (loc >= this.handle.nr_data_pages) {
+      throw new CorruptDumpError(`memdev logical page ${loc} is beyond the ${this.handle.nr_data_pages} backed pages`, { struct: 'dump_memdev', field: 'nr_data_pages' });
+    }
+    const map = this.mapPfn(Number(loc / BigInt(DUMP_MAP_SZ)));
+    return this.checkPfn(this.ram.readU64(map * PAGE_SIZE_N + (loc % BigInt(DUMP_MAP_SZ)) * 8n), 'data page');
+  }
+
+  /** True when the next added frame must become a map page. */
+  needsMapPage(): boolean {
+    return this.handle.nr_data_pages === BigInt(this.handle.nr_map_pages) * BigInt(DUMP_MAP_SZ);
+  }
+
+  /**
+   * Adds a free frame as space (dump_mem_add_space): it becomes a map page
+   * when the current one is full, else the next data page.
+   */
+  addSpace(pfn: bigint): void {
+    if (this.needsMapPage()) {
+      if (this.handle.nr_map_pages >= this.handle.nr_maps_max) throw new InternalError('memdev indirect maps exhausted');
+      const i = this.handle.nr_map_pages;
+      this.ram.write(pfn * PAGE_SIZE_N, Buffer.alloc(PAGE));
+      this.ram.writeU64(this.indirect[Math.floor(i / DUMP_IND_MAP_SZ)] * PAGE_SIZE_N + BigInt((i % DUMP_IND_MAP_SZ) * 8), pfn);
+      this.handle.nr_map_pages++;
+      this.curMapPfn = pfn;
+      return;
+    }
+    const entry = this.handle.nr_data_pages % BigInt(DUMP_MAP_SZ);
+    this.ram.writeU64(this.curMapPfn * PAGE_SIZE_N + entry * 8n, pfn);
+    this.handle.nr_data_pages++;
+    this.handle.last_offset += PAGE_SIZE_N;
+  }
+
+  /** Writes whole pages at a page-aligned logical offset inside the backed space (dump_mem_write). */
+  writePages(offset: bigint, data: Uint8Array): void {
+    if (offset % PAGE_SIZE_N !== 0n || data.length % PAGE !== 0) throw new InternalError('memdev writes must be page-aligned');
+    if (offset + BigInt(data.length) > this.handle.last_offset) throw new InternalError('memdev write beyond backed space');
+    for (let i = 0; i < data.length; i += PAGE) {
+      const pfn = this.lookup((offset + BigInt(i)) / PAGE_SIZE_N);
+      this.ram.write(pfn * PAGE_SIZE_N, data.subarray(i, i + PAGE));
+    }
+    const end = offset + BigInt(data.length);
+    if (end > this.handle.last_used_offset) this.handle.last_used_offset = end;
+  }
+
+  /** Reads `length` bytes of the logical space (any alignment). */
+  read(offset: bigint, length: number): Buffer {
+    const out = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      const pos = offset + BigInt(done);
+      const within = Number(pos % PAGE_SIZE_N);
+      const n = Math.min(PAGE - within, length - done);
+      const pfn = this.lookup(pos / PAGE_SIZE_N);
+      this.ram.readInto(pfn * PAGE_SIZE_N + BigInt(within), out.subarray(done, done + n));
+      done += n;
+    }
+    return out;
+  }
+
+  /** Every frame the memdev uses: indirect pages, map pages, data pages. */
+  *frames(): Generator<bigint> {
+    yield* this.indirect;
+    for (let i = 0; i < this.handle.nr_map_pages; i++) yield this.checkPfn(this.mapPfn(i), 'map page');
+    const perMap = BigInt(DUMP_MAP_SZ);
+    for (let m = 0; m < this.handle.nr_map_pages; m++) {
+      const mapPfn = this.mapPfn(m);
+      const first = BigInt(m) * perMap;
+      const count = this.handle.nr_data_pages - first < perMap ? this.handle.nr_data_pages - first : perMap;
+      if (count <= 0n) break;
+      const raw = this.ram.read(mapPfn * PAGE_SIZE_N, Number(count) * 8);
+      const view = viewOf(raw);
+      for (let e = 0; e < Number(count); e++) yield this.checkPfn(view.getBigUint64(e * 8, true), 'data page');
+    }
+  }
+}

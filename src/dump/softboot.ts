@@ -1,0 +1,56 @@
+import { hex } from '../codec/index.js';
+import { writeState } from '../machine/index.js';
+import {
+  bootKernel, closeSystem, kernelWallClock, machineKexec, powerOn, printk, readKernelHeader, sim_workload, uts_namespace,
+  LOGLEVEL_WARNING, Kernel, type RunningSystem,
+} from '../kernel/index.js';
+import { crashdumpReserve } from './crashdump_boot.js';
+
+/**
+ * A warm reboot into the loaded kexec image (machine_kexec): the segments
+ * are copied to their destinations, the new kernel boots with the command
+ * line it was loaded with, and, when that carries crashdump=, reserves the
+ * saved dump before anything else. RAM outside the new kernel's boot
+ * region keeps its bytes.
+ */
+export function kexecReboot(sys: RunningSystem): RunningSystem {
+  const old = sys.kernel;
+  const uts = old.readStruct(uts_namespace, 'init_uts_ns').name;
+  const now = kernelWallClock(old);
+  const wl = old.readStruct(sim_workload, 'sim_workload');
+  const jump = machineKexec(old);
+  const header = readKernelHeader(sys.ram, jump.entry);
+  const config = { release: header.release, physicalStart: header.physical_start };
+  const { kernel, cpu } = bootKernel(sys.ram, jump.entry, {
+    cmdline: jump.cmdline,
+    hostname: uts.nodename,
+    bootTime: now.sec + 1n,
+    seed: wl.seed + 1,
+    earlyReserve: (k) => crashdumpReserve(k, config),
+  });
+  kernel.writeStruct(sim_workload, 'sim_workload', { ...wl, generation: 0, run_seconds: 0n });
+  sys.ram.flush();
+  const state = { ...sys.state, power: 'on' as const, cpu };
+  writeState(sys.root, state);
+  return { ...sys, state, kernel };
+}
+
+/**
+ * A cold reboot after a panic with no kexec image: RAM does not survive,
+ * so the firmware boots the default kernel on cleared memory, and the new
+ * kernel's log says why.
+ */
+export function coldReboot(sys: RunningSystem, reason: string): RunningSystem {
+  const wl = sys.kernel.readStruct(sim_workload, 'sim_workload');
+  const root = sys.root;
+  const mem = sys.ram.size;
+  closeSystem(sys);
+  const fresh = powerOn(root, { mem, profile: 'idle', seed: wl.seed });
+  printk(fresh.kernel, `reboot: cold boot after ${reason}; memory contents were lost`, LOGLEVEL_WARNING);
+  fresh.ram.flush();
+  return fresh;
+}
+
+export function describeKernel(k: Kernel): string {
+  return `${k.release} at ${hex(k.header.physical_start)}`;
+}

@@ -1,0 +1,443 @@
+import { DumpError, InternalError, viewOf } from '../../codec/index.js';
+import { PAGE_SIZE, PAGE_SIZE_N, type PhysicalRam } from '../../machine/index.js';
+import {
+  blankPage, bootRegion, forEachPageType, inRanges, Kernel, MemMap, PAGE_OFFSET, PG_reserved, pageFlag, uts_namespace,
+  type BuddyAllocator, type KernelConfig, type PageType, type PanicInfo, type PhysRange,
+} from '../../kernel/index.js';
+import { makePageCodec, type PageCodec } from '../codecs/index.js';
+import {
+  DUMP_ASM_MAGIC_NUMBER, DUMP_ASM_VERSION_NUMBER, DUMP_BUFFER_SIZE, DUMP_DH_COMPRESSED, DUMP_DH_END, DUMP_MAGIC_NUMBER,
+  DUMP_MASK_KERN, DUMP_MASK_UNUSED, DUMP_MASK_USED, DUMP_MAX_NUM_CPUS, DUMP_VERSION_NUMBER, DUMP_MAGIC_LIVE,
+  type DumpCompress,
+} from '../lkcd/constants.js';
+import { dump_header, type DumpHeader } from '../lkcd/dump_header.js';
+import { dump_header_asm } from '../lkcd/dump_header_asm.js';
+import { dump_page } from '../lkcd/dump_page.js';
+import { readBlock, writeBlock } from '../memdev/block.js';
+import {
+  DUMP_MAP_SZ, DUMP_PASS_KERN, DUMP_PASS_NAMES, DUMP_PASS_UNUSED, DUMP_PASS_USER, DUMP_STATE_ARMED, DUMP_STATE_SAVED,
+  MAX_DUMP_SEGMENTS, MISSING_RANGES_PER_PAGE, dump_missing_page, type DumpConfigBlock, type DumpSegment,
+} from '../memdev/dump_config_block.js';
+import { Memdev } from '../memdev/memdev.js';
+import { PfnBitmap, PfnRanges } from './pfn_set.js';
+
+/** Bytes of the dump header region at the start of the memdev: dump_header + asm header, page aligned. */
+export const STAGE1_HEADER_LEN = Math.ceil((dump_header.size + dump_header_asm.size) / PAGE_SIZE) * PAGE_SIZE;
+/** Space kept back for the end record, the final padding, and the missing-ranges list. */
+const END_RESERVE = BigInt(3 * PAGE_SIZE);
+/** Pages sampled per pass to estimate how well it compresses. */
+const SAMPLE_PAGES = 96;
+/** How close to full a plan may come before a less important pass is dropped. */
+const PLAN_HEADROOM = 0.97;
+
+export type Stage1Mode = 'panic' | 'live';
+
+export interface Stage1Options {
+  mode: Stage1Mode;
+  panic: PanicInfo;
+  /** Configuration of the kernel that will boot next (the loaded kexec image): its boot region is never a destination. */
+  nextKernel: KernelConfig;
+  /** The allocator, for live dumps that take their frames from it. */
+  buddy?: BuddyAllocator;
+  /** Console lines (the dump driver prints to the console, not to the log it is saving). */
+  console?: (line: string) => void;
+}
+
+export interface PassFigures { selected: bigint; saved: bigint; missing: bigint; bytes: bigint; dropped: boolean }
+
+export interface Stage1Result {
+  pagesSaved: bigint;
+  pagesMissing: bigint;
+  pagesCompressed: bigint;
+  /** Bytes of page records (headers and data) in the memdev. */
+  recordBytes: bigint;
+  /** Frames the stored dump occupies: config block, indirect maps, map pages, data pages, missing list. */
+  framesUsed: bigint;
+  /** Frames of metadata: the config block, indirect and map pages, header pages, missing list. */
+  metadataFrames: bigint;
+  truncated: boolean;
+  passes: Record<(typeof DUMP_PASS_NAMES)[number], PassFigures>;
+  seconds: number;
+  blockPhys: bigint;
+}
+
+const PASS_OF: Record<PageType, number> = {
+  reserved: DUMP_PASS_KERN, slab: DUMP_PASS_KERN, kernel: DUMP_PASS_KERN,
+  cache: DUMP_PASS_USER, anon: DUMP_PASS_USER, free: DUMP_PASS_UNUSED,
+};
+const PASS_MASK = [DUMP_MASK_KERN, DUMP_MASK_USED, DUMP_MASK_UNUSED];
+/** LKCD runs the passes in reverse: less critical pages free up space for the more critical ones. */
+const STAGE1_ORDER = [DUMP_PASS_UNUSED, DUMP_PASS_USER, DUMP_PASS_KERN];
+
+/** Frames the dump driver owns or still needs, which are never saved nor reused. */
+export function dumperFrames(ram: PhysicalRam, block: DumpConfigBlock, blockPhys: bigint, extra: Iterable<bigint>): PfnBitmap {
+  const owned = new PfnBitmap(ram.size / PAGE_SIZE_N);
+  owned.add(blockPhys / PAGE_SIZE_N);
+  for (const pfn of Memdev.open(ram, block.memdev).frames()) owned.add(pfn);
+  for (let i = 0n; i < BigInt(block.dump_buf_pages); i++) owned.add(block.dump_buf_pfn + i);
+  for (const pfn of extra) owned.add(pfn);
+  return owned;
+}
+
+/**
+ * Stage 1 of the soft-boot dump (LKCD's dump_overlay_sequencer), run at
+ * panic or on Alt+SysRq+d: compresses the selected pages one by one
+ * through a fixed buffer into the memdev, taking its space from frames
+ * whose content is already saved or not wanted, never from the next
+ * kernel's boot region nor from frames the dumper still needs. Plans
+ * first from mem_map and sampled compressibility, dropping the least
+ * important passes when everything cannot fit, so kernel pages always
+ * come first; whatever still does not fit is recorded as missing.
+ */
+export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Iterable<bigint>, opts: Stage1Options): Stage1Result {
+  const t0 = performance.now();
+  const ram = kernel.ram;
+  const say = opts.console ?? ((): void => undefined);
+  const block = readBlock(ram, blockPhys);
+  if (block.state !== DUMP_STATE_ARMED) {
+    throw new DumpError('USAGE', `dump: the dump config block at ${PAGE_OFFSET + blockPhys} holds a dump awaiting writeout; not overwriting it`);
+  }
+  const live = opts.mode === 'live';
+  if (live && !opts.buddy) throw new InternalError('live dump without an allocator');
+  const memmap = new MemMap(kernel);
+  // The dumper's own frames are not part of the dump; frames the reboot still needs (the loaded
+  // kexec image) are saved like any kernel page but never reused.
+  const owned = dumperFrames(ram, block, blockPhys, []);
+  const keep = new PfnBitmap(ram.size / PAGE_SIZE_N);
+  for (const pfn of neededFrames) keep.add(pfn);
+  const boot: PhysRange[] = bootRegion(ram.size, opts.nextKernel);
+  const inBoot = (pfn: bigint): boolean => inRanges(pfn * PAGE_SIZE_N, boot);
+  const codec = makePageCodec(block.compress as DumpCompress);
+  const memdev = Memdev.open(ram, block.memdev);
+  const scratch = new Uint8Array(PAGE_SIZE);
+
+  // ---- plan: count each pass, sample its compressibility ----------------------------------
+  const count = [0n, 0n, 0n];
+  const countBoot = [0n, 0n, 0n]; // frames of the pass that can never become space
+  forEachPageType(memmap, (pfn, type) => {
+    if (owned.has(pfn)) return;
+    const p = PASS_OF[type];
+    count[p]++;
+    if (inBoot(pfn) || keep.has(pfn)) countBoot[p]++;
+  });
+  const avgRecord = [0, 0, 0].map((_, p) => sampleRecordBytes(kernel, memmap, owned, p, count[p], codec, scratch));
+  const selected = PASS_MASK.map((m) => (block.level & m) !== 0);
+  const freeNow = live ? opts.buddy!.freePages() : 0n;
+  const bootstrapBytes = block.memdev.last_offset - BigInt(STAGE1_HEADER_LEN);
+  const capacityBytes = (): bigint => {
+    // Panic: every frame outside the boot region and the dumper's own becomes space once saved or skipped.
+    // Live: only free frames do, and the dump keeps them.
+    const frames = live ? freeNow - countBoot[DUMP_PASS_UNUSED] : (count[0] - countBoot[0]) + (count[1] - countBoot[1]) + (count[2] - countBoot[2]);
+    return bootstrapBytes + (frames * BigInt(DUMP_MAP_SZ) / BigInt(DUMP_MAP_SZ + 1)) * PAGE_SIZE_N - END_RESERVE;
+  };
+  const need = (p: number): bigint => BigInt(Math.ceil(Number(count[p]) * avgRecord[p]));
+  const planFits = (): boolean => {
+    let total = 0n;
+    for (let p = 0; p < 3; p++) if (selected[p]) total += need(p);
+    return Number(total) <= Number(capacityBytes()) * PLAN_HEADROOM;
+  };
+  const dropped = [false, false, false];
+  for (const p of [DUMP_PASS_UNUSED, DUMP_PASS_USER]) {
+    if (selected[p] && !planFits()) {
+      selected[p] = false;
+      dropped[p] = true;
+      say(`dump: not enough room for the ${DUMP_PASS_NAMES[p]} pass (${count[p]} pages, ~${avgRecord[p].toFixed(0)} bytes each): dropped`);
+    }
+  }
+
+  // ---- space: frames that may be reused, and the logical stream -------------------------
+  const pool = new PfnRanges();
+  const borrowedBoot: bigint[] = [];
+  const releasable = (pfn: bigint, pass: number): boolean => !owned.has(pfn) && !keep.has(pfn) && !inBoot(pfn) && (!live || pass === DUMP_PASS_UNUSED);
+  const takeFrame = (): bigint | null => {
+    if (!live) return pool.shift();
+    for (;;) {
+      const pfn = opts.buddy!.alloc(0);
+      if (pfn === null) return null;
+      if (inBoot(pfn)) { borrowedBoot.push(pfn); continue; }
+      memmap.set(pfn, { ...blankPage(), flags: pageFlag(PG_reserved), _refcount: 1 });
+      return pfn;
+    }
+  };
+  const liveFramesLeft = (): bigint => (live ? opts.buddy!.freePages() : 0n);
+  const addSpace = (): boolean => {
+    const pfn = takeFrame();
+    if (pfn === null) return false;
+    owned.add(pfn);
+    memdev.addSpace(pfn);
+    return true;
+  };
+  if (!live) {
+    // Frames nobody will save are space from the start (LKCD's dump_overlay_skip_data).
+    forEachPageType(memmap, (pfn, type) => {
+      if (!selected[PASS_OF[type]] && releasable(pfn, PASS_OF[type])) pool.push(pfn);
+    });
+  }
+
+  const buffer = Buffer.alloc(DUMP_BUFFER_SIZE);
+  let bufStart = BigInt(STAGE1_HEADER_LEN); // logical offset of buffer[0]
+  let bufLen = 0;
+  const poolBytes = (): bigint => {
+    const frames = live ? liveFramesLeft() : pool.size;
+    return (frames * BigInt(DUMP_MAP_SZ) / BigInt(DUMP_MAP_SZ + 1)) * PAGE_SIZE_N;
+  };
+  const room = (): bigint => memdev.handle.last_offset + poolBytes() - (bufStart + BigInt(bufLen)) - END_RESERVE;
+  const ensureBacked = (end: bigint): void => {
+    while (memdev.handle.last_offset < end) {
+      if (!addSpace()) throw new InternalError('dump: space accounting allowed a write the pool cannot back');
+    }
+  };
+  const flushPages = (final: boolean): void => {
+    const whole = final ? Math.ceil(bufLen / PAGE_SIZE) * PAGE_SIZE : Math.floor(bufLen / PAGE_SIZE) * PAGE_SIZE;
+    if (whole === 0) return;
+    if (final) buffer.fill(0, bufLen, whole);
+    // The buffer lives in the dumper's own frames, as dump_buf does.
+    ram.write(block.dump_buf_pfn * PAGE_SIZE_N, buffer.subarray(0, Math.min(whole, block.dump_buf_pages * PAGE_SIZE)));
+    ensureBacked(bufStart + BigInt(whole));
+    memdev.writePages(bufStart, buffer.subarray(0, whole));
+    buffer.copyWithin(0, whole, bufLen);
+    bufStart += BigInt(whole);
+    bufLen = final ? 0 : bufLen - whole;
+  };
+  const append = (bytes: Uint8Array): void => {
+    let done = 0;
+    while (done < bytes.length) {
+      const n = Math.min(bytes.length - done, buffer.length - bufLen);
+      buffer.set(bytes.subarray(done, done + n), bufLen);
+      bufLen += n;
+      done += n;
+      if (bufLen === buffer.length) flushPages(false);
+    }
+  };
+  const logicalPos = (): bigint => bufStart + BigInt(bufLen);
+  // The header region must be backed before any record; bootstrap pages cover it.
+  ensureBacked(BigInt(STAGE1_HEADER_LEN));
+
+  // ---- the passes -----------------------------------------------------------------------
+  const segments: DumpSegment[] = [];
+  const figures = [0, 1, 2].map((p) => ({ selected: selected[p] ? count[p] : 0n, saved: 0n, missing: 0n, bytes: 0n, dropped: dropped[p] }));
+  let compressed = 0n;
+  const recHdr = Buffer.alloc(dump_page.size);
+  const pageBuf = Buffer.alloc(PAGE_SIZE);
+  let seg: DumpSegment | null = null;
+  const openSegment = (pass: number): void => {
+    if (seg && seg.pass === pass) return;
+    closeSegment();
+    if (segments.length >= MAX_DUMP_SEGMENTS) throw new InternalError('dump: too many segments');
+    seg = { pass, nr_pages: 0, start: logicalPos(), end: logicalPos() };
+  };
+  const closeSegment = (): void => {
+    if (seg && seg.nr_pages > 0) { seg.end = logicalPos(); segments.push(seg); }
+    seg = null;
+  };
+  /** Saves one page if there is room; returns false (page untouched) if not. */
+  const trySave = (pfn: bigint, pass: number): boolean => {
+    ram.readInto(pfn * PAGE_SIZE_N, pageBuf);
+    const enc = codec.encode(pageBuf, scratch);
+    const size = BigInt(dump_page.size + enc.size);
+    if (size > room()) return false;
+    openSegment(pass);
+    dump_page.encode({ dp_address: pfn * PAGE_SIZE_N, dp_size: enc.size, dp_flags: enc.flags }, viewOf(recHdr));
+    append(recHdr);
+    append(enc.data);
+    seg!.nr_pages++;
+    figures[pass].saved++;
+    figures[pass].bytes += size;
+    if (enc.flags === DUMP_DH_COMPRESSED) compressed++;
+    // Its content is in the buffer: the frame may now hold dump data (dump_overlay_pages_done).
+    if (releasable(pfn, pass) && !live) pool.push(pfn);
+    owned.add(pfn);
+    return true;
+  };
+  const deferred: Array<PfnRanges> = [new PfnRanges(), new PfnRanges(), new PfnRanges()];
+  for (const pass of STAGE1_ORDER) {
+    if (!selected[pass]) continue;
+    forEachPageType(memmap, (pfn, type) => {
+      if (PASS_OF[type] !== pass || owned.has(pfn)) return;
+      if (!trySave(pfn, pass)) deferred[pass].push(pfn);
+    });
+    retryDeferred(deferred[pass], pass);
+  }
+  // Space freed by later passes may now take pages an earlier pass had to defer.
+  for (const pass of [DUMP_PASS_KERN, DUMP_PASS_USER, DUMP_PASS_UNUSED]) retryDeferred(deferred[pass], pass);
+  closeSegment();
+
+  function retryDeferred(list: PfnRanges, pass: number): void {
+    let progress = true;
+    while (progress && list.size > 0n) {
+      progress = false;
+      const pending = list.ranges();
+      const again = new PfnRanges();
+      for (const [s, e] of pending) {
+        for (let pfn = s; pfn < e; pfn++) {
+          if (trySave(pfn, pass)) progress = true;
+          else again.push(pfn);
+        }
+      }
+      while (list.shift() !== null) { /* drain */ }
+      for (const [s, e] of again.ranges()) for (let pfn = s; pfn < e; pfn++) list.push(pfn);
+    }
+  }
+
+  // ---- what did not fit ---------------------------------------------------------------
+  const missingRanges: Array<[bigint, bigint]> = [];
+  for (const pass of [DUMP_PASS_KERN, DUMP_PASS_USER, DUMP_PASS_UNUSED]) {
+    for (const r of deferred[pass].ranges()) {
+      missingRanges.push(r);
+      figures[pass].missing += r[1] - r[0];
+    }
+  }
+  missingRanges.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+
+  // ---- end record, header, block -----------------------------------------------------------
+  const endOffset = logicalPos();
+  dump_page.encode({ dp_address: 0n, dp_size: 0, dp_flags: DUMP_DH_END }, viewOf(recHdr));
+  append(recHdr);
+  flushPages(true);
+
+  let missingRoot = 0n;
+  let missingFrames = 0n;
+  if (missingRanges.length > 0) {
+    const pagesNeeded = Math.ceil(missingRanges.length / MISSING_RANGES_PER_PAGE);
+    const pfns: bigint[] = [];
+    for (let i = 0; i < pagesNeeded; i++) {
+      const pfn = takeFrame();
+      if (pfn === null) break;
+      owned.add(pfn);
+      pfns.push(pfn);
+    }
+    pfns.forEach((pfn, i) => {
+      const chunk = missingRanges.slice(i * MISSING_RANGES_PER_PAGE, (i + 1) * MISSING_RANGES_PER_PAGE);
+      const padded = [...chunk.map(([start, end]) => ({ start, end })), ...Array.from({ length: MISSING_RANGES_PER_PAGE - chunk.length }, () => ({ start: 0n, end: 0n }))];
+      const page = Buffer.alloc(PAGE_SIZE);
+      dump_missing_page.encode({ next_pfn: pfns[i + 1] ?? 0n, count: chunk.length, _pad: 0, ranges: padded }, viewOf(page));
+      ram.write(pfn * PAGE_SIZE_N, page);
+    });
+    missingRoot = pfns[0] ?? 0n;
+    missingFrames = BigInt(pfns.length);
+  }
+
+  const pagesSaved = figures.reduce((a, f) => a + f.saved, 0n);
+  const pagesMissing = figures.reduce((a, f) => a + f.missing, 0n);
+  const truncated = pagesMissing > 0n || dropped.some(Boolean);
+  const effectiveLevel = (block.level & ~PASS_MASK.reduce((m, pm, p) => (dropped[p] ? m | pm : m), 0)) >>> 0;
+  const header = makeHeader(kernel, block, opts.panic, effectiveLevel, pagesSaved, live);
+  const headerBytes = Buffer.alloc(STAGE1_HEADER_LEN);
+  dump_header.encode(header, viewOf(headerBytes), 0);
+  dump_header_asm.encode(makeAsmHeader(opts.panic), viewOf(headerBytes), dump_header.size);
+  memdev.writePages(0n, headerBytes);
+
+  for (const pfn of borrowedBoot) opts.buddy!.free(pfn, 0);
+  const dumpedMask = PASS_MASK.reduce((m, pm, p) => (selected[p] ? m | pm : m), 0);
+  const droppedMask = PASS_MASK.reduce((m, pm, p) => (dropped[p] ? m | pm : m), 0);
+  const padded = [...segments, ...Array.from({ length: MAX_DUMP_SEGMENTS - segments.length }, () => ({ pass: 0, nr_pages: 0, start: 0n, end: 0n }))];
+  const bootEnd = boot.reduce((m, r) => (r.end > m ? r.end : m), 0n);
+  writeBlock(ram, blockPhys, {
+    ...block,
+    state: DUMP_STATE_SAVED,
+    memdev: memdev.handle,
+    header_len: dump_header.size + dump_header_asm.size,
+    dump_time_sec: opts.panic.timeSec,
+    dump_time_usec: opts.panic.timeUsec,
+    live: live ? 1 : 0,
+    truncated: truncated ? 1 : 0,
+    dumped_passes: dumpedMask,
+    dropped_passes: droppedMask,
+    nr_segments: segments.length,
+    nr_missing_ranges: missingRanges.length,
+    segments: padded,
+    end_offset: endOffset,
+    pages_saved: pagesSaved,
+    pages_missing: pagesMissing,
+    missing_root: missingRoot,
+    pages_compressed: compressed,
+    bytes_stored: memdev.handle.last_used_offset,
+    boot_physical_start: opts.nextKernel.physicalStart,
+    boot_region_end: bootEnd,
+    panic_string: opts.panic.message,
+  });
+  ram.flush();
+  codec.close();
+  const mapFrames = BigInt(memdev.handle.nr_map_pages) + BigInt(memdev.handle.nr_indirect);
+  const result: Stage1Result = {
+    pagesSaved, pagesMissing, pagesCompressed: compressed,
+    recordBytes: figures.reduce((a, f) => a + f.bytes, 0n),
+    framesUsed: 1n + mapFrames + memdev.handle.nr_data_pages + missingFrames,
+    metadataFrames: 1n + mapFrames + BigInt(STAGE1_HEADER_LEN / PAGE_SIZE) + missingFrames,
+    truncated,
+    passes: { kern: figures[0], user: figures[1], unused: figures[2] },
+    seconds: (performance.now() - t0) / 1000,
+    blockPhys,
+  };
+  say(`dump: saved ${pagesSaved} pages (${compressed} compressed) in ${result.framesUsed} frames` +
+    (truncated ? `; TRUNCATED: ${pagesMissing} pages missing${droppedMask ? `, passes dropped: ${DUMP_PASS_NAMES.filter((_, p) => dropped[p]).join(', ')}` : ''}` : ''));
+  return result;
+}
+
+/** Average bytes of a page record of a pass, from evenly spaced sample pages. */
+function sampleRecordBytes(kernel: Kernel, memmap: MemMap, owned: PfnBitmap, pass: number, total: bigint, codec: PageCodec, scratch: Uint8Array): number {
+  if (total === 0n) return 0;
+  const stride = total / BigInt(SAMPLE_PAGES) > 0n ? total / BigInt(SAMPLE_PAGES) : 1n;
+  let seen = 0n;
+  let sampled = 0;
+  let bytes = 0;
+  const page = Buffer.alloc(PAGE_SIZE);
+  forEachPageType(memmap, (pfn, type) => {
+    if (PASS_OF[type] !== pass || owned.has(pfn)) return;
+    if (seen++ % stride !== 0n || sampled >= SAMPLE_PAGES) return;
+    kernel.ram.readInto(pfn * PAGE_SIZE_N, page);
+    bytes += dump_page.size + codec.encode(page, scratch).size;
+    sampled++;
+  });
+  // A little pessimism: samples miss the worst pages.
+  return sampled ? (bytes / sampled) * 1.02 : dump_page.size + PAGE_SIZE;
+}
+
+function makeHeader(kernel: Kernel, block: DumpConfigBlock, panic: PanicInfo, level: number, pages: bigint, live: boolean): DumpHeader {
+  const uts = kernel.readStruct(uts_namespace, 'init_uts_ns').name;
+  return {
+    dh_magic_number: DUMP_MAGIC_NUMBER,
+    dh_version: DUMP_VERSION_NUMBER,
+    dh_header_size: dump_header.size,
+    dh_dump_level: level,
+    dh_page_size: PAGE_SIZE,
+    dh_memory_size: kernel.ram.size / PAGE_SIZE_N,
+    dh_memory_start: PAGE_OFFSET,
+    // LKCD's lcrash_init_dump_header() stores the magic here (sic); readers ignore it.
+    dh_memory_end: live ? DUMP_MAGIC_LIVE : DUMP_MAGIC_NUMBER,
+    dh_num_pages: Number(pages),
+    dh_panic_string: panic.message,
+    dh_time: { tv_sec: panic.timeSec, tv_usec: panic.timeUsec },
+    dh_utsname_sysname: uts.sysname,
+    dh_utsname_nodename: uts.nodename,
+    dh_utsname_release: uts.release,
+    dh_utsname_version: uts.version,
+    dh_utsname_machine: uts.machine,
+    dh_utsname_domainname: uts.domainname,
+    dh_current_task: panic.currentTask,
+    dh_dump_compress: block.compress,
+    dh_dump_flags: block.flags,
+    dh_dump_device: Number(block.memdev.indirect_map_root & 0xffffffffn) === 0 ? 0 : 0x14,
+    dh_dump_buffer_size: BigInt(DUMP_BUFFER_SIZE),
+  };
+}
+
+function makeAsmHeader(panic: PanicInfo): ReturnType<typeof dump_header_asm.zero> {
+  const z = dump_header_asm.zero();
+  const regs = Array.from({ length: DUMP_MAX_NUM_CPUS }, (_, i) => (i === 0 ? panic.regs : z.dha_regs));
+  const tasks = Array.from({ length: DUMP_MAX_NUM_CPUS }, (_, i) => (i === 0 ? panic.currentTask : 0n));
+  return {
+    ...z,
+    dha_magic_number: DUMP_ASM_MAGIC_NUMBER,
+    dha_version: DUMP_ASM_VERSION_NUMBER,
+    dha_header_size: dump_header_asm.size,
+    dha_regs: panic.regs,
+    dha_smp_num_cpus: 1,
+    dha_dumping_cpu: 0,
+    dha_smp_regs: regs,
+    dha_smp_current_task: tasks,
+    dha_stack: tasks.map(() => 0n),
+    dha_stack_ptr: tasks.map((t, i) => (i === 0 ? panic.regs.sp & ~0x3fffn : t)),
+  };
+}
+
