@@ -7,7 +7,8 @@ import {
   closeSystem, openSystem, PAGE_TYPES, powerOff, powerOn, PROFILE_NAMES, runWorkload, systemDmesg,
   systemStatus, systemTasks, taskStateName, type SystemStatus,
 } from '../kernel/index.js';
-import { exportLiveVmcore } from '../dump/index.js';
+import { crashMachine, exportLiveVmcore, liveDump, pendingDump, procDumpValues, type CrashOutcome } from '../dump/index.js';
+import { kexecLoaded, type CrashCause, type RunningSystem } from '../kernel/index.js';
 import { progressBar } from './progress.js';
 import { runCli } from './run.js';
 
@@ -31,6 +32,36 @@ function statusText(s: SystemStatus): string {
 
 function statusJson(s: SystemStatus): string {
   return JSON.stringify(s, (_k, v) => (typeof v === 'bigint' ? (v > BigInt(Number.MAX_SAFE_INTEGER) ? hex(v) : Number(v)) : v), 2) + '\n';
+}
+
+function procRead(sys: RunningSystem, p: string): string {
+  const clean = p.replace(/^\/?(proc\/)?/, '');
+  if (clean === 'cmdline') {
+    const raw = sys.kernel.readBytes('boot_command_line');
+    return raw.subarray(0, raw.indexOf(0)).toString('latin1');
+  }
+  if (clean === 'sys/kernel/kexec_loaded') return kexecLoaded(sys.kernel) ? '1' : '0';
+  const m = /^sys\/kernel\/dump\/(addr|level|flags|compress|device)$/.exec(clean);
+  if (m) return procDumpValues(sys.kernel)[m[1]];
+  throw new UsageError(`proc: no such file '${p}' (cmdline, sys/kernel/kexec_loaded, sys/kernel/dump/{addr,level,flags,compress,device})`);
+}
+
+function crashAndReport(root: MachineRoot, cause: CrashCause): void {
+  const sys = openSystem(root);
+  let out: CrashOutcome | null = null;
+  try {
+    out = crashMachine(sys, cause);
+    for (const l of out.console) process.stdout.write(`${l}\n`);
+    const after = out.system;
+    if (out.after === 'kexec') {
+      const pending = pendingDump(after.kernel);
+      process.stdout.write(`kexec: booted ${after.kernel.release}${pending ? `; saved dump reserved at ${hex(pending.addr)}` : '; no saved dump found'}\n`);
+    } else if (out.after === 'cold-reboot') {
+      process.stdout.write(`cold reboot: ${after.kernel.release} booted on cleared memory\n`);
+    }
+  } finally {
+    closeSystem(out ? out.system : sys);
+  }
 }
 
 await runCli('machine', async () => {
@@ -106,6 +137,33 @@ await runCli('machine', async () => {
         const r = exportLiveVmcore(sys, argv.o, bar);
         bar.end();
         process.stdout.write(`${argv.o}: ${r.bytes} bytes\n`);
+      } finally {
+        closeSystem(sys);
+      }
+    })
+    .command('panic [message]', 'panic the kernel: stage 1 saves the dump in memory, then kexec (or a cold reboot)', (y) => y
+      .positional('message', { type: 'string', default: 'panic requested from the console' }),
+    (argv) => { crashAndReport(rootOf(argv), { kind: 'panic', message: argv.message! }); })
+    .command('oops', 'inject an oops in the simulated driver (panic_on_oops): like a real driver bug', () => undefined,
+      (argv) => { crashAndReport(rootOf(argv), { kind: 'oops' }); })
+    .command('sysrq <key>', 'Alt+SysRq: c crashes the kernel, d saves a dump in memory and keeps running', (y) => y
+      .positional('key', { type: 'string', choices: ['c', 'd'] }),
+    (argv) => {
+      if (argv.key === 'c') { crashAndReport(rootOf(argv), { kind: 'sysrq-c' }); return; }
+      const sys = openSystem(rootOf(argv));
+      try {
+        const r = liveDump(sys);
+        for (const l of r.console) process.stdout.write(`${l}\n`);
+      } finally {
+        closeSystem(sys);
+      }
+    })
+    .command('proc <path>', 'read a /proc file of the running kernel (cmdline, sys/kernel/dump/{addr,level,flags,compress,device}, sys/kernel/kexec_loaded)', (y) => y
+      .positional('path', { type: 'string' }),
+    (argv) => {
+      const sys = openSystem(rootOf(argv), { readOnly: true });
+      try {
+        process.stdout.write(`${procRead(sys, argv.path!)}\n`);
       } finally {
         closeSystem(sys);
       }

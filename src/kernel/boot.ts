@@ -85,7 +85,8 @@ export function bootKernel(ram: PhysicalRam, kernelBase: bigint, params: BootPar
   buildPageTables(kernel, ram.size);
 
   const rng = new Prng(params.seed ^ 0x5eed);
-  const tick = (maxUs: number): void => { advanceClock(kernel, BigInt(1000 + rng.below(maxUs * 1000))); };
+  // Boot steps take up to `maxMs` milliseconds each: a boot reaches init after about a second.
+  const tick = (maxMs: number): void => { advanceClock(kernel, BigInt(1 + rng.below(maxMs * 1000)) * 1000n); };
   kernel.writeU64('sim_clock_ns', 0n);
   kernel.writeU64('sim_boot_time', params.bootTime);
 

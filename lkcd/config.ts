@@ -1,0 +1,55 @@
+import fs from 'node:fs';
+import { DumpError, hex } from '../src/codec/index.js';
+import type { MachineRoot } from '../src/machine/index.js';
+import {
+  BuddyAllocator, closeSystem, kexecLoad, MemMap, openSystem, readKernelImageFile,
+} from '../src/kernel/index.js';
+import { armDump, pendingDump, readDumpConfig, DUMP_FLAGS_SOFTBOOT } from '../src/dump/index.js';
+import { dump_config } from '../src/kernel/structs/dump_config.js';
+import { loadSysconfig, wantsSoftboot } from './sysconfig.js';
+
+export interface ConfigReport { lines: string[] }
+
+/**
+ * `lkcd config`: pushes /etc/sysconfig/dump into the running kernel. With
+ * DUMP_FLAGS_SOFTBOOT and KEXEC_IMAGE it preloads the kexec kernel with
+ * crashdump=<addr> appended, as lkcdutils' sbin.lkcd does.
+ */
+export function lkcdConfig(root: MachineRoot): ConfigReport {
+  const sys = openSystem(root);
+  const lines: string[] = [];
+  try {
+    const kernel = sys.kernel;
+    const conf = loadSysconfig(root.sysconfigPath, root.dir, kernel.release);
+    const pending = pendingDump(kernel);
+    if (pending) {
+      throw new DumpError('UNSUPPORTED', `a dump from the previous boot is held in memory at ${hex(pending.addr)}; writing it out (stage 2) is not implemented yet, so lkcd config leaves it untouched`);
+    }
+    if (!conf.DUMP_ACTIVE) {
+      const cfg = readDumpConfig(kernel);
+      kernel.writeStruct(dump_config, 'dump_config', { ...cfg, active: 0 });
+      lines.push('dump: DUMP_ACTIVE=0: dumping disabled');
+      sys.ram.flush();
+      return { lines };
+    }
+    if ((conf.DUMP_FLAGS & DUMP_FLAGS_SOFTBOOT) && conf.KEXEC_IMAGE !== '' && !fs.existsSync(conf.KEXEC_IMAGE)) {
+      throw new DumpError('NOINPUT', `KEXEC_IMAGE ${conf.KEXEC_IMAGE} does not exist`, { file: conf.KEXEC_IMAGE });
+    }
+    const armed = armDump(kernel, {
+      active: true, level: conf.DUMP_LEVEL, flags: conf.DUMP_FLAGS, compress: conf.DUMP_COMPRESS, panicTimeout: conf.PANIC_TIMEOUT,
+    });
+    const cfg = readDumpConfig(kernel);
+    lines.push(`dump: ${armed.created ? 'configured' : 'reconfigured'}: level 0x${cfg.level.toString(16)}, flags 0x${cfg.flags.toString(16)}, compress ${cfg.compress}; config block at ${hex(armed.addr)}`);
+    if (wantsSoftboot(conf)) {
+      const image = readKernelImageFile(conf.KEXEC_IMAGE);
+      const memmap = new MemMap(kernel);
+      const cmdline = `${conf.KEXEC_CMDLINE} crashdump=${hex(armed.addr)}`.trim();
+      kexecLoad(kernel, new BuddyAllocator(kernel, memmap), memmap, image, cmdline);
+      lines.push(`Preloading kernel for kexec based dumping: ${image.layout.config.release} --command-line="${cmdline}"`);
+    }
+    sys.ram.flush();
+    return { lines };
+  } finally {
+    closeSystem(sys);
+  }
+}
