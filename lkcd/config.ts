@@ -4,11 +4,19 @@ import type { MachineRoot } from '../src/machine/index.js';
 import {
   BuddyAllocator, closeSystem, kexecLoad, MemMap, openSystem, readKernelImageFile,
 } from '../src/kernel/index.js';
-import { armDump, pendingDump, readDumpConfig, DUMP_FLAGS_SOFTBOOT } from '../src/dump/index.js';
+import {
+  armDump, BlockDevice, dumpAwaitingWriteout, faultsFromEnv, readDumpConfig, writeoutDump, DUMP_FLAGS_SOFTBOOT,
+} from '../src/dump/index.js';
+import { progressBar } from '../src/cli/progress.js';
 import { dump_config } from '../src/kernel/structs/dump_config.js';
 import { loadSysconfig, wantsSoftboot } from './sysconfig.js';
 
 export interface ConfigReport { lines: string[] }
+
+/** Size of a dump device created on first use: RAM plus room for record headers and incompressible pages. */
+export function defaultDeviceSize(ramBytes: bigint): bigint {
+  return ramBytes + ramBytes / 128n + (4n << 20n);
+}
 
 /**
  * `lkcd config`: pushes /etc/sysconfig/dump into the running kernel. With
@@ -21,9 +29,20 @@ export function lkcdConfig(root: MachineRoot): ConfigReport {
   try {
     const kernel = sys.kernel;
     const conf = loadSysconfig(root.sysconfigPath, root.dir, kernel.release);
-    const pending = pendingDump(kernel);
+    BlockDevice.ensure(conf.DUMPDEV, defaultDeviceSize(kernel.ram.size));
+    const pending = dumpAwaitingWriteout(kernel);
     if (pending) {
-      throw new DumpError('UNSUPPORTED', `a dump from the previous boot is held in memory at ${hex(pending.addr)}; writing it out (stage 2) is not implemented yet, so lkcd config leaves it untouched`);
+      // "Processing old dump pending writeout": stage 2 first, then re-arm.
+      const dev = BlockDevice.open(conf.DUMPDEV, { write: true, faults: faultsFromEnv() });
+      const bar = progressBar('lkcd config: writeout');
+      try {
+        const r = writeoutDump(kernel, pending.phys, dev, bar);
+        bar.end();
+        lines.push(`dump: wrote the ${pending.live ? 'live dump' : 'dump saved before the soft boot'} at ${hex(pending.addr)} to ${conf.DUMPDEV}: ${r.pages} pages, ${r.bytes} bytes${r.resumed ? ' (resumed)' : ''}` +
+          (r.truncated ? `; TRUNCATED: ${r.missingPages} pages missing` : ''));
+      } finally {
+        dev.close();
+      }
     }
     if (!conf.DUMP_ACTIVE) {
       const cfg = readDumpConfig(kernel);

@@ -1,16 +1,18 @@
 import { DumpError, hex, UsageError } from '../codec/index.js';
 import { PAGE_SIZE, PAGE_SIZE_N } from '../machine/index.js';
 import {
-  blankPage, bootRegion, BuddyAllocator, configForRam, Kernel, MemMap, printk, LOGLEVEL_INFO,
+  blankPage, bootRegion, BuddyAllocator, configForRam, Kernel, MemMap, PG_reserved, pageFlag, printk, LOGLEVEL_INFO,
 } from '../kernel/index.js';
 import { dump_config, type DumpConfig } from '../kernel/structs/dump_config.js';
 import { DUMP_BUFFER_SIZE, DUMP_FLAGS_KNOWN, DUMP_MAGIC_LIVE, dumpLevelMask, type DumpCompress } from './lkcd/constants.js';
 import { readBlock, writeBlock } from './memdev/block.js';
 import {
-  DUMP_CONFIG_BLOCK_VERSION, DUMP_IND_MAP_SZ, DUMP_MAP_SZ, DUMP_NR_BOOTSTRAP, DUMP_STATE_ARMED, MAX_DUMP_SEGMENTS,
+  DUMP_CONFIG_BLOCK_VERSION, DUMP_IND_MAP_SZ, DUMP_MAP_SZ, DUMP_NR_BOOTSTRAP, DUMP_STATE_ARMED, DUMP_STATE_SAVED,
+  DUMP_STATE_WRITTEN, MAX_DUMP_SEGMENTS,
   dump_config_block, type DumpConfigBlock,
 } from './memdev/dump_config_block.js';
 import { Memdev } from './memdev/memdev.js';
+import { pendingDump } from './crashdump_boot.js';
 
 /** What `lkcd config` pushes into the running kernel (the DIOSDUMP* ioctls). */
 export interface DumpSettings {
@@ -60,6 +62,7 @@ export function armDump(kernel: Kernel, settings: DumpSettings): { blockPhys: bi
     const phys = Kernel.__pa(cfg.dump_addr);
     const block = readBlock(ram, phys);
     if (block.state !== DUMP_STATE_ARMED) {
+      // Only possible when a writeout was skipped: lkcd config writes out first.
       throw new DumpError('USAGE', `a dump is held in memory at ${hex(cfg.dump_addr)}: write it out before re-arming`);
     }
     writeBlock(ram, phys, { ...block, level: mask, flags: settings.flags, compress: settings.compress, panic_timeout: settings.panicTimeout });
@@ -81,7 +84,8 @@ export function armDump(kernel: Kernel, settings: DumpSettings): { blockPhys: bi
       }
       const end = (pfn + (1n << BigInt(order))) * PAGE_SIZE_N;
       if (avoid.some((r) => pfn * PAGE_SIZE_N < r.end && end > r.start)) { rejected.push([pfn, order]); continue; }
-      for (let i = 0n; i < 1n << BigInt(order); i++) memmap.set(pfn + i, { ...blankPage(), _refcount: 1 });
+      // Reserved, as reserve_bootmem'd dump memory is: never reclaimed, released only by the dump driver.
+      for (let i = 0n; i < 1n << BigInt(order); i++) memmap.set(pfn + i, { ...blankPage(), flags: pageFlag(PG_reserved), _refcount: 1 });
       return pfn;
     }
   };
@@ -112,4 +116,19 @@ export function armDump(kernel: Kernel, settings: DumpSettings): { blockPhys: bi
   printk(kernel, `dump: Dump config block of size ${dump_config_block.size} set up at 0x${addr.toString(16)}`, LOGLEVEL_INFO);
   printk(kernel, `dump memdev init: ${nrMaps} maps, ${DUMP_NR_BOOTSTRAP} bootstrap pgs, ${buddy.freePages()} free pgs`, LOGLEVEL_INFO);
   return { blockPhys, addr, created: true };
+}
+
+/**
+ * The dump waiting to be written out, if any: one saved before a soft
+ * boot (found through crashdump=), or one taken by Alt+SysRq+d in this
+ * kernel (the armed block holds a saved dump).
+ */
+export function dumpAwaitingWriteout(kernel: Kernel): { addr: bigint; phys: bigint; live: boolean } | null {
+  const pending = pendingDump(kernel);
+  if (pending) return { ...pending, live: false };
+  const cfg = readDumpConfig(kernel);
+  if (cfg.dump_addr === 0n) return null;
+  const phys = Kernel.__pa(cfg.dump_addr);
+  const block = readBlock(kernel.ram, phys);
+  return block.state === DUMP_STATE_SAVED || block.state === DUMP_STATE_WRITTEN ? { addr: cfg.dump_addr, phys, live: true } : null;
 }

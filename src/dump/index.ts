@@ -20,3 +20,5 @@ export * from './crashdump_boot.js';
 export * from './softboot.js';
 export * from './crash.js';
 export * from './formats/inplace.js';
+export * from './device.js';
+export * from './stage2.js';

@@ -16,6 +16,10 @@ export const DUMP_STATE_ARMED = 1;      // configured, no dump in memory
 export const DUMP_STATE_SAVED = 2;      // a dump is in memory, awaiting writeout
 export const DUMP_STATE_WRITTEN = 3;    // written out to the dump device; frames released
 
+/** Stage 2 writeout states (wo_state). */
+export const WRITEOUT_NONE = 0;
+export const WRITEOUT_RUNNING = 1;
+
 /** Pass numbers, as dump_filters.c numbers its filter table. */
 export const DUMP_PASS_KERN = 0;
 export const DUMP_PASS_USER = 1;
@@ -90,6 +94,13 @@ export const dump_config_block = defineStruct('dump_config_block', {
   boot_physical_start: u64,
   boot_region_end: u64,
   panic_string: cstring(DUMP_PANIC_LEN),
+  /** Stage 2 writeout progress, so an interrupted writeout resumes where it stopped. */
+  wo_state: u32,
+  wo_segment: u32,
+  wo_seg_offset: u64,
+  wo_dev_offset: u64,
+  wo_pages: u64,
+  wo_device_size: u64,
 });
 export type DumpConfigBlock = ValueOf<typeof dump_config_block>;
 

@@ -167,12 +167,15 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
     memdev.addSpace(pfn);
     return true;
   };
-  if (!live) {
+  // Pages of a dropped pass are missing, and say so exactly.
+  const droppedPages = new PfnRanges();
+  forEachPageType(memmap, (pfn, type) => {
+    const pass = PASS_OF[type];
+    if (owned.has(pfn)) return;
+    if (dropped[pass]) droppedPages.push(pfn);
     // Frames nobody will save are space from the start (LKCD's dump_overlay_skip_data).
-    forEachPageType(memmap, (pfn, type) => {
-      if (!selected[PASS_OF[type]] && releasable(pfn, PASS_OF[type])) pool.push(pfn);
-    });
-  }
+    if (!live && !selected[pass] && releasable(pfn, pass)) pool.push(pfn);
+  });
 
   const buffer = Buffer.alloc(DUMP_BUFFER_SIZE);
   let bufStart = BigInt(STAGE1_HEADER_LEN); // logical offset of buffer[0]
@@ -287,7 +290,16 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
       figures[pass].missing += r[1] - r[0];
     }
   }
-  missingRanges.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  for (const r of droppedPages.ranges()) missingRanges.push(r);
+  for (let p = 0; p < 3; p++) if (dropped[p]) figures[p].missing = count[p];
+  missingRanges.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  // Neighbouring ranges of different passes merge into one.
+  for (let i = missingRanges.length - 1; i > 0; i--) {
+    if (missingRanges[i - 1][1] === missingRanges[i][0]) {
+      missingRanges[i - 1] = [missingRanges[i - 1][0], missingRanges[i][1]];
+      missingRanges.splice(i, 1);
+    }
+  }
 
   // ---- end record, header, block -----------------------------------------------------------
   const endOffset = logicalPos();

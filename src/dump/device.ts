@@ -1,0 +1,94 @@
+import fs from 'node:fs';
+import { DumpError, ioError } from '../codec/index.js';
+
+/** Faults a test can inject into the dump device (the fault matrix). */
+export interface DeviceFaults {
+  /** Fail every write once this many bytes have been written in this process (EIO part-way). */
+  eioAfterBytes?: bigint;
+}
+
+/** Reads LKCD_FAULT_DEVICE_EIO_AFTER (bytes) from the environment, for fault tests that spawn the CLI. */
+export function faultsFromEnv(env: NodeJS.ProcessEnv = process.env): DeviceFaults {
+  const v = env.LKCD_FAULT_DEVICE_EIO_AFTER;
+  return v && /^\d+$/.test(v) ? { eioAfterBytes: BigInt(v) } : {};
+}
+
+/**
+ * The dump device (DUMPDEV): a block-device image file of fixed size.
+ * Positioned writes, fsync, and injectable I/O errors.
+ */
+export class BlockDevice {
+  private written = 0n;
+
+  private constructor(readonly path: string, private readonly fd: number, readonly size: bigint, private readonly faults: DeviceFaults) {}
+
+  static open(path: string, opts: { write?: boolean; faults?: DeviceFaults } = {}): BlockDevice {
+    let fd: number;
+    try {
+      fd = fs.openSync(path, opts.write ? 'r+' : 'r');
+    } catch (e) {
+      throw ioError('opening dump device', e as NodeJS.ErrnoException);
+    }
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() && !st.isBlockDevice()) {
+      fs.closeSync(fd);
+      throw new DumpError('USAGE', `dump device ${path} is not a file or block device`, { file: path });
+    }
+    return new BlockDevice(path, fd, BigInt(st.size), opts.faults ?? {});
+  }
+
+  /** Creates a sparse device image of `size` bytes (mode 0600) if none exists. */
+  static ensure(path: string, size: bigint): void {
+    if (fs.existsSync(path)) return;
+    try {
+      const fd = fs.openSync(path, 'wx', 0o600);
+      fs.ftruncateSync(fd, Number(size));
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
+    } catch (e) {
+      throw ioError('creating dump device', e as NodeJS.ErrnoException);
+    }
+  }
+
+  write(offset: bigint, data: Uint8Array): void {
+    if (offset + BigInt(data.length) > this.size) {
+      throw new DumpError('IO', `${this.path}: write of ${data.length} bytes at ${offset} past the end of the device (${this.size} bytes)`, { file: this.path, offset });
+    }
+    if (this.faults.eioAfterBytes !== undefined && this.written + BigInt(data.length) > this.faults.eioAfterBytes) {
+      throw new DumpError('IO', `${this.path}: input/output error writing at offset ${offset}`, { file: this.path, offset });
+    }
+    let done = 0;
+    try {
+      while (done < data.length) done += fs.writeSync(this.fd, data, done, data.length - done, Number(offset) + done);
+    } catch (e) {
+      throw ioError(`writing dump device at offset ${offset}`, e as NodeJS.ErrnoException);
+    }
+    this.written += BigInt(data.length);
+  }
+
+  read(offset: bigint, length: number): Buffer {
+    if (offset < 0n || offset + BigInt(length) > this.size) {
+      throw new DumpError('TRUNCATED', `${this.path}: read of ${length} bytes at ${offset} past the end of the device (${this.size} bytes)`, { file: this.path, offset });
+    }
+    const out = Buffer.alloc(length);
+    let done = 0;
+    while (done < length) {
+      const n = fs.readSync(this.fd, out, done, length - done, Number(offset) + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return out;
+  }
+
+  sync(): void {
+    try {
+      fs.fsyncSync(this.fd);
+    } catch (e) {
+      throw ioError('syncing dump device', e as NodeJS.ErrnoException);
+    }
+  }
+
+  close(): void {
+    fs.closeSync(this.fd);
+  }
+}

@@ -1,0 +1,261 @@
+import zlib from 'node:zlib';
+import { CorruptDumpError, hex, viewOf } from '../codec/index.js';
+import { PAGE_SIZE, PAGE_SIZE_N } from '../machine/index.js';
+import { blankPage, BuddyAllocator, Kernel, MemMap, PG_reserved, pageFlag } from '../kernel/index.js';
+import { dump_config } from '../kernel/structs/dump_config.js';
+import type { BlockDevice } from './device.js';
+import { CRASHDUMP_ADDR_NONE, savedDumpFrames } from './crashdump_boot.js';
+import {
+  DUMP_BUFFER_SIZE, DUMP_DH_COMPRESSED, DUMP_DH_END, DUMP_DH_RAW, DUMP_DH_TRUNCATED, DUMP_HEADER_OFFSET, DUMP_MAGIC_NUMBER,
+} from './lkcd/constants.js';
+import { dump_header, type DumpHeader } from './lkcd/dump_header.js';
+import { dump_header_asm } from './lkcd/dump_header_asm.js';
+import { dump_page } from './lkcd/dump_page.js';
+import { readBlock, writeBlock } from './memdev/block.js';
+import {
+  DUMP_STATE_SAVED, DUMP_STATE_WRITTEN, WRITEOUT_NONE, WRITEOUT_RUNNING, dump_missing_page, type DumpConfigBlock,
+  type DumpSegment,
+} from './memdev/dump_config_block.js';
+import { Memdev } from './memdev/memdev.js';
+
+/** Magic of the missing-ranges trailer after the END record (our extension; readers stop at END). */
+export const LKCD_MISSING_MAGIC = Buffer.from('LKCDMISS', 'latin1');
+export const MISSING_TRAILER_HEADER = 16;
+/** Device bytes written between progress checkpoints. */
+const CHECKPOINT_BYTES = 4n << 20n;
+/** LKCD fills the tail of the last dump buffer with 'm' (dump_lcrash_update_end_marker). */
+const TAIL_FILL = 0x6d;
+
+export interface WriteoutResult {
+  pages: bigint;
+  bytes: bigint;
+  truncated: boolean;
+  missingPages: bigint;
+  resumed: boolean;
+  seconds: number;
+}
+
+/** Order in which stage 2 writes segments: kern, user, unused (forward pass order), stable within a pass. */
+export function writeOrder(block: DumpConfigBlock): DumpSegment[] {
+  return block.segments.slice(0, block.nr_segments)
+    .map((s, i) => ({ s, i }))
+    .sort((a, b) => (a.s.pass - b.s.pass) || (a.i - b.i))
+    .map(({ s }) => s);
+}
+
+/** Encodes the missing-ranges trailer: magic, count, crc32 of the ranges, then [start, end) pairs. */
+export function encodeMissingTrailer(ranges: Array<[bigint, bigint]>): Buffer {
+  const body = Buffer.alloc(ranges.length * 16);
+  ranges.forEach(([s, e], i) => { body.writeBigUInt64LE(s, i * 16); body.writeBigUInt64LE(e, i * 16 + 8); });
+  const head = Buffer.alloc(MISSING_TRAILER_HEADER);
+  LKCD_MISSING_MAGIC.copy(head, 0);
+  head.writeUInt32LE(ranges.length, 8);
+  head.writeUInt32LE(zlib.crc32(body) >>> 0, 12);
+  return Buffer.concat([head, body]);
+}
+
+/** Sorts and merges [start, end) ranges. */
+export function mergeRanges(ranges: Array<[bigint, bigint]>): Array<[bigint, bigint]> {
+  const sorted = ranges.map(([a, b]) => [a, b] as [bigint, bigint]).sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+  const out: Array<[bigint, bigint]> = [];
+  for (const r of sorted) {
+    const last = out[out.length - 1];
+    if (last && r[0] <= last[1]) { if (r[1] > last[1]) last[1] = r[1]; } else out.push(r);
+  }
+  return out;
+}
+
+/** Coalesces pfns into ranges. */
+export function pfnsToRanges(pfns: bigint[]): Array<[bigint, bigint]> {
+  const sorted = [...pfns].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const out: Array<[bigint, bigint]> = [];
+  for (const p of sorted) {
+    const last = out[out.length - 1];
+    if (last && last[1] === p) last[1] = p + 1n;
+    else out.push([p, p + 1n]);
+  }
+  return out;
+}
+
+function stage1Missing(kernel: Kernel, block: DumpConfigBlock): Array<[bigint, bigint]> {
+  const out: Array<[bigint, bigint]> = [];
+  let pfn = block.missing_root;
+  while (pfn !== 0n) {
+    const page = dump_missing_page.decode(viewOf(kernel.ram.read(pfn * PAGE_SIZE_N, PAGE_SIZE)));
+    for (let i = 0; i < page.count; i++) out.push([page.ranges[i].start, page.ranges[i].end]);
+    pfn = page.next_pfn;
+  }
+  return out;
+}
+
+/**
+ * Stage 2 (LKCD's dumper_stage2 with the "passthru" format): copies the
+ * dump saved in memory to the dump device as an ordinary LKCD v9 dump,
+ * header at DUMP_HEADER_OFFSET, first page record dh_dump_buffer_size
+ * after it, passes in forward order (kern, user, unused), an END record,
+ * then the final header. Every page header is checked on the way
+ * (dph_valid). Progress is checkpointed in the config block in RAM after
+ * each fsync, so an interrupted writeout resumes where it stopped and
+ * produces the same bytes. Frames are cleared and handed back to the
+ * allocator only after everything is durably on the device.
+ */
+export function writeoutDump(kernel: Kernel, blockPhys: bigint, device: BlockDevice, onProgress?: (done: bigint, total: bigint) => void): WriteoutResult {
+  const t0 = performance.now();
+  const ram = kernel.ram;
+  let block = readBlock(ram, blockPhys);
+  if (block.state === DUMP_STATE_WRITTEN) {
+    releaseDump(kernel, blockPhys);
+    return { pages: block.wo_pages, bytes: block.wo_dev_offset, truncated: false, missingPages: 0n, resumed: true, seconds: 0 };
+  }
+  if (block.state !== DUMP_STATE_SAVED) throw new CorruptDumpError(`dump config block at ${hex(blockPhys)} holds no saved dump`, { struct: 'dump_config_block', field: 'state' });
+  const memdev = Memdev.open(ram, block.memdev);
+  const headerBytes = memdev.read(0n, dump_header.size + dump_header_asm.size);
+  const header = dump_header.decode(viewOf(headerBytes), 0);
+  if (header.dh_magic_number !== DUMP_MAGIC_NUMBER) throw new CorruptDumpError(`saved dump header magic ${hex(header.dh_magic_number)} is wrong`, { struct: 'dump_header', field: 'dh_magic_number' });
+  const firstRecord = DUMP_HEADER_OFFSET + header.dh_dump_buffer_size;
+  const resumed = block.wo_state === WRITEOUT_RUNNING && block.wo_device_size === device.size;
+  if (!resumed) {
+    // A new writeout: whatever the device held is no longer a valid dump from here on.
+    device.write(0n, Buffer.alloc(Number(DUMP_HEADER_OFFSET) + DUMP_BUFFER_SIZE));
+    device.sync();
+    block = { ...block, wo_state: WRITEOUT_RUNNING, wo_segment: 0, wo_seg_offset: 0n, wo_dev_offset: firstRecord, wo_pages: 0n, wo_device_size: device.size };
+    writeBlock(ram, blockPhys, block);
+    ram.flush();
+  }
+  const order = writeOrder(block);
+  const total = order.reduce((a, s) => a + (s.end - s.start), 0n);
+  const priorMissing = stage1Missing(kernel, block);
+  /** An upper bound of the pages not yet written from segment `segIdx` on (for the trailer's room). */
+  const remainingPagesFrom = (segIdx: number): number => order.slice(segIdx).reduce((n, s) => n + s.nr_pages, 0);
+
+  let devOffset = block.wo_dev_offset;
+  let pages = block.wo_pages;
+  let done = order.slice(0, block.wo_segment).reduce((a, s) => a + (s.end - s.start), 0n) + block.wo_seg_offset;
+  let sinceCheckpoint = 0n;
+  const out = Buffer.alloc(1 << 20);
+  let outLen = 0;
+  let outStart = devOffset;
+  const flushOut = (): void => {
+    if (outLen === 0) return;
+    device.write(outStart, out.subarray(0, outLen));
+    outStart += BigInt(outLen);
+    outLen = 0;
+  };
+  const checkpoint = (segIdx: number, segOffset: bigint): void => {
+    flushOut();
+    device.sync();
+    block = { ...block, wo_segment: segIdx, wo_seg_offset: segOffset, wo_dev_offset: devOffset, wo_pages: pages };
+    writeBlock(ram, blockPhys, block);
+    ram.flush();
+    sinceCheckpoint = 0n;
+  };
+
+  const notWritten: bigint[] = [];
+  let truncated = false;
+  const rec = Buffer.alloc(dump_page.size);
+  for (let si = block.wo_segment; si < order.length; si++) {
+    const seg = order[si];
+    let pos = seg.start + (si === block.wo_segment ? block.wo_seg_offset : 0n);
+    while (pos < seg.end) {
+      const hdr = memdev.read(pos, dump_page.size);
+      const dp = dump_page.decode(viewOf(hdr));
+      // dph_valid(): aligned address, RAW or COMPRESSED, size within a page.
+      const bad = dp.dp_address % PAGE_SIZE_N !== 0n || (dp.dp_flags !== DUMP_DH_RAW && dp.dp_flags !== DUMP_DH_COMPRESSED)
+        || dp.dp_size > PAGE_SIZE || (dp.dp_flags === DUMP_DH_RAW && dp.dp_size !== PAGE_SIZE) || dp.dp_size === 0;
+      if (bad) {
+        throw new CorruptDumpError(`Invalid page hdr at offset ${hex(pos)} of the saved dump (dp_address ${hex(dp.dp_address)}, dp_size ${dp.dp_size}, dp_flags ${hex(dp.dp_flags)})`, { struct: 'dump_page', offset: pos });
+      }
+      const recLen = BigInt(dump_page.size + dp.dp_size);
+      const trailerBound = BigInt(dump_page.size + MISSING_TRAILER_HEADER) + 16n * BigInt(priorMissing.length + remainingPagesFrom(si) + 1);
+      if (truncated || devOffset + recLen + trailerBound > device.size) {
+        truncated = true;
+        notWritten.push(dp.dp_address / PAGE_SIZE_N);
+        pos += recLen;
+        continue;
+      }
+      const data = memdev.read(pos + BigInt(dump_page.size), dp.dp_size);
+      if (outLen + Number(recLen) > out.length) flushOut();
+      hdr.copy(out, outLen);
+      data.copy(out, outLen + dump_page.size);
+      outLen += Number(recLen);
+      devOffset += recLen;
+      pos += recLen;
+      done += recLen;
+      pages++;
+      sinceCheckpoint += recLen;
+      if (sinceCheckpoint >= CHECKPOINT_BYTES) {
+        checkpoint(si, pos - seg.start);
+        onProgress?.(done, total);
+      }
+    }
+    if (!truncated) checkpoint(si + 1, 0n);
+  }
+  flushOut();
+
+  // END record (with DUMP_DH_TRUNCATED when pages are missing), the trailer, the 'm' tail.
+  const missing = mergeRanges([...priorMissing, ...pfnsToRanges(notWritten)]);
+  const anyMissing = missing.length > 0 || block.truncated !== 0;
+  dump_page.encode({ dp_address: 0n, dp_size: 0, dp_flags: DUMP_DH_END | (anyMissing ? DUMP_DH_TRUNCATED : 0) }, viewOf(rec));
+  const trailer = missing.length ? encodeMissingTrailer(missing) : Buffer.alloc(0);
+  let tail = Buffer.concat([rec, trailer]);
+  const endOfTail = devOffset + BigInt(tail.length);
+  const bufEnd = ((endOfTail - firstRecord + BigInt(DUMP_BUFFER_SIZE) - 1n) / BigInt(DUMP_BUFFER_SIZE)) * BigInt(DUMP_BUFFER_SIZE) + firstRecord;
+  if (bufEnd <= device.size) tail = Buffer.concat([tail, Buffer.alloc(Number(bufEnd - endOfTail), TAIL_FILL)]);
+  device.write(devOffset, tail);
+  device.sync();
+
+  // The final header, last: until now the device did not hold a valid dump.
+  const finalHeader: DumpHeader = { ...header, dh_num_pages: Number(pages) };
+  const hdrBuf = Buffer.alloc(DUMP_BUFFER_SIZE);
+  dump_header.encode(finalHeader, viewOf(hdrBuf), 0);
+  headerBytes.copy(hdrBuf, dump_header.size, dump_header.size);
+  device.write(DUMP_HEADER_OFFSET, hdrBuf);
+  device.sync();
+
+  block = { ...block, state: DUMP_STATE_WRITTEN, wo_state: WRITEOUT_NONE, wo_dev_offset: devOffset, wo_pages: pages };
+  writeBlock(ram, blockPhys, block);
+  ram.flush();
+  releaseDump(kernel, blockPhys);
+  onProgress?.(total, total);
+  const missingPages = missing.reduce((a, [s, e]) => a + (e - s), 0n);
+  return { pages, bytes: devOffset + BigInt(tail.length), truncated: anyMissing, missingPages, resumed, seconds: (performance.now() - t0) / 1000 };
+}
+
+/**
+ * After a complete writeout: clears every frame of the saved dump and
+ * returns it to the allocator (clear_highpage, then free), then forgets
+ * the pending dump. Safe to repeat: only frames still PG_reserved are freed.
+ */
+export function releaseDump(kernel: Kernel, blockPhys: bigint): bigint {
+  const ram = kernel.ram;
+  const block = readBlock(ram, blockPhys);
+  const memmap = new MemMap(kernel);
+  const buddy = new BuddyAllocator(kernel, memmap);
+  const frames = savedDumpFrames(ram, blockPhys, block).filter((pfn) => pfn !== blockPhys / PAGE_SIZE_N);
+  if (block.live) {
+    // A live dump's buffer belongs to this kernel's driver: it goes with the dump.
+    for (let i = 0n; i < BigInt(block.dump_buf_pages); i++) frames.push(block.dump_buf_pfn + i);
+  }
+  let freed = 0n;
+  const zero = Buffer.alloc(PAGE_SIZE);
+  for (const pfn of new Set(frames)) {
+    if ((memmap.get(pfn).flags & pageFlag(PG_reserved)) === 0n) continue;
+    ram.write(pfn * PAGE_SIZE_N, zero);
+    memmap.set(pfn, blankPage());
+    buddy.free(pfn, 0);
+    freed++;
+  }
+  kernel.writeU64('crashdump_addr', CRASHDUMP_ADDR_NONE);
+  const cfg = kernel.readStruct(dump_config, 'dump_config');
+  if (cfg.dump_addr === Kernel.__va(blockPhys)) kernel.writeStruct(dump_config, 'dump_config', { ...cfg, dump_addr: 0n, active: 0 });
+  const blockPfn = blockPhys / PAGE_SIZE_N;
+  if (memmap.get(blockPfn).flags & pageFlag(PG_reserved)) {
+    ram.write(blockPhys, zero);
+    memmap.set(blockPfn, blankPage());
+    buddy.free(blockPfn, 0);
+    freed++;
+  }
+  ram.flush();
+  return freed;
+}
+

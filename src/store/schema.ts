@@ -1,0 +1,151 @@
+import type { Database } from 'better-sqlite3';
+import { CorruptDumpError, DumpError, InternalError } from '../codec/errors.js';
+
+/**
+ * PRAGMA application_id of an lkcd index ("LKCD" in ASCII), so that some
+ * other program's SQLite file in DUMPDIR is refused instead of migrated.
+ */
+export const APPLICATION_ID = 0x4c4b4344;
+
+/** One step of the schema, from `version - 1` to `version`. */
+export interface Migration {
+  readonly version: number;
+  readonly description: string;
+  up(db: Database): void;
+}
+
+/**
+ * Every schema change ever shipped, oldest first. Never edit a released
+ * entry: files in the field were built by it. Append a new one instead.
+ *
+ * Log lines live in an FTS5 table whose rowid is (n << LOG_ROWID_SHIFT) + the
+ * line's rank by seq within the dump, so one dump's lines are a rowid range:
+ * listing and deleting them need no scan, and rowid order is (n, seq) order.
+ */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'dumps, pages, missing ranges, FTS5 log',
+    up(db) {
+      db.exec(`
+        PRAGMA application_id = ${APPLICATION_ID};
+        CREATE TABLE schema_history (
+          version     INTEGER PRIMARY KEY,
+          applied_at  INTEGER NOT NULL,
+          description TEXT NOT NULL
+        );
+        CREATE TABLE dumps (
+          n                INTEGER PRIMARY KEY CHECK (n >= 0),
+          dir              TEXT NOT NULL,
+          time_sec         INTEGER NOT NULL,
+          time_usec        INTEGER NOT NULL,
+          host             TEXT NOT NULL,
+          release          TEXT NOT NULL,
+          version          TEXT NOT NULL,
+          machine          TEXT NOT NULL,
+          panic_string     TEXT NOT NULL,
+          level            INTEGER NOT NULL,
+          compress         INTEGER NOT NULL,
+          flags            INTEGER NOT NULL,
+          pages            INTEGER NOT NULL,
+          pages_compressed INTEGER NOT NULL,
+          raw_bytes        INTEGER NOT NULL,
+          stored_bytes     INTEGER NOT NULL,
+          complete         INTEGER NOT NULL CHECK (complete IN (0, 1)),
+          missing_pages    INTEGER NOT NULL,
+          sha256           TEXT NOT NULL UNIQUE,
+          signature        TEXT NOT NULL,
+          saved_at         INTEGER NOT NULL
+        );
+        CREATE TABLE pages (
+          dump_n INTEGER NOT NULL REFERENCES dumps(n),
+          pfn    INTEGER NOT NULL,
+          offset INTEGER NOT NULL,
+          size   INTEGER NOT NULL,
+          flags  INTEGER NOT NULL,
+          PRIMARY KEY (dump_n, pfn)
+        ) WITHOUT ROWID;
+        CREATE TABLE missing (
+          dump_n    INTEGER NOT NULL REFERENCES dumps(n),
+          start_pfn INTEGER NOT NULL,
+          end_pfn   INTEGER NOT NULL CHECK (end_pfn > start_pfn),
+          PRIMARY KEY (dump_n, start_pfn)
+        ) WITHOUT ROWID;
+        CREATE VIRTUAL TABLE log USING fts5(
+          text, dump_n UNINDEXED, seq UNINDEXED, ts_nsec UNINDEXED, level UNINDEXED
+        );
+      `);
+    },
+  },
+  {
+    version: 2,
+    description: 'dumps.signature_text; index on dumps(signature)',
+    up(db) {
+      // Version 1 kept no call site, so its rows cannot be re-signed; their
+      // panic string is the closest readable stand-in.
+      db.exec(`
+        ALTER TABLE dumps ADD COLUMN signature_text TEXT NOT NULL DEFAULT '';
+        UPDATE dumps SET signature_text = panic_string;
+        CREATE INDEX dumps_signature ON dumps(signature);
+      `);
+    },
+  },
+];
+
+/** The version a file has after every migration has run. */
+export const SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1].version;
+
+/** Bits of the log rowid below the dump number. */
+export const LOG_ROWID_SHIFT = 32n;
+
+export function userVersion(db: Database): number {
+  return db.pragma('user_version', { simple: true }) as number;
+}
+
+/**
+ * Checks that `db` is an lkcd index this code can read: an empty file (a new
+ * index), or one with our application_id and a version no newer than ours.
+ * Returns its version.
+ */
+export function checkSchema(db: Database, file: string): number {
+  const version = userVersion(db);
+  const appId = db.pragma('application_id', { simple: true }) as number;
+  if (version === 0) {
+    const objects = db.prepare('SELECT count(*) FROM sqlite_schema').pluck().get() as number;
+    if (objects !== 0 || appId !== 0) {
+      throw new CorruptDumpError(`${file}: an SQLite database, but not an lkcd index (no schema version)`, { file });
+    }
+    return 0;
+  }
+  if (appId !== APPLICATION_ID) {
+    throw new CorruptDumpError(
+      `${file}: an SQLite database, but not an lkcd index (application_id 0x${(appId >>> 0).toString(16)})`, { file });
+  }
+  if (version > SCHEMA_VERSION) {
+    throw new DumpError('UNSUPPORTED',
+      `${file}: index schema version ${version} is newer than this lkcd supports (${SCHEMA_VERSION})`, { file });
+  }
+  return version;
+}
+
+/**
+ * Runs, in order, every migration newer than the file. Each step is its own
+ * IMMEDIATE transaction that re-reads the version first, so two processes
+ * opening an old index at once migrate it once.
+ */
+export function migrate(db: Database, file: string, now: () => number): number {
+  for (const m of MIGRATIONS) {
+    db.transaction(() => {
+      const current = checkSchema(db, file);
+      if (current >= m.version) return;
+      if (current !== m.version - 1) {
+        throw new InternalError(`MIGRATIONS skips from version ${current} to ${m.version}`, { file });
+      }
+      m.up(db);
+      db.prepare('INSERT INTO schema_history (version, applied_at, description) VALUES (?, ?, ?)')
+        .run(m.version, now(), m.description);
+      db.pragma(`user_version = ${m.version}`);
+    }).immediate();
+  }
+  return userVersion(db);
+}
