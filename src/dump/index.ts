@@ -22,3 +22,4 @@ export * from './crash.js';
 export * from './formats/inplace.js';
 export * from './device.js';
 export * from './stage2.js';
+export * from './device_dump.js';
