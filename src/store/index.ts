@@ -1,0 +1,8 @@
+/**
+ * The SQLite index of a DUMPDIR: schema, migrations, queries. It receives
+ * plain records from its caller and never parses a dump.
+ */
+export { DumpIndex, INDEX_FILE, INDEX_FILE_MODE, MAX_DUMP_N } from './dump_index.js';
+export { APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, type Migration } from './schema.js';
+export { PANIC_PREFIX, normalisePanicString, panicSignature, parseCallSite } from './signature.js';
+export type { DumpRecord, LogHit, LogLine, MissingRange, PageRow, SignatureGroup } from './types.js';
