@@ -80,14 +80,22 @@ export function pathInRoot(root: string, value: string, where: string): string {
 }
 
 /** Reads etc/sysconfig/dump, writing the default file first when there is none. */
-export function loadSysconfig(file: string, root: string, release: string): SysconfigDump {
-  if (!fs.existsSync(file)) writeFileAtomic(file, defaultSysconfig(release), 0o600);
+export function loadSysconfig(file: string, root: string, release: string, opts: { createDefault?: boolean } = {}): SysconfigDump {
+  if (!fs.existsSync(file)) {
+    if (opts.createDefault === false) return parseSysconfig(defaultSysconfig(release), file, root, release);
+    writeFileAtomic(file, defaultSysconfig(release), 0o600);
+  }
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
     throw ioError('reading dump configuration', e as NodeJS.ErrnoException);
   }
+  return parseSysconfig(text, file, root, release);
+}
+
+/** Checks every value of a sysconfig text; errors name the file, line and key. */
+export function parseSysconfig(text: string, file: string, root: string, release: string): SysconfigDump {
   const kv = parseAssignments(text, file);
   const get = (key: string, fallback?: string): { value: string; where: string } => {
     const e = kv.get(key);

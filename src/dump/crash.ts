@@ -5,6 +5,8 @@ import {
 } from '../kernel/index.js';
 import { DUMP_FLAGS_NONDISRUPT, DUMP_FLAGS_SOFTBOOT } from './lkcd/constants.js';
 import { readDumpConfig } from './driver.js';
+import { readBlock } from './memdev/block.js';
+import { DUMP_STATE_ARMED } from './memdev/dump_config_block.js';
 import { pendingDump } from './crashdump_boot.js';
 import { runStage1, type Stage1Result } from './writer/stage1.js';
 import { coldReboot, kexecReboot } from './softboot.js';
@@ -68,6 +70,8 @@ export function crashMachine(sys: RunningSystem, cause: CrashCause, hooks: Crash
     noDumpReason = `a dump from the previous boot at ${hex(pending.addr)} still awaits writeout; it is kept, no new dump is taken`;
   } else if (!cfg.active || cfg.dump_addr === 0n) {
     noDumpReason = 'the dump driver is not configured (run lkcd config)';
+  } else if (readBlock(sys.ram, Kernel.__pa(cfg.dump_addr)).state !== DUMP_STATE_ARMED) {
+    noDumpReason = `a live dump at ${hex(cfg.dump_addr)} still awaits writeout; it is kept, no new dump is taken`;
   } else {
     dump = runStage1(kernel, Kernel.__pa(cfg.dump_addr), kexecFrames(kernel), {
       mode: 'panic', panic, nextKernel: nextKernelConfig(kernel), console: say,

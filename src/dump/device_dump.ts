@@ -8,7 +8,10 @@ import {
 import { dump_header, type DumpHeader } from './lkcd/dump_header.js';
 import { dump_header_asm } from './lkcd/dump_header_asm.js';
 import { dump_page } from './lkcd/dump_page.js';
-import { LKCD_MISSING_MAGIC, MISSING_TRAILER_HEADER } from './stage2.js';
+import { LKCD_MISSING_TRAILER_MAGIC, lkcd_missing_trailer } from './formats/lkcd.js';
+
+const TRAILER_MAGIC = Buffer.from(LKCD_MISSING_TRAILER_MAGIC, 'latin1');
+const MISSING_TRAILER_HEADER = lkcd_missing_trailer.size;
 
 /** The dump found on a dump device: where it starts and ends, and its header. */
 export interface DeviceDump {
@@ -54,7 +57,7 @@ export function findDeviceDump(dev: BlockDevice): DeviceDump | null {
       let end = off + BigInt(dump_page.size);
       if (end + BigInt(MISSING_TRAILER_HEADER) <= dev.size) {
         const t = dev.read(end, MISSING_TRAILER_HEADER);
-        if (t.subarray(0, 8).equals(LKCD_MISSING_MAGIC)) end += BigInt(MISSING_TRAILER_HEADER) + 16n * BigInt(t.readUInt32LE(8));
+        if (t.subarray(0, 8).equals(TRAILER_MAGIC)) end += BigInt(MISSING_TRAILER_HEADER) + 16n * BigInt(t.readUInt32LE(8));
       }
       if (end > dev.size) throw new DumpError('TRUNCATED', `${dev.path}: missing-ranges trailer runs past the end of the device`, { file: dev.path, offset: off });
       return { header, start, end, pages, truncated: (dp.dp_flags & ~DUMP_DH_END) !== 0 };

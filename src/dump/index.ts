@@ -23,3 +23,6 @@ export * from './formats/inplace.js';
 export * from './device.js';
 export * from './stage2.js';
 export * from './device_dump.js';
+export * from './formats/index.js';
+export * from './dump_memory.js';
+export * from './export_elf.js';

@@ -1,4 +1,3 @@
-import zlib from 'node:zlib';
 import { CorruptDumpError, hex, viewOf } from '../codec/index.js';
 import { PAGE_SIZE, PAGE_SIZE_N } from '../machine/index.js';
 import { blankPage, BuddyAllocator, Kernel, MemMap, PG_reserved, pageFlag } from '../kernel/index.js';
@@ -17,10 +16,8 @@ import {
   type DumpSegment,
 } from './memdev/dump_config_block.js';
 import { Memdev } from './memdev/memdev.js';
+import { encodeLkcdMissingTrailer, lkcd_missing_trailer } from './formats/lkcd.js';
 
-/** Magic of the missing-ranges trailer after the END record (our extension; readers stop at END). */
-export const LKCD_MISSING_MAGIC = Buffer.from('LKCDMISS', 'latin1');
-export const MISSING_TRAILER_HEADER = 16;
 /** Device bytes written between progress checkpoints. */
 const CHECKPOINT_BYTES = 4n << 20n;
 /** LKCD fills the tail of the last dump buffer with 'm' (dump_lcrash_update_end_marker). */
@@ -41,17 +38,6 @@ export function writeOrder(block: DumpConfigBlock): DumpSegment[] {
     .map((s, i) => ({ s, i }))
     .sort((a, b) => (a.s.pass - b.s.pass) || (a.i - b.i))
     .map(({ s }) => s);
-}
-
-/** Encodes the missing-ranges trailer: magic, count, crc32 of the ranges, then [start, end) pairs. */
-export function encodeMissingTrailer(ranges: Array<[bigint, bigint]>): Buffer {
-  const body = Buffer.alloc(ranges.length * 16);
-  ranges.forEach(([s, e], i) => { body.writeBigUInt64LE(s, i * 16); body.writeBigUInt64LE(e, i * 16 + 8); });
-  const head = Buffer.alloc(MISSING_TRAILER_HEADER);
-  LKCD_MISSING_MAGIC.copy(head, 0);
-  head.writeUInt32LE(ranges.length, 8);
-  head.writeUInt32LE(zlib.crc32(body) >>> 0, 12);
-  return Buffer.concat([head, body]);
 }
 
 /** Sorts and merges [start, end) ranges. */
@@ -166,7 +152,7 @@ export function writeoutDump(kernel: Kernel, blockPhys: bigint, device: BlockDev
         throw new CorruptDumpError(`Invalid page hdr at offset ${hex(pos)} of the saved dump (dp_address ${hex(dp.dp_address)}, dp_size ${dp.dp_size}, dp_flags ${hex(dp.dp_flags)})`, { struct: 'dump_page', offset: pos });
       }
       const recLen = BigInt(dump_page.size + dp.dp_size);
-      const trailerBound = BigInt(dump_page.size + MISSING_TRAILER_HEADER) + 16n * BigInt(priorMissing.length + remainingPagesFrom(si) + 1);
+      const trailerBound = BigInt(dump_page.size + lkcd_missing_trailer.size) + 16n * BigInt(priorMissing.length + remainingPagesFrom(si) + 1);
       if (truncated || devOffset + recLen + trailerBound > device.size) {
         truncated = true;
         notWritten.push(dp.dp_address / PAGE_SIZE_N);
@@ -196,7 +182,7 @@ export function writeoutDump(kernel: Kernel, blockPhys: bigint, device: BlockDev
   const missing = mergeRanges([...priorMissing, ...pfnsToRanges(notWritten)]);
   const anyMissing = missing.length > 0 || block.truncated !== 0;
   dump_page.encode({ dp_address: 0n, dp_size: 0, dp_flags: DUMP_DH_END | (anyMissing ? DUMP_DH_TRUNCATED : 0) }, viewOf(rec));
-  const trailer = missing.length ? encodeMissingTrailer(missing) : Buffer.alloc(0);
+  const trailer = missing.length ? Buffer.from(encodeLkcdMissingTrailer(missing)) : Buffer.alloc(0);
   let tail = Buffer.concat([rec, trailer]);
   const endOfTail = devOffset + BigInt(tail.length);
   const bufEnd = ((endOfTail - firstRecord + BigInt(DUMP_BUFFER_SIZE) - 1n) / BigInt(DUMP_BUFFER_SIZE)) * BigInt(DUMP_BUFFER_SIZE) + firstRecord;

@@ -1,7 +1,7 @@
 import { DumpError, InternalError, viewOf } from '../../codec/index.js';
 import { PAGE_SIZE, PAGE_SIZE_N, type PhysicalRam } from '../../machine/index.js';
 import {
-  blankPage, bootRegion, forEachPageType, inRanges, Kernel, MemMap, PAGE_OFFSET, PG_reserved, pageFlag, uts_namespace,
+  bootRegion, forEachPageType, inRanges, Kernel, MemMap, PAGE_OFFSET, uts_namespace,
   type BuddyAllocator, type KernelConfig, type PageType, type PanicInfo, type PhysRange,
 } from '../../kernel/index.js';
 import { makePageCodec, type PageCodec } from '../codecs/index.js';
@@ -25,10 +25,8 @@ import { PfnBitmap, PfnRanges } from './pfn_set.js';
 export const STAGE1_HEADER_LEN = Math.ceil((dump_header.size + dump_header_asm.size) / PAGE_SIZE) * PAGE_SIZE;
 /** Space kept back for the end record, the final padding, and the missing-ranges list. */
 const END_RESERVE = BigInt(3 * PAGE_SIZE);
-/** Pages sampled per pass to estimate how well it compresses. */
-const SAMPLE_PAGES = 96;
-/** How close to full a plan may come before a less important pass is dropped. */
-const PLAN_HEADROOM = 0.97;
+/** Pages sampled per pass to estimate how well it compresses (about 1% of a 1 GiB machine). */
+const SAMPLE_PAGES = 2048;
 
 export type Stage1Mode = 'panic' | 'live';
 
@@ -112,59 +110,50 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
   const scratch = new Uint8Array(PAGE_SIZE);
 
   // ---- plan: count each pass, sample its compressibility ----------------------------------
+  // Panic: every frame outside the boot region, the dumper's own and the kexec image becomes space
+  // once its content is saved (or when nobody will save it). Live: only free frames may, since the
+  // system keeps running; they leave the allocator when the dump is done.
+  const releasable = (pfn: bigint, pass: number): boolean => !owned.has(pfn) && !keep.has(pfn) && !inBoot(pfn) && (!live || pass === DUMP_PASS_UNUSED);
   const count = [0n, 0n, 0n];
-  const countBoot = [0n, 0n, 0n]; // frames of the pass that can never become space
+  const countFixed = [0n, 0n, 0n]; // frames of the pass that can never become space
   forEachPageType(memmap, (pfn, type) => {
     if (owned.has(pfn)) return;
     const p = PASS_OF[type];
     count[p]++;
-    if (inBoot(pfn) || keep.has(pfn)) countBoot[p]++;
+    if (!releasable(pfn, p)) countFixed[p]++;
   });
   const avgRecord = [0, 0, 0].map((_, p) => sampleRecordBytes(kernel, memmap, owned, p, count[p], codec, scratch));
   const selected = PASS_MASK.map((m) => (block.level & m) !== 0);
-  const freeNow = live ? opts.buddy!.freePages() : 0n;
   const bootstrapBytes = block.memdev.last_offset - BigInt(STAGE1_HEADER_LEN);
-  const capacityBytes = (): bigint => {
-    // Panic: every frame outside the boot region and the dumper's own becomes space once saved or skipped.
-    // Live: only free frames do, and the dump keeps them.
-    const frames = live ? freeNow - countBoot[DUMP_PASS_UNUSED] : (count[0] - countBoot[0]) + (count[1] - countBoot[1]) + (count[2] - countBoot[2]);
-    return bootstrapBytes + (frames * BigInt(DUMP_MAP_SZ) / BigInt(DUMP_MAP_SZ + 1)) * PAGE_SIZE_N - END_RESERVE;
-  };
+  const dataBytesOf = (frames: bigint): bigint => (frames * BigInt(DUMP_MAP_SZ) / BigInt(DUMP_MAP_SZ + 1)) * PAGE_SIZE_N;
+  const capacityBytes = bootstrapBytes + dataBytesOf(count.reduce((a, c, p) => a + c - countFixed[p], 0n)) - END_RESERVE;
   const need = (p: number): bigint => BigInt(Math.ceil(Number(count[p]) * avgRecord[p]));
-  const planFits = (): boolean => {
-    let total = 0n;
-    for (let p = 0; p < 3; p++) if (selected[p]) total += need(p);
-    return Number(total) <= Number(capacityBytes()) * PLAN_HEADROOM;
-  };
+  const planNeed = (): bigint => [0, 1, 2].reduce((t, p) => (selected[p] ? t + need(p) : t), 0n);
+  // Drop a pass only when the estimate says it cannot fit; estimation errors are absorbed by
+  // deferring pages, and the kern pass is protected by the reserve below.
   const dropped = [false, false, false];
   for (const p of [DUMP_PASS_UNUSED, DUMP_PASS_USER]) {
-    if (selected[p] && !planFits()) {
+    if (selected[p] && planNeed() > capacityBytes) {
       selected[p] = false;
       dropped[p] = true;
       say(`dump: not enough room for the ${DUMP_PASS_NAMES[p]} pass (${count[p]} pages, ~${avgRecord[p].toFixed(0)} bytes each): dropped`);
     }
   }
+  // Room the kern pass needs whatever the other passes do: its pages that never become space
+  // (boot region, kexec image), the loss of incompressible ones, and a buffer's worth of working
+  // room. Until those are saved, a less important page may not take the room below this.
+  const kernReserve = BigInt(Math.ceil(avgRecord[DUMP_PASS_KERN] * Number(countFixed[DUMP_PASS_KERN])))
+    + BigInt(DUMP_BUFFER_SIZE + PAGE_SIZE) + BigInt(2 * dump_page.size) * count[DUMP_PASS_KERN];
 
   // ---- space: frames that may be reused, and the logical stream -------------------------
   const pool = new PfnRanges();
-  const borrowedBoot: bigint[] = [];
-  const releasable = (pfn: bigint, pass: number): boolean => !owned.has(pfn) && !keep.has(pfn) && !inBoot(pfn) && (!live || pass === DUMP_PASS_UNUSED);
-  const takeFrame = (): bigint | null => {
-    if (!live) return pool.shift();
-    for (;;) {
-      const pfn = opts.buddy!.alloc(0);
-      if (pfn === null) return null;
-      if (inBoot(pfn)) { borrowedBoot.push(pfn); continue; }
-      memmap.set(pfn, { ...blankPage(), flags: pageFlag(PG_reserved), _refcount: 1 });
-      return pfn;
-    }
-  };
-  const liveFramesLeft = (): bigint => (live ? opts.buddy!.freePages() : 0n);
+  const taken: bigint[] = [];
   const addSpace = (): boolean => {
-    const pfn = takeFrame();
+    const pfn = pool.shift();
     if (pfn === null) return false;
     owned.add(pfn);
     memdev.addSpace(pfn);
+    taken.push(pfn);
     return true;
   };
   // Pages of a dropped pass are missing, and say so exactly.
@@ -174,16 +163,13 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
     if (owned.has(pfn)) return;
     if (dropped[pass]) droppedPages.push(pfn);
     // Frames nobody will save are space from the start (LKCD's dump_overlay_skip_data).
-    if (!live && !selected[pass] && releasable(pfn, pass)) pool.push(pfn);
+    if (!selected[pass] && releasable(pfn, pass)) pool.push(pfn);
   });
 
   const buffer = Buffer.alloc(DUMP_BUFFER_SIZE);
   let bufStart = BigInt(STAGE1_HEADER_LEN); // logical offset of buffer[0]
   let bufLen = 0;
-  const poolBytes = (): bigint => {
-    const frames = live ? liveFramesLeft() : pool.size;
-    return (frames * BigInt(DUMP_MAP_SZ) / BigInt(DUMP_MAP_SZ + 1)) * PAGE_SIZE_N;
-  };
+  const poolBytes = (): bigint => dataBytesOf(pool.size);
   const room = (): bigint => memdev.handle.last_offset + poolBytes() - (bufStart + BigInt(bufLen)) - END_RESERVE;
   const ensureBacked = (end: bigint): void => {
     while (memdev.handle.last_offset < end) {
@@ -234,11 +220,20 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
     seg = null;
   };
   /** Saves one page if there is room; returns false (page untouched) if not. */
+  // A saved frame comes back as this much room.
+  const frameGain = (PAGE_SIZE_N * BigInt(DUMP_MAP_SZ)) / BigInt(DUMP_MAP_SZ + 1);
+  let kernFixedDone = false;
+  /** Saves one page if there is room; returns false (page untouched) if not. */
   const trySave = (pfn: bigint, pass: number): boolean => {
     ram.readInto(pfn * PAGE_SIZE_N, pageBuf);
     const enc = codec.encode(pageBuf, scratch);
     const size = BigInt(dump_page.size + enc.size);
-    if (size > room()) return false;
+    const free = room();
+    if (size > free) return false;
+    const frees = releasable(pfn, pass);
+    const after = free - size + (frees ? frameGain : 0n);
+    // A page that leaves less room than it found must not eat into the kern pass's reserve.
+    if (pass !== DUMP_PASS_KERN && !kernFixedDone && after < free && after < kernReserve) return false;
     openSegment(pass);
     dump_page.encode({ dp_address: pfn * PAGE_SIZE_N, dp_size: enc.size, dp_flags: enc.flags }, viewOf(recHdr));
     append(recHdr);
@@ -248,20 +243,31 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
     figures[pass].bytes += size;
     if (enc.flags === DUMP_DH_COMPRESSED) compressed++;
     // Its content is in the buffer: the frame may now hold dump data (dump_overlay_pages_done).
-    if (releasable(pfn, pass) && !live) pool.push(pfn);
+    if (frees) pool.push(pfn);
     owned.add(pfn);
     return true;
   };
   const deferred: Array<PfnRanges> = [new PfnRanges(), new PfnRanges(), new PfnRanges()];
+  const fixed: Array<PfnRanges> = [new PfnRanges(), new PfnRanges(), new PfnRanges()];
+  // Phase 1: pages whose frames become space once saved, in LKCD's reverse pass order. Pages
+  // that never free their frame (boot region, kexec image; in a live dump every page in use)
+  // wait, so they cannot drain the room the others would have made.
   for (const pass of STAGE1_ORDER) {
     if (!selected[pass]) continue;
     forEachPageType(memmap, (pfn, type) => {
       if (PASS_OF[type] !== pass || owned.has(pfn)) return;
-      if (!trySave(pfn, pass)) deferred[pass].push(pfn);
+      if (!releasable(pfn, pass)) fixed[pass].push(pfn);
+      else if (!trySave(pfn, pass)) deferred[pass].push(pfn);
     });
     retryDeferred(deferred[pass], pass);
   }
-  // Space freed by later passes may now take pages an earlier pass had to defer.
+  // Phase 2: the pages that stay where they are, kernel pages first.
+  for (const pass of [DUMP_PASS_KERN, DUMP_PASS_USER, DUMP_PASS_UNUSED]) {
+    for (const [s, e] of fixed[pass].ranges()) for (let pfn = s; pfn < e; pfn++) if (!trySave(pfn, pass)) deferred[pass].push(pfn);
+    retryDeferred(deferred[pass], pass);
+    if (pass === DUMP_PASS_KERN) kernFixedDone = true;
+  }
+  // Room made by later saves may now take pages deferred earlier.
   for (const pass of [DUMP_PASS_KERN, DUMP_PASS_USER, DUMP_PASS_UNUSED]) retryDeferred(deferred[pass], pass);
   closeSegment();
 
@@ -313,9 +319,13 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
     const pagesNeeded = Math.ceil(missingRanges.length / MISSING_RANGES_PER_PAGE);
     const pfns: bigint[] = [];
     for (let i = 0; i < pagesNeeded; i++) {
-      const pfn = takeFrame();
-      if (pfn === null) break;
+      const pfn = pool.shift();
+      if (pfn === null) {
+        say(`dump: no room for the whole missing-ranges list (${missingRanges.length} ranges)`);
+        break;
+      }
       owned.add(pfn);
+      taken.push(pfn);
       pfns.push(pfn);
     }
     pfns.forEach((pfn, i) => {
@@ -339,7 +349,9 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
   dump_header_asm.encode(makeAsmHeader(opts.panic), viewOf(headerBytes), dump_header.size);
   memdev.writePages(0n, headerBytes);
 
-  for (const pfn of borrowedBoot) opts.buddy!.free(pfn, 0);
+  // A live dump's frames leave the allocator only now, so every page saved above shows the
+  // allocator (mem_map, free lists) as it was when the key was pressed.
+  if (live) opts.buddy!.claim(taken);
   const dumpedMask = PASS_MASK.reduce((m, pm, p) => (selected[p] ? m | pm : m), 0);
   const droppedMask = PASS_MASK.reduce((m, pm, p) => (dropped[p] ? m | pm : m), 0);
   const padded = [...segments, ...Array.from({ length: MAX_DUMP_SEGMENTS - segments.length }, () => ({ pass: 0, nr_pages: 0, start: 0n, end: 0n }))];
@@ -401,8 +413,7 @@ function sampleRecordBytes(kernel: Kernel, memmap: MemMap, owned: PfnBitmap, pas
     bytes += dump_page.size + codec.encode(page, scratch).size;
     sampled++;
   });
-  // A little pessimism: samples miss the worst pages.
-  return sampled ? (bytes / sampled) * 1.02 : dump_page.size + PAGE_SIZE;
+  return sampled ? bytes / sampled : dump_page.size + PAGE_SIZE;
 }
 
 function makeHeader(kernel: Kernel, block: DumpConfigBlock, panic: PanicInfo, level: number, pages: bigint, live: boolean): DumpHeader {

@@ -1,5 +1,5 @@
 import { DumpError, InternalError } from '../../codec/index.js';
-import { MAX_ORDER, PAGE_BUDDY_MAPCOUNT_VALUE, PAGE_MAPCOUNT_NONE } from '../constants.js';
+import { MAX_ORDER, PAGE_BUDDY_MAPCOUNT_VALUE, PAGE_MAPCOUNT_NONE, PG_reserved, pageFlag } from '../constants.js';
 import { Kernel } from '../kernel.js';
 import { free_area } from '../structs/free_area.js';
 import { page, type Page } from '../structs/page.js';
@@ -147,6 +147,58 @@ export class BuddyAllocator {
     this.markBuddyHead(base, cur);
     this.listAdd(this.lruVirt(base), this.headVirt(cur));
     this.addNrFree(cur, 1n);
+  }
+
+  /** The free block containing `pfn`, as [head, order], or null when the frame is not free. */
+  private blockOf(pfn: bigint): [bigint, number] | null {
+    for (let o = 0; o < MAX_ORDER; o++) {
+      const head = pfn & ~((1n << BigInt(o)) - 1n);
+      if (this.isBuddyHead(this.memmap.get(head), o)) return [head, o];
+    }
+    return null;
+  }
+
+  /**
+   * Takes specific free frames out of the allocator (as reserve_bootmem or
+   * alloc_contig_range would): each free block holding one is unlinked and
+   * its other frames go back as the largest blocks that avoid the taken
+   * ones. Taken frames become PG_reserved.
+   */
+  claim(pfns: readonly bigint[]): void {
+    const sorted = [...new Set(pfns)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const countIn = (start: bigint, end: bigint): number => {
+      let lo = 0;
+      let hi = sorted.length;
+      while (lo < hi) { const m = (lo + hi) >> 1; if (sorted[m] < start) lo = m + 1; else hi = m; }
+      let n = 0;
+      for (let i = lo; i < sorted.length && sorted[i] < end; i++) n++;
+      return n;
+    };
+    const reserved = { ...blankPage(), flags: pageFlag(PG_reserved), _refcount: 1 };
+    const giveBack = (start: bigint, order: number): void => {
+      const size = 1n << BigInt(order);
+      if (countIn(start, start + size) === 0) {
+        this.markBuddyHead(start, order);
+        this.listAdd(this.lruVirt(start), this.headVirt(order));
+        this.addNrFree(order, 1n);
+      } else if (order === 0) {
+        this.memmap.set(start, reserved);
+      } else {
+        giveBack(start, order - 1);
+        giveBack(start + size / 2n, order - 1);
+      }
+    };
+    for (let i = 0; i < sorted.length;) {
+      const block = this.blockOf(sorted[i]);
+      if (!block) throw new InternalError(`claim of pfn 0x${sorted[i].toString(16)}, which is not free`);
+      const [head, order] = block;
+      this.listDel(this.lruVirt(head));
+      this.addNrFree(order, -1n);
+      this.memmap.set(head, blankPage());
+      giveBack(head, order);
+      const end = head + (1n << BigInt(order));
+      while (i < sorted.length && sorted[i] < end) i++;
+    }
   }
 
   /** Every free block as [pfn, order], walking the lists in RAM (for tests and checks). */

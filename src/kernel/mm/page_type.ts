@@ -2,6 +2,9 @@ import {
   PAGE_BUDDY_MAPCOUNT_VALUE, PAGE_MAPPING_ANON, PG_lru, PG_reserved, PG_slab, pageFlag,
 } from '../constants.js';
 import { PAGE_FIELD, type MemMap } from './mem_map.js';
+import { page } from '../structs/page.js';
+
+const STRUCT_PAGE_SIZE = page.size;
 
 /**
  * What a frame is used for, decided from its struct page alone, as the
@@ -29,26 +32,42 @@ export function allocatedPageType(flags: bigint, mapping: bigint): Exclude<PageT
   return 'kernel';
 }
 
+/** Reads `count` raw struct pages starting at `pfn` (from live RAM, or from a dump). */
+export type StructPageReader = (pfn: bigint, count: number) => Uint8Array;
+
+const SCAN_BATCH = 4096;
+
 /**
- * Walks mem_map and calls `fn(pfn, type)` for every frame in [start, end).
- * Free frames are the whole block of a buddy head (1 << page->private frames),
- * as makedumpfile's exclude_free_page counts them.
+ * Calls `fn(pfn, type)` for every frame in [start, end), deciding each from
+ * its struct page alone. Free frames are the whole block of a buddy head
+ * (1 << page->private frames), as makedumpfile's exclude_free_page counts them.
  */
+export function forEachPageTypeRaw(read: StructPageReader, start: bigint, end: bigint, fn: (pfn: bigint, type: PageType) => void): void {
+  let freeUntil = start;
+  for (let base = start; base < end; base += BigInt(SCAN_BATCH)) {
+    const n = Number(end - base < BigInt(SCAN_BATCH) ? end - base : BigInt(SCAN_BATCH));
+    const raw = read(base, n);
+    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    for (let i = 0; i < n; i++) {
+      const pfn = base + BigInt(i);
+      const off = i * STRUCT_PAGE_SIZE;
+      if (pfn < freeUntil) { fn(pfn, 'free'); continue; }
+      const mapcount = view.getInt32(off + PAGE_FIELD._mapcount, true);
+      const flags = view.getBigUint64(off + PAGE_FIELD.flags, true);
+      if (mapcount === PAGE_BUDDY_MAPCOUNT_VALUE && !(flags & F_SLAB)) {
+        freeUntil = pfn + (1n << view.getBigUint64(off + PAGE_FIELD.private, true));
+        fn(pfn, 'free');
+        continue;
+      }
+      fn(pfn, allocatedPageType(flags, view.getBigUint64(off + PAGE_FIELD.mapping, true)));
+    }
+  }
+}
+
+/** forEachPageTypeRaw over the running kernel's mem_map. */
 export function forEachPageType(memmap: MemMap, fn: (pfn: bigint, type: PageType) => void,
   start = 0n, end = memmap.maxPfn): void {
-  let freeUntil = start;
-  memmap.scan(start, end - start, (pfn, view, off) => {
-    if (pfn < freeUntil) { fn(pfn, 'free'); return; }
-    const mapcount = view.getInt32(off + PAGE_FIELD._mapcount, true);
-    const flags = view.getBigUint64(off + PAGE_FIELD.flags, true);
-    if (mapcount === PAGE_BUDDY_MAPCOUNT_VALUE && !(flags & F_SLAB)) {
-      const order = view.getBigUint64(off + PAGE_FIELD.private, true);
-      freeUntil = pfn + (1n << order);
-      fn(pfn, 'free');
-      return;
-    }
-    fn(pfn, allocatedPageType(flags, view.getBigUint64(off + PAGE_FIELD.mapping, true)));
-  });
+  forEachPageTypeRaw((pfn, count) => memmap.kernel.ram.read(memmap.pagePhys(pfn), count * STRUCT_PAGE_SIZE), start, end, fn);
 }
 
 export function countPageTypes(memmap: MemMap): PageCounts {

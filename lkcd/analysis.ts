@@ -1,0 +1,83 @@
+import { hex } from '../src/codec/index.js';
+import { PAGE_SIZE } from '../src/machine/index.js';
+import {
+  forEachPageTypeRaw, formatDmesg, listTasks, page, PAGE_TYPES, readLogRecords, taskStateName, type LogRecord, type PageType,
+} from '../src/kernel/index.js';
+import { DumpMemory, kernelSymbolsFromMap, type LkcdDump } from '../src/dump/index.js';
+import type { SymbolTable } from './symbols.js';
+
+export interface DumpFacts {
+  log: LogRecord[] | null;
+  logError?: string;
+  pageTypes: Record<PageType, number> | null;
+  pageTypesError?: string;
+  tasks: ReturnType<typeof listTasks> | null;
+  tasksError?: string;
+  callSite: string;
+}
+
+const message = (e: unknown): string => (e as Error).message;
+
+/** What can be read out of a saved dump through its page tables: log, tasks, mem_map. */
+export function readDumpFacts(dump: LkcdDump, syms: SymbolTable): DumpFacts {
+  const ks = kernelSymbolsFromMap(syms.byName);
+  const mem = new DumpMemory(dump, ks.cr3);
+  const facts: DumpFacts = { log: null, pageTypes: null, tasks: null, callSite: syms.symbolize(dump.attrs['crash.regs'].ip) };
+  try { facts.log = readLogRecords(mem, ks.log); } catch (e) { facts.logError = message(e); }
+  try { facts.tasks = listTasks(mem, ks.init_task); } catch (e) { facts.tasksError = message(e); }
+  try {
+    const memMapSym = syms.byName.get('mem_map');
+    const maxPfnSym = syms.byName.get('max_pfn');
+    if (memMapSym === undefined || maxPfnSym === undefined) throw new Error('System.map lacks mem_map or max_pfn');
+    const rd64 = (va: bigint): bigint => Buffer.from(mem.read('virt', va, 8)).readBigUInt64LE(0);
+    const memMap = rd64(memMapSym);
+    const maxPfn = rd64(maxPfnSym);
+    const counts = Object.fromEntries(PAGE_TYPES.map((t) => [t, 0])) as Record<PageType, number>;
+    forEachPageTypeRaw((pfn, count) => mem.read('virt', memMap + pfn * BigInt(page.size), count * page.size), 0n, maxPfn, (_p, t) => { counts[t]++; });
+    facts.pageTypes = counts;
+  } catch (e) { facts.pageTypesError = message(e); }
+  return facts;
+}
+
+const REG_ORDER = ['ip', 'sp', 'flags', 'ax', 'bx', 'cx', 'dx', 'si', 'di', 'bp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'cs', 'ss', 'orig_ax'] as const;
+
+export interface AnalysisFigures { pages: number; compressed: number; storedBytes: number; missingPages: number }
+
+/** The lcrash-style report written to analysis.N and printed by `lkcd analyze N`. */
+export function analysisText(n: number, dump: LkcdDump, facts: DumpFacts, fig: AnalysisFigures, lastLines = 20): string {
+  const a = dump.attrs;
+  const h = dump.header;
+  const out: string[] = [];
+  const when = new Date(Number(a['crash.time']) * 1000).toUTCString();
+  out.push(`lkcd analysis of dump ${n}`, '');
+  out.push(`    panic string: ${a['crash.panic_string']}`);
+  out.push(`            time: ${when} (${a['crash.time']})`);
+  out.push(`            host: ${a['linux.uts.nodename']}`);
+  out.push(`         release: ${a['linux.uts.release']} ${a['linux.uts.version']} ${a['linux.uts.machine']}`);
+  out.push(`    current task: ${hex(a['crash.current_task'])}`);
+  out.push(`       call site: ${facts.callSite}`);
+  out.push('', 'registers of the dumping CPU:');
+  const regs = a['crash.regs'] as unknown as Record<string, bigint>;
+  for (let i = 0; i < REG_ORDER.length; i += 3) {
+    out.push('  ' + REG_ORDER.slice(i, i + 3).map((r) => `${r.toUpperCase().padStart(7)}: ${regs[r].toString(16).padStart(16, '0')}`).join('  '));
+  }
+  out.push('', 'tasks:');
+  if (facts.tasks) {
+    out.push('     PID  ST  TASK                COMM');
+    for (const t of facts.tasks) out.push(`  ${String(t.pid).padStart(6)}  ${taskStateName(t.state)}  ${hex(t.address).padEnd(18)}  ${t.mm === 0n ? `[${t.comm}]` : t.comm}`);
+  } else out.push(`  (task list unreadable: ${facts.tasksError})`);
+  out.push('', 'memory by page type (from mem_map in the dump):');
+  if (facts.pageTypes) {
+    const total = Object.values(facts.pageTypes).reduce((x, y) => x + y, 0);
+    for (const t of PAGE_TYPES) out.push(`  ${t.padEnd(9)} ${String(facts.pageTypes[t]).padStart(10)}  ${((facts.pageTypes[t] * 100) / Math.max(total, 1)).toFixed(1).padStart(5)}%`);
+  } else out.push(`  (mem_map unreadable: ${facts.pageTypesError})`);
+  const raw = fig.pages * PAGE_SIZE;
+  out.push('', 'dump:');
+  out.push(`  level 0x${h.dh_dump_level.toString(16)}, compression ${a['dump.compression']}, flags 0x${h.dh_dump_flags.toString(16)}`);
+  out.push(`  ${fig.pages} pages (${fig.compressed} compressed, ${fig.pages - fig.compressed} raw), ${raw} bytes of memory in ${fig.storedBytes} bytes: ratio ${(raw / Math.max(fig.storedBytes, 1)).toFixed(2)}`);
+  out.push(a['dump.truncated'] || fig.missingPages > 0 ? `  TRUNCATED: ${fig.missingPages} pages missing` : '  complete');
+  out.push('', `last ${lastLines} log lines:`);
+  if (facts.log) out.push(...formatDmesg(facts.log.slice(-lastLines)).trimEnd().split('\n').map((l) => `  ${l}`));
+  else out.push(`  (log unreadable: ${facts.logError})`);
+  return out.join('\n') + '\n';
+}

@@ -1,0 +1,135 @@
+/**
+ * Converts a saved dump into an ELF vmcore shaped like a kdump kernel's
+ * /proc/vmcore, so crash, makedumpfile, vmcore-dmesg and gdb can read it
+ * (layout: shared/reference/vmcore-real-clients.md §2 and §7):
+ *
+ *   phdr[0]   PT_NOTE: "CORE" NT_PRSTATUS of the dumping CPU, then "VMCOREINFO"
+ *   phdr[1]   PT_LOAD: the kernel-text mapping [_text, _end), paddr = vaddr - __START_KERNEL_map
+ *   phdr[2]   PT_LOAD: the direct map, vaddr PAGE_OFFSET + paddr, physical [0, (max PFN + 1) pages)
+ */
+import { CorruptDumpError, FaultError, hex, wrapError } from '../codec/index.js';
+import { PAGE_SHIFT } from '../machine/index.js';
+import { PAGE_OFFSET, VMCOREINFO_BYTES, __START_KERNEL_map } from '../kernel/constants.js';
+import type { PtRegs } from '../kernel/structs/pt_regs.js';
+import { task_struct } from '../kernel/structs/task_struct.js';
+import type { UserRegName } from '../codec/elf.js';
+import { writeVmcore, type PrStatus, type VmcoreLoad, type VmcoreResult } from './elf/vmcore_writer.js';
+import { DumpMemory, kernelSymbolsFromMap } from './dump_memory.js';
+import type { ProbedDump } from './formats/types.js';
+
+/** pt_regs member -> user_regs_struct member (the NT_PRSTATUS register set). */
+const PT_REGS_TO_USER_REGS: { readonly [K in keyof PtRegs]: UserRegName } = {
+  r15: 'r15', r14: 'r14', r13: 'r13', r12: 'r12', bp: 'rbp', bx: 'rbx', r11: 'r11', r10: 'r10', r9: 'r9', r8: 'r8',
+  ax: 'rax', cx: 'rcx', dx: 'rdx', si: 'rsi', di: 'rdi', orig_ax: 'orig_rax', ip: 'rip', cs: 'cs', flags: 'eflags',
+  sp: 'rsp', ss: 'ss',
+};
+
+export interface ExportElfResult extends VmcoreResult {
+  /** The PT_LOADs written, in program header order. */
+  loads: VmcoreLoad[];
+  /** Highest PFN in the dump. */
+  maxPfn: bigint;
+  /** Pages inside the direct-map PT_LOAD that the dump lacks, written as zeros. */
+  holePages: bigint;
+}
+
+function u64At(bytes: Uint8Array): bigint {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).readBigUInt64LE(0);
+}
+
+/** The VMCOREINFO text the crashed kernel kept at vmcoreinfo_data / vmcoreinfo_size. */
+function readVmcoreinfoText(mem: DumpMemory, data: bigint, sizeSym: bigint): string {
+  try {
+    const size = u64At(mem.read('virt', sizeSym, 8));
+    if (size > BigInt(VMCOREINFO_BYTES)) {
+      throw new CorruptDumpError(`vmcoreinfo_size ${size} exceeds VMCOREINFO_BYTES ${VMCOREINFO_BYTES}`,
+        { address: sizeSym, space: 'virt', field: 'vmcoreinfo_size' });
+    }
+    return Buffer.from(mem.read('virt', data, Number(size))).toString('latin1');
+  } catch (e) {
+    throw wrapError('reading VMCOREINFO from the dump', e);
+  }
+}
+
+/**
+ * pid of the task that dumped, for NT_PRSTATUS. The pid is cosmetic there
+ * (gdb shows it as the LWP), so a task_struct the dump does not hold gives
+ * pid 0 rather than failing the export.
+ */
+function currentPid(mem: DumpMemory, task: bigint): number {
+  if (task === 0n) return 0;
+  try {
+    return Buffer.from(mem.read('virt', task + BigInt(task_struct.offsetOf.pid), 4)).readInt32LE(0);
+  } catch (e) {
+    if (e instanceof FaultError) return 0;
+    throw e;
+  }
+}
+
+/**
+ * Writes `dump` to `out` as an ELF vmcore (atomically, see writeVmcore).
+ * `systemMap` (readSystemMap) gives _text, _end, init_top_pgt and the
+ * VMCOREINFO location.
+ *
+ * Physical pages inside [0, max PFN] that the dump does not hold are
+ * written as zeros (file holes): a kdump vmcore has no way to say "absent"
+ * inside a PT_LOAD, and makedumpfile treats such pages as excluded/zero
+ * pages in the same way.
+ */
+export function exportDumpAsElf(
+  dump: ProbedDump,
+  systemMap: ReadonlyMap<string, bigint>,
+  out: string,
+  onProgress?: (doneBytes: bigint, totalBytes: bigint) => void,
+): ExportElfResult {
+  const syms = kernelSymbolsFromMap(systemMap);
+  const pageSize = dump.attrs['arch.page_size'];
+  const pageSizeN = BigInt(pageSize);
+
+  const present = new Set<bigint>();
+  let maxPfn = -1n;
+  for (const pfn of dump.pages()) {
+    present.add(pfn);
+    if (pfn > maxPfn) maxPfn = pfn;
+  }
+  if (maxPfn < 0n) throw new CorruptDumpError('the dump holds no pages to export', {});
+
+  const mem = new DumpMemory(dump, syms.cr3);
+  const vmcoreinfo = readVmcoreinfoText(mem, syms.vmcoreinfo_data, syms.vmcoreinfo_size);
+
+  const regs: PrStatus['regs'] = {};
+  const ptRegs = dump.attrs['crash.regs'];
+  for (const [name, user] of Object.entries(PT_REGS_TO_USER_REGS) as Array<[keyof PtRegs, UserRegName]>) {
+    regs[user] = ptRegs[name];
+  }
+  const prstatus: PrStatus[] = [{ pid: currentPid(mem, dump.attrs['crash.current_task']), regs }];
+
+  const loads: VmcoreLoad[] = [];
+  if (syms._text < __START_KERNEL_map) {
+    throw new CorruptDumpError(`_text ${hex(syms._text)} is not a kernel-text address`, { struct: 'System.map', field: '_text' });
+  }
+  if (syms._end > syms._text) {
+    loads.push({ vaddr: syms._text, paddr: syms._text - __START_KERNEL_map, size: syms._end - syms._text });
+  }
+  const physEnd = (maxPfn + 1n) * pageSizeN;
+  loads.push({ vaddr: PAGE_OFFSET, paddr: 0n, size: physEnd });
+
+  const readPhys = (paddr: bigint, buf: Uint8Array): void => {
+    let done = 0;
+    while (done < buf.length) {
+      const pa = paddr + BigInt(done);
+      const pfn = pa >> BigInt(PAGE_SHIFT);
+      const off = Number(pa % pageSizeN);
+      const n = Math.min(pageSize - off, buf.length - done);
+      if (present.has(pfn)) {
+        buf.set(dump.readPage(pfn).subarray(off, off + n), done);
+      } else {
+        buf.fill(0, done, done + n);
+      }
+      done += n;
+    }
+  };
+
+  const result = writeVmcore(out, { loads, vmcoreinfo, prstatus, readPhys, onProgress });
+  return { ...result, loads, maxPfn, holePages: maxPfn + 1n - BigInt(present.size) };
+}
