@@ -5,8 +5,8 @@ import { CorruptDumpError, DumpError, ioError } from '../src/codec/index.js';
 import { ensureDir, fsyncDir, type MachineRoot } from '../src/machine/index.js';
 import { buildFileNames, closeSystem, openSystem } from '../src/kernel/index.js';
 import {
-  BlockDevice, deviceDumpSha256, findDeviceDump, openLkcdFile, readSavedMark, verifyLkcd, writeSavedMark,
-  type DeviceDump, type LkcdDump,
+  BlockDevice, deviceDumpSha256, findDeviceDump, killPoint, openLkcdFile, readSavedMark, verifyLkcd, writeSavedMark,
+  type DeviceDump, type LkcdDump, type LkcdVerifyResult,
 } from '../src/dump/index.js';
 import { DumpIndex, panicSignature, type DumpRecord, type LogLine, type PageRow } from '../src/store/index.js';
 import { progressBar } from '../src/cli/progress.js';
@@ -29,6 +29,7 @@ function copyOut(dev: BlockDevice, d: DeviceDump, file: string): void {
       let done = 0;
       while (done < n) done += fs.writeSync(fd, buf, done, n - done);
       bar(off + BigInt(n) - d.start, d.end - d.start);
+      killPoint('save copy');
     }
     fs.fsyncSync(fd);
   } catch (e) {
@@ -82,9 +83,9 @@ export function dumpRecordOf(n: number, dir: string, dump: LkcdDump, sha: string
 }
 
 /** Indexes dump N from its directory alone (also what `lkcd reindex` does). */
-export function indexDumpDir(index: DumpIndex, n: number, dir: string, sha?: string): { n: number; inserted: boolean } {
+export function indexDumpDir(index: DumpIndex, n: number, dir: string, sha?: string, verified?: LkcdVerifyResult): { n: number; inserted: boolean } {
   const file = path.join(dir, `dump.${n}`);
-  const v = verifyLkcd(file);
+  const v = verified ?? verifyLkcd(file);
   if (v.bad.length) throw new CorruptDumpError(`${file}: ${v.bad.length} bad records, first at offset ${v.bad[0].offset}: ${v.bad[0].error.message}`, { file });
   const dump = openLkcdFile(file);
   try {
@@ -146,6 +147,7 @@ export function lkcdSave(root: MachineRoot): SaveReport {
       n++;
     }
     const dir = dumpDirOf(conf.DUMPDIR, n);
+    let verified: LkcdVerifyResult | null = null;
     if (!fs.existsSync(dir)) {
       const tmp = path.join(conf.DUMPDIR, `.saving-${n}`);
       fs.rmSync(tmp, { recursive: true, force: true });
@@ -154,6 +156,7 @@ export function lkcdSave(root: MachineRoot): SaveReport {
       copyOut(dev, found, file);
       if (sha256File(file) !== sha) throw new DumpError('IO', `${file}: the copy does not match the device (sha256 differs)`, { file });
       const v = verifyLkcd(file);
+      verified = v;
       if (v.bad.length) {
         throw new CorruptDumpError(`${conf.DUMPDEV}: the dump does not verify: ${v.bad.length} bad records, first: ${v.bad[0].error.message}`, { file: conf.DUMPDEV });
       }
@@ -171,11 +174,15 @@ export function lkcdSave(root: MachineRoot): SaveReport {
         dump.close();
       }
       fsyncDir(tmp);
+      killPoint('save files written');
       fs.renameSync(tmp, dir);
       fsyncDir(conf.DUMPDIR);
+      killPoint('save renamed');
     }
-    const r = indexDumpDir(index, n, dir, sha);
+    const r = indexDumpDir(index, n, dir, sha, verified ?? undefined);
+    killPoint('save indexed');
     writeBounds(conf.DUMPDIR, Math.max(readBounds(conf.DUMPDIR), n + 1));
+    killPoint('save bounds');
     writeSavedMark(dev, sha, n);
     const rec = index.getDump(r.n)!;
     return {

@@ -26,3 +26,4 @@ export * from './device_dump.js';
 export * from './formats/index.js';
 export * from './dump_memory.js';
 export * from './export_elf.js';
+export * from './faults.js';

@@ -16,6 +16,7 @@ import {
   type DumpSegment,
 } from './memdev/dump_config_block.js';
 import { Memdev } from './memdev/memdev.js';
+import { killPoint } from './faults.js';
 import { encodeLkcdMissingTrailer, lkcd_missing_trailer } from './formats/lkcd.js';
 
 /** Device bytes written between progress checkpoints. */
@@ -107,6 +108,7 @@ export function writeoutDump(kernel: Kernel, blockPhys: bigint, device: BlockDev
     block = { ...block, wo_state: WRITEOUT_RUNNING, wo_segment: 0, wo_seg_offset: 0n, wo_dev_offset: firstRecord, wo_pages: 0n, wo_device_size: device.size };
     writeBlock(ram, blockPhys, block);
     ram.flush();
+    killPoint('writeout started');
   }
   const order = writeOrder(block);
   const total = order.reduce((a, s) => a + (s.end - s.start), 0n);
@@ -126,6 +128,7 @@ export function writeoutDump(kernel: Kernel, blockPhys: bigint, device: BlockDev
     device.write(outStart, out.subarray(0, outLen));
     outStart += BigInt(outLen);
     outLen = 0;
+    killPoint('device write');
   };
   const checkpoint = (segIdx: number, segOffset: bigint): void => {
     flushOut();
@@ -134,16 +137,30 @@ export function writeoutDump(kernel: Kernel, blockPhys: bigint, device: BlockDev
     writeBlock(ram, blockPhys, block);
     ram.flush();
     sinceCheckpoint = 0n;
+    killPoint('checkpoint');
   };
 
   const notWritten: bigint[] = [];
   let truncated = false;
-  const rec = Buffer.alloc(dump_page.size);
+  // Segments are read from the memdev in large chunks; records are cut out of them.
+  const CHUNK = 1 << 20;
   for (let si = block.wo_segment; si < order.length; si++) {
     const seg = order[si];
     let pos = seg.start + (si === block.wo_segment ? block.wo_seg_offset : 0n);
+    let chunk: Buffer = Buffer.alloc(0);
+    let chunkStart = pos;
+    const bytesAt = (at: bigint, len: number): Buffer => {
+      if (at < chunkStart || at + BigInt(len) > chunkStart + BigInt(chunk.length)) {
+        const n = Number(seg.end - at < BigInt(CHUNK) ? seg.end - at : BigInt(CHUNK));
+        if (n < len) throw new CorruptDumpError(`page record at memdev offset ${hex(at)} runs past the end of its segment (${hex(seg.end)})`, { struct: 'dump_page', offset: at });
+        chunk = memdev.read(at, n);
+        chunkStart = at;
+      }
+      const off = Number(at - chunkStart);
+      return chunk.subarray(off, off + len);
+    };
     while (pos < seg.end) {
-      const hdr = memdev.read(pos, dump_page.size);
+      const hdr = bytesAt(pos, dump_page.size);
       const dp = dump_page.decode(viewOf(hdr));
       // dph_valid(): aligned address, RAW or COMPRESSED, size within a page.
       const bad = dp.dp_address % PAGE_SIZE_N !== 0n || (dp.dp_flags !== DUMP_DH_RAW && dp.dp_flags !== DUMP_DH_COMPRESSED)
@@ -159,10 +176,9 @@ export function writeoutDump(kernel: Kernel, blockPhys: bigint, device: BlockDev
         pos += recLen;
         continue;
       }
-      const data = memdev.read(pos + BigInt(dump_page.size), dp.dp_size);
+      const record = bytesAt(pos, Number(recLen));
       if (outLen + Number(recLen) > out.length) flushOut();
-      hdr.copy(out, outLen);
-      data.copy(out, outLen + dump_page.size);
+      record.copy(out, outLen);
       outLen += Number(recLen);
       devOffset += recLen;
       pos += recLen;
@@ -178,6 +194,7 @@ export function writeoutDump(kernel: Kernel, blockPhys: bigint, device: BlockDev
   }
   flushOut();
 
+  const rec = Buffer.alloc(dump_page.size);
   // END record (with DUMP_DH_TRUNCATED when pages are missing), the trailer, the 'm' tail.
   const missing = mergeRanges([...priorMissing, ...pfnsToRanges(notWritten)]);
   const anyMissing = missing.length > 0 || block.truncated !== 0;
@@ -189,6 +206,7 @@ export function writeoutDump(kernel: Kernel, blockPhys: bigint, device: BlockDev
   if (bufEnd <= device.size) tail = Buffer.concat([tail, Buffer.alloc(Number(bufEnd - endOfTail), TAIL_FILL)]);
   device.write(devOffset, tail);
   device.sync();
+  killPoint('end record');
 
   // The final header, last: until now the device did not hold a valid dump.
   const finalHeader: DumpHeader = { ...header, dh_num_pages: Number(pages) };
@@ -197,10 +215,12 @@ export function writeoutDump(kernel: Kernel, blockPhys: bigint, device: BlockDev
   headerBytes.copy(hdrBuf, dump_header.size, dump_header.size);
   device.write(DUMP_HEADER_OFFSET, hdrBuf);
   device.sync();
+  killPoint('final header');
 
   block = { ...block, state: DUMP_STATE_WRITTEN, wo_state: WRITEOUT_NONE, wo_dev_offset: devOffset, wo_pages: pages };
   writeBlock(ram, blockPhys, block);
   ram.flush();
+  killPoint('writeout done');
   releaseDump(kernel, blockPhys);
   onProgress?.(total, total);
   const missingPages = missing.reduce((a, [s, e]) => a + (e - s), 0n);
@@ -230,7 +250,10 @@ export function releaseDump(kernel: Kernel, blockPhys: bigint): bigint {
     memmap.set(pfn, blankPage());
     buddy.free(pfn, 0);
     freed++;
+    if (freed % 4096n === 0n) { ram.flush(); killPoint('release'); }
   }
+  ram.flush();
+  killPoint('frames released');
   kernel.writeU64('crashdump_addr', CRASHDUMP_ADDR_NONE);
   const cfg = kernel.readStruct(dump_config, 'dump_config');
   if (cfg.dump_addr === Kernel.__va(blockPhys)) kernel.writeStruct(dump_config, 'dump_config', { ...cfg, dump_addr: 0n, active: 0 });

@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+import path from 'node:path';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { formatSize, parseInteger, parseSize, UsageError } from '../src/codec/index.js';
+import { MachineRoot, resolveRoot } from '../src/machine/index.js';
+import { closeSystem, openSystem, powerOn, PROFILE_NAMES, runWorkload } from '../src/kernel/index.js';
+import { crashMachine, liveDump, type Stage1Result } from '../src/dump/index.js';
+import { runCli } from '../src/cli/run.js';
+import { DumpIndex } from '../src/store/index.js';
+import { lkcdConfig } from './config.js';
+import { lkcdSave } from './save.js';
+import { dumpDirFor } from './query.js';
+
+interface Step { name: string; seconds: number }
+
+/** Runs one step, timing it, and says what it is doing when stdout is a terminal. */
+function step<T>(steps: Step[], name: string, fn: () => T): T {
+  if (process.stderr.isTTY) process.stderr.write(`  ${name} ...\n`);
+  const t0 = performance.now();
+  const r = fn();
+  steps.push({ name, seconds: (performance.now() - t0) / 1000 });
+  return r;
+}
+
+/**
+ * `npm start`: the whole pipeline on the default machine under var/ —
+ * power on, arm the dump, run the workload, panic (or Alt+SysRq+d), soft
+ * boot with crashdump=, write the dump out, save it — then a summary.
+ */
+await runCli('start', async () => {
+  const argv = await yargs(hideBin(process.argv))
+    .scriptName('npm start --')
+    .usage('$0 [options]\n\nThe whole LKCD soft-boot crash-dump pipeline on the simulated machine under var/ (or --root):\npower on, lkcd config, workload, panic, kexec soft boot with crashdump=, lkcd config (writeout), lkcd save.\nRun it again and the next dump lands beside the first.')
+    .option('root', { type: 'string', describe: 'machine root (default: $LKCD_ROOT, else var/ of the checkout)' })
+    .option('mem', { type: 'string', default: '1G', describe: 'RAM size, 16M to 16G' })
+    .option('profile', { type: 'string', default: 'database', describe: `workload: ${PROFILE_NAMES.join(', ')}` })
+    .option('seed', { type: 'string', default: '1', describe: 'workload seed (same seed, same memory)' })
+    .option('seconds', { type: 'string', default: '10', describe: 'simulated seconds of workload before the crash' })
+    .option('live', { type: 'boolean', default: false, describe: 'Alt+SysRq+d (a live dump, no crash) instead of a panic' })
+    .option('message', { type: 'string', default: 'Fatal exception in interrupt', describe: 'the panic string' })
+    .option('debug', { type: 'boolean', describe: 'stack traces on errors' })
+    .strict()
+    .fail((msg, err) => { if (err) throw err; throw new UsageError(msg); })
+    .help().version(false)
+    .parseAsync();
+  const root = new MachineRoot(resolveRoot(argv.root));
+  const mem = parseSize(argv.mem, '--mem');
+  const seed = parseInteger(argv.seed, '--seed');
+  const seconds = parseInteger(argv.seconds, '--seconds');
+  const steps: Step[] = [];
+  const out = (s = ''): void => { process.stdout.write(`${s}\n`); };
+
+  step(steps, `power on (${formatSize(mem)}, ${argv.profile}, seed ${seed})`, () => closeSystem(powerOn(root, { mem, profile: argv.profile, seed })));
+  const armed = step(steps, 'lkcd config (arm, kexec -l)', () => lkcdConfig(root));
+  step(steps, `workload runs ${seconds} s`, () => {
+    const sys = openSystem(root);
+    try { runWorkload(sys, seconds); } finally { closeSystem(sys); }
+  });
+  let dump: Stage1Result | null = null;
+  let crashed = '';
+  if (argv.live) {
+    dump = step(steps, 'Alt+SysRq+d: stage 1 (live)', () => {
+      const sys = openSystem(root);
+      try { return liveDump(sys).dump; } finally { closeSystem(sys); }
+    });
+    crashed = 'nothing: Alt+SysRq+d took a live dump, the system kept running';
+  } else {
+    dump = step(steps, 'panic: stage 1 + kexec soft boot', () => {
+      const sys = openSystem(root);
+      const o = crashMachine(sys, { kind: 'panic', message: argv.message });
+      closeSystem(o.system);
+      if (o.after !== 'kexec') throw new UsageError(`the panic ended in a ${o.after}, not a soft boot: ${o.console.join('; ')}`);
+      return o.dump;
+    });
+    crashed = `Kernel panic - not syncing: ${argv.message}`;
+  }
+  const writeout = step(steps, 'lkcd config (writeout to DUMPDEV, re-arm)', () => lkcdConfig(root));
+  const saved = step(steps, 'lkcd save', () => lkcdSave(root));
+  if (saved.n === null) throw new UsageError(`lkcd save saved nothing: ${saved.lines.join('; ')}`);
+
+  const dumpdir = dumpDirFor(root);
+  const index = DumpIndex.open(dumpdir, { readonly: true });
+  const rec = index.getDump(saved.n);
+  index.close();
+  if (!rec || !dump) throw new UsageError('the saved dump is not in the index');
+  const total = steps.reduce((a, s) => a + s.seconds, 0);
+  const w = Math.max(...steps.map((s) => s.name.length));
+  out(`lkcd-softboot: the crash-dump pipeline on a ${formatSize(mem)} machine under ${root.dir}`);
+  out();
+  for (const s of steps) out(`  ${s.name.padEnd(w)}  ${s.seconds.toFixed(1).padStart(6)} s`);
+  out(`  ${'total'.padEnd(w)}  ${total.toFixed(1).padStart(6)} s`);
+  out();
+  const p = dump.passes;
+  const mib = (b: number): string => `${(b / (1 << 20)).toFixed(1)} MiB`;
+  out(`  crashed   ${crashed}`);
+  out(`  saved     ${rec.pages} pages (kern ${p.kern.saved}, user ${p.user.saved}, unused ${p.unused.saved}); ${rec.pages_compressed} compressed with ${['no compression', 'RLE', 'GZIP'][rec.compress]}, ${rec.pages - rec.pages_compressed} raw`);
+  out(`            in place in ${dump.framesUsed} spare frames of RAM (${dump.metadataFrames} of them metadata), in ${dump.seconds.toFixed(1)} s`);
+  out(`  dump      ${mib(rec.stored_bytes)} for ${mib(rec.raw_bytes)} of memory: ratio ${(rec.raw_bytes / rec.stored_bytes).toFixed(2)}; ${rec.complete ? 'complete' : `TRUNCATED, ${rec.missing_pages} pages missing`}`);
+  out(`  files     ${path.join(rec.dir, `dump.${rec.n}`)} (+ map.${rec.n}, kerntypes.${rec.n}, analysis.${rec.n}), indexed in ${dumpdir}`);
+  for (const l of [...armed.lines.slice(0, 1), ...writeout.lines.slice(0, 1)]) out(`  log       ${l}`);
+  out();
+  out('Next:');
+  const r = argv.root ? ` --root ${root.dir}` : '';
+  out(`  npx lkcd${r} list`);
+  out(`  npx lkcd${r} analyze ${rec.n}`);
+  out(`  npx lkcd${r} export ${rec.n} --elf -o /tmp/vmcore-${rec.n} && crash --log /tmp/vmcore-${rec.n}`);
+});
