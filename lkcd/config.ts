@@ -40,6 +40,18 @@ export function lkcdConfig(root: MachineRoot): ConfigReport {
         bar.end();
         lines.push(`dump: wrote the ${pending.live ? 'live dump' : 'dump saved before the soft boot'} at ${hex(pending.addr)} to ${conf.DUMPDEV}: ${r.pages} pages, ${r.bytes} bytes${r.resumed ? ' (resumed)' : ''}` +
           (r.truncated ? `; TRUNCATED: ${r.missingPages} pages missing` : ''));
+        if (r.corrupted.length) {
+          const shown = r.corrupted.slice(0, 8).map((p) => hex(p * 4096n)).join(', ');
+          lines.push(`dump: ${r.corrupted.length} page${r.corrupted.length > 1 ? 's were' : ' was'} damaged in memory since the panic and not written (paddr ${shown}${r.corrupted.length > 8 ? ', ...' : ''}); all other pages were`);
+        }
+        if (r.ioError) lines.push(`dump: ${r.ioError}; the dump on the device ends before it`);
+        if (r.keptForRetry) {
+          lines.push(`dump: the device could not hold the whole dump: its frames stay reserved in memory; run lkcd config again once ${conf.DUMPDEV} is mended or larger`);
+          if (pending.live) {
+            sys.ram.flush();
+            return { lines };
+          }
+        }
       } finally {
         dev.close();
       }

@@ -31,6 +31,13 @@ export function savedDumpFrames(ram: PhysicalRam, blockPhys: bigint, block: Dump
     frames.push(pfn);
     pfn = dump_missing_page.decode(viewOf(ram.read(pfn * PAGE_SIZE_N, PAGE_SIZE))).next_pfn;
   }
+  pfn = block.record_table_root;
+  guard = 0;
+  while (pfn !== 0n) {
+    if (pfn >= ram.size / PAGE_SIZE_N || ++guard > 1 << 22) throw new CorruptDumpError(`record table page ${hex(pfn)} is outside RAM`, { struct: 'dump_config_block', field: 'record_table_root' });
+    frames.push(pfn);
+    pfn = ram.readU64(pfn * PAGE_SIZE_N);
+  }
   return frames;
 }
 

@@ -3,14 +3,19 @@ import { DumpError, ioError } from '../codec/index.js';
 
 /** Faults a test can inject into the dump device (the fault matrix). */
 export interface DeviceFaults {
-  /** Fail every write once this many bytes have been written in this process (EIO part-way). */
-  eioAfterBytes?: bigint;
+  /** Writes reaching this device offset or beyond fail with EIO: a device failing part-way. */
+  eioFromOffset?: bigint;
 }
 
-/** Reads LKCD_FAULT_DEVICE_EIO_AFTER (bytes) from the environment, for fault tests that spawn the CLI. */
+/** Reads LKCD_FAULT_DEVICE_EIO_FROM (a byte offset) from the environment, for fault tests that spawn the CLI. */
 export function faultsFromEnv(env: NodeJS.ProcessEnv = process.env): DeviceFaults {
-  const v = env.LKCD_FAULT_DEVICE_EIO_AFTER;
-  return v && /^\d+$/.test(v) ? { eioAfterBytes: BigInt(v) } : {};
+  const v = env.LKCD_FAULT_DEVICE_EIO_FROM;
+  return v && /^\d+$/.test(v) ? { eioFromOffset: BigInt(v) } : {};
+}
+
+/** The error a failing device gives: code IO, with the offset of the write that failed. */
+export function isDeviceIoError(e: unknown): e is DumpError {
+  return e instanceof DumpError && e.code === 'IO' && e.where.offset !== undefined;
 }
 
 /**
@@ -18,8 +23,6 @@ export function faultsFromEnv(env: NodeJS.ProcessEnv = process.env): DeviceFault
  * Positioned writes, fsync, and injectable I/O errors.
  */
 export class BlockDevice {
-  private written = 0n;
-
   private constructor(readonly path: string, private readonly fd: number, readonly size: bigint, private readonly faults: DeviceFaults) {}
 
   static open(path: string, opts: { write?: boolean; faults?: DeviceFaults } = {}): BlockDevice {
@@ -54,8 +57,9 @@ export class BlockDevice {
     if (offset + BigInt(data.length) > this.size) {
       throw new DumpError('IO', `${this.path}: write of ${data.length} bytes at ${offset} past the end of the device (${this.size} bytes)`, { file: this.path, offset });
     }
-    if (this.faults.eioAfterBytes !== undefined && this.written + BigInt(data.length) > this.faults.eioAfterBytes) {
-      throw new DumpError('IO', `${this.path}: input/output error writing at offset ${offset}`, { file: this.path, offset });
+    const bad = this.faults.eioFromOffset;
+    if (bad !== undefined && offset + BigInt(data.length) > bad) {
+      throw new DumpError('IO', `${this.path}: input/output error writing at offset ${offset > bad ? offset : bad}`, { file: this.path, offset: offset > bad ? offset : bad });
     }
     let done = 0;
     try {
@@ -63,7 +67,6 @@ export class BlockDevice {
     } catch (e) {
       throw ioError(`writing dump device at offset ${offset}`, e as NodeJS.ErrnoException);
     }
-    this.written += BigInt(data.length);
   }
 
   read(offset: bigint, length: number): Buffer {

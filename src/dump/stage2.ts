@@ -1,8 +1,9 @@
+import zlib from 'node:zlib';
 import { CorruptDumpError, hex, viewOf } from '../codec/index.js';
 import { PAGE_SIZE, PAGE_SIZE_N } from '../machine/index.js';
 import { blankPage, BuddyAllocator, Kernel, MemMap, PG_reserved, pageFlag } from '../kernel/index.js';
 import { dump_config } from '../kernel/structs/dump_config.js';
-import type { BlockDevice } from './device.js';
+import { isDeviceIoError, type BlockDevice } from './device.js';
 import { CRASHDUMP_ADDR_NONE, savedDumpFrames } from './crashdump_boot.js';
 import {
   DUMP_BUFFER_SIZE, DUMP_DH_COMPRESSED, DUMP_DH_END, DUMP_DH_RAW, DUMP_DH_TRUNCATED, DUMP_HEADER_OFFSET, DUMP_MAGIC_NUMBER,
@@ -12,7 +13,8 @@ import { dump_header_asm } from './lkcd/dump_header_asm.js';
 import { dump_page } from './lkcd/dump_page.js';
 import { readBlock, writeBlock } from './memdev/block.js';
 import {
-  DUMP_STATE_SAVED, DUMP_STATE_WRITTEN, WRITEOUT_NONE, WRITEOUT_RUNNING, dump_missing_page, type DumpConfigBlock,
+  DUMP_STATE_SAVED, DUMP_STATE_WRITTEN, RECORD_DESCS_PER_PAGE, WRITEOUT_NONE, WRITEOUT_RUNNING, dump_missing_page,
+  dump_record_desc, dump_record_table_page, type DumpConfigBlock,
   type DumpSegment,
 } from './memdev/dump_config_block.js';
 import { Memdev } from './memdev/memdev.js';
@@ -26,6 +28,12 @@ const TAIL_FILL = 0x6d;
 
 export interface WriteoutResult {
   pages: bigint;
+  /** Pages whose record no longer matched the record table: damaged in memory, not written. */
+  corrupted: bigint[];
+  /** The device was too small or failed: the dump stays in memory for another writeout. */
+  keptForRetry?: boolean;
+  /** The I/O error that cut the writeout short, if one did. */
+  ioError?: string;
   bytes: bigint;
   truncated: boolean;
   missingPages: bigint;
@@ -33,12 +41,51 @@ export interface WriteoutResult {
   seconds: number;
 }
 
+/** A segment in write order, with the stream index of its first record (for the record table). */
+export interface OrderedSegment extends DumpSegment { firstRecord: number }
+
 /** Order in which stage 2 writes segments: kern, user, unused (forward pass order), stable within a pass. */
-export function writeOrder(block: DumpConfigBlock): DumpSegment[] {
-  return block.segments.slice(0, block.nr_segments)
-    .map((s, i) => ({ s, i }))
-    .sort((a, b) => (a.s.pass - b.s.pass) || (a.i - b.i))
-    .map(({ s }) => s);
+export function writeOrder(block: DumpConfigBlock): OrderedSegment[] {
+  let first = 0;
+  const inStream = block.segments.slice(0, block.nr_segments).map((s, i) => {
+    const o = { ...s, firstRecord: first, i };
+    first += s.nr_pages;
+    return o;
+  });
+  return inStream.sort((a, b) => (a.pass - b.pass) || (a.i - b.i)).map(({ i: _i, ...s }) => s);
+}
+
+/** The record table, loaded: expected address, size and data CRC of every record; null where a table page was damaged. */
+export interface RecordTable {
+  address: BigUint64Array;
+  size: Uint32Array;
+  crc: Uint32Array;
+  trusted: Uint8Array;
+}
+
+export function loadRecordTable(kernel: Kernel, block: DumpConfigBlock): RecordTable | null {
+  if (block.record_table_root === 0n) return null;
+  const n = Number(block.nr_records);
+  const t: RecordTable = { address: new BigUint64Array(n), size: new Uint32Array(n), crc: new Uint32Array(n), trusted: new Uint8Array(n) };
+  let pfn = block.record_table_root;
+  let i = 0;
+  while (pfn !== 0n && i < n) {
+    const raw = kernel.ram.read(pfn * PAGE_SIZE_N, PAGE_SIZE);
+    const page = dump_record_table_page.decode(viewOf(raw));
+    const count = Math.min(page.count, RECORD_DESCS_PER_PAGE, n - i);
+    const body = raw.subarray(dump_record_table_page.offsetOf.entries, dump_record_table_page.offsetOf.entries + count * dump_record_desc.size);
+    const ok = (zlib.crc32(body) >>> 0) === page.entries_crc32 && page.count <= RECORD_DESCS_PER_PAGE;
+    for (let k = 0; k < count; k++, i++) {
+      t.address[i] = page.entries[k].dp_address;
+      t.size[i] = page.entries[k].dp_size;
+      t.crc[i] = page.entries[k].crc32;
+      t.trusted[i] = ok ? 1 : 0;
+    }
+    if (!ok && page.count > RECORD_DESCS_PER_PAGE) break;
+    pfn = page.next_pfn;
+    if (pfn >= kernel.ram.size / PAGE_SIZE_N) break;
+  }
+  return t;
 }
 
 /** Sorts and merges [start, end) ranges. */
@@ -87,12 +134,25 @@ function stage1Missing(kernel: Kernel, block: DumpConfigBlock): Array<[bigint, b
  * allocator only after everything is durably on the device.
  */
 export function writeoutDump(kernel: Kernel, blockPhys: bigint, device: BlockDevice, onProgress?: (done: bigint, total: bigint) => void): WriteoutResult {
+  try {
+    return writeoutWithin(kernel, blockPhys, device, device.size, onProgress);
+  } catch (e) {
+    // The device failed part-way: write a TRUNCATED dump that ends before the failing offset
+    // (kernel pages come first), from the last checkpoint, and keep the frames for a retry.
+    if (!isDeviceIoError(e) || e.where.offset === undefined) throw e;
+    const limit = BigInt(e.where.offset);
+    const r = writeoutWithin(kernel, blockPhys, device, limit, onProgress);
+    return { ...r, ioError: e.message };
+  }
+}
+
+function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, usable: bigint, onProgress?: (done: bigint, total: bigint) => void): WriteoutResult {
   const t0 = performance.now();
   const ram = kernel.ram;
   let block = readBlock(ram, blockPhys);
   if (block.state === DUMP_STATE_WRITTEN) {
     releaseDump(kernel, blockPhys);
-    return { pages: block.wo_pages, bytes: block.wo_dev_offset, truncated: false, missingPages: 0n, resumed: true, seconds: 0 };
+    return { pages: block.wo_pages, corrupted: [], bytes: block.wo_dev_offset, truncated: false, missingPages: 0n, resumed: true, seconds: 0 };
   }
   if (block.state !== DUMP_STATE_SAVED) throw new CorruptDumpError(`dump config block at ${hex(blockPhys)} holds no saved dump`, { struct: 'dump_config_block', field: 'state' });
   const memdev = Memdev.open(ram, block.memdev);
@@ -100,7 +160,7 @@ export function writeoutDump(kernel: Kernel, blockPhys: bigint, device: BlockDev
   const header = dump_header.decode(viewOf(headerBytes), 0);
   if (header.dh_magic_number !== DUMP_MAGIC_NUMBER) throw new CorruptDumpError(`saved dump header magic ${hex(header.dh_magic_number)} is wrong`, { struct: 'dump_header', field: 'dh_magic_number' });
   const firstRecord = DUMP_HEADER_OFFSET + header.dh_dump_buffer_size;
-  const resumed = block.wo_state === WRITEOUT_RUNNING && block.wo_device_size === device.size;
+  const resumed = block.wo_state === WRITEOUT_RUNNING && block.wo_device_size === device.size && block.wo_dev_offset <= usable;
   if (!resumed) {
     // A new writeout: whatever the device held is no longer a valid dump from here on.
     device.write(0n, Buffer.alloc(Number(DUMP_HEADER_OFFSET) + DUMP_BUFFER_SIZE));
@@ -141,12 +201,18 @@ export function writeoutDump(kernel: Kernel, blockPhys: bigint, device: BlockDev
   };
 
   const notWritten: bigint[] = [];
+  const corrupted: bigint[] = [];
   let truncated = false;
-  // Segments are read from the memdev in large chunks; records are cut out of them.
+  // Segments are read from the memdev in large chunks; records are cut out of them, and each is
+  // checked against the record table: a record whose header or data no longer matches what stage 1
+  // stored (a bit flipped in RAM since) is skipped and named, and the walk goes on.
+  const table = loadRecordTable(kernel, block);
   const CHUNK = 1 << 20;
   for (let si = block.wo_segment; si < order.length; si++) {
     const seg = order[si];
-    let pos = seg.start + (si === block.wo_segment ? block.wo_seg_offset : 0n);
+    let pos = seg.start;
+    let recIdx = seg.firstRecord;
+    const resumeAt = seg.start + (si === block.wo_segment ? block.wo_seg_offset : 0n);
     let chunk: Buffer = Buffer.alloc(0);
     let chunkStart = pos;
     const bytesAt = (at: bigint, len: number): Buffer => {
@@ -159,18 +225,38 @@ export function writeoutDump(kernel: Kernel, blockPhys: bigint, device: BlockDev
       const off = Number(at - chunkStart);
       return chunk.subarray(off, off + len);
     };
+    // A resumed writeout finds its record index by the lengths the table gives.
+    if (table && resumeAt > pos) {
+      while (pos < resumeAt && recIdx < table.size.length) { pos += BigInt(dump_page.size + table.size[recIdx]); recIdx++; }
+    } else {
+      pos = resumeAt;
+    }
     while (pos < seg.end) {
       const hdr = bytesAt(pos, dump_page.size);
       const dp = dump_page.decode(viewOf(hdr));
+      const desc = table && recIdx < table.size.length && table.trusted[recIdx] ? recIdx : -1;
       // dph_valid(): aligned address, RAW or COMPRESSED, size within a page.
-      const bad = dp.dp_address % PAGE_SIZE_N !== 0n || (dp.dp_flags !== DUMP_DH_RAW && dp.dp_flags !== DUMP_DH_COMPRESSED)
-        || dp.dp_size > PAGE_SIZE || (dp.dp_flags === DUMP_DH_RAW && dp.dp_size !== PAGE_SIZE) || dp.dp_size === 0;
-      if (bad) {
+      const headerValid = dp.dp_address % PAGE_SIZE_N === 0n && (dp.dp_flags === DUMP_DH_RAW || dp.dp_flags === DUMP_DH_COMPRESSED)
+        && dp.dp_size <= PAGE_SIZE && (dp.dp_flags !== DUMP_DH_RAW || dp.dp_size === PAGE_SIZE) && dp.dp_size !== 0;
+      const size = desc >= 0 ? table!.size[desc] : dp.dp_size;
+      const recLen = BigInt(dump_page.size + size);
+      recIdx++;
+      if (desc < 0 && !headerValid) {
         throw new CorruptDumpError(`Invalid page hdr at offset ${hex(pos)} of the saved dump (dp_address ${hex(dp.dp_address)}, dp_size ${dp.dp_size}, dp_flags ${hex(dp.dp_flags)})`, { struct: 'dump_page', offset: pos });
       }
-      const recLen = BigInt(dump_page.size + dp.dp_size);
-      const trailerBound = BigInt(dump_page.size + lkcd_missing_trailer.size) + 16n * BigInt(priorMissing.length + remainingPagesFrom(si) + 1);
-      if (truncated || devOffset + recLen + trailerBound > device.size) {
+      if (desc >= 0) {
+        const addr = table!.address[desc];
+        const intact = headerValid && dp.dp_address === addr && dp.dp_size === size
+          && (zlib.crc32(bytesAt(pos + BigInt(dump_page.size), size)) >>> 0) === table!.crc[desc];
+        if (!intact) {
+          corrupted.push(addr / PAGE_SIZE_N);
+          notWritten.push(addr / PAGE_SIZE_N);
+          pos += recLen;
+          continue;
+        }
+      }
+      const trailerBound = BigInt(dump_page.size + lkcd_missing_trailer.size) + 16n * BigInt(priorMissing.length + corrupted.length + remainingPagesFrom(si) + 1);
+      if (truncated || devOffset + recLen + trailerBound > usable) {
         truncated = true;
         notWritten.push(dp.dp_address / PAGE_SIZE_N);
         pos += recLen;
@@ -203,7 +289,7 @@ export function writeoutDump(kernel: Kernel, blockPhys: bigint, device: BlockDev
   let tail = Buffer.concat([rec, trailer]);
   const endOfTail = devOffset + BigInt(tail.length);
   const bufEnd = ((endOfTail - firstRecord + BigInt(DUMP_BUFFER_SIZE) - 1n) / BigInt(DUMP_BUFFER_SIZE)) * BigInt(DUMP_BUFFER_SIZE) + firstRecord;
-  if (bufEnd <= device.size) tail = Buffer.concat([tail, Buffer.alloc(Number(bufEnd - endOfTail), TAIL_FILL)]);
+  if (bufEnd <= usable) tail = Buffer.concat([tail, Buffer.alloc(Number(bufEnd - endOfTail), TAIL_FILL)]);
   device.write(devOffset, tail);
   device.sync();
   killPoint('end record');
@@ -217,6 +303,16 @@ export function writeoutDump(kernel: Kernel, blockPhys: bigint, device: BlockDev
   device.sync();
   killPoint('final header');
 
+  const missingPages0 = missing.reduce((a, [s0, e0]) => a + (e0 - s0), 0n);
+  if (truncated) {
+    // The device cut the dump short: the frames stay reserved in RAM with the dump, so a retry on a
+    // bigger or mended device writes it whole.
+    block = { ...block, wo_state: WRITEOUT_NONE, wo_dev_offset: devOffset, wo_pages: pages };
+    writeBlock(ram, blockPhys, block);
+    ram.flush();
+    onProgress?.(total, total);
+    return { pages, corrupted, bytes: devOffset + BigInt(tail.length), truncated: true, missingPages: missingPages0, resumed, keptForRetry: true, seconds: (performance.now() - t0) / 1000 };
+  }
   block = { ...block, state: DUMP_STATE_WRITTEN, wo_state: WRITEOUT_NONE, wo_dev_offset: devOffset, wo_pages: pages };
   writeBlock(ram, blockPhys, block);
   ram.flush();
@@ -224,7 +320,7 @@ export function writeoutDump(kernel: Kernel, blockPhys: bigint, device: BlockDev
   releaseDump(kernel, blockPhys);
   onProgress?.(total, total);
   const missingPages = missing.reduce((a, [s, e]) => a + (e - s), 0n);
-  return { pages, bytes: devOffset + BigInt(tail.length), truncated: anyMissing, missingPages, resumed, seconds: (performance.now() - t0) / 1000 };
+  return { pages, corrupted, bytes: devOffset + BigInt(tail.length), truncated: anyMissing, missingPages, resumed, seconds: (performance.now() - t0) / 1000 };
 }
 
 /**

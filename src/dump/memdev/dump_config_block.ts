@@ -101,6 +101,9 @@ export const dump_config_block = defineStruct('dump_config_block', {
   wo_dev_offset: u64,
   wo_pages: u64,
   wo_device_size: u64,
+  /** First page of the record table (our extension): one descriptor per saved record, in stream order. */
+  record_table_root: u64,
+  nr_records: u64,
 });
 export type DumpConfigBlock = ValueOf<typeof dump_config_block>;
 
@@ -111,4 +114,25 @@ export const dump_missing_page = defineStruct('dump_missing_page', {
   count: u32,
   _pad: u32,
   ranges: array(defineStruct('pfn_range', { start: u64, end: u64 }), MISSING_RANGES_PER_PAGE),
+});
+
+/**
+ * One entry of the record table: what the page record at that position of
+ * the stream must be, and the CRC32 of its data. Stage 2 checks every
+ * record against it, so a bit flipped in a dump frame between the panic and
+ * the writeout is found and named, and a damaged header cannot throw the
+ * walk off (the table gives the record's length).
+ */
+export const dump_record_desc = defineStruct('dump_record_desc', {
+  dp_address: u64,
+  dp_size: u32,
+  crc32: u32,
+});
+export const RECORD_DESCS_PER_PAGE = 255;
+/** A page of the record table, chained by pfn, its entries protected by their own CRC32. */
+export const dump_record_table_page = defineStruct('dump_record_table_page', {
+  next_pfn: u64,
+  count: u32,
+  entries_crc32: u32,
+  entries: array(dump_record_desc, RECORD_DESCS_PER_PAGE),
 });

@@ -1,4 +1,5 @@
-import { DumpError, InternalError, viewOf } from '../../codec/index.js';
+import zlib from 'node:zlib';
+import { DumpError, hex, InternalError, viewOf } from '../../codec/index.js';
 import { PAGE_SIZE, PAGE_SIZE_N, type PhysicalRam } from '../../machine/index.js';
 import {
   bootRegion, forEachPageType, inRanges, Kernel, MemMap, PAGE_OFFSET, uts_namespace,
@@ -16,7 +17,8 @@ import { dump_page } from '../lkcd/dump_page.js';
 import { readBlock, writeBlock } from '../memdev/block.js';
 import {
   DUMP_MAP_SZ, DUMP_PASS_KERN, DUMP_PASS_NAMES, DUMP_PASS_UNUSED, DUMP_PASS_USER, DUMP_STATE_ARMED, DUMP_STATE_SAVED,
-  MAX_DUMP_SEGMENTS, MISSING_RANGES_PER_PAGE, dump_missing_page, type DumpConfigBlock, type DumpSegment,
+  MAX_DUMP_SEGMENTS, MISSING_RANGES_PER_PAGE, RECORD_DESCS_PER_PAGE, dump_missing_page, dump_record_table_page,
+  type DumpConfigBlock, type DumpSegment,
 } from '../memdev/dump_config_block.js';
 import { Memdev } from '../memdev/memdev.js';
 import { PfnBitmap, PfnRanges } from './pfn_set.js';
@@ -93,7 +95,7 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
   const say = opts.console ?? ((): void => undefined);
   const block = readBlock(ram, blockPhys);
   if (block.state !== DUMP_STATE_ARMED) {
-    throw new DumpError('USAGE', `dump: the dump config block at ${PAGE_OFFSET + blockPhys} holds a dump awaiting writeout; not overwriting it`);
+    throw new DumpError('USAGE', `dump: the dump config block at ${hex(PAGE_OFFSET + blockPhys)} holds a dump awaiting writeout; not overwriting it`);
   }
   const live = opts.mode === 'live';
   if (live && !opts.buddy) throw new InternalError('live dump without an allocator');
@@ -126,6 +128,7 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
   const selected = PASS_MASK.map((m) => (block.level & m) !== 0);
   const bootstrapBytes = block.memdev.last_offset - BigInt(STAGE1_HEADER_LEN);
   const dataBytesOf = (frames: bigint): bigint => (frames * BigInt(DUMP_MAP_SZ) / BigInt(DUMP_MAP_SZ + 1)) * PAGE_SIZE_N;
+  // Record descriptors (16 bytes a page) come out of the same room: count them in the plan.
   const capacityBytes = bootstrapBytes + dataBytesOf(count.reduce((a, c, p) => a + c - countFixed[p], 0n)) - END_RESERVE;
   const need = (p: number): bigint => BigInt(Math.ceil(Number(count[p]) * avgRecord[p]));
   const planNeed = (): bigint => [0, 1, 2].reduce((t, p) => (selected[p] ? t + need(p) : t), 0n);
@@ -166,10 +169,25 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
     if (!selected[pass] && releasable(pfn, pass)) pool.push(pfn);
   });
 
+  const recordTable = new RecordTableWriter(ram, () => {
+    const pfn = pool.shift();
+    if (pfn === null) return null;
+    owned.add(pfn);
+    taken.push(pfn);
+    return pfn;
+  });
   const buffer = Buffer.alloc(DUMP_BUFFER_SIZE);
   let bufStart = BigInt(STAGE1_HEADER_LEN); // logical offset of buffer[0]
   let bufLen = 0;
-  const poolBytes = (): bigint => dataBytesOf(pool.size);
+  /** Pool frames the record table will take for the records so far plus the next one. */
+  const tableFramesOwed = (): bigint => {
+    const need = (recordTable.count + 1n + BigInt(RECORD_DESCS_PER_PAGE) - 1n) / BigInt(RECORD_DESCS_PER_PAGE);
+    return need > recordTable.frames ? need - recordTable.frames : 0n;
+  };
+  const poolBytes = (): bigint => {
+    const owed = tableFramesOwed();
+    return pool.size >= owed ? dataBytesOf(pool.size - owed) : -(owed - pool.size) * PAGE_SIZE_N;
+  };
   const room = (): bigint => memdev.handle.last_offset + poolBytes() - (bufStart + BigInt(bufLen)) - END_RESERVE;
   const ensureBacked = (end: bigint): void => {
     while (memdev.handle.last_offset < end) {
@@ -227,6 +245,7 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
   const trySave = (pfn: bigint, pass: number): boolean => {
     ram.readInto(pfn * PAGE_SIZE_N, pageBuf);
     const enc = codec.encode(pageBuf, scratch);
+    // Its descriptor in the record table is counted in room() (tableFramesOwed).
     const size = BigInt(dump_page.size + enc.size);
     const free = room();
     if (size > free) return false;
@@ -238,6 +257,7 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
     dump_page.encode({ dp_address: pfn * PAGE_SIZE_N, dp_size: enc.size, dp_flags: enc.flags }, viewOf(recHdr));
     append(recHdr);
     append(enc.data);
+    recordTable.add(pfn * PAGE_SIZE_N, enc.size, zlib.crc32(enc.data) >>> 0);
     seg!.nr_pages++;
     figures[pass].saved++;
     figures[pass].bytes += size;
@@ -245,6 +265,7 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
     // Its content is in the buffer: the frame may now hold dump data (dump_overlay_pages_done).
     if (frees) pool.push(pfn);
     owned.add(pfn);
+    recordTable.place();
     return true;
   };
   const deferred: Array<PfnRanges> = [new PfnRanges(), new PfnRanges(), new PfnRanges()];
@@ -308,6 +329,7 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
   }
 
   // ---- end record, header, block -----------------------------------------------------------
+  const recordTableRoot = recordTable.finish();
   const endOffset = logicalPos();
   dump_page.encode({ dp_address: 0n, dp_size: 0, dp_flags: DUMP_DH_END }, viewOf(recHdr));
   append(recHdr);
@@ -375,6 +397,8 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
     pages_missing: pagesMissing,
     missing_root: missingRoot,
     pages_compressed: compressed,
+    record_table_root: recordTableRoot,
+    nr_records: recordTable.count,
     bytes_stored: memdev.handle.last_used_offset,
     boot_physical_start: opts.nextKernel.physicalStart,
     boot_region_end: bootEnd,
@@ -386,8 +410,8 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
   const result: Stage1Result = {
     pagesSaved, pagesMissing, pagesCompressed: compressed,
     recordBytes: figures.reduce((a, f) => a + f.bytes, 0n),
-    framesUsed: 1n + mapFrames + memdev.handle.nr_data_pages + missingFrames,
-    metadataFrames: 1n + mapFrames + BigInt(STAGE1_HEADER_LEN / PAGE_SIZE) + missingFrames,
+    framesUsed: 1n + mapFrames + memdev.handle.nr_data_pages + missingFrames + recordTable.frames,
+    metadataFrames: 1n + mapFrames + BigInt(STAGE1_HEADER_LEN / PAGE_SIZE) + missingFrames + recordTable.frames,
     truncated,
     passes: { kern: figures[0], user: figures[1], unused: figures[2] },
     seconds: (performance.now() - t0) / 1000,
@@ -396,6 +420,69 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
   say(`dump: saved ${pagesSaved} pages (${compressed} compressed) in ${result.framesUsed} frames` +
     (truncated ? `; TRUNCATED: ${pagesMissing} pages missing${droppedMask ? `, passes dropped: ${DUMP_PASS_NAMES.filter((_, p) => dropped[p]).join(', ')}` : ''}` : ''));
   return result;
+}
+
+const RECORD_DESC_BYTES = 16;
+
+/**
+ * Writes the record table. Descriptor pages wait in memory until a frame is
+ * free for them (at the start of an all-RAM dump none is, until the first
+ * saved page gives its frame back); room() keeps those frames reserved.
+ * A page is written once the frame of the page after it is known.
+ */
+class RecordTableWriter {
+  count = 0n;
+  frames = 0n;
+  private pages: Array<{ entries: Array<{ dp_address: bigint; dp_size: number; crc32: number }>; pfn: bigint | null }> = [];
+  private root = 0n;
+
+  constructor(private readonly ram: PhysicalRam, private readonly takeFrame: () => bigint | null) {}
+
+  add(dp_address: bigint, dp_size: number, crc32: number): void {
+    let cur = this.pages[this.pages.length - 1];
+    if (!cur || cur.entries.length === RECORD_DESCS_PER_PAGE) {
+      cur = { entries: [], pfn: null };
+      this.pages.push(cur);
+    }
+    cur.entries.push({ dp_address, dp_size, crc32 });
+    this.count++;
+  }
+
+  /** Gives waiting pages frames while there are free ones, and writes every page it can. */
+  place(final = false): void {
+    for (const p of this.pages) {
+      if (p.pfn !== null) continue;
+      const pfn = this.takeFrame();
+      if (pfn === null) break;
+      p.pfn = pfn;
+      this.frames++;
+      if (this.root === 0n) this.root = pfn;
+    }
+    while (this.pages.length > 0) {
+      const [p, next] = this.pages;
+      const complete = p.entries.length === RECORD_DESCS_PER_PAGE || final;
+      if (p.pfn === null || !complete || (next ? next.pfn === null : !final)) break;
+      this.writePage(p.pfn, p.entries, next ? next.pfn! : 0n);
+      this.pages.shift();
+    }
+  }
+
+  private writePage(pfn: bigint, entries: Array<{ dp_address: bigint; dp_size: number; crc32: number }>, next: bigint): void {
+    const page = Buffer.alloc(PAGE_SIZE);
+    const empty = { dp_address: 0n, dp_size: 0, crc32: 0 };
+    const all = [...entries, ...Array.from({ length: RECORD_DESCS_PER_PAGE - entries.length }, () => empty)];
+    dump_record_table_page.encode({ next_pfn: next, count: entries.length, entries_crc32: 0, entries: all }, viewOf(page));
+    const body = page.subarray(dump_record_table_page.offsetOf.entries, dump_record_table_page.offsetOf.entries + entries.length * RECORD_DESC_BYTES);
+    page.writeUInt32LE(zlib.crc32(body) >>> 0, dump_record_table_page.offsetOf.entries_crc32);
+    this.ram.write(pfn * PAGE_SIZE_N, page);
+  }
+
+  /** Places and writes the last pages; returns the first page's pfn (0 when no record was saved). */
+  finish(): bigint {
+    this.place(true);
+    if (this.pages.length > 0) throw new InternalError('dump: no frame left for the record table');
+    return this.root;
+  }
 }
 
 /** Average bytes of a page record of a pass, from evenly spaced sample pages. */
@@ -410,7 +497,7 @@ function sampleRecordBytes(kernel: Kernel, memmap: MemMap, owned: PfnBitmap, pas
     if (PASS_OF[type] !== pass || owned.has(pfn)) return;
     if (seen++ % stride !== 0n || sampled >= SAMPLE_PAGES) return;
     kernel.ram.readInto(pfn * PAGE_SIZE_N, page);
-    bytes += dump_page.size + codec.encode(page, scratch).size;
+    bytes += dump_page.size + codec.encode(page, scratch).size + RECORD_DESC_BYTES;
     sampled++;
   });
   return sampled ? bytes / sampled : dump_page.size + PAGE_SIZE;
