@@ -17,15 +17,28 @@ import { SymbolTable } from './symbols.js';
 
 export interface SaveReport { lines: string[]; n: number | null }
 
+/**
+ * LKCD_FAULT_SAVE_ENOSPC_AFTER=BYTES makes the copy fail with ENOSPC after
+ * that many bytes, as a full DUMPDIR would (the fault matrix).
+ */
+function enospcAfter(): bigint | null {
+  const v = process.env.LKCD_FAULT_SAVE_ENOSPC_AFTER;
+  return v && /^\d+$/.test(v) ? BigInt(v) : null;
+}
+
 /** Copies [start, end) of the device into a new file (0600), fsynced. */
 function copyOut(dev: BlockDevice, d: DeviceDump, file: string): void {
   const fd = fs.openSync(file, 'w', 0o600);
+  const limit = enospcAfter();
   const bar = progressBar('lkcd save: copy');
   try {
     const chunk = 4 << 20;
     for (let off = d.start; off < d.end; off += BigInt(chunk)) {
       const n = Number(d.end - off < BigInt(chunk) ? d.end - off : BigInt(chunk));
       const buf = dev.read(off, n);
+      if (limit !== null && off - d.start + BigInt(n) > limit) {
+        throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', syscall: 'write', path: file });
+      }
       let done = 0;
       while (done < n) done += fs.writeSync(fd, buf, done, n - done);
       bar(off + BigInt(n) - d.start, d.end - d.start);
@@ -33,7 +46,7 @@ function copyOut(dev: BlockDevice, d: DeviceDump, file: string): void {
     }
     fs.fsyncSync(fd);
   } catch (e) {
-    throw e instanceof DumpError ? e : ioError(`writing ${file}`, e as NodeJS.ErrnoException);
+    throw e instanceof DumpError ? e : ioError("copying the dump", e as NodeJS.ErrnoException);
   } finally {
     fs.closeSync(fd);
     bar.end();
@@ -152,6 +165,7 @@ export function lkcdSave(root: MachineRoot): SaveReport {
       const tmp = path.join(conf.DUMPDIR, `.saving-${n}`);
       fs.rmSync(tmp, { recursive: true, force: true });
       ensureDir(tmp, 0o700);
+      try {
       const file = path.join(tmp, `dump.${n}`);
       copyOut(dev, found, file);
       if (sha256File(file) !== sha) throw new DumpError('IO', `${file}: the copy does not match the device (sha256 differs)`, { file });
@@ -178,6 +192,11 @@ export function lkcdSave(root: MachineRoot): SaveReport {
       fs.renameSync(tmp, dir);
       fsyncDir(conf.DUMPDIR);
       killPoint('save renamed');
+      } catch (e) {
+        // Nothing half-written is left to look like a dump; the device dump stays unsaved.
+        fs.rmSync(tmp, { recursive: true, force: true });
+        throw e;
+      }
     }
     const r = indexDumpDir(index, n, dir, sha, verified ?? undefined);
     killPoint('save indexed');

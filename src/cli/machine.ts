@@ -7,7 +7,7 @@ import {
   closeSystem, openSystem, PAGE_TYPES, powerOff, powerOn, PROFILE_NAMES, runWorkload, systemDmesg,
   systemStatus, systemTasks, taskStateName, type SystemStatus,
 } from '../kernel/index.js';
-import { crashMachine, exportLiveVmcore, liveDump, pendingDump, procDumpValues, type CrashOutcome } from '../dump/index.js';
+import { coldReset, crashMachine, exportLiveVmcore, liveDump, pendingDump, procDumpValues, type CrashOutcome } from '../dump/index.js';
 import { kexecLoaded, type CrashCause, type RunningSystem } from '../kernel/index.js';
 import { progressBar } from './progress.js';
 import { runCli } from './run.js';
@@ -154,6 +154,14 @@ await runCli('machine', async () => {
       try {
         const r = liveDump(sys);
         for (const l of r.console) process.stdout.write(`${l}\n`);
+      } finally {
+        closeSystem(sys);
+      }
+    })
+    .command('reset', 'the reset button: RAM is lost, the same kernel command line boots again', () => undefined, (argv) => {
+      const sys = coldReset(openSystem(rootOf(argv)));
+      try {
+        process.stdout.write(`reset: ${sys.kernel.release} booted on cleared memory\n`);
       } finally {
         closeSystem(sys);
       }

@@ -1,7 +1,7 @@
 import { hex } from '../codec/index.js';
 import { writeState } from '../machine/index.js';
 import {
-  bootKernel, closeSystem, kernelWallClock, machineKexec, powerOn, printk, readKernelHeader, sim_workload, uts_namespace,
+  bootKernel, closeSystem, configForRam, kernelWallClock, machineKexec, powerOn, printk, readKernelHeader, sim_workload, uts_namespace,
   LOGLEVEL_WARNING, Kernel, type RunningSystem,
 } from '../kernel/index.js';
 import { crashdumpReserve } from './crashdump_boot.js';
@@ -53,4 +53,23 @@ export function coldReboot(sys: RunningSystem, reason: string): RunningSystem {
 
 export function describeKernel(k: Kernel): string {
   return `${k.release} at ${hex(k.header.physical_start)}`;
+}
+
+/**
+ * The reset button: power is cut and restored, RAM does not survive, and
+ * the boot loader boots the kernel again with the command line it last
+ * used (as an autoboot entry would). A crashdump= on it now points at
+ * cleared memory: the new kernel says so and boots normally.
+ */
+export function coldReset(sys: RunningSystem): RunningSystem {
+  const k = sys.kernel;
+  const raw = k.readBytes('boot_command_line');
+  const cmdline = raw.subarray(0, raw.indexOf(0)).toString('latin1');
+  const hostname = k.readStruct(uts_namespace, 'init_uts_ns').name.nodename;
+  const wl = k.readStruct(sim_workload, 'sim_workload');
+  const root = sys.root;
+  const mem = sys.ram.size;
+  closeSystem(sys);
+  const config = configForRam(mem);
+  return powerOn(root, { mem, profile: 'idle', seed: wl.seed, hostname, cmdline, earlyReserve: (kk) => crashdumpReserve(kk, config) });
 }

@@ -39,6 +39,8 @@ export interface PowerOnOptions {
   seed: number;
   hostname?: string;
   cmdline?: string;
+  /** Passed to the boot (the dump driver's crashdump= reservation). */
+  earlyReserve?: BootParams['earlyReserve'];
 }
 
 export function defaultCmdline(release: string): string {
@@ -102,6 +104,7 @@ export function powerOn(root: MachineRoot, opts: PowerOnOptions): RunningSystem 
     hostname: opts.hostname ?? 'lkcd-sim',
     bootTime: EPOCH_BASE + BigInt(opts.seed % 3650) * 86400n,
     seed: opts.seed,
+    earlyReserve: opts.earlyReserve,
   };
   const { kernel, cpu } = bootKernel(ram, base, params);
   startWorkload(kernel, profile, opts.seed);
