@@ -16,8 +16,8 @@
  */
 import zlib from 'node:zlib';
 import {
-  CorruptDumpError, DumpError, FaultError, InternalError, TruncatedError, bytes, cstring, defineStruct, hex, u32, u64,
-  viewOf, type ValueOf, type Where,
+  CorruptDumpError, DumpError, FaultError, InternalError, TruncatedError, bytes, defineStruct, hex, u32, u64,
+  viewOf, type Where,
 } from '../../codec/index.js';
 import { PAGE_SHIFT, PAGE_SIZE } from '../../machine/index.js';
 import {
@@ -25,9 +25,9 @@ import {
 } from '../codecs/index.js';
 import {
   DUMP_ASM_MAGIC_NUMBER, DUMP_DH_COMPRESSED, DUMP_DH_END, DUMP_DH_RAW, DUMP_DH_TRUNCATED, DUMP_MAGIC_LIVE,
-  DUMP_MAGIC_NUMBER, DUMP_PANIC_LEN,
+  DUMP_MAGIC_NUMBER,
 } from '../lkcd/constants.js';
-import { dump_header, dump_timeval, type DumpHeader } from '../lkcd/dump_header.js';
+import { dump_header, dump_header_v8, type DumpHeader } from '../lkcd/dump_header.js';
 import { dump_header_asm, type DumpHeaderAsm } from '../lkcd/dump_header_asm.js';
 import { dump_page, type DumpPage } from '../lkcd/dump_page.js';
 import {
@@ -49,36 +49,7 @@ export const LKCD_OFFSET_TO_FIRST_PAGE = 65536;
 /** The flags an end record may carry. */
 const END_FLAGS_ALLOWED = DUMP_DH_END | DUMP_DH_TRUNCATED;
 
-const UTS = 65;
-
-/**
- * dump_header_t, LKCD format v8 (K-V8 include/linux/dump.h; crash
- * lkcd_dump_v8.h): the v9 layout without dh_dump_buffer_size, 734 bytes.
- */
-export const dump_header_v8 = defineStruct('dump_header', {
-  dh_magic_number: u64,
-  dh_version: u32,
-  dh_header_size: u32,
-  dh_dump_level: u32,
-  dh_page_size: u32,
-  dh_memory_size: u64,
-  dh_memory_start: u64,
-  dh_memory_end: u64,
-  dh_num_pages: u32,
-  dh_panic_string: cstring(DUMP_PANIC_LEN),
-  dh_time: dump_timeval,
-  dh_utsname_sysname: cstring(UTS),
-  dh_utsname_nodename: cstring(UTS),
-  dh_utsname_release: cstring(UTS),
-  dh_utsname_version: cstring(UTS),
-  dh_utsname_machine: cstring(UTS),
-  dh_utsname_domainname: cstring(UTS),
-  dh_current_task: u64,
-  dh_dump_compress: u32,
-  dh_dump_flags: u32,
-  dh_dump_device: u32,
-});
-export type DumpHeaderV8 = ValueOf<typeof dump_header_v8>;
+export { dump_header_v8, type DumpHeaderV8 } from '../lkcd/dump_header.js';
 
 // ---- the missing-ranges trailer (our extension) ----------------------------------------
 

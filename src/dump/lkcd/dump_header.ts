@@ -9,11 +9,8 @@ export const dump_timeval = defineStruct('dump_timeval', {
   tv_usec: u64,
 });
 
-/**
- * dump_header_t, LKCD format v9 (include/linux/dump.h; crash lkcd_dump_v8.h
- * plus dh_dump_buffer_size): packed, little-endian, 742 bytes.
- */
-export const dump_header = defineStruct('dump_header', {
+/** The fields of dump_header_t that v8 and v9 share, in order. */
+const DUMP_HEADER_V8_FIELDS = {
   dh_magic_number: u64,
   dh_version: u32,
   dh_header_size: u32,
@@ -35,6 +32,21 @@ export const dump_header = defineStruct('dump_header', {
   dh_dump_compress: u32,
   dh_dump_flags: u32,
   dh_dump_device: u32,
+};
+
+/**
+ * dump_header_t, LKCD format v8 (K-V8 include/linux/dump.h; crash
+ * lkcd_dump_v8.h): 734 bytes, packed, little-endian.
+ */
+export const dump_header_v8 = defineStruct('dump_header', DUMP_HEADER_V8_FIELDS);
+export type DumpHeaderV8 = ValueOf<typeof dump_header_v8>;
+
+/**
+ * dump_header_t, LKCD format v9 (K-V9 include/linux/dump.h): v8 plus
+ * dh_dump_buffer_size, the offset of the first page record. 742 bytes.
+ */
+export const dump_header = defineStruct('dump_header', {
+  ...DUMP_HEADER_V8_FIELDS,
   dh_dump_buffer_size: u64,
 });
 export type DumpHeader = ValueOf<typeof dump_header>;
