@@ -23,9 +23,11 @@ export function defaultDeviceSize(ramBytes: bigint): bigint {
  * DUMP_FLAGS_SOFTBOOT and KEXEC_IMAGE it preloads the kexec kernel with
  * crashdump=<addr> appended, as lkcdutils' sbin.lkcd does.
  */
-export function lkcdConfig(root: MachineRoot): ConfigReport {
+export function lkcdConfig(root: MachineRoot, onLine?: (line: string) => void): ConfigReport {
   const sys = openSystem(root);
+  // Each line is reported as it happens: a later failure must not hide a writeout that was done.
   const lines: string[] = [];
+  const say = (l: string): void => { say(l); onLine?.(l); };
   try {
     const kernel = sys.kernel;
     const conf = loadSysconfig(root.sysconfigPath, root.dir, kernel.release);
@@ -38,19 +40,26 @@ export function lkcdConfig(root: MachineRoot): ConfigReport {
       try {
         const r = writeoutDump(kernel, pending.phys, dev, bar);
         bar.end();
-        lines.push(`dump: wrote the ${pending.live ? 'live dump' : 'dump saved before the soft boot'} at ${hex(pending.addr)} to ${conf.DUMPDEV}: ${r.pages} pages, ${r.bytes} bytes${r.resumed ? ' (resumed)' : ''}` +
+        say(`dump: wrote the ${pending.live ? 'live dump' : 'dump saved before the soft boot'} at ${hex(pending.addr)} to ${conf.DUMPDEV}: ${r.pages} pages, ${r.bytes} bytes${r.resumed ? ' (resumed)' : ''}` +
           (r.truncated ? `; TRUNCATED: ${r.missingPages} pages missing` : ''));
         if (r.corrupted.length) {
           const shown = r.corrupted.slice(0, 8).map((p) => hex(p * 4096n)).join(', ');
-          lines.push(`dump: ${r.corrupted.length} page${r.corrupted.length > 1 ? 's were' : ' was'} damaged in memory since the panic and not written (paddr ${shown}${r.corrupted.length > 8 ? ', ...' : ''}); all other pages were`);
+          say(`dump: ${r.corrupted.length} page${r.corrupted.length > 1 ? 's were' : ' was'} damaged in memory since the panic and not written (paddr ${shown}${r.corrupted.length > 8 ? ', ...' : ''}); all other pages were`);
         }
-        if (r.ioError) lines.push(`dump: ${r.ioError}; the dump on the device ends before it`);
+        if (r.ioError) say(`dump: ${r.ioError}; the dump on the device ends before it`);
         if (r.keptForRetry) {
-          lines.push(`dump: the device could not hold the whole dump: its frames stay reserved in memory; run lkcd config again once ${conf.DUMPDEV} is mended or larger`);
-          if (pending.live) {
-            sys.ram.flush();
-            return { lines };
+          say(`dump: the device could not hold the whole dump: its frames stay reserved in memory; run lkcd config again once ${conf.DUMPDEV} is mended or larger`);
+          // Not re-armed while the dump is held: a panic before the retry must reboot into a kernel
+          // that finds this dump again, so kexec is preloaded with its address.
+          if (!pending.live && wantsSoftboot(conf) && fs.existsSync(conf.KEXEC_IMAGE)) {
+            const image = readKernelImageFile(conf.KEXEC_IMAGE);
+            const memmap = new MemMap(kernel);
+            const cmdline = `${conf.KEXEC_CMDLINE} crashdump=${hex(pending.addr)}`.trim();
+            kexecLoad(kernel, new BuddyAllocator(kernel, memmap), memmap, image, cmdline);
+            say(`Preloading kernel for kexec based dumping: ${image.layout.config.release} --command-line="${cmdline}" (the held dump)`);
           }
+          sys.ram.flush();
+          return { lines };
         }
       } finally {
         dev.close();
@@ -59,7 +68,7 @@ export function lkcdConfig(root: MachineRoot): ConfigReport {
     if (!conf.DUMP_ACTIVE) {
       const cfg = readDumpConfig(kernel);
       kernel.writeStruct(dump_config, 'dump_config', { ...cfg, active: 0 });
-      lines.push('dump: DUMP_ACTIVE=0: dumping disabled');
+      say('dump: DUMP_ACTIVE=0: dumping disabled');
       sys.ram.flush();
       return { lines };
     }
@@ -70,13 +79,13 @@ export function lkcdConfig(root: MachineRoot): ConfigReport {
       active: true, level: conf.DUMP_LEVEL, flags: conf.DUMP_FLAGS, compress: conf.DUMP_COMPRESS, panicTimeout: conf.PANIC_TIMEOUT,
     });
     const cfg = readDumpConfig(kernel);
-    lines.push(`dump: ${armed.created ? 'configured' : 'reconfigured'}: level 0x${cfg.level.toString(16)}, flags 0x${cfg.flags.toString(16)}, compress ${cfg.compress}; config block at ${hex(armed.addr)}`);
+    say(`dump: ${armed.created ? 'configured' : 'reconfigured'}: level 0x${cfg.level.toString(16)}, flags 0x${cfg.flags.toString(16)}, compress ${cfg.compress}; config block at ${hex(armed.addr)}`);
     if (wantsSoftboot(conf)) {
       const image = readKernelImageFile(conf.KEXEC_IMAGE);
       const memmap = new MemMap(kernel);
       const cmdline = `${conf.KEXEC_CMDLINE} crashdump=${hex(armed.addr)}`.trim();
       kexecLoad(kernel, new BuddyAllocator(kernel, memmap), memmap, image, cmdline);
-      lines.push(`Preloading kernel for kexec based dumping: ${image.layout.config.release} --command-line="${cmdline}"`);
+      say(`Preloading kernel for kexec based dumping: ${image.layout.config.release} --command-line="${cmdline}"`);
     }
     sys.ram.flush();
     return { lines };

@@ -27,26 +27,37 @@ export function dumpDirOf(dumpdir: string, n: number): string {
 }
 
 /**
- * An exclusive lock on DUMPDIR for `lkcd save`: a lock file created with
- * O_EXCL holding the owner's pid. A second save refuses with one line; a
+ * An exclusive lock on DUMPDIR for `lkcd save`: a lock file holding the
+ * owner's pid, created atomically (link(2) of a file already written). A second save refuses with one line; a
  * lock left by a killed save (its pid gone) is taken over.
  */
 export function acquireSaveLock(dumpdir: string): () => void {
   const file = path.join(dumpdir, '.lkcd-save.lock');
-  for (let attempt = 0; attempt < 2; attempt++) {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    // The lock appears with its pid already in it (written aside, then linked into place), so a
+    // second save never reads an empty lock and takes it for a stale one.
+    const tmp = `${file}.${process.pid}`;
+    fs.writeFileSync(tmp, `${process.pid}\n`, { mode: 0o600 });
     try {
-      const fd = fs.openSync(file, 'wx', 0o600);
-      fs.writeSync(fd, `${process.pid}\n`);
-      fs.closeSync(fd);
+      fs.linkSync(tmp, file);
       return () => { try { fs.unlinkSync(file); } catch { /* already gone */ } };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError('locking DUMPDIR', e as NodeJS.ErrnoException);
-      const pid = Number(fs.readFileSync(file, 'utf8').trim());
-      if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) {
-        throw new DumpError('IO', `another lkcd save (pid ${pid}) is saving into ${dumpdir}; try again when it has finished`, { file });
-      }
-      fs.rmSync(file, { force: true });
+    } finally {
+      fs.rmSync(tmp, { force: true });
     }
+    let holder: string;
+    try {
+      holder = fs.readFileSync(file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // released meanwhile: try again
+      throw ioError('reading the DUMPDIR lock', e as NodeJS.ErrnoException);
+    }
+    const pid = Number(holder.trim());
+    if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) {
+      throw new DumpError('IO', `another lkcd save (pid ${pid}) is saving into ${dumpdir}; try again when it has finished`, { file });
+    }
+    fs.rmSync(file, { force: true });
   }
   throw new DumpError('IO', `cannot lock ${dumpdir}`, { file });
 }

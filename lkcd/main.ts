@@ -12,7 +12,7 @@ import { DumpIndex, INDEX_FILE } from '../src/store/index.js';
 import { formatDmesg } from '../src/kernel/index.js';
 import { progressBar } from '../src/cli/progress.js';
 import { lkcdConfig } from './config.js';
-import { indexDumpDir, lkcdSave, sha256File } from './save.js';
+import { indexDumpDir, lkcdSave, pagesFailingIndexCrc, sha256File } from './save.js';
 import { dumpDirFor, hexDump, openIndexedDump, parseDumpNumber, readPhysical, showText } from './query.js';
 import { analysisText, readDumpFacts } from './analysis.js';
 import { acquireSaveLock, readBounds, writeBounds } from './dumpdir.js';
@@ -31,7 +31,7 @@ await runCli('lkcd', async () => {
     .option('root', { type: 'string', describe: 'machine root directory (default: $LKCD_ROOT, else var/ of the checkout)' })
     .option('debug', { type: 'boolean', describe: 'print stack traces on errors' })
     .command('config', 'write out a dump held in memory to DUMPDEV, then arm the dump driver and preload kexec with crashdump=', () => undefined, (argv) => {
-      for (const l of lkcdConfig(rootOf(argv)).lines) out(`${l}\n`);
+      lkcdConfig(rootOf(argv), (l) => out(`${l}\n`));
     })
     .command('save', 'copy the dump on DUMPDEV to DUMPDIR/N (dump.N, map.N, kerntypes.N, analysis.N), index it, mark it saved', () => undefined, (argv) => {
       for (const l of lkcdSave(rootOf(argv)).lines) out(`${l}\n`);
@@ -90,13 +90,21 @@ await runCli('lkcd', async () => {
       } finally { index.close(); }
     })
     .command('verify <n>', 'check every record and page of dump N and its checksum; non-zero exit on any fault', (y) => y.positional('n', { type: 'string' }), (argv) => {
-      const o = openIndexedDump(dumpDirFor(rootOf(argv)), parseDumpNumber(argv.n!));
+      const dumpdir = dumpDirFor(rootOf(argv));
+      const o = openIndexedDump(dumpdir, parseDumpNumber(argv.n!));
       const file = o.file;
       const rec = o.rec;
       o.close();
       const bar = progressBar('lkcd verify');
       const v = verifyLkcd(file, bar);
       bar.end();
+      const index = DumpIndex.open(dumpdir, { readonly: true });
+      let crcBad: ReturnType<typeof pagesFailingIndexCrc>;
+      try { crcBad = pagesFailingIndexCrc(file, index.iteratePages(rec.n)); } finally { index.close(); }
+      if (crcBad.length) {
+        const b = crcBad[0];
+        throw new CorruptDumpError(`${file}: ${crcBad.length} page${crcBad.length > 1 ? 's' : ''} changed since saved; first: page ${hex(b.pfn)} (paddr ${hex(b.pfn * 4096n)}) at offset ${b.offset}: data CRC32 does not match the index`, { file });
+      }
       const sha = sha256File(file);
       if (v.bad.length) {
         const b = v.bad[0];

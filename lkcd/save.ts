@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import zlib from 'node:zlib';
 import fs from 'node:fs';
 import path from 'node:path';
 import { CorruptDumpError, DumpError, ioError } from '../src/codec/index.js';
@@ -106,14 +107,22 @@ export function indexDumpDir(index: DumpIndex, n: number, dir: string, sha?: str
     const facts = readDumpFacts(dump, syms);
     const missingPages = v.missingRanges.reduce((x, [s, e]) => x + Number(e - s), 0);
     const rec = dumpRecordOf(n, dir, dump, sha ?? sha256File(file), fs.statSync(file).size, v.compressed, missingPages, facts.callSite);
+    const fd = fs.openSync(file, 'r');
+    const data = Buffer.alloc(4096);
     const pages = function* (): Generator<PageRow> {
       for (const pfn of dump.pages()) {
         const r = dump.record(pfn)!;
-        yield { pfn, offset: r.offset, size: r.size, flags: r.flags };
+        // A checksum of each record's data, so `lkcd verify` can name a damaged page even when it is raw.
+        fs.readSync(fd, data, 0, r.size, Number(r.offset) + 16);
+        yield { pfn, offset: r.offset, size: r.size, flags: r.flags, crc32: zlib.crc32(data.subarray(0, r.size)) >>> 0 };
       }
     };
     const log: LogLine[] = (facts.log ?? []).map((l) => ({ seq: Number(l.seq), ts_nsec: l.ts_nsec, level: l.level, text: l.text }));
-    return index.addDump(rec, pages(), log, v.missingRanges.map(([start_pfn, end_pfn]) => ({ start_pfn, end_pfn })));
+    try {
+      return index.addDump(rec, pages(), log, v.missingRanges.map(([start_pfn, end_pfn]) => ({ start_pfn, end_pfn })));
+    } finally {
+      fs.closeSync(fd);
+    }
   } finally {
     dump.close();
   }
@@ -215,3 +224,20 @@ export function lkcdSave(root: MachineRoot): SaveReport {
   }
 }
 
+
+/** Pages of dump.N whose record data no longer has the CRC32 the index recorded at save time. */
+export function pagesFailingIndexCrc(file: string, rows: Iterable<PageRow>): PageRow[] {
+  const bad: PageRow[] = [];
+  const fd = fs.openSync(file, 'r');
+  const data = Buffer.alloc(4096);
+  try {
+    for (const r of rows) {
+      if (r.crc32 == null) continue;
+      const n = fs.readSync(fd, data, 0, r.size, Number(r.offset) + 16);
+      if (n !== r.size || (zlib.crc32(data.subarray(0, r.size)) >>> 0) !== r.crc32) bad.push(r);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return bad;
+}

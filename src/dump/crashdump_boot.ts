@@ -31,6 +31,7 @@ export function savedDumpFrames(ram: PhysicalRam, blockPhys: bigint, block: Dump
     frames.push(pfn);
     pfn = dump_missing_page.decode(viewOf(ram.read(pfn * PAGE_SIZE_N, PAGE_SIZE))).next_pfn;
   }
+  for (const copy of block.header_copy_pfn) if (copy !== 0n) frames.push(copy);
   pfn = block.record_table_root;
   guard = 0;
   while (pfn !== 0n) {

@@ -65,6 +65,9 @@ export function findDeviceDump(dev: BlockDevice): DeviceDump | null {
     const bad = dp.dp_address % BigInt(PAGE_SIZE) !== 0n || (dp.dp_flags !== DUMP_DH_RAW && dp.dp_flags !== DUMP_DH_COMPRESSED)
       || dp.dp_size > PAGE_SIZE || (dp.dp_flags === DUMP_DH_RAW && dp.dp_size !== PAGE_SIZE);
     if (bad) throw new CorruptDumpError(`${dev.path}: invalid page record at offset ${off} (dp_address ${hex(dp.dp_address)}, dp_size ${dp.dp_size}, dp_flags ${hex(dp.dp_flags)})`, { file: dev.path, struct: 'dump_page', offset: off });
+    if (dp.dp_address / BigInt(PAGE_SIZE) >= header.dh_memory_size) {
+      throw new CorruptDumpError(`${dev.path}: page record at offset ${off} is for paddr ${hex(dp.dp_address)}, beyond the ${header.dh_memory_size} pages of memory (dh_memory_size)`, { file: dev.path, struct: 'dump_page', field: 'dp_address', offset: off });
+    }
     const next = off + BigInt(dump_page.size + dp.dp_size);
     if (next > dev.size) throw new DumpError('TRUNCATED', `${dev.path}: page record at offset ${off} runs past the end of the device`, { file: dev.path, struct: 'dump_page', field: 'dp_size', offset: off });
     off = next;

@@ -14,7 +14,7 @@ import { dump_page } from './lkcd/dump_page.js';
 import { readBlock, writeBlock } from './memdev/block.js';
 import {
   DUMP_STATE_SAVED, DUMP_STATE_WRITTEN, RECORD_DESCS_PER_PAGE, WRITEOUT_NONE, WRITEOUT_RUNNING, dump_missing_page,
-  dump_record_desc, dump_record_table_page, type DumpConfigBlock,
+  dump_record_desc, dump_record_table_page, recordCheck, type DumpConfigBlock,
   type DumpSegment,
 } from './memdev/dump_config_block.js';
 import { Memdev } from './memdev/memdev.js';
@@ -55,7 +55,7 @@ export function writeOrder(block: DumpConfigBlock): OrderedSegment[] {
   return inStream.sort((a, b) => (a.pass - b.pass) || (a.i - b.i)).map(({ i: _i, ...s }) => s);
 }
 
-/** The record table, loaded: expected address, size and data CRC of every record; null where a table page was damaged. */
+/** The record table, loaded: expected address, size and data check of every record; untrusted where a table page was damaged. */
 export interface RecordTable {
   address: BigUint64Array;
   size: Uint32Array;
@@ -67,6 +67,7 @@ export function loadRecordTable(kernel: Kernel, block: DumpConfigBlock): RecordT
   if (block.record_table_root === 0n) return null;
   const n = Number(block.nr_records);
   const t: RecordTable = { address: new BigUint64Array(n), size: new Uint32Array(n), crc: new Uint32Array(n), trusted: new Uint8Array(n) };
+  const maxPfn = kernel.ram.size / PAGE_SIZE_N;
   let pfn = block.record_table_root;
   let i = 0;
   while (pfn !== 0n && i < n) {
@@ -76,10 +77,11 @@ export function loadRecordTable(kernel: Kernel, block: DumpConfigBlock): RecordT
     const body = raw.subarray(dump_record_table_page.offsetOf.entries, dump_record_table_page.offsetOf.entries + count * dump_record_desc.size);
     const ok = (zlib.crc32(body) >>> 0) === page.entries_crc32 && page.count <= RECORD_DESCS_PER_PAGE;
     for (let k = 0; k < count; k++, i++) {
-      t.address[i] = page.entries[k].dp_address;
-      t.size[i] = page.entries[k].dp_size;
-      t.crc[i] = page.entries[k].crc32;
-      t.trusted[i] = ok ? 1 : 0;
+      const e = page.entries[k];
+      t.address[i] = BigInt(e.pfn) * PAGE_SIZE_N;
+      t.size[i] = e.dp_size;
+      t.crc[i] = e.crc16;
+      t.trusted[i] = ok && BigInt(e.pfn) < maxPfn && e.dp_size > 0 && e.dp_size <= PAGE_SIZE ? 1 : 0;
     }
     if (!ok && page.count > RECORD_DESCS_PER_PAGE) break;
     pfn = page.next_pfn;
@@ -134,6 +136,8 @@ function stage1Missing(kernel: Kernel, block: DumpConfigBlock): Array<[bigint, b
  * allocator only after everything is durably on the device.
  */
 export function writeoutDump(kernel: Kernel, blockPhys: bigint, device: BlockDevice, onProgress?: (done: bigint, total: bigint) => void): WriteoutResult {
+  const before = readBlock(kernel.ram, blockPhys);
+  const wasRunning = before.wo_state === WRITEOUT_RUNNING && before.wo_device_size === device.size;
   try {
     return writeoutWithin(kernel, blockPhys, device, device.size, onProgress);
   } catch (e) {
@@ -142,7 +146,8 @@ export function writeoutDump(kernel: Kernel, blockPhys: bigint, device: BlockDev
     if (!isDeviceIoError(e) || e.where.offset === undefined) throw e;
     const limit = BigInt(e.where.offset);
     const r = writeoutWithin(kernel, blockPhys, device, limit, onProgress);
-    return { ...r, ioError: e.message };
+    // The second attempt picks up the first one's checkpoints: still one writeout, not a resumed one.
+    return { ...r, resumed: wasRunning, ioError: e.message };
   }
 }
 
@@ -156,7 +161,7 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
   }
   if (block.state !== DUMP_STATE_SAVED) throw new CorruptDumpError(`dump config block at ${hex(blockPhys)} holds no saved dump`, { struct: 'dump_config_block', field: 'state' });
   const memdev = Memdev.open(ram, block.memdev);
-  const headerBytes = memdev.read(0n, dump_header.size + dump_header_asm.size);
+  const headerBytes = savedHeader(kernel, block, memdev);
   const header = dump_header.decode(viewOf(headerBytes), 0);
   if (header.dh_magic_number !== DUMP_MAGIC_NUMBER) throw new CorruptDumpError(`saved dump header magic ${hex(header.dh_magic_number)} is wrong`, { struct: 'dump_header', field: 'dh_magic_number' });
   const firstRecord = DUMP_HEADER_OFFSET + header.dh_dump_buffer_size;
@@ -247,7 +252,7 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
       if (desc >= 0) {
         const addr = table!.address[desc];
         const intact = headerValid && dp.dp_address === addr && dp.dp_size === size
-          && (zlib.crc32(bytesAt(pos + BigInt(dump_page.size), size)) >>> 0) === table!.crc[desc];
+          && recordCheck(zlib.crc32(bytesAt(pos + BigInt(dump_page.size), size))) === table!.crc[desc];
         if (!intact) {
           corrupted.push(addr / PAGE_SIZE_N);
           notWritten.push(addr / PAGE_SIZE_N);
@@ -321,6 +326,23 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
   onProgress?.(total, total);
   const missingPages = missing.reduce((a, [s, e]) => a + (e - s), 0n);
   return { pages, corrupted, bytes: devOffset + BigInt(tail.length), truncated: anyMissing, missingPages, resumed, seconds: (performance.now() - t0) / 1000 };
+}
+
+/**
+ * The dump and arch headers as stage 1 wrote them: the copy in the memdev,
+ * or, when a bit flipped in it since, the second copy; each checked
+ * against the CRC32 in the config block.
+ */
+export function savedHeader(kernel: Kernel, block: DumpConfigBlock, memdev: Memdev): Buffer {
+  const len = dump_header.size + dump_header_asm.size;
+  const first = memdev.read(0n, len);
+  if (block.header_crc32 === 0 || (zlib.crc32(first) >>> 0) === block.header_crc32) return first;
+  const [a, b] = block.header_copy_pfn;
+  if (a !== 0n && b !== 0n) {
+    const copy = Buffer.concat([kernel.ram.read(a * PAGE_SIZE_N, PAGE_SIZE), kernel.ram.read(b * PAGE_SIZE_N, PAGE_SIZE)]).subarray(0, len);
+    if ((zlib.crc32(copy) >>> 0) === block.header_crc32) return copy;
+  }
+  throw new CorruptDumpError('the saved dump header and its copy were both damaged in memory since the panic (CRC32 mismatch)', { struct: 'dump_header' });
 }
 
 /**

@@ -23,7 +23,7 @@ const U32_MAX = 0xffff_ffff;
 
 /** Page rows per INSERT statement in addDump (times PAGE_COLUMNS stays under SQLite's 32766 parameters). */
 const PAGE_INSERT_BATCH = 128;
-const PAGE_COLUMNS = 5;
+const PAGE_COLUMNS = 6;
 
 /** Rows iteratePages() fetches per query; the connection is free between batches. */
 const PAGE_BATCH = 4096;
@@ -50,7 +50,7 @@ const COUNT_FIELDS = [
 
 type DumpRow = Omit<DumpRecord, 'complete'> & { complete: number };
 /** Raw rows read with safeIntegers: every INTEGER comes back as bigint. */
-type PageTuple = [pfn: bigint, offset: bigint, size: bigint, flags: bigint];
+type PageTuple = [pfn: bigint, offset: bigint, size: bigint, flags: bigint, crc32: bigint | null];
 type LogTuple = [seq: bigint, ts_nsec: bigint, level: bigint, text: string];
 type HitTuple = [n: bigint, seq: bigint, ts_nsec: bigint, text: string];
 
@@ -60,8 +60,8 @@ interface Statements {
   allDumps: Statement<[], DumpRow>;
   signatures: Statement<[], { n: number; signature: string; signature_text: string }>;
   insertDump: Statement<unknown[]>;
-  insertPage: Statement<[number, bigint, bigint, number, number]>;
-  insertPageBatch: Statement<Array<number | bigint>>;
+  insertPage: Statement<[number, bigint, bigint, number, number, number | null]>;
+  insertPageBatch: Statement<Array<number | bigint | null>>;
   insertMissing: Statement<[number, bigint, bigint]>;
   insertLog: Statement<[bigint, string, number, number, bigint, number]>;
   deleteDump: Statement<[number]>;
@@ -307,10 +307,10 @@ export class DumpIndex {
    * rolled back by SQLite and retried row by row to name the pfn.
    */
   private insertPages(n: number, pages: Iterable<PageRow>): void {
-    const args: Array<number | bigint> = [];
+    const args: Array<number | bigint | null> = [];
     for (const p of pages) {
       checkPage(p);
-      args.push(n, p.pfn, p.offset, p.size, p.flags);
+      args.push(n, p.pfn, p.offset, p.size, p.flags, p.crc32 ?? null);
       if (args.length === PAGE_INSERT_BATCH * PAGE_COLUMNS) {
         try {
           this.st.insertPageBatch.run(...args);
@@ -324,9 +324,9 @@ export class DumpIndex {
     this.insertPagesOneByOne(n, args);
   }
 
-  private insertPagesOneByOne(n: number, args: ReadonlyArray<number | bigint>): void {
+  private insertPagesOneByOne(n: number, args: ReadonlyArray<number | bigint | null>): void {
     for (let i = 0; i < args.length; i += PAGE_COLUMNS) {
-      const row = args.slice(i, i + PAGE_COLUMNS) as [number, bigint, bigint, number, number];
+      const row = args.slice(i, i + PAGE_COLUMNS) as [number, bigint, bigint, number, number, number | null];
       try {
         this.st.insertPage.run(...row);
       } catch (err) {
@@ -391,19 +391,19 @@ function prepareStatements(db: Db): Statements {
     allDumps: db.prepare(`SELECT ${cols} FROM dumps ORDER BY n`),
     signatures: db.prepare('SELECT n, signature, signature_text FROM dumps ORDER BY n'),
     insertDump: db.prepare(`INSERT INTO dumps (${cols}) VALUES (${DUMP_COLUMNS.map(() => '?').join(', ')})`),
-    insertPage: db.prepare('INSERT INTO pages (dump_n, pfn, offset, size, flags) VALUES (?, ?, ?, ?, ?)'),
-    insertPageBatch: db.prepare(`INSERT INTO pages (dump_n, pfn, offset, size, flags) VALUES ${
-      Array.from({ length: PAGE_INSERT_BATCH }, () => '(?, ?, ?, ?, ?)').join(', ')}`),
+    insertPage: db.prepare('INSERT INTO pages (dump_n, pfn, offset, size, flags, crc32) VALUES (?, ?, ?, ?, ?, ?)'),
+    insertPageBatch: db.prepare(`INSERT INTO pages (dump_n, pfn, offset, size, flags, crc32) VALUES ${
+      Array.from({ length: PAGE_INSERT_BATCH }, () => '(?, ?, ?, ?, ?, ?)').join(', ')}`) as Statement<Array<number | bigint | null>>,
     insertMissing: db.prepare('INSERT INTO missing (dump_n, start_pfn, end_pfn) VALUES (?, ?, ?)'),
     insertLog: db.prepare('INSERT INTO log (rowid, text, dump_n, seq, ts_nsec, level) VALUES (?, ?, ?, ?, ?, ?)'),
     deleteDump: db.prepare('DELETE FROM dumps WHERE n = ?'),
     deletePages: db.prepare('DELETE FROM pages WHERE dump_n = ?'),
     deleteMissing: db.prepare('DELETE FROM missing WHERE dump_n = ?'),
     deleteLog: db.prepare('DELETE FROM log WHERE rowid BETWEEN ? AND ?'),
-    pageAt: safe(db.prepare('SELECT pfn, offset, size, flags FROM pages WHERE dump_n = ? AND pfn = ?')),
+    pageAt: safe(db.prepare('SELECT pfn, offset, size, flags, crc32 FROM pages WHERE dump_n = ? AND pfn = ?')),
     pageCount: db.prepare('SELECT count(*) FROM pages WHERE dump_n = ?').pluck() as Statement<[number], number>,
     pagesAfter: safe(db.prepare(
-      'SELECT pfn, offset, size, flags FROM pages WHERE dump_n = ? AND pfn > ? ORDER BY pfn LIMIT ?')),
+      'SELECT pfn, offset, size, flags, crc32 FROM pages WHERE dump_n = ? AND pfn > ? ORDER BY pfn LIMIT ?')),
     missing: safe(db.prepare('SELECT start_pfn, end_pfn FROM missing WHERE dump_n = ? ORDER BY start_pfn')),
     logRange: safe(db.prepare(
       'SELECT seq, ts_nsec, level, text FROM log WHERE rowid BETWEEN ? AND ? ORDER BY rowid')),
@@ -439,8 +439,8 @@ function toRecord(row: DumpRow): DumpRecord {
   return { ...row, complete: row.complete !== 0 };
 }
 
-function toPage([pfn, offset, size, flags]: PageTuple): PageRow {
-  return { pfn, offset, size: Number(size), flags: Number(flags) };
+function toPage([pfn, offset, size, flags, crc32]: PageTuple): PageRow {
+  return { pfn, offset, size: Number(size), flags: Number(flags), crc32: crc32 === null ? null : Number(crc32) };
 }
 
 function isI64(v: unknown): v is bigint {
@@ -470,7 +470,7 @@ function checkRecord(rec: DumpRecord): void {
 }
 
 function checkPage(p: PageRow): void {
-  if (!isI64(p.pfn) || !isI64(p.offset) || !isU32(p.size) || !isU32(p.flags)) {
+  if (!isI64(p.pfn) || !isI64(p.offset) || !isU32(p.size) || !isU32(p.flags) || (p.crc32 != null && !isU32(p.crc32))) {
     throw new UsageError(
       `page row {pfn ${String(p.pfn)}, offset ${String(p.offset)}, size ${p.size}, flags ${p.flags}} is out of range`,
       { field: 'pages' });

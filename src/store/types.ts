@@ -55,6 +55,8 @@ export interface PageRow {
   size: number;
   /** dp_flags */
   flags: number;
+  /** CRC32 of the record's data (dp_size bytes after its header); null when unknown (indexed before schema 3). */
+  crc32?: number | null;
 }
 
 /** One printk record of the crashed kernel. */

@@ -12,12 +12,12 @@ import {
 } from '../../src/kernel/index.js';
 import {
   armDump, crashMachine, dumperFrames, InplaceDump, makePageCodec, nextKernelConfig, parseCrashdumpArg, pendingDump, readBlock,
-  savedDumpFrames, STAGE1_HEADER_LEN, DUMP_FLAGS_DISKDUMP, DUMP_FLAGS_SOFTBOOT, DUMP_MAP_SZ, type CrashOutcome, type DumpCompress,
+  savedDumpFrames, dump_page, RECORD_DESCS_PER_PAGE, STAGE1_HEADER_LEN, DUMP_FLAGS_DISKDUMP, DUMP_FLAGS_SOFTBOOT, DUMP_MAP_SZ, type CrashOutcome, type DumpCompress,
 } from '../../src/dump/index.js';
 import { changedFrames, frameHashes, hashOf, pageHash } from './ramdiff.js';
 
 /** dump_page header bytes in front of every record (u64 dp_address, u32 dp_size, u32 dp_flags). */
-export const DUMP_PAGE_HEADER_BYTES = 16;
+export const DUMP_PAGE_HEADER_BYTES = dump_page.size;
 
 /** Dump-level mask bit of each page type (DUMP_MASK_KERN 2, DUMP_MASK_USED 4, DUMP_MASK_UNUSED 8). */
 export const PASS_BY_TYPE: Record<PageType, number> = { reserved: 2, slab: 2, kernel: 2, cache: 4, anon: 4, free: 8 };
@@ -156,7 +156,7 @@ export interface Bound {
   totalFrames: bigint;
   /** Frames that may hold dump data: all, minus the boot region, the dumper's own frames and the kexec image. */
   availableFrames: bigint;
-  /** Frames the whole dump needs: header, every selected page's record, end record, plus one map page per DUMP_MAP_SZ data pages. */
+  /** Frames the whole dump needs (framesFor). */
   neededFrames: bigint;
   /** The same for the kern pass alone. */
   kernNeededFrames: bigint;
@@ -164,11 +164,18 @@ export interface Bound {
   recordBytes: bigint;
 }
 
-/** Frames a dump of `recordBytes` of page records needs: header, records, end record, map pages. */
-export function framesFor(recordBytes: bigint): bigint {
+/**
+ * Frames a dump of `records` page records totalling `recordBytes` needs:
+ * header, records, end record, one map page per DUMP_MAP_SZ data pages,
+ * and the record table (one descriptor per record, RECORD_DESCS_PER_PAGE
+ * to a frame). The indirect map pages are the dumper's own, allocated when
+ * the dump is armed, so they count against "available", not here.
+ */
+export function framesFor(recordBytes: bigint, records: bigint): bigint {
   const bytes = BigInt(STAGE1_HEADER_LEN) + recordBytes + BigInt(DUMP_PAGE_HEADER_BYTES);
   const data = (bytes + PAGE_SIZE_N - 1n) / PAGE_SIZE_N;
-  return data + (data + BigInt(DUMP_MAP_SZ) - 1n) / BigInt(DUMP_MAP_SZ);
+  const table = (records + BigInt(RECORD_DESCS_PER_PAGE) - 1n) / BigInt(RECORD_DESCS_PER_PAGE);
+  return data + (data + BigInt(DUMP_MAP_SZ) - 1n) / BigInt(DUMP_MAP_SZ) + table;
 }
 
 /**
@@ -188,6 +195,7 @@ export function theoreticalBound(sys: RunningSystem, blockPhys: bigint, levelMas
   let unavailable = 0n;
   let recordBytes = 0n;
   let kernBytes = 0n;
+  let kernPages = 0n;
   let selected = 0n;
   try {
     forEachPageType(new MemMap(sys.kernel), (pfn, t) => {
@@ -197,15 +205,15 @@ export function theoreticalBound(sys: RunningSystem, blockPhys: bigint, levelMas
       ram.readInto(pfn * PAGE_SIZE_N, page);
       const rec = BigInt(DUMP_PAGE_HEADER_BYTES + codec.encode(page, scratch).size);
       recordBytes += rec;
-      if (PASS_BY_TYPE[t] === MASK_KERN) kernBytes += rec;
+      if (PASS_BY_TYPE[t] === MASK_KERN) { kernBytes += rec; kernPages++; }
       selected++;
     });
   } finally {
     codec.close();
   }
   return {
-    totalFrames: total, availableFrames: total - unavailable, neededFrames: framesFor(recordBytes),
-    kernNeededFrames: framesFor(kernBytes), selectedPages: selected, recordBytes,
+    totalFrames: total, availableFrames: total - unavailable, neededFrames: framesFor(recordBytes, selected),
+    kernNeededFrames: framesFor(kernBytes, kernPages), selectedPages: selected, recordBytes,
   };
 }
 

@@ -13,8 +13,8 @@ import {
   type RunningSystem,
 } from '../../src/kernel/index.js';
 import {
-  armDump, crashMachine, InplaceDump, kexecReboot, pendingDump, procDumpValues, readBlock, savedDumpFrames,
-  DUMP_COMPRESS_GZIP, DUMP_FLAGS_DISKDUMP, DUMP_FLAGS_SOFTBOOT, DUMP_LEVEL_ALL_RAM, DUMP_LEVEL_USED,
+  armDump, crashMachine, InplaceDump, kexecReboot, liveDump, pendingDump, procDumpValues, readBlock, savedDumpFrames,
+  dump_config_block, DUMP_COMPRESS_GZIP, DUMP_FLAGS_DISKDUMP, DUMP_FLAGS_SOFTBOOT, DUMP_LEVEL_ALL_RAM, DUMP_LEVEL_USED,
 } from '../../src/dump/index.js';
 import { changedFrames, frameHashes, hashOf, pageHash } from '../helpers/ramdiff.js';
 import { makeTempDir, MiB, removeTempDir } from '../helpers/machine.js';
@@ -42,20 +42,32 @@ interface BadArg {
   arg: (addr: bigint, ram: bigint) => string;
   /** What the one log line must say. */
   reason: RegExp;
-  /** Corrupts the saved dump's block between stage 1 and the reboot instead of passing a bad address. */
+  /**
+   * How the machine gets there: 'kexec -e' reboots into the loaded kernel with no dump taken
+   * (the block is merely armed); 'sysrq-d' saves a live dump first; 'panic' crashes (stage 1, then kexec).
+   */
+  via: 'kexec -e' | 'sysrq-d' | 'panic';
+  /** Flips a byte of the saved block before the reboot: its CRC32 no longer matches. */
   corruptBlock?: boolean;
-  /** Boots with kexec -e before any crash: the block at the address is merely armed. */
-  noCrash?: boolean;
 }
 
 const badArgs: Array<[string, BadArg]> = [
-  ['missing value', { arg: () => '', reason: /crashdump= is not an address/ }],
-  ['misaligned', { arg: (a) => hexs(a + 8n), reason: /crashdump=0x[0-9a-f]+ is not page aligned/ }],
-  ['out of range', { arg: (_a, ram) => hexs(PAGE_OFFSET + 2n * ram), reason: /crashdump=0x[0-9a-f]+ is not a direct-mapped address of this machine's RAM/ }],
-  ['not a direct-map address', { arg: () => '0x1234', reason: /crashdump=0x1234 is not a direct-mapped address/ }],
-  ['corrupt block checksum', { arg: (a) => hexs(a), reason: /invalid dump at 0x[0-9a-f]+: .*checksum/, corruptBlock: true }],
-  ['block ARMED, no dump taken', { arg: (a) => hexs(a), reason: /holds no saved dump \(state 1\)/, noCrash: true }],
+  ['missing value', { arg: () => '', reason: /crashdump= is not an address/, via: 'kexec -e' }],
+  ['misaligned', { arg: (a) => hexs(a + 8n), reason: /crashdump=0x[0-9a-f]+ is not page aligned/, via: 'kexec -e' }],
+  ['out of range', { arg: (_a, ram) => hexs(PAGE_OFFSET + 2n * ram), reason: /crashdump=0x[0-9a-f]+ is not a direct-mapped address of this machine's RAM/, via: 'kexec -e' }],
+  ['not a direct-map address', { arg: () => '0x1234', reason: /crashdump=0x1234 is not a direct-mapped address/, via: 'kexec -e' }],
+  ['corrupt block checksum after Alt+SysRq+d', { arg: (a) => hexs(a), reason: /invalid dump at 0x[0-9a-f]+: .*checksum/, via: 'sysrq-d', corruptBlock: true }],
+  ['corrupt block checksum after a panic', { arg: (a) => hexs(a), reason: /invalid dump at 0x[0-9a-f]+: .*checksum/, via: 'panic', corruptBlock: true }],
+  ['block ARMED, no dump taken', { arg: (a) => hexs(a), reason: /holds no saved dump \(state 1\)/, via: 'kexec -e' }],
 ];
+
+/** Flips one byte of the block's panic string, as a stray write would. */
+function corrupt(sys: RunningSystem, blockPhys: bigint): void {
+  const at = blockPhys + BigInt(dump_config_block.offsetOf.panic_string);
+  const b = sys.ram.read(at, 1);
+  sys.ram.write(at, Buffer.from([b[0] ^ 0x01]));
+  sys.ram.flush();
+}
 
 describe.each(badArgs)('a bad crashdump= (%s) is logged and ignored; the machine boots', (name, bad) => {
   let sys: RunningSystem;
@@ -68,22 +80,17 @@ describe.each(badArgs)('a bad crashdump= (%s) is logged and ignored; the machine
       active: true, level: DUMP_LEVEL_ALL_RAM, flags: DUMP_FLAGS_SOFTBOOT | DUMP_FLAGS_DISKDUMP, compress: DUMP_COMPRESS_GZIP, panicTimeout: 5,
     });
     loadKexec(sys, `root=/dev/vda1 ro crashdump=${bad.arg(addr, sys.ram.size)}`);
-    if (bad.noCrash) {
-      sys = kexecReboot(sys);
-    } else {
+    if (bad.via === 'panic') {
       const out = crashMachine(sys, { kind: 'panic', message: `bad crashdump= ${name}` }, {
-        afterDump: (x) => {
-          if (!bad.corruptBlock) return;
-          // One byte of the saved block's panic string flips: its CRC32 no longer matches.
-          const at = blockPhys + 0x200n;
-          const b = x.ram.read(at, 1);
-          x.ram.write(at, Buffer.from([b[0] ^ 0x01]));
-          x.ram.flush();
-        },
+        afterDump: (x) => { if (bad.corruptBlock) corrupt(x, blockPhys); },
       });
       expect(out.dump).not.toBeNull();
       expect(out.after).toBe('kexec');
       sys = out.system;
+    } else {
+      if (bad.via === 'sysrq-d') expect(liveDump(sys).dump.pagesSaved).toBeGreaterThan(0n);
+      if (bad.corruptBlock) corrupt(sys, blockPhys);
+      sys = kexecReboot(sys);
     }
     open.push(sys);
   });

@@ -1,4 +1,4 @@
-import { array, cstring, defineStruct, u32, u64, type ValueOf } from '../../codec/index.js';
+import { array, cstring, defineStruct, u16, u32, u64, type ValueOf } from '../../codec/index.js';
 import { DUMP_PANIC_LEN } from '../lkcd/constants.js';
 
 /** Version of our dump_config_block layout (the LKCD original held kernel structs by value). */
@@ -104,6 +104,10 @@ export const dump_config_block = defineStruct('dump_config_block', {
   /** First page of the record table (our extension): one descriptor per saved record, in stream order. */
   record_table_root: u64,
   nr_records: u64,
+  /** CRC32 of the dump and arch headers, and a second copy of them in two more frames. */
+  header_crc32: u32,
+  _pad2: u32,
+  header_copy_pfn: array(u64, 2),
 });
 export type DumpConfigBlock = ValueOf<typeof dump_config_block>;
 
@@ -118,17 +122,19 @@ export const dump_missing_page = defineStruct('dump_missing_page', {
 
 /**
  * One entry of the record table: what the page record at that position of
- * the stream must be, and the CRC32 of its data. Stage 2 checks every
- * record against it, so a bit flipped in a dump frame between the panic and
- * the writeout is found and named, and a damaged header cannot throw the
- * walk off (the table gives the record's length).
+ * the stream must be, and a check of its data. Stage 2 checks every record
+ * against it, so a bit flipped in a dump frame between the panic and the
+ * writeout is found and named, and a damaged header cannot throw the walk
+ * off (the table gives the record's length). 8 bytes, so the table costs
+ * one frame per 510 saved pages: pfn (u32 covers 16 TiB of RAM), dp_size
+ * (at most a page), and the low 16 bits of the data's CRC32.
  */
 export const dump_record_desc = defineStruct('dump_record_desc', {
-  dp_address: u64,
-  dp_size: u32,
-  crc32: u32,
+  pfn: u32,
+  dp_size: u16,
+  crc16: u16,
 });
-export const RECORD_DESCS_PER_PAGE = 255;
+export const RECORD_DESCS_PER_PAGE = 510;
 /** A page of the record table, chained by pfn, its entries protected by their own CRC32. */
 export const dump_record_table_page = defineStruct('dump_record_table_page', {
   next_pfn: u64,
@@ -136,3 +142,8 @@ export const dump_record_table_page = defineStruct('dump_record_table_page', {
   entries_crc32: u32,
   entries: array(dump_record_desc, RECORD_DESCS_PER_PAGE),
 });
+
+/** The check a record-table entry keeps of a record's data. */
+export function recordCheck(crc32: number): number {
+  return crc32 & 0xffff;
+}

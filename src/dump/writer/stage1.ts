@@ -1,5 +1,5 @@
 import zlib from 'node:zlib';
-import { DumpError, hex, InternalError, viewOf } from '../../codec/index.js';
+import { DumpError, hex, InternalError, viewOf, type ValueOf } from '../../codec/index.js';
 import { PAGE_SIZE, PAGE_SIZE_N, type PhysicalRam } from '../../machine/index.js';
 import {
   bootRegion, forEachPageType, inRanges, Kernel, MemMap, PAGE_OFFSET, uts_namespace,
@@ -17,7 +17,8 @@ import { dump_page } from '../lkcd/dump_page.js';
 import { readBlock, writeBlock } from '../memdev/block.js';
 import {
   DUMP_MAP_SZ, DUMP_PASS_KERN, DUMP_PASS_NAMES, DUMP_PASS_UNUSED, DUMP_PASS_USER, DUMP_STATE_ARMED, DUMP_STATE_SAVED,
-  MAX_DUMP_SEGMENTS, MISSING_RANGES_PER_PAGE, RECORD_DESCS_PER_PAGE, dump_missing_page, dump_record_table_page,
+  MAX_DUMP_SEGMENTS, MISSING_RANGES_PER_PAGE, RECORD_DESCS_PER_PAGE, dump_missing_page, dump_record_desc, dump_record_table_page,
+  recordCheck,
   type DumpConfigBlock, type DumpSegment,
 } from '../memdev/dump_config_block.js';
 import { Memdev } from '../memdev/memdev.js';
@@ -26,7 +27,7 @@ import { PfnBitmap, PfnRanges } from './pfn_set.js';
 /** Bytes of the dump header region at the start of the memdev: dump_header + asm header, page aligned. */
 export const STAGE1_HEADER_LEN = Math.ceil((dump_header.size + dump_header_asm.size) / PAGE_SIZE) * PAGE_SIZE;
 /** Space kept back for the end record, the final padding, and the missing-ranges list. */
-const END_RESERVE = BigInt(3 * PAGE_SIZE);
+const END_RESERVE = BigInt(5 * PAGE_SIZE);
 /** Pages sampled per pass to estimate how well it compresses (about 1% of a 1 GiB machine). */
 const SAMPLE_PAGES = 2048;
 
@@ -257,7 +258,7 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
     dump_page.encode({ dp_address: pfn * PAGE_SIZE_N, dp_size: enc.size, dp_flags: enc.flags }, viewOf(recHdr));
     append(recHdr);
     append(enc.data);
-    recordTable.add(pfn * PAGE_SIZE_N, enc.size, zlib.crc32(enc.data) >>> 0);
+    recordTable.add(pfn, enc.size, recordCheck(zlib.crc32(enc.data)));
     seg!.nr_pages++;
     figures[pass].saved++;
     figures[pass].bytes += size;
@@ -370,6 +371,17 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
   dump_header.encode(header, viewOf(headerBytes), 0);
   dump_header_asm.encode(makeAsmHeader(opts.panic), viewOf(headerBytes), dump_header.size);
   memdev.writePages(0n, headerBytes);
+  // A second copy of the header, so a bit flipped in it before the writeout costs nothing.
+  const headerCopy: bigint[] = [];
+  for (let i = 0; i < STAGE1_HEADER_LEN / PAGE_SIZE; i++) {
+    const pfn = pool.shift();
+    if (pfn === null) break;
+    owned.add(pfn);
+    taken.push(pfn);
+    ram.write(pfn * PAGE_SIZE_N, headerBytes.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
+    headerCopy.push(pfn);
+  }
+  if (headerCopy.length < STAGE1_HEADER_LEN / PAGE_SIZE) headerCopy.length = 0;
 
   // A live dump's frames leave the allocator only now, so every page saved above shows the
   // allocator (mem_map, free lists) as it was when the key was pressed.
@@ -399,6 +411,9 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
     pages_compressed: compressed,
     record_table_root: recordTableRoot,
     nr_records: recordTable.count,
+    header_crc32: zlib.crc32(headerBytes.subarray(0, dump_header.size + dump_header_asm.size)) >>> 0,
+    _pad2: 0,
+    header_copy_pfn: [headerCopy[0] ?? 0n, headerCopy[1] ?? 0n],
     bytes_stored: memdev.handle.last_used_offset,
     boot_physical_start: opts.nextKernel.physicalStart,
     boot_region_end: bootEnd,
@@ -410,8 +425,8 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
   const result: Stage1Result = {
     pagesSaved, pagesMissing, pagesCompressed: compressed,
     recordBytes: figures.reduce((a, f) => a + f.bytes, 0n),
-    framesUsed: 1n + mapFrames + memdev.handle.nr_data_pages + missingFrames + recordTable.frames,
-    metadataFrames: 1n + mapFrames + BigInt(STAGE1_HEADER_LEN / PAGE_SIZE) + missingFrames + recordTable.frames,
+    framesUsed: 1n + mapFrames + memdev.handle.nr_data_pages + missingFrames + recordTable.frames + BigInt(headerCopy.length),
+    metadataFrames: 1n + mapFrames + BigInt(STAGE1_HEADER_LEN / PAGE_SIZE) + missingFrames + recordTable.frames + BigInt(headerCopy.length),
     truncated,
     passes: { kern: figures[0], user: figures[1], unused: figures[2] },
     seconds: (performance.now() - t0) / 1000,
@@ -422,7 +437,8 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
   return result;
 }
 
-const RECORD_DESC_BYTES = 16;
+const RECORD_DESC_BYTES = dump_record_desc.size;
+type RecordDesc = ValueOf<typeof dump_record_desc>;
 
 /**
  * Writes the record table. Descriptor pages wait in memory until a frame is
@@ -433,18 +449,18 @@ const RECORD_DESC_BYTES = 16;
 class RecordTableWriter {
   count = 0n;
   frames = 0n;
-  private pages: Array<{ entries: Array<{ dp_address: bigint; dp_size: number; crc32: number }>; pfn: bigint | null }> = [];
+  private pages: Array<{ entries: RecordDesc[]; pfn: bigint | null }> = [];
   private root = 0n;
 
   constructor(private readonly ram: PhysicalRam, private readonly takeFrame: () => bigint | null) {}
 
-  add(dp_address: bigint, dp_size: number, crc32: number): void {
+  add(pfn: bigint, dp_size: number, crc16: number): void {
     let cur = this.pages[this.pages.length - 1];
     if (!cur || cur.entries.length === RECORD_DESCS_PER_PAGE) {
       cur = { entries: [], pfn: null };
       this.pages.push(cur);
     }
-    cur.entries.push({ dp_address, dp_size, crc32 });
+    cur.entries.push({ pfn: Number(pfn), dp_size, crc16 });
     this.count++;
   }
 
@@ -467,9 +483,9 @@ class RecordTableWriter {
     }
   }
 
-  private writePage(pfn: bigint, entries: Array<{ dp_address: bigint; dp_size: number; crc32: number }>, next: bigint): void {
+  private writePage(pfn: bigint, entries: RecordDesc[], next: bigint): void {
     const page = Buffer.alloc(PAGE_SIZE);
-    const empty = { dp_address: 0n, dp_size: 0, crc32: 0 };
+    const empty = { pfn: 0, dp_size: 0, crc16: 0 };
     const all = [...entries, ...Array.from({ length: RECORD_DESCS_PER_PAGE - entries.length }, () => empty)];
     dump_record_table_page.encode({ next_pfn: next, count: entries.length, entries_crc32: 0, entries: all }, viewOf(page));
     const body = page.subarray(dump_record_table_page.offsetOf.entries, dump_record_table_page.offsetOf.entries + entries.length * RECORD_DESC_BYTES);

@@ -15,6 +15,9 @@ import type { Profile } from './profiles.js';
 
 type Use = Exclude<keyof Profile['share'], 'stale'>;
 
+/** Pages the workload leaves free for arming the dump: a ~2.2 MiB kexec image, the driver's ~100 pages, slack. */
+export const DUMP_ARM_RESERVE_PAGES = 768;
+
 /** How a use shows in mem_map and what its pages hold. */
 const USES: Record<Use, { content: ContentClass; kind: 'cache' | 'anon' | 'slab' | 'kernel' }> = {
   cache: { content: 'page_cache', kind: 'cache' },
@@ -122,7 +125,12 @@ export class WorkloadFiller {
    * used and freed at the end so free memory is scattered and holds old data.
    */
   fill(profile: Profile, tasks: TaskManager): FillStats {
-    const available = this.buddy.freePages();
+    // Room an administrator keeps for crash dumping (like a crashkernel= reservation): the kexec
+    // image `lkcd config` preloads and the dump driver's own pages, so even a small busy machine
+    // can be armed. The kernel would otherwise have to reclaim page cache first.
+    const floor = BigInt(DUMP_ARM_RESERVE_PAGES);
+    const free = this.buddy.freePages();
+    const available = free > floor ? free - floor : 0n;
     const want = (share: number): bigint => BigInt(Math.floor(Number(available) * share));
     const stats: FillStats = { pagesByUse: { cache: 0n, anon: 0n, database: 0n, incompressible: 0n, zero: 0n, slab: 0n, kernel: 0n, stale: 0n } };
     const order: Use[] = ['slab', 'kernel', 'cache', 'anon', 'database', 'incompressible', 'zero'];
