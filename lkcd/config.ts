@@ -27,7 +27,7 @@ export function lkcdConfig(root: MachineRoot, onLine?: (line: string) => void): 
   const sys = openSystem(root);
   // Each line is reported as it happens: a later failure must not hide a writeout that was done.
   const lines: string[] = [];
-  const say = (l: string): void => { say(l); onLine?.(l); };
+  const say = (l: string): void => { lines.push(l); onLine?.(l); };
   try {
     const kernel = sys.kernel;
     const conf = loadSysconfig(root.sysconfigPath, root.dir, kernel.release);

@@ -440,7 +440,9 @@ function toRecord(row: DumpRow): DumpRecord {
 }
 
 function toPage([pfn, offset, size, flags, crc32]: PageTuple): PageRow {
-  return { pfn, offset, size: Number(size), flags: Number(flags), crc32: crc32 === null ? null : Number(crc32) };
+  const row: PageRow = { pfn, offset, size: Number(size), flags: Number(flags) };
+  if (crc32 !== null) row.crc32 = Number(crc32);
+  return row;
 }
 
 function isI64(v: unknown): v is bigint {

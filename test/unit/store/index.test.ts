@@ -440,7 +440,7 @@ describe('migrations', () => {
     idx.close();
 
     const db = new Database(file, { readonly: true });
-    expect(db.prepare('SELECT version FROM schema_history ORDER BY version').pluck().all()).toEqual([1, 2]);
+    expect(db.prepare('SELECT version FROM schema_history ORDER BY version').pluck().all()).toEqual(MIGRATIONS.map((m) => m.version));
     expect(db.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'dumps' AND sql IS NOT NULL")
       .pluck().all()).toEqual(['dumps_signature']);
     expect(db.prepare('EXPLAIN QUERY PLAN SELECT n FROM dumps WHERE signature = ?').all('x')
