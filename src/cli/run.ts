@@ -6,6 +6,11 @@ import { exitCodeOf, formatError } from './exit.js';
  * exits with the code table's status. Stacks only with --debug or LKCD_DEBUG=1.
  */
 export async function runCli(name: string, main: () => Promise<void> | void): Promise<void> {
+  // A reader that stops early (`| head`) is not an error: stop quietly, as a C tool dies of SIGPIPE.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
   const debug = process.argv.includes('--debug') || process.env.LKCD_DEBUG === '1';
   try {
     await main();

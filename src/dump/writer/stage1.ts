@@ -5,7 +5,9 @@ import {
   bootRegion, forEachPageType, inRanges, Kernel, MemMap, PAGE_OFFSET, uts_namespace,
   type BuddyAllocator, type KernelConfig, type PageType, type PanicInfo, type PhysRange,
 } from '../../kernel/index.js';
-import { makePageCodec, type PageCodec } from '../codecs/index.js';
+import { makePageCodec, type EncodedPage, type PageCodec } from '../codecs/index.js';
+import { ParallelPageCodec } from './parallel_codec.js';
+import { WORKER_BATCH } from './compress_shared.js';
 import {
   DUMP_ASM_MAGIC_NUMBER, DUMP_ASM_VERSION_NUMBER, DUMP_BUFFER_SIZE, DUMP_DH_COMPRESSED, DUMP_DH_END, DUMP_MAGIC_NUMBER,
   DUMP_MASK_KERN, DUMP_MASK_UNUSED, DUMP_MASK_USED, DUMP_MAX_NUM_CPUS, DUMP_VERSION_NUMBER, DUMP_MAGIC_LIVE,
@@ -242,10 +244,13 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
   // A saved frame comes back as this much room.
   const frameGain = (PAGE_SIZE_N * BigInt(DUMP_MAP_SZ)) / BigInt(DUMP_MAP_SZ + 1);
   let kernFixedDone = false;
-  /** Saves one page if there is room; returns false (page untouched) if not. */
-  const trySave = (pfn: bigint, pass: number): boolean => {
-    ram.readInto(pfn * PAGE_SIZE_N, pageBuf);
-    const enc = codec.encode(pageBuf, scratch);
+  /** Saves one page if there is room; returns false (page untouched) if not. `pre` is its encoding, if done already. */
+  const trySave = (pfn: bigint, pass: number, pre?: EncodedPage): boolean => {
+    let enc = pre;
+    if (!enc) {
+      ram.readInto(pfn * PAGE_SIZE_N, pageBuf);
+      enc = codec.encode(pageBuf, scratch);
+    }
     // Its descriptor in the record table is counted in room() (tableFramesOwed).
     const size = BigInt(dump_page.size + enc.size);
     const free = room();
@@ -274,15 +279,29 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
   // Phase 1: pages whose frames become space once saved, in LKCD's reverse pass order. Pages
   // that never free their frame (boot region, kexec image; in a live dump every page in use)
   // wait, so they cannot drain the room the others would have made.
+  // Pages are compressed in batches on two cores; a batch is read before any of it is saved, and
+  // none of its frames is free until its page is saved, so no page is read after being reused.
+  const parallel = new ParallelPageCodec(codec, block.compress as DumpCompress);
+  const batchPfns: bigint[] = [];
+  const batchPages = Array.from({ length: 2 * WORKER_BATCH }, () => Buffer.alloc(PAGE_SIZE));
+  const runBatch = (pass: number): void => {
+    batchPfns.forEach((pfn, i) => ram.readInto(pfn * PAGE_SIZE_N, batchPages[i]));
+    const encoded = parallel.encodeBatch(batchPages.slice(0, batchPfns.length));
+    batchPfns.forEach((pfn, i) => { if (!trySave(pfn, pass, encoded[i])) deferred[pass].push(pfn); });
+    batchPfns.length = 0;
+  };
   for (const pass of STAGE1_ORDER) {
     if (!selected[pass]) continue;
     forEachPageType(memmap, (pfn, type) => {
       if (PASS_OF[type] !== pass || owned.has(pfn)) return;
-      if (!releasable(pfn, pass)) fixed[pass].push(pfn);
-      else if (!trySave(pfn, pass)) deferred[pass].push(pfn);
+      if (!releasable(pfn, pass)) { fixed[pass].push(pfn); return; }
+      batchPfns.push(pfn);
+      if (batchPfns.length === 2 * WORKER_BATCH) runBatch(pass);
     });
+    if (batchPfns.length) runBatch(pass);
     retryDeferred(deferred[pass], pass);
   }
+  parallel.close();
   // Phase 2: the pages that stay where they are, kernel pages first.
   for (const pass of [DUMP_PASS_KERN, DUMP_PASS_USER, DUMP_PASS_UNUSED]) {
     for (const [s, e] of fixed[pass].ranges()) for (let pfn = s; pfn < e; pfn++) if (!trySave(pfn, pass)) deferred[pass].push(pfn);
