@@ -5,77 +5,21 @@
  * sysexits status, exactly one stderr line naming what was wrong, and no
  * trace of an uncaught exception.
  */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = {
-  machine: path.join(REPO, 'dist', 'src', 'cli', 'machine.js'),
-  lkcd: path.join(REPO, 'dist', 'lkcd', 'main.js'),
-  kexec: path.join(REPO, 'dist', 'kexec', 'main.js'),
-} as const;
-type Tool = keyof typeof BIN;
-const SOURCES = ['src', 'lkcd', 'kexec'].map((d) => path.join(REPO, d));
-
-const EX_USAGE = 64;
-const EX_DATAERR = 65;
-const EX_NOINPUT = 66;
-
-interface RunResult { status: number | null; stdout: string; stderr: string }
+import {
+  EX_DATAERR, EX_NOINPUT, EX_USAGE, ensureBuilt, expectCleanFailure, expectOk, runTool, type RunResult, type Tool,
+} from '../helpers/cli.js';
 
 /** Runs a built CLI with no LKCD_* variables from the caller's environment. */
 function run(tool: Tool, root: string, args: readonly string[]): RunResult {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('LKCD_') && k !== 'NODE_OPTIONS') env[k] = v;
-  const r = spawnSync(process.execPath, [BIN[tool], '--root', root, ...args], {
-    cwd: REPO, env: { ...env, LKCD_NO_PROGRESS: '1' }, encoding: 'utf8', timeout: 120_000,
-  });
-  if (r.error) throw r.error;
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  return runTool(tool, root, args);
 }
 
-/** Asserts exit 0 with nothing on stderr; returns stdout. */
-function ok(r: RunResult): string {
-  expect(r.stderr, `stdout: ${r.stdout}`).toBe('');
-  expect(r.status).toBe(0);
-  return r.stdout;
-}
-
-/** Asserts a clean failure: `status`, one stderr line starting "<tool>: ", no stack, every name in the line. */
-function cleanFailure(r: RunResult, tool: Tool, status: number, ...names: string[]): string {
-  const lines = r.stderr.split('\n').filter((l) => l.trim() !== '');
-  expect(lines, `stderr was:\n${r.stderr}`).toHaveLength(1);
-  const line = lines[0];
-  expect(r.stderr).not.toMatch(/^\s+at /m);
-  expect(r.stderr).not.toMatch(/^(\w+)?Error: /m);
-  expect(r.stderr).not.toMatch(/^node:internal/m);
-  expect(line).not.toContain('internal error');
-  expect(line.startsWith(`${tool}: `), line).toBe(true);
-  for (const n of names) expect(line).toContain(n);
-  expect(r.status, `stderr: ${line}`).toBe(status);
-  return line;
-}
-
-function newestTs(dir: string): number {
-  let newest = 0;
-  for (const name of fs.readdirSync(dir, { recursive: true }) as string[]) {
-    if (name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(path.join(dir, name)).mtimeMs);
-  }
-  return newest;
-}
-
-/** Builds dist/ when a CLI is missing or older than a source file. */
-function ensureBuilt(): void {
-  const newest = Math.max(...SOURCES.map(newestTs));
-  const stale = Object.values(BIN).some((f) => !fs.existsSync(f) || fs.statSync(f).mtimeMs < newest);
-  if (!stale) return;
-  const r = spawnSync('npx', ['tsc', '-p', '.'], { cwd: REPO, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`npx tsc -p . failed (status ${r.status}):\n${r.stdout}${r.stderr}`);
-}
+const ok = expectOk;
+const cleanFailure = expectCleanFailure;
 
 const tmpDirs: string[] = [];
 function tempDir(): string {

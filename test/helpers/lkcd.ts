@@ -124,21 +124,7 @@ export function ensureBuilt(): void {
 
 export const sha256 = (b: Uint8Array): string => crypto.createHash('sha256').update(b).digest('hex');
 
-export function sha256File(file: string): string {
-  const h = crypto.createHash('sha256');
-  const fd = fs.openSync(file, 'r');
-  const buf = Buffer.alloc(4 << 20);
-  try {
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      h.update(buf.subarray(0, n));
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return h.digest('hex');
-}
+export { sha256File } from '../../lkcd/save.js';
 
 /** Copies a machine root (RAM, device, DUMPDIR) keeping holes: a restore point. */
 export function copyRoot(from: string, to: string): void {
