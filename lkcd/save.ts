@@ -11,7 +11,7 @@ import {
 } from '../src/dump/index.js';
 import { DumpIndex, panicSignature, type DumpRecord, type LogLine, type PageRow } from '../src/store/index.js';
 import { progressBar } from '../src/cli/progress.js';
-import { analysisText, readDumpFacts } from './analysis.js';
+import { analysisText, readDumpFacts, type DumpFacts } from './analysis.js';
 import { acquireSaveLock, dumpDirOf, readBounds, writeBounds } from './dumpdir.js';
 import { loadSysconfig } from './sysconfig.js';
 import { SymbolTable } from './symbols.js';
@@ -96,17 +96,27 @@ export function dumpRecordOf(n: number, dir: string, dump: LkcdDump, sha: string
   };
 }
 
-/** Indexes dump N from its directory alone (also what `lkcd reindex` does). */
-export function indexDumpDir(index: DumpIndex, n: number, dir: string, sha?: string, verified?: LkcdVerifyResult): { n: number; inserted: boolean } {
+/** What `lkcd save` already knows of a dump it just wrote, so indexing reads it no further. */
+export interface KnownDump {
+  sha?: string;
+  verified?: LkcdVerifyResult;
+  dump?: LkcdDump;
+  facts?: DumpFacts;
+}
+
+/**
+ * Indexes dump N: from its directory alone (as `lkcd reindex` does), or
+ * from what `lkcd save` already read while writing it.
+ */
+export function indexDumpDir(index: DumpIndex, n: number, dir: string, known: KnownDump = {}): { n: number; inserted: boolean } {
   const file = path.join(dir, `dump.${n}`);
-  const v = verified ?? verifyLkcd(file);
+  const v = known.verified ?? verifyLkcd(file);
   if (v.bad.length) throw new CorruptDumpError(`${file}: ${v.bad.length} bad records, first at offset ${v.bad[0].offset}: ${v.bad[0].error.message}`, { file });
-  const dump = openLkcdFile(file);
+  const dump = known.dump ?? openLkcdFile(file);
   try {
-    const syms = SymbolTable.load(path.join(dir, `map.${n}`));
-    const facts = readDumpFacts(dump, syms);
+    const facts = known.facts ?? readDumpFacts(dump, SymbolTable.load(path.join(dir, `map.${n}`)));
     const missingPages = v.missingRanges.reduce((x, [s, e]) => x + Number(e - s), 0);
-    const rec = dumpRecordOf(n, dir, dump, sha ?? sha256File(file), fs.statSync(file).size, v.compressed, missingPages, facts.callSite);
+    const rec = dumpRecordOf(n, dir, dump, known.sha ?? sha256File(file), fs.statSync(file).size, v.compressed, missingPages, facts.callSite);
     const fd = fs.openSync(file, 'r');
     const data = Buffer.alloc(4096);
     const pages = function* (): Generator<PageRow> {
@@ -124,7 +134,7 @@ export function indexDumpDir(index: DumpIndex, n: number, dir: string, sha?: str
       fs.closeSync(fd);
     }
   } finally {
-    dump.close();
+    if (!known.dump) dump.close();
   }
 }
 
@@ -153,11 +163,11 @@ export function lkcdSave(root: MachineRoot): SaveReport {
     const mark = readSavedMark(dev);
     if (mark && mark.sha256 === sha) return { lines: [`lkcd save: the dump on ${conf.DUMPDEV} was already saved as ${mark.n}`], n: mark.n };
     index = DumpIndex.open(conf.DUMPDIR);
-    const known = index.findBySha256(sha);
-    if (known) {
-      if (readBounds(conf.DUMPDIR) <= known.n) writeBounds(conf.DUMPDIR, known.n + 1);
-      writeSavedMark(dev, sha, known.n);
-      return { lines: [`lkcd save: the dump on ${conf.DUMPDEV} is dump ${known.n}; marked saved`], n: known.n };
+    const indexed = index.findBySha256(sha);
+    if (indexed) {
+      if (readBounds(conf.DUMPDIR) <= indexed.n) writeBounds(conf.DUMPDIR, indexed.n + 1);
+      writeSavedMark(dev, sha, indexed.n);
+      return { lines: [`lkcd save: the dump on ${conf.DUMPDEV} is dump ${indexed.n}; marked saved`], n: indexed.n };
     }
     let n = readBounds(conf.DUMPDIR);
     for (;;) {
@@ -169,45 +179,48 @@ export function lkcdSave(root: MachineRoot): SaveReport {
       n++;
     }
     const dir = dumpDirOf(conf.DUMPDIR, n);
-    let verified: LkcdVerifyResult | null = null;
-    if (!fs.existsSync(dir)) {
-      const tmp = path.join(conf.DUMPDIR, `.saving-${n}`);
-      fs.rmSync(tmp, { recursive: true, force: true });
-      ensureDir(tmp, 0o700);
-      try {
-      const file = path.join(tmp, `dump.${n}`);
-      copyOut(dev, found, file);
-      if (sha256File(file) !== sha) throw new DumpError('IO', `${file}: the copy does not match the device (sha256 differs)`, { file });
-      const v = verifyLkcd(file);
-      verified = v;
-      if (v.bad.length) {
-        throw new CorruptDumpError(`${conf.DUMPDEV}: the dump does not verify: ${v.bad.length} bad records, first: ${v.bad[0].error.message}`, { file: conf.DUMPDEV });
-      }
-      const built = buildFileNames(root.bootDir, found.header.dh_utsname_release);
-      copyFile0600(built.systemMap, path.join(tmp, `map.${n}`));
-      copyFile0600(built.kerntypes, path.join(tmp, `kerntypes.${n}`));
-      const dump = openLkcdFile(file);
-      try {
-        const syms = SymbolTable.load(path.join(tmp, `map.${n}`));
-        const facts = readDumpFacts(dump, syms);
-        const missingPages = v.missingRanges.reduce((x, [s, e]) => x + Number(e - s), 0);
-        const text = analysisText(n, dump, facts, { pages: v.pages, compressed: v.compressed, storedBytes: Number(found.end - found.start), missingPages });
-        fs.writeFileSync(path.join(tmp, `analysis.${n}`), text, { mode: 0o600 });
-      } finally {
-        dump.close();
-      }
-      fsyncDir(tmp);
-      killPoint('save files written');
-      fs.renameSync(tmp, dir);
-      fsyncDir(conf.DUMPDIR);
-      killPoint('save renamed');
-      } catch (e) {
-        // Nothing half-written is left to look like a dump; the device dump stays unsaved.
+    // Filled while the copy is written, so indexing it reads nothing twice; empty when a save
+    // killed after the rename is being finished.
+    const known: KnownDump = { sha };
+    let r: { n: number; inserted: boolean };
+    try {
+      if (!fs.existsSync(dir)) {
+        const tmp = path.join(conf.DUMPDIR, `.saving-${n}`);
         fs.rmSync(tmp, { recursive: true, force: true });
-        throw e;
+        ensureDir(tmp, 0o700);
+        try {
+          const file = path.join(tmp, `dump.${n}`);
+          copyOut(dev, found, file);
+          if (sha256File(file) !== sha) throw new DumpError('IO', `${file}: the copy does not match the device (sha256 differs)`, { file });
+          const v = verifyLkcd(file);
+          if (v.bad.length) {
+            throw new CorruptDumpError(`${conf.DUMPDEV}: the dump does not verify: ${v.bad.length} bad records, first: ${v.bad[0].error.message}`, { file: conf.DUMPDEV });
+          }
+          known.verified = v;
+          const built = buildFileNames(root.bootDir, found.header.dh_utsname_release);
+          copyFile0600(built.systemMap, path.join(tmp, `map.${n}`));
+          copyFile0600(built.kerntypes, path.join(tmp, `kerntypes.${n}`));
+          // Opened in the temporary directory, it stays open across the rename (same file).
+          known.dump = openLkcdFile(file);
+          known.facts = readDumpFacts(known.dump, SymbolTable.load(path.join(tmp, `map.${n}`)));
+          const missingPages = v.missingRanges.reduce((x, [s, e]) => x + Number(e - s), 0);
+          const text = analysisText(n, known.dump, known.facts, { pages: v.pages, compressed: v.compressed, storedBytes: Number(found.end - found.start), missingPages });
+          fs.writeFileSync(path.join(tmp, `analysis.${n}`), text, { mode: 0o600 });
+          fsyncDir(tmp);
+          killPoint('save files written');
+          fs.renameSync(tmp, dir);
+          fsyncDir(conf.DUMPDIR);
+          killPoint('save renamed');
+        } catch (e) {
+          // Nothing half-written is left to look like a dump; the device dump stays unsaved.
+          fs.rmSync(tmp, { recursive: true, force: true });
+          throw e;
+        }
       }
+      r = indexDumpDir(index, n, dir, known);
+    } finally {
+      known.dump?.close();
     }
-    const r = indexDumpDir(index, n, dir, sha, verified ?? undefined);
     killPoint('save indexed');
     writeBounds(conf.DUMPDIR, Math.max(readBounds(conf.DUMPDIR), n + 1));
     killPoint('save bounds');

@@ -1,6 +1,6 @@
 import { DumpError, hex } from '../codec/index.js';
 import {
-  BuddyAllocator, configForRam, kernelPanic, kexecFrames, kexecLoaded, Kernel, MemMap, printk, readKernelHeader,
+  BuddyAllocator, configForRam, kernelPanic, kernelWallClock, pt_regs, kexecFrames, kexecLoaded, Kernel, MemMap, printk, readKernelHeader,
   LOGLEVEL_INFO, type CrashCause, type KernelConfig, type PanicInfo, type RunningSystem,
 } from '../kernel/index.js';
 import { DUMP_FLAGS_NONDISRUPT, DUMP_FLAGS_SOFTBOOT } from './lkcd/constants.js';
@@ -121,17 +121,10 @@ export function liveDump(sys: RunningSystem, hooks: CrashHooks = {}): { dump: St
   return { dump, console: consoleLines };
 }
 
-/** The header facts of a live dump: no panic, the registers of the sysrq handler. */
+/** The header facts of a live dump: no panic; the time now and the registers of the sysrq handler. */
 function liveDumpInfo(kernel: Kernel): PanicInfo {
   printk(kernel, 'sysrq: Dump', LOGLEVEL_INFO);
-  const info = kernelPanicInfoWithoutPanic(kernel);
-  return info;
-}
-
-function kernelPanicInfoWithoutPanic(kernel: Kernel): PanicInfo {
-  const ns = kernel.readU64('sim_clock_ns');
-  const sec = kernel.readU64('sim_boot_time') + ns / 1_000_000_000n;
-  const ip = kernel.sym('sysrq_handle_dump').address + 0x1cn;
-  const regs = { r15: 0n, r14: 0n, r13: 0n, r12: 0n, bp: 0n, bx: 0n, r11: 0n, r10: 0n, r9: 0n, r8: 0n, ax: 0n, cx: 0n, dx: 0n, si: 0n, di: 0x64n, orig_ax: ~0n & 0xffffffffffffffffn, ip, cs: 0x10n, flags: 0x246n, sp: 0n, ss: 0x18n };
-  return { message: 'sysrq', regs, currentTask: kernel.sym('init_task').address, timeSec: sec, timeUsec: (ns % 1_000_000_000n) / 1000n };
+  const { sec, usec } = kernelWallClock(kernel);
+  const regs = { ...pt_regs.zero(), ip: kernel.sym('sysrq_handle_dump').address + 0x1cn, cs: 0x10n, flags: 0x246n, ss: 0x18n, di: 0x64n, orig_ax: 0xffffffffffffffffn };
+  return { message: 'sysrq', regs, currentTask: kernel.sym('init_task').address, timeSec: sec, timeUsec: usec };
 }

@@ -196,8 +196,3 @@ export function kernelSymbolsFromMap(map: ReadonlyMap<string, bigint>): KernelSy
     _end: end,
   };
 }
-
-/** A DumpMemory whose virtual reads use the kernel page tables named by System.map. */
-export function dumpMemoryFromMap(dump: ProbedDump, map: ReadonlyMap<string, bigint>): DumpMemory {
-  return new DumpMemory(dump, kernelSymbolsFromMap(map).cr3);
-}

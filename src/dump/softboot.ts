@@ -1,8 +1,7 @@
-import { hex } from '../codec/index.js';
 import { writeState } from '../machine/index.js';
 import {
   bootKernel, closeSystem, configForRam, kernelWallClock, machineKexec, powerOn, printk, readKernelHeader, sim_workload, uts_namespace,
-  LOGLEVEL_WARNING, Kernel, type RunningSystem,
+  LOGLEVEL_WARNING, type RunningSystem,
 } from '../kernel/index.js';
 import { crashdumpReserve } from './crashdump_boot.js';
 
@@ -51,9 +50,6 @@ export function coldReboot(sys: RunningSystem, reason: string): RunningSystem {
   return fresh;
 }
 
-export function describeKernel(k: Kernel): string {
-  return `${k.release} at ${hex(k.header.physical_start)}`;
-}
 
 /**
  * The reset button: power is cut and restored, RAM does not survive, and

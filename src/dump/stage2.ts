@@ -179,7 +179,9 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
   const total = order.reduce((a, s) => a + (s.end - s.start), 0n);
   const priorMissing = stage1Missing(kernel, block);
   /** An upper bound of the pages not yet written from segment `segIdx` on (for the trailer's room). */
-  const remainingPagesFrom = (segIdx: number): number => order.slice(segIdx).reduce((n, s) => n + s.nr_pages, 0);
+  const pagesFrom: number[] = new Array(order.length + 1).fill(0);
+  for (let i = order.length - 1; i >= 0; i--) pagesFrom[i] = pagesFrom[i + 1] + order[i].nr_pages;
+  const remainingPagesFrom = (segIdx: number): number => pagesFrom[segIdx];
 
   let devOffset = block.wo_dev_offset;
   let pages = block.wo_pages;

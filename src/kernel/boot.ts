@@ -1,10 +1,10 @@
 import { DumpError, formatSize } from '../codec/index.js';
 import { PAGE_SIZE_N, type PhysicalRam } from '../machine/index.js';
 import { bootLayout, type BootLayout, type PhysRange } from './boot_layout.js';
-import { COMMAND_LINE_SIZE, LOW_RESERVED_END, LOGLEVEL_INFO, LOGLEVEL_NOTICE, PG_reserved, pageFlag , TASK_INTERRUPTIBLE } from './constants.js';
+import { COMMAND_LINE_SIZE, LOW_RESERVED_END, LOGLEVEL_INFO, LOGLEVEL_NOTICE, TASK_INTERRUPTIBLE } from './constants.js';
 import { Kernel, readKernelHeader } from './kernel.js';
 import { kernelLayout } from './layout.js';
-import { blankPage, BuddyAllocator } from './mm/buddy.js';
+import { BuddyAllocator } from './mm/buddy.js';
 import { MemMap } from './mm/mem_map.js';
 import { freeRangesOutside, initMemMap, physRangeToPfns } from './mm/memmap_init.js';
 import { buildPageTables } from './page_tables.js';
@@ -153,8 +153,4 @@ export function bootKernel(ram: PhysicalRam, kernelBase: bigint, params: BootPar
   return { kernel, cpu, layout: blayout };
 }
 
-/** Marks a page as reserved in mem_map (reserve_bootmem after the fact, e.g. for tests). */
-export function markReserved(memmap: MemMap, pfn: bigint): void {
-  memmap.set(pfn, { ...blankPage(), flags: pageFlag(PG_reserved), _refcount: 1 });
-}
 

@@ -10,7 +10,6 @@ import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { MachineRoot, PAGE_SIZE, PAGE_SIZE_N } from '../../src/machine/index.js';
 import { closeSystem, countPageTypes, MemMap, openSystem, powerOn, systemDmesg, type PageCounts } from '../../src/kernel/index.js';
@@ -18,19 +17,14 @@ import {
   BlockDevice, crashMachine, dump_page, DUMP_DH_END, dumpLevelMask, findDeviceDump, openLkcdFile, readDumpConfig, type CrashOutcome, type DeviceDump, type DumpCompress,
 } from '../../src/dump/index.js';
 import { lkcdConfig } from '../../lkcd/config.js';
-import { lkcdSave } from '../../lkcd/save.js';
+import { lkcdSave, sha256File } from '../../lkcd/save.js';
 import { defaultSysconfig } from '../../lkcd/sysconfig.js';
 import { hashOf, pageHash } from './ramdiff.js';
 import { hexs, pa, takeSnapshot, type Snapshot } from './softboot.js';
 
-export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const BIN = {
-  machine: path.join(REPO, 'dist', 'src', 'cli', 'machine.js'),
-  lkcd: path.join(REPO, 'dist', 'lkcd', 'main.js'),
-  kexec: path.join(REPO, 'dist', 'kexec', 'main.js'),
-} as const;
+import { BIN, REPO } from './cli.js';
+export { BIN, REPO };
 export type Tool = keyof typeof BIN;
-const SOURCES = ['src', 'lkcd', 'kexec'].map((d) => path.join(REPO, d));
 
 /** sysexits.h statuses the CLIs use. */
 export const EX_USAGE = 64;
@@ -105,26 +99,11 @@ export function cleanFailure(r: RunResult, tool: Tool, status: number | null, ..
   return line;
 }
 
-function newestTs(dir: string): number {
-  let newest = 0;
-  for (const name of fs.readdirSync(dir, { recursive: true }) as string[]) {
-    if (name.endsWith('.ts')) newest = Math.max(newest, fs.statSync(path.join(dir, name)).mtimeMs);
-  }
-  return newest;
-}
-
-/** Builds dist/ when a CLI is missing or older than a source file. */
-export function ensureBuilt(): void {
-  const newest = Math.max(...SOURCES.map(newestTs));
-  const stale = Object.values(BIN).some((f) => !fs.existsSync(f) || fs.statSync(f).mtimeMs < newest);
-  if (!stale) return;
-  const r = spawnSync('npx', ['tsc', '-p', '.'], { cwd: REPO, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`npx tsc -p . failed (status ${r.status}):\n${r.stdout}${r.stderr}`);
-}
+export { ensureBuilt } from './cli.js';
 
 export const sha256 = (b: Uint8Array): string => crypto.createHash('sha256').update(b).digest('hex');
 
-export { sha256File } from '../../lkcd/save.js';
+export { sha256File };
 
 /** Copies a machine root (RAM, device, DUMPDIR) keeping holes: a restore point. */
 export function copyRoot(from: string, to: string): void {

@@ -456,6 +456,9 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
   return result;
 }
 
+/** ddev.device_id of the memory dump device (dump_memdev.c): the device stage 1 dumps to. */
+const MEMDEV_DEVICE_ID = 0x14;
+
 const RECORD_DESC_BYTES = dump_record_desc.size;
 type RecordDesc = ValueOf<typeof dump_record_desc>;
 
@@ -562,7 +565,7 @@ function makeHeader(kernel: Kernel, block: DumpConfigBlock, panic: PanicInfo, le
     dh_current_task: panic.currentTask,
     dh_dump_compress: block.compress,
     dh_dump_flags: block.flags,
-    dh_dump_device: Number(block.memdev.indirect_map_root & 0xffffffffn) === 0 ? 0 : 0x14,
+    dh_dump_device: MEMDEV_DEVICE_ID,
     dh_dump_buffer_size: BigInt(DUMP_BUFFER_SIZE),
   };
 }

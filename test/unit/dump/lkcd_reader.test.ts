@@ -16,7 +16,7 @@ import { DUMP_DH_COMPRESSED, DUMP_DH_RAW } from '../../../src/dump/codecs/index.
 import { dump_header } from '../../../src/dump/lkcd/dump_header.js';
 import { dump_page } from '../../../src/dump/lkcd/dump_page.js';
 import { task_struct } from '../../../src/kernel/structs/task_struct.js';
-import { buildLkcd, fixtureSpec, writeLkcd, type MklkcdResult } from '../../tools/mklkcd.js';
+import { fixtureSpec, writeLkcd, type MklkcdResult } from '../../tools/mklkcd.js';
 
 const PAGE = 4096;
 let dir: string;
