@@ -10,6 +10,12 @@ export const EXIT_CODES: Record<DumpErrorCode, number> = {
   UNSUPPORTED: 69, // EX_UNAVAILABLE
   INTERNAL: 70,   // EX_SOFTWARE
   IO: 74,         // EX_IOERR
+  BUSY: 75,       // EX_TEMPFAIL: another command holds the machine; try again
+  // Degraded results (below sysexits' range): the work was done, what it kept is incomplete.
+  DUMP_TRUNCATED: 3, // the dump written, saved or verified is TRUNCATED: pages missing, each listed
+  DUMP_DAMAGED: 4,   // pages of the dump are damaged, each named; every other page is good
+  DEVICE_IO: 5,      // the dump device failed: the dump on it is cut short, the rest is kept for a retry
+  DUMP_LOST: 6,      // a crash lost the dump (no kernel to kexec into, or the driver was not armed)
 };
 
 /** The one line printed for an error: the message chain, with the place when it adds something. */

@@ -12,11 +12,21 @@ export type DumpErrorCode =
   | 'IO'
   | 'USAGE'
   | 'NOINPUT'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  | 'BUSY'
+  // Degraded results: the command did its work, but what it produced or found is incomplete.
+  | 'DUMP_TRUNCATED'
+  | 'DUMP_DAMAGED'
+  | 'DEVICE_IO'
+  | 'DUMP_LOST';
 
 export const DUMP_ERROR_CODES: readonly DumpErrorCode[] = [
   'CORRUPT', 'TRUNCATED', 'UNSUPPORTED', 'FAULT', 'IO', 'USAGE', 'NOINPUT', 'INTERNAL',
+  'BUSY', 'DUMP_TRUNCATED', 'DUMP_DAMAGED', 'DEVICE_IO', 'DUMP_LOST',
 ];
+
+/** The codes of a degraded result (see DegradedResult). */
+export type DegradedCode = 'DUMP_TRUNCATED' | 'DUMP_DAMAGED' | 'DEVICE_IO' | 'DUMP_LOST';
 
 /** Where an error happened: enough to find the byte or the field. */
 export interface Where {
@@ -37,6 +47,19 @@ export class DumpError extends Error {
   ) {
     super(message, options);
     this.name = new.target.name;
+  }
+}
+
+/**
+ * Not a failure of the command but of what it was asked to keep: the dump
+ * it wrote, saved or checked is TRUNCATED or damaged, the device failed
+ * part-way, or a crash lost the dump. Thrown by a CLI after its normal
+ * output, so the one-line stderr report and the documented exit status
+ * come from the same place as every error's.
+ */
+export class DegradedResult extends DumpError {
+  constructor(code: DegradedCode, message: string, where: Where = {}) {
+    super(code, message, where);
   }
 }
 
