@@ -53,15 +53,14 @@ export function resolvePath(file: string, context = file): string {
   const pending = path.resolve(file).split('/').filter((c) => c !== '');
   let resolved = '/';
   let links = 0;
-  let exists = true; // once a component is missing, nothing below it can be a link
   while (pending.length > 0) {
     const c = pending.shift()!;
     if (c === '.') continue;
     if (c === '..') { resolved = path.dirname(resolved); continue; }
     const next = path.join(resolved, c);
-    const st = exists ? lstatOrNull(next, context) : null;
+    // A missing component is kept as written; '..' may lead back to parts that exist.
+    const st = lstatOrNull(next, context);
     if (st === null) {
-      exists = false;
       resolved = next;
       continue;
     }
@@ -117,7 +116,7 @@ export function resolveInRoot(rootDir: string, value: string, where: string): st
  */
 export interface ProtectedPath {
   path: string;
-  /** Says what it is, after "is": "the machine's RAM and CPU state (lib/machine)". */
+  /** Says what it is, after "is": "the machine's RAM image (lib/machine/ram)". */
   what: string;
   tree?: boolean;
 }
@@ -133,6 +132,7 @@ function statOrNull(p: string): fs.Stats | null {
 /** The protected entry `target` (resolved) is, by path or by device and inode; null if none. */
 export function protectedMatch(target: string, protect: readonly ProtectedPath[]): ProtectedPath | null {
   const resolved = (p: string): string => {
+    // A protected path that cannot be resolved (a loop planted there) is still compared as written.
     try { return resolvePath(p); } catch { return path.resolve(p); }
   };
   for (const p of protect) {

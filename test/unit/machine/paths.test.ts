@@ -55,7 +55,7 @@ describe('resolvePath agrees with realpath -m', () => {
     fs.symlinkSync('/', path.join(d, 'toroot'));
     cases.push(
       'real/file', 'rel/file', 'abs/sub', 'real/up/../file', 'chain/up', 'dangling', 'dangling/more/parts',
-      'missing/x/../y', 'toroot/tmp', './rel/./sub/..', 'real/sub/../../chain',
+      'missing/x/../y', 'missing/../rel/file', 'dangling/../../abs/up', 'toroot/tmp', './rel/./sub/..', 'real/sub/../../chain',
     );
   });
 
