@@ -106,11 +106,12 @@ export function savedDumpDirs(dumpdir: string): ProtectedPath[] {
 
 /** Everything an lkcd output must never replace: the machine's files and devices, DUMPDEV, DUMPDIR's files, the saved dumps. */
 export function lkcdProtected(root: MachineRoot, conf: Pick<SysconfigDump, 'DUMPDEV' | 'DUMPDIR'>): ProtectedPath[] {
+  // The most specific first: the first match names what the output would have replaced.
   return [
-    ...root.outputProtected(),
     { path: conf.DUMPDEV, what: 'the dump device (DUMPDEV)' },
     ...dumpDirFiles(conf.DUMPDIR),
     ...savedDumpDirs(conf.DUMPDIR),
+    ...root.outputProtected(),
   ];
 }
 

@@ -81,9 +81,17 @@ export class MachineRoot {
     ];
   }
 
-  /** What a command's output must never replace: ownFiles and the machine's devices (dev). */
+  /**
+   * What a command's output must never replace: ownFiles, the machine's
+   * devices (dev) and the default dump directory (log/dump), which a
+   * command that does not read etc/sysconfig/dump still knows.
+   */
   outputProtected(): ProtectedPath[] {
-    return [...this.ownFiles(), { path: this.devDir, tree: true, what: "the machine's devices (dev)" }];
+    return [
+      ...this.ownFiles(),
+      { path: this.devDir, tree: true, what: "the machine's devices (dev)" },
+      { path: this.dumpDir, tree: true, what: 'the dump directory (log/dump)' },
+    ];
   }
 
   /** Creates the directory skeleton, failing with one line if the root is not writable. */

@@ -205,12 +205,13 @@ describe('an output over an input of the same command, or over a machine file', 
     expect(shas(targets)).toEqual(before);
   });
 
-  it('machine export-vmcore -o lib/machine/ram, a hard link to it outside the root, or boot/vmlinuz exits 64; they are byte-identical', () => {
+  it('machine export-vmcore -o lib/machine/ram, a hard link to it outside the root, state.json, boot/vmlinuz or a saved dump exits 64; they are byte-identical', () => {
     const alias = path.join(tmp, 'ram-alias');
     fs.linkSync(ramOf(root), alias);
-    const targets = [ramOf(root), bootImageOf(root), stateOf(root)];
+    const targets = [ramOf(root), bootImageOf(root), stateOf(root), dump0Of(root)];
     const before = shas(targets);
-    for (const [out, what] of [[ramOf(root), "the machine's RAM image"], [alias, "the machine's RAM image"], [bootImageOf(root), 'kernel images'], [stateOf(root), "the machine's state"]]) {
+    for (const [out, what] of [[ramOf(root), "the machine's RAM image"], [alias, "the machine's RAM image"], [bootImageOf(root), 'kernel images'],
+      [stateOf(root), "the machine's state"], [dump0Of(root), 'the dump directory (log/dump)']]) {
       refused(run('machine', root, ['export-vmcore', '-o', out]), 'machine', EX_USAGE, `output ${out}`, what);
     }
     expect(shas(targets)).toEqual(before);

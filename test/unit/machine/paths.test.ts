@@ -240,10 +240,10 @@ describe('outputs', () => {
 });
 
 describe('MachineRoot files', () => {
-  it('ownFiles protects lib/machine, boot and etc/sysconfig/dump; outputs also dev', () => {
+  it('ownFiles protects lib/machine, boot and etc/sysconfig/dump; outputs also dev and log/dump', () => {
     const m = new MachineRoot('/m');
     const names = (ps: ProtectedPath[]): string[] => ps.map((p) => `${p.path}${p.tree ? '/' : ''}`);
     expect(names(m.ownFiles())).toEqual(['/m/lib/machine/ram', '/m/lib/machine/state.json', '/m/lib/machine/', '/m/boot/', '/m/etc/sysconfig/dump']);
-    expect(names(m.outputProtected())).toEqual([...names(m.ownFiles()), '/m/dev/']);
+    expect(names(m.outputProtected())).toEqual([...names(m.ownFiles()), '/m/dev/', '/m/log/dump/']);
   });
 });
