@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { UsageError } from '../src/codec/index.js';
+import { DumpError, UsageError } from '../src/codec/index.js';
 import {
-  fileKind, MachineRoot, readRegularFile, refuseProtected, refuseSpecialFile, resolveInRoot, resolvePath, writeFileAtomic,
-  isWithin, type ProtectedPath,
+  fileKind, isWithin, MachineRoot, readRegularFile, refuseProtected, refuseSpecialFile, resolveInRoot, resolvePath,
+  writeFileAtomic, type ProtectedPath,
 } from '../src/machine/index.js';
 import { INDEX_FILE } from '../src/store/index.js';
 import {
@@ -129,7 +129,7 @@ export function loadSysconfig(file: string, root: string, release: string | null
 function checkDumpDir(root: MachineRoot, dir: string, where: string): void {
   refuseProtected(dir, root.ownFiles(), where, 'the dump directory');
   const st = fs.statSync(dir, { throwIfNoEntry: false });
-  if (st && !st.isDirectory()) throw new UsageError(`${where}: ${dir} is ${fileKind(st)}, not a directory`, { file: dir });
+  if (st && !st.isDirectory()) throw new DumpError('IO', `${where}: ${dir} is ${fileKind(st)}, not a directory`, { file: dir });
   for (const f of dumpDirFiles(dir)) {
     const at = resolvePath(f.path, where);
     if (!isWithin(at, root.dir)) throw new UsageError(`${where}: ${f.path} is a link to ${at}, outside the machine root ${root.dir}`, { file: f.path });
