@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { hex, UsageError } from '../src/codec/index.js';
+import { formatSize, hex, UsageError } from '../src/codec/index.js';
 import { MachineRoot, resolveRoot } from '../src/machine/index.js';
 import {
-  BuddyAllocator, closeSystem, kexecLoad, kexecLoaded, kexecUnload, MemMap, openSystem, readKernelImageFile,
+  BuddyAllocator, closeSystem, kexecLoad, kexecLoaded, kexecUnload, KERNEL_IMAGE_MAX_BYTES, MemMap, openSystem, readKernelImageFile,
 } from '../src/kernel/index.js';
 import { kexecReboot, pendingDump } from '../src/dump/index.js';
 import { runCli } from '../src/cli/run.js';
+import { cliExitHelp } from '../src/cli/exit.js';
 
 /** The running kernel's command line (/proc/cmdline), for --reuse-cmdline. */
 function procCmdline(raw: Buffer): string {
@@ -23,7 +24,7 @@ await runCli('kexec', async () => {
     .scriptName('kexec')
     .usage('$0 [options]\n\nLoad a kernel into the simulated machine\'s RAM and reboot into it (kexec-tools options).')
     .option('root', { type: 'string', describe: 'machine root directory' })
-    .option('l', { alias: 'load', type: 'string', describe: 'load the kernel IMAGE into memory' })
+    .option('l', { alias: 'load', type: 'string', describe: `load the kernel IMAGE into memory (a regular file of at most ${formatSize(BigInt(KERNEL_IMAGE_MAX_BYTES))})` })
     .option('command-line', { type: 'string', describe: 'set the kernel command line' })
     .option('append', { type: 'string', describe: 'append to the kernel command line' })
     .option('reuse-cmdline', { type: 'boolean', describe: 'start from the running kernel\'s command line' })
@@ -35,6 +36,7 @@ await runCli('kexec', async () => {
     .conflicts('u', ['e', 's'])
     .strict()
     .fail((msg, err) => { if (err) throw err; throw new UsageError(msg); })
+    .epilogue(cliExitHelp('kexec'))
     .help().version(false)
     .parseAsync();
   if (!argv.l && !argv.u && !argv.e && !argv.s) throw new UsageError('give one of -l IMAGE, -u, -e, -s (see --help)');

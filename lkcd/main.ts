@@ -2,8 +2,9 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { CorruptDumpError, DumpError, UsageError } from '../src/codec/index.js';
-import { MachineRoot, resolveRoot } from '../src/machine/index.js';
+import { checkOutputPath, MachineRoot, resolveRoot, writeOutputFile } from '../src/machine/index.js';
 import { runCli } from '../src/cli/run.js';
+import { cliExitHelp } from '../src/cli/exit.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { hex, parseSize } from '../src/codec/index.js';
@@ -13,7 +14,8 @@ import { formatDmesg } from '../src/kernel/index.js';
 import { progressBar } from '../src/cli/progress.js';
 import { lkcdConfig } from './config.js';
 import { indexDumpDir, lkcdSave, pagesFailingIndexCrc, sha256File } from './save.js';
-import { dumpDirFor, hexDump, openIndexedDump, parseDumpNumber, readPhysical, showText } from './query.js';
+import { dumpDirFor, hexDump, openIndexedDump, parseDumpNumber, readPhysical, showText, sysconfigFor } from './query.js';
+import { lkcdProtected } from './sysconfig.js';
 import { analysisText, readDumpFacts } from './analysis.js';
 import { acquireSaveLock, readBounds, writeBounds } from './dumpdir.js';
 
@@ -30,13 +32,13 @@ await runCli('lkcd', async () => {
     .usage('$0 <command> [options]\n\nlkcdutils for the simulated machine: configure dumping, save and read dumps.')
     .option('root', { type: 'string', describe: 'machine root directory (default: $LKCD_ROOT, else var/ of the checkout)' })
     .option('debug', { type: 'boolean', describe: 'print stack traces on errors' })
-    .command('config', 'write out a dump held in memory to DUMPDEV, then arm the dump driver and preload kexec with crashdump=', () => undefined, (argv) => {
+    .command('config', 'write out a dump held in memory to DUMPDEV, then arm the dump driver and preload kexec with crashdump=', (y) => y.epilogue(cliExitHelp('lkcd', 'config')), (argv) => {
       lkcdConfig(rootOf(argv), (l) => out(`${l}\n`));
     })
-    .command('save', 'copy the dump on DUMPDEV to DUMPDIR/N (dump.N, map.N, kerntypes.N, analysis.N), index it, mark it saved', () => undefined, (argv) => {
+    .command('save', 'copy the dump on DUMPDEV to DUMPDIR/N (dump.N, map.N, kerntypes.N, analysis.N), index it, mark it saved', (y) => y.epilogue(cliExitHelp('lkcd', 'save')), (argv) => {
       for (const l of lkcdSave(rootOf(argv)).lines) out(`${l}\n`);
     })
-    .command('list', 'the saved dumps', (y) => y.option('json', { type: 'boolean', default: false }), (argv) => {
+    .command('list', 'the saved dumps', (y) => y.epilogue(cliExitHelp('lkcd', 'list')).option('json', { type: 'boolean', default: false }), (argv) => {
       const index = DumpIndex.open(dumpDirFor(rootOf(argv)), { readonly: true });
       try {
         const dumps = index.listDumps();
@@ -48,14 +50,14 @@ await runCli('lkcd', async () => {
         }
       } finally { index.close(); }
     })
-    .command('show <n>', 'header fields (as crash help -L names them) and our figures', (y) => y.positional('n', { type: 'string' }).option('json', { type: 'boolean', default: false }), (argv) => {
+    .command('show <n>', 'header fields (as crash help -L names them) and our figures', (y) => y.epilogue(cliExitHelp('lkcd', 'show')).positional('n', { type: 'string' }).option('json', { type: 'boolean', default: false }), (argv) => {
       const o = openIndexedDump(dumpDirFor(rootOf(argv)), parseDumpNumber(argv.n!));
       try {
         if (argv.json) out(json({ header: o.dump.header, attrs: o.dump.attrs, record: o.rec }));
         else out(showText(o));
       } finally { o.close(); }
     })
-    .command('dmesg <n>', 'the crashed kernel\'s log, as vmcore-dmesg prints it', (y) => y.positional('n', { type: 'string' }), (argv) => {
+    .command('dmesg <n>', 'the crashed kernel\'s log, as vmcore-dmesg prints it', (y) => y.epilogue(cliExitHelp('lkcd', 'dmesg')).positional('n', { type: 'string' }), (argv) => {
       const dumpdir = dumpDirFor(rootOf(argv));
       const n = parseDumpNumber(argv.n!);
       const index = DumpIndex.open(dumpdir, { readonly: true });
@@ -64,24 +66,29 @@ await runCli('lkcd', async () => {
         out(formatDmesg(index.logLines(n).map((l) => ({ seq: BigInt(l.seq), ts_nsec: l.ts_nsec, level: l.level, text: l.text }))));
       } finally { index.close(); }
     })
-    .command('read <n>', 'bytes of physical memory from dump N (hex dump, or raw with -o)', (y) => y.positional('n', { type: 'string' })
+    .command('read <n>', 'bytes of physical memory from dump N (hex dump, or raw with -o)', (y) => y.epilogue(cliExitHelp('lkcd', 'read')).positional('n', { type: 'string' })
       .option('paddr', { type: 'string', describe: 'physical address' })
       .option('pfn', { type: 'string', describe: 'page frame number (reads the whole page)' })
       .option('len', { type: 'string', default: '256', describe: 'bytes to read (with --paddr)' })
-      .option('o', { alias: 'output', type: 'string', describe: 'write raw bytes to this file' })
+      .option('o', { alias: 'output', type: 'string', describe: 'write raw bytes to this file (0600, replaced whole; never a dump, index or machine file)' })
       .conflicts('paddr', 'pfn'), (argv) => {
       if (argv.paddr === undefined && argv.pfn === undefined) throw new UsageError('give --paddr ADDR [--len L] or --pfn PFN');
-      const o = openIndexedDump(dumpDirFor(rootOf(argv)), parseDumpNumber(argv.n!));
+      const root = rootOf(argv);
+      const conf = sysconfigFor(root);
+      // The output may be none of the inputs (dump.N, the index) nor a file the machine owns.
+      const protect = lkcdProtected(root, conf);
+      if (argv.o !== undefined) checkOutputPath(argv.o, protect);
+      const o = openIndexedDump(conf.DUMPDIR, parseDumpNumber(argv.n!));
       try {
         const paddr = argv.pfn !== undefined ? parseSize(argv.pfn, '--pfn') * 4096n : parseSize(argv.paddr!, '--paddr');
         const len = argv.pfn !== undefined ? 4096 : Number(parseSize(argv.len, '--len'));
         if (len <= 0 || len > 64 << 20) throw new UsageError(`--len ${argv.len} must be between 1 and 64M`);
         const bytes = readPhysical(o.dump, paddr, len);
-        if (argv.o) fs.writeFileSync(argv.o, bytes, { mode: 0o600 });
+        if (argv.o !== undefined) writeOutputFile(argv.o, bytes, protect);
         else out(hexDump(paddr, bytes));
       } finally { o.close(); }
     })
-    .command('search <text>', 'log lines matching TEXT across all saved dumps', (y) => y.positional('text', { type: 'string' }).option('json', { type: 'boolean', default: false }), (argv) => {
+    .command('search <text>', 'log lines matching TEXT across all saved dumps', (y) => y.epilogue(cliExitHelp('lkcd', 'search')).positional('text', { type: 'string' }).option('json', { type: 'boolean', default: false }), (argv) => {
       const index = DumpIndex.open(dumpDirFor(rootOf(argv)), { readonly: true });
       try {
         const hits = index.searchLog(argv.text!);
@@ -89,7 +96,7 @@ await runCli('lkcd', async () => {
         for (const h of hits) out(`${h.n}: ${formatDmesg([{ seq: BigInt(h.seq), ts_nsec: h.ts_nsec, level: 0, text: h.text }])}`);
       } finally { index.close(); }
     })
-    .command('verify <n>', 'check every record and page of dump N and its checksum; non-zero exit on any fault', (y) => y.positional('n', { type: 'string' }), (argv) => {
+    .command('verify <n>', 'check every record and page of dump N and its checksum; non-zero exit on any fault', (y) => y.epilogue(cliExitHelp('lkcd', 'verify')).positional('n', { type: 'string' }), (argv) => {
       const dumpdir = dumpDirFor(rootOf(argv));
       const o = openIndexedDump(dumpdir, parseDumpNumber(argv.n!));
       const file = o.file;
@@ -114,10 +121,14 @@ await runCli('lkcd', async () => {
       if (v.pages !== rec.pages) throw new CorruptDumpError(`${file}: ${v.pages} pages, the index says ${rec.pages}`, { file });
       out(`dump ${rec.n}: ${v.pages} pages verified (${v.compressed} compressed, ${v.raw} raw), sha256 matches${v.truncated ? '; TRUNCATED dump' : ''}\n`);
     })
-    .command('export <n>', 'export dump N as an ELF vmcore (for crash, makedumpfile, vmcore-dmesg, gdb)', (y) => y.positional('n', { type: 'string' })
+    .command('export <n>', 'export dump N as an ELF vmcore (for crash, makedumpfile, vmcore-dmesg, gdb)', (y) => y.epilogue(cliExitHelp('lkcd', 'export')).positional('n', { type: 'string' })
       .option('elf', { type: 'boolean', demandOption: true, describe: 'ELF vmcore output (the only format)' })
-      .option('o', { alias: 'output', type: 'string', demandOption: true }), (argv) => {
-      const o = openIndexedDump(dumpDirFor(rootOf(argv)), parseDumpNumber(argv.n!));
+      .option('o', { alias: 'output', type: 'string', demandOption: true, describe: 'output file (0600, replaced whole; never a dump, index or machine file)' }), (argv) => {
+      const root = rootOf(argv);
+      const conf = sysconfigFor(root);
+      // Refused before anything is read: an output over dump.N, the index or a machine file.
+      checkOutputPath(argv.o, lkcdProtected(root, conf));
+      const o = openIndexedDump(conf.DUMPDIR, parseDumpNumber(argv.n!));
       const bar = progressBar('lkcd export');
       try {
         const r = exportDumpAsElf(o.dump, o.syms.byName, argv.o, bar);
@@ -125,14 +136,14 @@ await runCli('lkcd', async () => {
         out(`${argv.o}: ${r.bytes} bytes\n`);
       } finally { o.close(); }
     })
-    .command('analyze <n>', 'the lcrash-style report: panic, registers, tasks, memory by type, compression, last log lines', (y) => y.positional('n', { type: 'string' }), (argv) => {
+    .command('analyze <n>', 'the lcrash-style report: panic, registers, tasks, memory by type, compression, last log lines', (y) => y.epilogue(cliExitHelp('lkcd', 'analyze')).positional('n', { type: 'string' }), (argv) => {
       const o = openIndexedDump(dumpDirFor(rootOf(argv)), parseDumpNumber(argv.n!));
       try {
         const facts = readDumpFacts(o.dump, o.syms);
         out(analysisText(o.rec.n, o.dump, facts, { pages: o.rec.pages, compressed: o.rec.pages_compressed, storedBytes: o.rec.stored_bytes, missingPages: o.rec.missing_pages }));
       } finally { o.close(); }
     })
-    .command('reindex', 'rebuild the index from the DUMPDIR/N directories alone', () => undefined, (argv) => {
+    .command('reindex', 'rebuild the index from the DUMPDIR/N directories alone', (y) => y.epilogue(cliExitHelp('lkcd', 'reindex')), (argv) => {
       const dumpdir = dumpDirFor(rootOf(argv));
       const unlock = acquireSaveLock(dumpdir);
       try {
@@ -150,6 +161,7 @@ await runCli('lkcd', async () => {
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .fail((msg, err) => { if (err) throw err; throw new UsageError(msg); })
+    .epilogue(cliExitHelp('lkcd'))
     .help().version(false)
     .parseAsync();
 });

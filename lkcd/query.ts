@@ -1,24 +1,25 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DumpError, FaultError, hex, UsageError } from '../src/codec/index.js';
-import { PAGE_SIZE, PAGE_SIZE_N, readState, type MachineRoot } from '../src/machine/index.js';
-import { closeSystem, openSystem, KERNEL_RELEASE } from '../src/kernel/index.js';
+import { PAGE_SIZE, PAGE_SIZE_N, type MachineRoot } from '../src/machine/index.js';
 import { openLkcdFile, type LkcdDump } from '../src/dump/index.js';
 import { DumpIndex, type DumpRecord } from '../src/store/index.js';
 import { dumpDirOf } from './dumpdir.js';
-import { loadSysconfig } from './sysconfig.js';
+import { loadSysconfig, type SysconfigDump } from './sysconfig.js';
 import { SymbolTable } from './symbols.js';
 
-/** DUMPDIR from etc/sysconfig/dump, without writing a default config. */
+/**
+ * DUMPDIR from etc/sysconfig/dump alone, without writing a default config:
+ * the query commands read saved dumps and need no machine (no state.json,
+ * no running kernel; the release only matters for KEXEC_IMAGE's default).
+ */
 export function dumpDirFor(root: MachineRoot): string {
-  const state = readState(root);
-  let release = KERNEL_RELEASE;
-  if (state?.power === 'on') {
-    const sys = openSystem(root, { readOnly: true });
-    release = sys.kernel.release;
-    closeSystem(sys);
-  }
-  return loadSysconfig(root.sysconfigPath, root.dir, release, { createDefault: false }).DUMPDIR;
+  return sysconfigFor(root).DUMPDIR;
+}
+
+/** etc/sysconfig/dump as the query commands see it: no machine needed, no default written. */
+export function sysconfigFor(root: MachineRoot): SysconfigDump {
+  return loadSysconfig(root.sysconfigPath, root.dir, null, { createDefault: false });
 }
 
 export function parseDumpNumber(text: string | number): number {

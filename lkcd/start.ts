@@ -7,6 +7,7 @@ import { MachineRoot, resolveRoot } from '../src/machine/index.js';
 import { closeSystem, openSystem, powerOn, PROFILE_NAMES, runWorkload } from '../src/kernel/index.js';
 import { crashMachine, liveDump, type Stage1Result } from '../src/dump/index.js';
 import { runCli } from '../src/cli/run.js';
+import { cliExitHelp } from '../src/cli/exit.js';
 import { DumpIndex } from '../src/store/index.js';
 import { lkcdConfig } from './config.js';
 import { lkcdSave } from './save.js';
@@ -42,6 +43,7 @@ await runCli('start', async () => {
     .option('debug', { type: 'boolean', describe: 'stack traces on errors' })
     .strict()
     .fail((msg, err) => { if (err) throw err; throw new UsageError(msg); })
+    .epilogue(cliExitHelp('start'))
     .help().version(false)
     .parseAsync();
   const root = new MachineRoot(resolveRoot(argv.root));

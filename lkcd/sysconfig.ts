@@ -1,7 +1,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { ioError, UsageError } from '../src/codec/index.js';
-import { writeFileAtomic } from '../src/machine/index.js';
+import { DumpError, UsageError } from '../src/codec/index.js';
+import {
+  fileKind, isWithin, MachineRoot, readRegularFile, refuseProtected, refuseSpecialFile, resolveInRoot, resolvePath,
+  writeFileAtomic, type ProtectedPath,
+} from '../src/machine/index.js';
+import { INDEX_FILE } from '../src/store/index.js';
 import {
   DUMP_COMPRESS_GZIP, DUMP_FLAGS_KNOWN, DUMP_FLAGS_SOFTBOOT, DUMP_LEVEL_ALL_RAM, DUMP_LEVEL_HEADER,
   DUMP_LEVEL_KERN, DUMP_LEVEL_NONE, DUMP_LEVEL_USED, type DumpCompress,
@@ -64,38 +68,76 @@ export function parseAssignments(text: string, file: string): Map<string, { valu
   return out;
 }
 
+/** Largest etc/sysconfig/dump read (the default is under 2 KiB). */
+export const SYSCONFIG_MAX_BYTES = 1 << 20;
+
 /**
  * Resolves a path from the config inside the machine root, refusing any
- * that would leave it (an absolute path is taken relative to the root).
+ * that would leave it, also through a symbolic link (an absolute path is
+ * taken relative to the root).
  */
 export function pathInRoot(root: string, value: string, where: string): string {
-  if (value === '') throw new UsageError(`${where} is empty`);
-  if (value.includes('\0')) throw new UsageError(`${where} contains a NUL byte`);
-  const resolved = path.resolve(root, '.' + path.posix.normalize('/' + value));
-  const rel = path.relative(root, resolved);
-  if (rel.startsWith('..') || path.isAbsolute(rel) || value.split('/').includes('..')) {
-    throw new UsageError(`${where} '${value}' leaves the machine root`);
+  return resolveInRoot(root, value, where);
+}
+
+/** DUMPDIR's own files: the index with its journal files, and bounds. */
+export function dumpDirFiles(dumpdir: string): ProtectedPath[] {
+  const index = path.join(dumpdir, INDEX_FILE);
+  return [
+    ...[index, `${index}-wal`, `${index}-shm`, `${index}-journal`].map((p) => ({ path: p, what: `the dump index (${path.basename(p)} in DUMPDIR)` })),
+    { path: path.join(dumpdir, 'bounds'), what: 'the dump counter (bounds in DUMPDIR)' },
+  ];
+}
+
+/** Most DUMPDIR entries looked at for saved dumps (a dump number has at most 9 digits). */
+const MAX_DUMPDIR_ENTRIES = 100_000;
+
+/** The saved dumps' directories DUMPDIR/N, and saves in progress (.saving-N). */
+export function savedDumpDirs(dumpdir: string): ProtectedPath[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dumpdir).slice(0, MAX_DUMPDIR_ENTRIES);
+  } catch {
+    return []; // no DUMPDIR yet: no saved dump to protect
   }
-  return resolved;
+  return names.filter((n) => /^\d{1,9}$/.test(n) || /^\.saving-\d{1,9}$/.test(n))
+    .map((n) => ({ path: path.join(dumpdir, n), tree: true, what: `saved dump ${n.replace('.saving-', '')} (DUMPDIR/${n})` }));
+}
+
+/** Everything an lkcd output must never replace: the machine's files and devices, DUMPDEV, DUMPDIR's files, the saved dumps. */
+export function lkcdProtected(root: MachineRoot, conf: Pick<SysconfigDump, 'DUMPDEV' | 'DUMPDIR'>): ProtectedPath[] {
+  // The most specific first: the first match names what the output would have replaced.
+  return [
+    { path: conf.DUMPDEV, what: 'the dump device (DUMPDEV)' },
+    ...dumpDirFiles(conf.DUMPDIR),
+    ...savedDumpDirs(conf.DUMPDIR),
+    ...root.outputProtected(),
+  ];
 }
 
 /** Reads etc/sysconfig/dump, writing the default file first when there is none. */
-export function loadSysconfig(file: string, root: string, release: string, opts: { createDefault?: boolean } = {}): SysconfigDump {
+export function loadSysconfig(file: string, root: string, release: string | null, opts: { createDefault?: boolean } = {}): SysconfigDump {
   if (!fs.existsSync(file)) {
-    if (opts.createDefault === false) return parseSysconfig(defaultSysconfig(release), file, root, release);
+    if (opts.createDefault === false || release === null) return parseSysconfig(defaultSysconfig(release ?? ''), file, root, release);
     writeFileAtomic(file, defaultSysconfig(release), 0o600);
   }
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    throw ioError('reading dump configuration', e as NodeJS.ErrnoException);
-  }
+  const text = readRegularFile(file, SYSCONFIG_MAX_BYTES, 'dump configuration').toString('utf8');
   return parseSysconfig(text, file, root, release);
 }
 
+/** DUMPDIR: in the root, not among the machine's files, a directory if it exists, its own files in the root too. */
+function checkDumpDir(root: MachineRoot, dir: string, where: string): void {
+  refuseProtected(dir, root.ownFiles(), where, 'the dump directory');
+  const st = fs.statSync(dir, { throwIfNoEntry: false });
+  if (st && !st.isDirectory()) throw new DumpError('IO', `${where}: ${dir} is ${fileKind(st)}, not a directory`, { file: dir });
+  for (const f of dumpDirFiles(dir)) {
+    const at = resolvePath(f.path, where);
+    if (!isWithin(at, root.dir)) throw new UsageError(`${where}: ${f.path} is a link to ${at}, outside the machine root ${root.dir}`, { file: f.path });
+  }
+}
+
 /** Checks every value of a sysconfig text; errors name the file, line and key. */
-export function parseSysconfig(text: string, file: string, root: string, release: string): SysconfigDump {
+export function parseSysconfig(text: string, file: string, root: string, release: string | null): SysconfigDump {
   const kv = parseAssignments(text, file);
   const get = (key: string, fallback?: string): { value: string; where: string } => {
     const e = kv.get(key);
@@ -126,21 +168,39 @@ export function parseSysconfig(text: string, file: string, root: string, release
   if (flags > 0xffffffff || (flags & ~DUMP_FLAGS_KNOWN) >>> 0 !== 0) throw new UsageError(`${flagsEntry.where}=${flagsEntry.value} has bits no dump driver knows`, { file, field: 'DUMP_FLAGS' });
   const panicTimeout = int('PANIC_TIMEOUT', '5');
   if (panicTimeout > 3600) throw new UsageError(`${get('PANIC_TIMEOUT').where}=${panicTimeout} is more than 3600 seconds`, { file, field: 'PANIC_TIMEOUT' });
-  const kexecImage = get('KEXEC_IMAGE', `/boot/vmlinuz-${release}`);
+  // Without a running kernel (the query commands) there is no release to default KEXEC_IMAGE to.
+  const kexecImage = get('KEXEC_IMAGE', release === null ? '' : `/boot/vmlinuz-${release}`);
   const dumpdev = get('DUMPDEV', '/dev/vmdump');
   const dumpdir = get('DUMPDIR', '/log/dump');
   const cmdline = get('KEXEC_CMDLINE', 'root=/dev/vda1 ro console=ttyS0,115200');
   if (/(^|\s)crashdump=/.test(cmdline.value)) throw new UsageError(`${cmdline.where} must not contain crashdump= (lkcd config adds it)`, { file, field: 'KEXEC_CMDLINE' });
+  const machine = new MachineRoot(resolvePath(root, `machine root ${root}`));
+
+  const DUMPDIR = pathInRoot(machine.dir, dumpdir.value, dumpdir.where);
+  checkDumpDir(machine, DUMPDIR, dumpdir.where);
+  const DUMPDEV = pathInRoot(machine.dir, dumpdev.value, dumpdev.where);
+  refuseProtected(DUMPDEV, [
+    ...machine.ownFiles(), ...dumpDirFiles(DUMPDIR), ...savedDumpDirs(DUMPDIR), { path: DUMPDIR, what: 'DUMPDIR' },
+  ], dumpdev.where, 'the dump device');
+  refuseSpecialFile(DUMPDEV, dumpdev.where, { allowBlockDevice: true });
+  let KEXEC_IMAGE = '';
+  if (kexecImage.value !== '') {
+    KEXEC_IMAGE = pathInRoot(machine.dir, kexecImage.value, kexecImage.where);
+    refuseProtected(KEXEC_IMAGE, [
+      ...machine.ownFiles().filter((p) => p.path !== machine.bootDir), ...dumpDirFiles(DUMPDIR), { path: DUMPDEV, what: 'the dump device (DUMPDEV)' },
+    ], kexecImage.where, 'a kernel image');
+    refuseSpecialFile(KEXEC_IMAGE, kexecImage.where);
+  }
   return {
     DUMP_ACTIVE: bool('DUMP_ACTIVE', '1'),
-    DUMPDEV: pathInRoot(root, dumpdev.value, dumpdev.where),
-    DUMPDIR: pathInRoot(root, dumpdir.value, dumpdir.where),
+    DUMPDEV,
+    DUMPDIR,
     DUMP_SAVE: bool('DUMP_SAVE', '1'),
     DUMP_LEVEL: level === DUMP_LEVEL_ALL ? DUMP_LEVEL_ALL_RAM : level,
     DUMP_COMPRESS: int('DUMP_COMPRESS', String(DUMP_COMPRESS_GZIP), [0, 1, 2]) as DumpCompress,
     DUMP_FLAGS: flags,
     PANIC_TIMEOUT: panicTimeout,
-    KEXEC_IMAGE: kexecImage.value === '' ? '' : pathInRoot(root, kexecImage.value, kexecImage.where),
+    KEXEC_IMAGE,
     KEXEC_CMDLINE: cmdline.value,
   };
 }

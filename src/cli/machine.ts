@@ -11,6 +11,7 @@ import { coldReset, crashMachine, exportLiveVmcore, liveDump, pendingDump, procD
 import { kexecLoaded, type CrashCause, type RunningSystem } from '../kernel/index.js';
 import { progressBar } from './progress.js';
 import { runCli } from './run.js';
+import { cliExitHelp } from './exit.js';
 
 function rootOf(argv: { root?: string }): MachineRoot {
   return new MachineRoot(resolveRoot(argv.root));
@@ -70,7 +71,7 @@ await runCli('machine', async () => {
     .usage('$0 <command> [options]\n\nThe simulated x86_64 machine: power, workload, and what its kernel shows.')
     .option('root', { type: 'string', describe: 'machine root directory (default: $LKCD_ROOT, else var/ of the checkout)' })
     .option('debug', { type: 'boolean', describe: 'print stack traces on errors' })
-    .command('power-on', 'cold power-on: clear RAM, boot the kernel, start the workload', (y) => y
+    .command('power-on', 'cold power-on: clear RAM, boot the kernel, start the workload', (y) => y.epilogue(cliExitHelp('machine', 'power-on'))
       .option('mem', { type: 'string', default: '1G', describe: 'RAM size, 16M to 16G' })
       .option('profile', { type: 'string', default: 'database', describe: `workload: ${PROFILE_NAMES.join(', ')} (db = database)` })
       .option('seed', { type: 'string', default: '1', describe: 'workload seed (same seed, same memory)' })
@@ -84,10 +85,10 @@ await runCli('machine', async () => {
         closeSystem(sys);
       }
     })
-    .command('power-off', 'turn the machine off (RAM is cleared at the next power-on)', () => undefined, (argv) => {
+    .command('power-off', 'turn the machine off (RAM is cleared at the next power-on)', (y) => y.epilogue(cliExitHelp('machine', 'power-off')), (argv) => {
       powerOff(rootOf(argv));
     })
-    .command('status', 'RAM, kernel, command line and page counts, read from the kernel in RAM', (y) => y
+    .command('status', 'RAM, kernel, command line and page counts, read from the kernel in RAM', (y) => y.epilogue(cliExitHelp('machine', 'status'))
       .option('json', { type: 'boolean', default: false }),
     (argv) => {
       const sys = openSystem(rootOf(argv), { readOnly: true });
@@ -98,7 +99,7 @@ await runCli('machine', async () => {
         closeSystem(sys);
       }
     })
-    .command('dmesg', 'print the kernel log from RAM (as vmcore-dmesg prints it)', () => undefined, (argv) => {
+    .command('dmesg', 'print the kernel log from RAM (as vmcore-dmesg prints it)', (y) => y.epilogue(cliExitHelp('machine', 'dmesg')), (argv) => {
       const sys = openSystem(rootOf(argv), { readOnly: true });
       try {
         process.stdout.write(systemDmesg(sys));
@@ -106,7 +107,7 @@ await runCli('machine', async () => {
         closeSystem(sys);
       }
     })
-    .command('ps', 'the task list, walked from init_task', () => undefined, (argv) => {
+    .command('ps', 'the task list, walked from init_task', (y) => y.epilogue(cliExitHelp('machine', 'ps')), (argv) => {
       const sys = openSystem(rootOf(argv), { readOnly: true });
       try {
         process.stdout.write('   PID  ST  TASK              COMM\n');
@@ -117,7 +118,7 @@ await runCli('machine', async () => {
         closeSystem(sys);
       }
     })
-    .command('run', 'run the workload for simulated seconds: memory churns, the log grows', (y) => y
+    .command('run', 'run the workload for simulated seconds: memory churns, the log grows', (y) => y.epilogue(cliExitHelp('machine', 'run'))
       .option('seconds', { type: 'string', default: '10' }),
     (argv) => {
       const sys = openSystem(rootOf(argv));
@@ -128,8 +129,8 @@ await runCli('machine', async () => {
         closeSystem(sys);
       }
     })
-    .command('export-vmcore', 'write an ELF vmcore of live RAM (for crash, makedumpfile, vmcore-dmesg, gdb)', (y) => y
-      .option('o', { alias: 'output', type: 'string', demandOption: true, describe: 'output file' }),
+    .command('export-vmcore', 'write an ELF vmcore of live RAM (for crash, makedumpfile, vmcore-dmesg, gdb)', (y) => y.epilogue(cliExitHelp('machine', 'export-vmcore'))
+      .option('o', { alias: 'output', type: 'string', demandOption: true, describe: 'output file (0600, replaced whole; never a file of the machine)' }),
     (argv) => {
       const sys = openSystem(rootOf(argv), { readOnly: true });
       const bar = progressBar('export-vmcore');
@@ -141,12 +142,12 @@ await runCli('machine', async () => {
         closeSystem(sys);
       }
     })
-    .command('panic [message]', 'panic the kernel: stage 1 saves the dump in memory, then kexec (or a cold reboot)', (y) => y
+    .command('panic [message]', 'panic the kernel: stage 1 saves the dump in memory, then kexec (or a cold reboot)', (y) => y.epilogue(cliExitHelp('machine', 'panic'))
       .positional('message', { type: 'string', default: 'panic requested from the console' }),
     (argv) => { crashAndReport(rootOf(argv), { kind: 'panic', message: argv.message! }); })
-    .command('oops', 'inject an oops in the simulated driver (panic_on_oops): like a real driver bug', () => undefined,
+    .command('oops', 'inject an oops in the simulated driver (panic_on_oops): like a real driver bug', (y) => y.epilogue(cliExitHelp('machine', 'oops')),
       (argv) => { crashAndReport(rootOf(argv), { kind: 'oops' }); })
-    .command('sysrq <key>', 'Alt+SysRq: c crashes the kernel, d saves a dump in memory and keeps running', (y) => y
+    .command('sysrq <key>', 'Alt+SysRq: c crashes the kernel, d saves a dump in memory and keeps running', (y) => y.epilogue(cliExitHelp('machine', 'sysrq'))
       .positional('key', { type: 'string', choices: ['c', 'd'] }),
     (argv) => {
       if (argv.key === 'c') { crashAndReport(rootOf(argv), { kind: 'sysrq-c' }); return; }
@@ -158,7 +159,7 @@ await runCli('machine', async () => {
         closeSystem(sys);
       }
     })
-    .command('reset', 'the reset button: RAM is lost, the same kernel command line boots again', () => undefined, (argv) => {
+    .command('reset', 'the reset button: RAM is lost, the same kernel command line boots again', (y) => y.epilogue(cliExitHelp('machine', 'reset')), (argv) => {
       const sys = coldReset(openSystem(rootOf(argv)));
       try {
         process.stdout.write(`reset: ${sys.kernel.release} booted on cleared memory\n`);
@@ -166,7 +167,7 @@ await runCli('machine', async () => {
         closeSystem(sys);
       }
     })
-    .command('proc <path>', 'read a /proc file of the running kernel (cmdline, sys/kernel/dump/{addr,level,flags,compress,device}, sys/kernel/kexec_loaded)', (y) => y
+    .command('proc <path>', 'read a /proc file of the running kernel (cmdline, sys/kernel/dump/{addr,level,flags,compress,device}, sys/kernel/kexec_loaded)', (y) => y.epilogue(cliExitHelp('machine', 'proc'))
       .positional('path', { type: 'string' }),
     (argv) => {
       const sys = openSystem(rootOf(argv), { readOnly: true });
@@ -182,6 +183,7 @@ await runCli('machine', async () => {
       if (err) throw err;
       throw new UsageError(msg);
     })
+    .epilogue(cliExitHelp('machine'))
     .help()
     .version(false)
     .parseAsync();

@@ -28,7 +28,9 @@ export class BlockDevice {
   static open(path: string, opts: { write?: boolean; faults?: DeviceFaults } = {}): BlockDevice {
     let fd: number;
     try {
-      fd = fs.openSync(path, opts.write ? 'r+' : 'r');
+      // O_NONBLOCK: a FIFO put where the device should be is refused below, not waited on.
+      const { O_RDWR, O_RDONLY, O_NONBLOCK } = fs.constants;
+      fd = fs.openSync(path, (opts.write ? O_RDWR : O_RDONLY) | O_NONBLOCK);
     } catch (e) {
       throw ioError('opening dump device', e as NodeJS.ErrnoException);
     }

@@ -19,5 +19,7 @@ export function exportLiveVmcore(sys: RunningSystem, file: string, onProgress?: 
     prstatus: [{ pid: 0, regs: { rip: kernel.sym('do_idle').address, cs: 0x10n, ss: 0x18n, eflags: 0x246n } }],
     readPhys: (paddr, out) => ram.readInto(paddr, out),
     onProgress,
+    // Never over the RAM image it reads, nor any other file the machine lives on.
+    protect: sys.root.outputProtected(),
   });
 }

@@ -1,13 +1,19 @@
-import fs from 'node:fs';
 import {
   CorruptDumpError, DumpError, EI_CLASS, EI_DATA, EI_MAG0, EI_VERSION, ELFCLASS64, ELFDATA2LSB, EM_X86_64,
-  EV_CURRENT, Elf64_Ehdr, Elf64_Phdr, PF_R, PF_W, PF_X, PT_LOAD, ioError, viewOf,
+  EV_CURRENT, Elf64_Ehdr, Elf64_Phdr, PF_R, PF_W, PF_X, PT_LOAD, viewOf,
 } from '../codec/index.js';
-import { PAGE_SIZE } from '../machine/index.js';
+import { PAGE_SIZE, readRegularFile } from '../machine/index.js';
 import { LOG_BUF_LEN, kernelLayout, type KernelConfig, type KernelLayout } from './layout.js';
 import { kallsyms_entry, lkcd_kernel_header, LKCD_KERNEL_HEADER_VERSION, LKCD_KERNEL_MAGIC } from './structs/kernel_header.js';
 import { uts_namespace } from './structs/new_utsname.js';
 import { KERNEL_BUILD_VERSION } from './build_info.js';
+
+/**
+ * Largest kernel image file read (kexec -l, KEXEC_IMAGE, the boot loader).
+ * Ours are about 2 MiB; a distribution's vmlinux with debug info can reach
+ * tens of MiB, so the bound leaves room while refusing a runaway input.
+ */
+export const KERNEL_IMAGE_MAX_BYTES = 64 << 20;
 
 /** ET_EXEC from <elf.h>: vmlinux is an executable. */
 export const ET_EXEC = 2;
@@ -139,12 +145,8 @@ export function encodeKernelElf(image: KernelImage): Uint8Array {
  * header in the first segment. One-line errors name the file and field.
  */
 export function readKernelImageFile(file: string): KernelImage {
-  let bytes: Buffer;
-  try {
-    bytes = fs.readFileSync(file);
-  } catch (e) {
-    throw ioError('reading kernel image', e as NodeJS.ErrnoException);
-  }
+  // Bounded and non-blocking: `kexec -l /dev/zero` or a FIFO ends with one line, not a hang.
+  const bytes = readRegularFile(file, KERNEL_IMAGE_MAX_BYTES, 'kernel image');
   const fail = (msg: string, field?: string): never => {
     throw new CorruptDumpError(`${file}: ${msg}`, { file, struct: field ? 'Elf64_Ehdr' : undefined, field });
   };

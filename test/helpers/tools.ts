@@ -1,5 +1,13 @@
+/**
+ * The real tools the interop tests compare against, and the one gate every
+ * test that needs one goes through: without the tool the test is skipped
+ * with a title naming it; with LKCD_REQUIRE_TOOLS=1 (set by .ci/run) it
+ * runs and fails with a message naming it, so CI cannot go green without
+ * the tools.
+ */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import { it } from 'vitest';
 
 /** Absolute path of a tool on PATH (or the given absolute path), or null. */
 export function findTool(name: string): string | null {
@@ -19,8 +27,87 @@ export function runTool(tool: string, args: string[], seconds = 120, opts: { cwd
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** A describe/it title suffix naming what a skipped test needs. */
-export function needs(...tools: string[]): { missing: string[]; reason: string } {
-  const missing = tools.filter((t) => findTool(t) === null);
-  return { missing, reason: missing.length ? ` [SKIPPED: ${missing.join(', ')} not installed; .ci/run installs it]` : '' };
+/** A tool a test needs that is not a program on PATH: `check` says why it is missing, or null. */
+export interface ToolProbe {
+  name: string;
+  check(): string | null;
+}
+
+/** The Python interpreter the libkdumpfile tests run (Debian's python3-libkdumpfile installs for it). */
+export const PYTHON = '/usr/bin/python3';
+
+/** Debian python3-libkdumpfile: an independent LKCD reader. */
+export const LIBKDUMPFILE: ToolProbe = {
+  name: 'python3-libkdumpfile',
+  check: () => {
+    if (!fs.existsSync(PYTHON)) return `${PYTHON} not found`;
+    const r = spawnSync(PYTHON, ['-c', 'import kdumpfile'], { encoding: 'utf8', timeout: 60_000 });
+    return r.status === 0 ? null : 'python3 cannot import kdumpfile';
+  },
+};
+
+/** The variable that turns a missing tool from a skip into a failure. */
+export const REQUIRE_TOOLS_VAR = 'LKCD_REQUIRE_TOOLS';
+
+type Body = () => void | Promise<void>;
+
+/** `it`, gated on the tools of a ToolNeed. */
+export interface GatedIt {
+  (name: string, fn: Body): void;
+  /** As vitest's `it.for`: one test per case, `$field` in the name, the case as the argument. */
+  for<T>(cases: readonly T[]): (name: string, fn: (c: T) => void | Promise<void>) => void;
+}
+
+export interface ToolNeed {
+  /** The tools that are missing, by name. */
+  readonly missing: string[];
+  /** Whether a missing tool fails (LKCD_REQUIRE_TOOLS=1) rather than skips. */
+  readonly required: boolean;
+  /** True when the tests skip: something is missing and nothing requires it. */
+  readonly skip: boolean;
+  /** A title suffix naming what is missing ('' when nothing is). */
+  readonly reason: string;
+  /** Throws an error naming what is missing; nothing when all is there. */
+  assert(): void;
+  /** A test that is skipped (title naming the tool) or, when required, fails naming it. */
+  readonly it: GatedIt;
+}
+
+/**
+ * What a group of tests needs: programs on PATH by name (or absolute path),
+ * or probes. `env` is where LKCD_REQUIRE_TOOLS is read (the process's own).
+ */
+export function toolNeed(tools: ReadonlyArray<string | ToolProbe>, env: NodeJS.ProcessEnv = process.env): ToolNeed {
+  const why: string[] = [];
+  const missing: string[] = [];
+  for (const t of tools) {
+    const probe: ToolProbe = typeof t === 'string' ? { name: t, check: () => (findTool(t) ? null : `${t} not installed`) } : t;
+    const reason = probe.check();
+    if (reason !== null) {
+      missing.push(probe.name);
+      why.push(reason === `${probe.name} not installed` ? reason : `${probe.name} (${reason})`);
+    }
+  }
+  const required = env[REQUIRE_TOOLS_VAR] === '1';
+  const skip = missing.length > 0 && !required;
+  const reason = missing.length === 0 ? ''
+    : required ? ` [REQUIRED: ${why.join(', ')}]`
+    : ` [SKIPPED: ${why.join(', ')}; .ci/run installs it]`;
+  const assert = (): void => {
+    if (missing.length) {
+      throw new Error(`required tool missing: ${why.join(', ')}; ${REQUIRE_TOOLS_VAR}=1 makes a missing interop tool a failure (.ci/run installs them)`);
+    }
+  };
+  const gated = ((name: string, fn: Body): void => {
+    it.skipIf(skip)(`${name}${reason}`, () => { assert(); return fn(); });
+  }) as GatedIt;
+  gated.for = <T>(cases: readonly T[]) => (name: string, fn: (c: T) => void | Promise<void>): void => {
+    it.skipIf(skip).for(cases as T[])(`${name}${reason}`, (c) => { assert(); return fn(c); });
+  };
+  return { missing, required, skip, reason, assert, it: gated };
+}
+
+/** toolNeed for the running process: `needs('crash', 'readelf')`, `needs(LIBKDUMPFILE)`. */
+export function needs(...tools: Array<string | ToolProbe>): ToolNeed {
+  return toolNeed(tools);
 }

@@ -3,25 +3,18 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { DUMP_DH_COMPRESSED, DUMP_DH_RAW } from '../../src/dump/codecs/index.js';
 import { openDump, type ProbedDump } from '../../src/dump/formats/index.js';
 import { fixtureSpec, writeLkcd, type MklkcdResult } from '../tools/mklkcd.js';
+import { LIBKDUMPFILE, needs, PYTHON } from '../helpers/tools.js';
 
 /**
  * libkdumpfile (Debian python3-libkdumpfile), an independent LKCD reader,
  * opens mklkcd-made dumps: it must call them LKCD, see their release and
  * page size, and read every page with the bytes our reader returns.
  */
-const PYTHON = '/usr/bin/python3';
-
-function libkdumpfileMissing(): string | null {
-  if (!fs.existsSync(PYTHON)) return `${PYTHON} not found`;
-  const r = spawnSync(PYTHON, ['-c', 'import kdumpfile'], { encoding: 'utf8' });
-  return r.status === 0 ? null : 'python3 cannot import kdumpfile';
-}
-const missing = libkdumpfileMissing();
-const SKIP = missing ? ` [SKIPPED: ${missing}; install Debian python3-libkdumpfile (.ci/run installs it)]` : '';
+const lk = needs(LIBKDUMPFILE);
 
 /** Reads the given PFNs with libkdumpfile; prints one JSON object. */
 const SCRIPT = String.raw`
@@ -94,8 +87,8 @@ function withDump<T>(file: string, fn: (d: ProbedDump) => T): T {
   }
 }
 
-describe.skipIf(missing !== null)(`libkdumpfile reads our LKCD dumps${SKIP}`, () => {
-  it.each(AGREE)('$name: same format, release, page size and pages', (c) => {
+describe('libkdumpfile reads our LKCD dumps', () => {
+  lk.it.for(AGREE)('$name: same format, release, page size and pages', (c) => {
     const { file, built } = build(c);
     const absent = [...Array(0x20).keys()].map(BigInt).find((p) => !built.pages.has(p))!;
     const lk = readWithLibkdumpfile(file, [...built.order, absent]);
@@ -117,7 +110,7 @@ describe.skipIf(missing !== null)(`libkdumpfile reads our LKCD dumps${SKIP}`, ()
   // uncompress_rle() expands `00 N V` to N copies where the kernel and crash
   // write and read N + 1, so none of our compressed RLE pages reads back in
   // libkdumpfile. If it starts to agree, this fails and the deviation goes.
-  it('RLE: raw pages agree, every compressed page differs (N vs N+1 copies)', () => {
+  lk.it('RLE: raw pages agree, every compressed page differs (N vs N+1 copies)', () => {
     const { file, built } = build({ name: 'rle layout-normal', spec: () => `compress rle\n${fixtureSpec('layout-normal')}` });
     const lk = readWithLibkdumpfile(file, built.order);
     expect(lk.format).toBe('lkcd');

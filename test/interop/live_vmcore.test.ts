@@ -49,12 +49,10 @@ afterAll(() => {
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-const logTools = needs('vmcore-dmesg', 'makedumpfile', 'crash');
-
-describe(`the log, read by real tools${logTools.reason}`, () => {
+describe('the log, read by real tools', () => {
   const cases = (): Array<[string, Machine]> => [['64M database', std], ['16M lowmem build', lowmem], ['32M, log wrapped', wrapped]];
 
-  it.skipIf(!findTool('vmcore-dmesg'))('vmcore-dmesg prints exactly machine dmesg', () => {
+  needs('vmcore-dmesg').it('vmcore-dmesg prints exactly machine dmesg', () => {
     for (const [what, m] of cases()) {
       const r = runTool(findTool('vmcore-dmesg')!, [m.vmcore]);
       expect(r.status, `${what}: ${r.stderr}`).toBe(0);
@@ -66,7 +64,7 @@ describe(`the log, read by real tools${logTools.reason}`, () => {
     }
   });
 
-  it.skipIf(!findTool('makedumpfile'))('makedumpfile --dump-dmesg writes exactly machine dmesg', () => {
+  needs('makedumpfile').it('makedumpfile --dump-dmesg writes exactly machine dmesg', () => {
     for (const [what, m] of cases()) {
       const out = `${m.vmcore}.mdf-dmesg`;
       fs.rmSync(out, { force: true });
@@ -76,7 +74,7 @@ describe(`the log, read by real tools${logTools.reason}`, () => {
     }
   });
 
-  it.skipIf(!findTool('crash'))('crash --log prints exactly machine dmesg', () => {
+  needs('crash').it('crash --log prints exactly machine dmesg', () => {
     for (const [what, m] of cases()) {
       const r = runTool('crash', ['--log', m.vmcore]);
       expect(r.status, `${what}: ${r.stdout}`).toBe(0);
@@ -90,13 +88,13 @@ describe(`the log, read by real tools${logTools.reason}`, () => {
   });
 });
 
-describe(`crash and readelf on the export${needs('crash', 'readelf').reason}`, () => {
-  it.skipIf(!findTool('crash'))('crash --osrelease prints the release', () => {
+describe('crash and readelf on the export', () => {
+  needs('crash').it('crash --osrelease prints the release', () => {
     expect(runTool('crash', ['--osrelease', std.vmcore]).stdout).toBe('5.4.0-lkcd\n');
     expect(runTool('crash', ['--osrelease', lowmem.vmcore]).stdout).toBe('5.4.0-lkcd-lowmem\n');
   });
 
-  it.skipIf(!findTool('readelf'))('readelf -l shows PT_NOTE first, then the text and direct-map loads with p_align 0', () => {
+  needs('readelf').it('readelf -l shows PT_NOTE first, then the text and direct-map loads with p_align 0', () => {
     const r = runTool('readelf', ['-l', '-W', std.vmcore]);
     expect(r.status).toBe(0);
     const rows = r.stdout.split('\n').filter((l) => /^\s+(NOTE|LOAD)\s/.test(l)).map((l) => l.trim().split(/\s+/));
@@ -119,8 +117,8 @@ function isZero(b: Uint8Array): boolean {
   return true;
 }
 
-describe(`makedumpfile -d 31 agrees with mem_map${needs('makedumpfile').reason}`, () => {
-  it.skipIf(!findTool('makedumpfile'))('excludes exactly our cache, user and free pages, keeps our kernel pages', () => {
+describe('makedumpfile -d 31 agrees with mem_map', () => {
+  needs('makedumpfile').it('excludes exactly our cache, user and free pages, keeps our kernel pages', () => {
     const { sys, vmcore } = std;
     const out = `${vmcore}.d31`;
     fs.rmSync(out, { force: true });

@@ -17,20 +17,13 @@ import {
   DUMP_COMPRESS_GZIP, DUMP_COMPRESS_NONE, DUMP_COMPRESS_RLE, DUMP_DH_RAW, DUMP_LEVEL_ALL_RAM, DUMP_LEVEL_KERN, openLkcdFile,
 } from '../../src/dump/index.js';
 import { hashOf } from '../helpers/ramdiff.js';
-import { findTool, needs, runTool } from '../helpers/tools.js';
+import { findTool, LIBKDUMPFILE, needs, PYTHON, runTool } from '../helpers/tools.js';
 import { dumpDirOf, ensureBuilt, ok, run, runPipeline, type SavedScenario, type Scenario } from '../helpers/lkcd.js';
 
 const MiB = 1n << 20n;
-const PYTHON = '/usr/bin/python3';
 const TOOL_SECONDS = 120;
 
-function libkdumpfileMissing(): string | null {
-  if (!fs.existsSync(PYTHON)) return `${PYTHON} not found`;
-  const r = spawnSync(PYTHON, ['-c', 'import kdumpfile'], { encoding: 'utf8' });
-  return r.status === 0 ? null : 'python3 cannot import kdumpfile';
-}
-const lkMissing = libkdumpfileMissing();
-const LK_SKIP = lkMissing ? ` [SKIPPED: ${lkMissing}; install Debian python3-libkdumpfile (.ci/run installs it)]` : '';
+const lk = needs(LIBKDUMPFILE);
 
 /** Reads the PFNs on stdin (in that order) from dump argv[1] with libkdumpfile; prints one JSON object of attributes and sha1s. */
 const SCRIPT = String.raw`
@@ -86,8 +79,8 @@ beforeAll(() => {
 
 const each = (): Saved[] => CASES.map((c) => saved.get(c.name)!);
 
-describe(`libkdumpfile reads dump.N as saved by lkcd save${LK_SKIP}`, () => {
-  it.skipIf(lkMissing !== null).each(CASES.filter((c) => c.scenario.compress !== DUMP_COMPRESS_RLE))(
+describe('libkdumpfile reads dump.N as saved by lkcd save', () => {
+  lk.it.for(CASES.filter((c) => c.scenario.compress !== DUMP_COMPRESS_RLE))(
     '$name: file.format lkcd, the release and page size, and every page equal to RAM before the panic', (c) => {
       const s = saved.get(c.name)!;
       const lk = readWithLibkdumpfile(s.file, s.pfns);
@@ -105,7 +98,7 @@ describe(`libkdumpfile reads dump.N as saved by lkcd save${LK_SKIP}`, () => {
   // known-deviations.txt: libkdumpfile 0.5.1 expands the RLE escape `00 N V` to
   // N copies where the kernel and crash write and read N + 1: its compressed
   // RLE pages come out wrong, its raw pages right. If that changes, this fails.
-  it.skipIf(lkMissing !== null)('RLE: raw pages equal RAM before the panic; compressed pages differ (N vs N+1 copies)', () => {
+  lk.it('RLE: raw pages equal RAM before the panic; compressed pages differ (N vs N+1 copies)', () => {
     const s = saved.get(CASES[2].name)!;
     const lk = readWithLibkdumpfile(s.file, s.pfns);
     expect(lk.format).toBe('lkcd');
@@ -132,9 +125,7 @@ describe(`libkdumpfile reads dump.N as saved by lkcd save${LK_SKIP}`, () => {
   });
 });
 
-const logTools = needs('vmcore-dmesg', 'makedumpfile', 'crash');
-
-describe(`the log from lkcd export N --elf, read by real tools${logTools.reason}`, () => {
+describe('the log from lkcd export N --elf, read by real tools', () => {
   it('lkcd dmesg N prints the log that was in RAM just before the panic', () => {
     for (const s of each()) {
       expect(s.dmesg, s.c.name).toBe(s.r.truth.dmesg);
@@ -142,7 +133,7 @@ describe(`the log from lkcd export N --elf, read by real tools${logTools.reason}
     }
   });
 
-  it.skipIf(!findTool('vmcore-dmesg'))('vmcore-dmesg prints exactly lkcd dmesg N', () => {
+  needs('vmcore-dmesg').it('vmcore-dmesg prints exactly lkcd dmesg N', () => {
     for (const s of each()) {
       const r = runTool(findTool('vmcore-dmesg')!, [s.vmcore], TOOL_SECONDS);
       expect(r.status, `${s.c.name}: ${r.stderr}`).toBe(0);
@@ -150,7 +141,7 @@ describe(`the log from lkcd export N --elf, read by real tools${logTools.reason}
     }
   });
 
-  it.skipIf(!findTool('makedumpfile'))('makedumpfile --dump-dmesg writes exactly lkcd dmesg N', () => {
+  needs('makedumpfile').it('makedumpfile --dump-dmesg writes exactly lkcd dmesg N', () => {
     for (const s of each()) {
       const out = `${s.vmcore}.mdf-dmesg`;
       fs.rmSync(out, { force: true });
@@ -160,7 +151,7 @@ describe(`the log from lkcd export N --elf, read by real tools${logTools.reason}
     }
   });
 
-  it.skipIf(!findTool('crash'))('crash --log prints exactly lkcd dmesg N', () => {
+  needs('crash').it('crash --log prints exactly lkcd dmesg N', () => {
     for (const s of each()) {
       const r = runTool('crash', ['--log', s.vmcore], TOOL_SECONDS);
       expect(r.status, `${s.c.name}: ${r.stdout}${r.stderr}`).toBe(0);

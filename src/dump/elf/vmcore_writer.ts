@@ -13,13 +13,12 @@
  * inside the others, 4 KiB pages) that are entirely zero are not written, so
  * they stay holes in a file that was first extended to its full length.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  DumpError, UsageError, hex, ioError, toSafeNumber, viewOf, wrapError,
+  UsageError, hex, toSafeNumber, viewOf, wrapError,
 } from '../../codec/index.js';
-import { fsyncDir } from '../../machine/index.js';
+import { checkOutputPath, fsyncDir, temporaryBeside, type ProtectedPath } from '../../machine/index.js';
 import {
   CORE_NOTE_NAME, EI_CLASS, EI_DATA, EI_MAG0, EI_MAG1, EI_MAG2, EI_MAG3, EI_NIDENT, EI_OSABI, EI_VERSION,
   ELFCLASS64, ELFDATA2LSB, ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFOSABI_NONE, ELF_NOTE_ALIGN,
@@ -60,6 +59,8 @@ export interface VmcoreSpec {
   readPhys(paddr: bigint, out: Uint8Array): void;
   /** Called after each chunk with the load bytes done so far and in total. */
   onProgress?(doneBytes: bigint, totalBytes: bigint): void;
+  /** Files the output must not replace: the command's inputs, the machine's own files (see checkOutputPath). */
+  protect?: readonly ProtectedPath[];
 }
 
 export interface VmcoreResult {
@@ -202,34 +203,6 @@ function buildHeader(loads: readonly VmcoreLoad[], notes: Uint8Array): { header:
   return { header, dataOffset: BigInt(dataOffset) };
 }
 
-function describeKind(st: fs.Stats): string {
-  return st.isDirectory() ? 'a directory'
-    : st.isSymbolicLink() ? 'a symbolic link'
-    : st.isFIFO() ? 'a FIFO'
-    : st.isSocket() ? 'a socket'
-    : st.isCharacterDevice() ? 'a character device'
-    : st.isBlockDevice() ? 'a block device'
-    : 'not a regular file';
-}
-
-/** Refuses an output path that exists and is not a regular file, or a directory we cannot write. */
-function checkOutputPath(file: string, dir: string): void {
-  let st: fs.Stats | undefined;
-  try {
-    st = fs.lstatSync(file, { throwIfNoEntry: false });
-  } catch (e) {
-    throw ioError(`writing ${file}`, e as NodeJS.ErrnoException);
-  }
-  if (st && !st.isFile()) {
-    throw new DumpError('IO', `writing ${file}: refusing to replace ${describeKind(st)}`, { file });
-  }
-  try {
-    fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
-  } catch (e) {
-    throw ioError(`writing ${file}: output directory`, e as NodeJS.ErrnoException);
-  }
-}
-
 function writeFully(fd: number, buf: Uint8Array, position: number): void {
   let done = 0;
   while (done < buf.length) done += fs.writeSync(fd, buf, done, buf.length - done, position + done);
@@ -286,6 +259,7 @@ function writeLoads(fd: number, spec: VmcoreSpec, dataOffset: bigint, totalData:
  * Writes `spec` as an ELF vmcore to `file`, atomically: a temporary sibling
  * (mode 0600) is filled, fsynced and renamed over `file`, then the directory
  * is fsynced. On failure the temporary is removed and `file` is untouched.
+ * `file` is checked first by checkOutputPath against `spec.protect`.
  */
 export function writeVmcore(file: string, spec: VmcoreSpec): VmcoreResult {
   checkLoads(spec.loads);
@@ -295,9 +269,10 @@ export function writeVmcore(file: string, spec: VmcoreSpec): VmcoreResult {
   const bytes = dataOffset + totalData;
   const length = toSafeNumber(bytes, `vmcore size`);
 
-  const dir = path.dirname(path.resolve(file));
-  checkOutputPath(file, dir);
-  const tmp = path.join(dir, `.${path.basename(file)}.tmp-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
+  // Resolved (a link is written through to its file) and refused over an input, a FIFO or a device.
+  const target = checkOutputPath(file, spec.protect ?? []);
+  const dir = path.dirname(target);
+  const tmp = temporaryBeside(target);
 
   let fd: number | undefined;
   let created = false;
@@ -310,7 +285,7 @@ export function writeVmcore(file: string, spec: VmcoreSpec): VmcoreResult {
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;
-    fs.renameSync(tmp, file);
+    fs.renameSync(tmp, target);
     created = false;
     fsyncDir(dir);
   } catch (e) {

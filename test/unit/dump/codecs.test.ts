@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
 import * as zlib from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { needs, PYTHON } from '../../helpers/tools.js';
 import { CorruptDumpError, DumpError } from '../../../src/codec/errors.js';
 import {
   DUMP_COMPRESS_GZIP, DUMP_COMPRESS_NONE, DUMP_COMPRESS_RLE, DUMP_DH_COMPRESSED, DUMP_DH_END, DUMP_DH_RAW,
@@ -13,7 +13,6 @@ import {
 
 const FC_SEED = process.env.FC_SEED ? Number(process.env.FC_SEED) : 0x1cd;
 const PAGE = 4096;
-const PYTHON = '/usr/bin/python3';
 
 const hex = (u8: Uint8Array): string => Buffer.from(u8).toString('hex');
 const bytes = (h: string): Uint8Array => new Uint8Array(Buffer.from(h.replace(/\s+/g, ''), 'hex'));
@@ -295,7 +294,7 @@ describe('gzip pages (zlib streams)', () => {
     }
   });
 
-  it.runIf(fs.existsSync(PYTHON))('cross-check: python zlib.decompress of our pages gives the pages back', () => {
+  needs(PYTHON).it('cross-check: python zlib.decompress of our pages gives the pages back', () => {
     const d = openPageDeflater(DUMP_GZIP_DEFAULT_LEVEL);
     const pages = [textPage(7), new Uint8Array(PAGE), Uint8Array.from({ length: PAGE }, (_, i) => (i * 7) & 0x3f)];
     const records: Buffer[] = [];

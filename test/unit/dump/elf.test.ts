@@ -3,6 +3,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { needs } from '../../helpers/tools.js';
+
+const READELF = '/usr/bin/readelf';
 import { DumpError, UsageError, viewOf } from '../../../src/codec/index.js';
 import {
   EI_CLASS, EI_DATA, EI_VERSION, ELFCLASS64, ELFDATA2LSB, EM_X86_64, ET_CORE, EV_CURRENT,
@@ -261,11 +264,7 @@ describe('writeVmcore', () => {
     expect(fs.readFileSync(file).subarray(Number(r.dataOffset)).every((b) => b === 0xaa)).toBe(true);
   });
 
-  it('is listed by readelf -l with NOTE first and the loads at the right addresses', (ctx) => {
-    if (!fs.existsSync('/usr/bin/readelf')) {
-      ctx.skip('readelf (binutils) is not installed at /usr/bin/readelf');
-      return;
-    }
+  needs(READELF).it('is listed by readelf -l with NOTE first and the loads at the right addresses', () => {
     const file = path.join(dir, 'vmcore');
     const small: VmcoreLoad[] = [
       { vaddr: START_KERNEL_MAP, paddr: 0n, size: 2n * MiB },
@@ -275,7 +274,7 @@ describe('writeVmcore', () => {
       loads: small, vmcoreinfo: VMCOREINFO, readPhys: sparseSource([0x1000n]),
       prstatus: [{ pid: 1, regs: {} }],
     });
-    const out = execFileSync('/usr/bin/readelf', ['-l', '-W', file], { encoding: 'utf8', timeout: 30_000 });
+    const out = execFileSync(READELF, ['-l', '-W', file], { encoding: 'utf8', timeout: 30_000 });
     const rows = out.split('\n')
       .map((line) => line.trim().split(/\s+/))
       .filter((cols) => cols[0] === 'NOTE' || cols[0] === 'LOAD');
@@ -291,7 +290,7 @@ describe('writeVmcore', () => {
       expect(flags).toBe('RWE');
       expect(alignCol).toBe('0');
     });
-    const notes = execFileSync('/usr/bin/readelf', ['-n', '-W', file], { encoding: 'utf8', timeout: 30_000 });
+    const notes = execFileSync(READELF, ['-n', '-W', file], { encoding: 'utf8', timeout: 30_000 });
     expect(notes).toMatch(/CORE\s+0x00000150\s+NT_PRSTATUS/);
     expect(notes).toContain('VMCOREINFO');
   });

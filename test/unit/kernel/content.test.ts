@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { deflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { findTool, needs } from '../../helpers/tools.js';
 import {
   CONTENT_CLASSES, ContentGenerator, PAGE_CACHE_DIRS, type ContentClass,
 } from '../../../src/kernel/workload/content.js';
@@ -26,14 +27,6 @@ function ratio(bytes: Uint8Array): number {
   let packed = 0;
   for (let at = 0; at < bytes.length; at += PAGE) packed += deflateSync(bytes.subarray(at, at + PAGE), { level: 1 }).length;
   return bytes.length / packed;
-}
-
-function which(tool: string): string | null {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    const p = path.join(dir, tool);
-    if (fs.existsSync(p)) return p;
-  }
-  return null;
 }
 
 describe('ContentGenerator', () => {
@@ -137,9 +130,9 @@ describe('findKernelTextElf', () => {
     expect(Buffer.from(small.text).equals(elf.text.subarray(0, PAGE))).toBe(true);
   });
 
-  const objcopy = which('objcopy');
-  // Skipped only where binutils is not installed: objcopy is the reference extractor.
-  it.skipIf(!objcopy)('returns the bytes objcopy extracts (needs objcopy from binutils)', () => {
+  // objcopy (binutils) is the reference extractor.
+  needs('objcopy').it('returns the bytes objcopy extracts', () => {
+    const objcopy = findTool('objcopy');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'content-elf-'));
     try {
       for (const [section, got] of [['.text', elf.text], ['.rodata', elf.rodata]] as const) {

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { needs } from '../../helpers/tools.js';
 import { CorruptDumpError, DumpError } from '../../../src/codec/errors.js';
 import {
   APPLICATION_ID, DumpIndex, INDEX_FILE, MIGRATIONS, SCHEMA_VERSION, panicSignature,
@@ -296,7 +297,7 @@ describe('DumpIndex: removal and integrity', () => {
     expect(idx.integrityCheck()).toBe('ok');
   });
 
-  it.skipIf(!fs.existsSync(SQLITE3))(`passes PRAGMA integrity_check in the sqlite3 CLI (needs ${SQLITE3})`, () => {
+  needs(SQLITE3).it('passes PRAGMA integrity_check in the sqlite3 CLI', () => {
     const idx = openIndex();
     idx.addDump(record(1), pages(1000), log('a', 'b'), [{ start_pfn: 1n, end_pfn: 2n }]);
     expect(idx.integrityCheck()).toBe('ok');
