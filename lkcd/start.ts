@@ -51,7 +51,7 @@ await runCli('start', async () => {
   const steps: Step[] = [];
   const out = (s = ''): void => { process.stdout.write(`${s}\n`); };
 
-  step(steps, `power on (${formatSize(mem)}, ${argv.profile}, seed ${seed})`, () => closeSystem(powerOn(root, { mem, profile: argv.profile, seed })));
+  step(steps, `power on (${formatSize(mem)}, ${argv.profile}, seed ${seed})`, () => closeSystem(powerOn(root, { mem, profile: argv.profile, seed, onNote: (l) => process.stderr.write(`start: ${l}\n`) })));
   const armed = step(steps, 'lkcd config (arm, kexec -l)', () => lkcdConfig(root));
   step(steps, `workload runs ${seconds} s`, () => {
     const sys = openSystem(root);

@@ -77,7 +77,10 @@ await runCli('machine', async () => {
       .option('hostname', { type: 'string', default: 'lkcd-sim' })
       .option('cmdline', { type: 'string', describe: 'kernel command line (default: root=/dev/vda1 ... panic=5)' }),
     (argv) => {
-      const sys = powerOn(rootOf(argv), { mem: parseSize(argv.mem, '--mem'), profile: argv.profile, seed: parseInteger(argv.seed, '--seed'), hostname: argv.hostname, cmdline: argv.cmdline });
+      const sys = powerOn(rootOf(argv), {
+        mem: parseSize(argv.mem, '--mem'), profile: argv.profile, seed: parseInteger(argv.seed, '--seed'), hostname: argv.hostname, cmdline: argv.cmdline,
+        onNote: (l) => process.stderr.write(`machine: ${l}\n`),
+      });
       try {
         process.stdout.write(statusText(systemStatus(sys)));
       } finally {
