@@ -80,7 +80,7 @@ export function buildKernel(bootDir: string, config: KernelConfig, source: () =>
   const said = fs.existsSync(files.vmlinuxUnavailable) ? fs.readFileSync(files.vmlinuxUnavailable, 'utf8').trim() : null;
   if (said !== built.reason) {
     writeFileAtomic(files.vmlinuxUnavailable, `${built.reason}\n`, 0o644);
-    opts.onNote?.(`no debug vmlinux for ${config.release} (${built.reason}): the machine runs without it; drgn, gdb and crash need gcc to get one`);
+    opts.onNote?.(`no debug vmlinux for ${config.release} (${built.reason}): the machine runs without it; drgn, gdb and crash have no types for its dumps`);
   }
   return files;
 }

@@ -39,7 +39,7 @@ export function findBuildId(notes: Uint8Array): Uint8Array | null {
     const end = desc + align4(h.n_descsz);
     if (h.n_namesz > notes.length || h.n_descsz > notes.length || desc + h.n_descsz > notes.length) return null;
     if (h.n_type === NT_GNU_BUILD_ID && Buffer.from(notes.subarray(name, name + h.n_namesz)).equals(NAME_BYTES)) {
-      const id = notes.slice(desc, desc + h.n_descsz);
+      const id = new Uint8Array(notes.subarray(desc, desc + h.n_descsz));
       return id.length > 0 && id.some((b) => b !== 0) ? id : null;
     }
     if (end <= off) return null;
