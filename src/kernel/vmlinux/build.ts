@@ -161,18 +161,19 @@ export function cachedVmlinux(image: KernelImage, src: VmlinuxSource, opts: { ca
   }
 }
 
-/** Puts the cached file at `dest` (a hard link, or a copy across file systems), atomically. */
+/**
+ * Puts a copy of the cached file at `dest`, atomically. A copy (a reflink
+ * where the file system has them), not a hard link: a write through one
+ * machine root's boot/vmlinux must not reach the cache or other roots.
+ */
 export function installVmlinux(cached: string, dest: string): void {
   const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.tmp-${process.pid}`);
   try {
     fs.rmSync(tmp, { force: true });
-    try {
-      fs.linkSync(cached, tmp);
-    } catch (e) {
-      if (!['EXDEV', 'EPERM', 'EMLINK'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
-      fs.copyFileSync(cached, tmp);
-      fs.chmodSync(tmp, 0o644);
-    }
+    fs.copyFileSync(cached, tmp, fs.constants.COPYFILE_FICLONE);
+    fs.chmodSync(tmp, 0o644);
+    const fd = fs.openSync(tmp, 'r');
+    try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
     fs.renameSync(tmp, dest);
     fsyncDir(path.dirname(dest));
   } catch (e) {
