@@ -70,7 +70,7 @@ await runCli('machine', async () => {
     .usage('$0 <command> [options]\n\nThe simulated x86_64 machine: power, workload, and what its kernel shows.')
     .option('root', { type: 'string', describe: 'machine root directory (default: $LKCD_ROOT, else var/ of the checkout)' })
     .option('debug', { type: 'boolean', describe: 'print stack traces on errors' })
-    .command('power-on', 'cold power-on: clear RAM, boot the kernel, start the workload', (y) => y
+    .command('power-on', 'cold power-on: clear RAM, boot the kernel (built first if the build changed: vmlinuz, System.map, Kerntypes, the debug vmlinux), start the workload', (y) => y
       .option('mem', { type: 'string', default: '1G', describe: 'RAM size, 16M to 16G' })
       .option('profile', { type: 'string', default: 'database', describe: `workload: ${PROFILE_NAMES.join(', ')} (db = database)` })
       .option('seed', { type: 'string', default: '1', describe: 'workload seed (same seed, same memory)' })
