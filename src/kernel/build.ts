@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { CorruptDumpError } from '../codec/index.js';
 import { writeFileAtomic } from '../machine/index.js';
 import { buildIdHex, elfFileBuildId } from './build_id.js';
 import { buildKernelImage, encodeKernelElf, type TextSource } from './image.js';
@@ -39,11 +40,14 @@ export interface BuildKernelOptions {
   cacheDir?: string;
 }
 
+/** The build ID of a file the build wrote before, or null when it is missing or not an ELF (then it is rebuilt). */
 function buildIdOrNull(file: string): string | null {
+  if (!fs.existsSync(file)) return null;
   try {
-    return fs.existsSync(file) ? elfFileBuildId(file) : null;
-  } catch {
-    return null; // an unreadable or foreign file is rebuilt, not trusted
+    return elfFileBuildId(file);
+  } catch (e) {
+    if (e instanceof CorruptDumpError) return null;
+    throw e;
   }
 }
 

@@ -129,12 +129,13 @@ export function cachedVmlinux(image: KernelImage, src: VmlinuxSource, opts: { ca
   const cacheDir = opts.cacheDir ?? vmlinuxCacheDir();
   const cached = path.join(cacheDir, `vmlinux-${image.layout.config.release}-${id}`);
   if (fs.existsSync(cached) && elfFileBuildId(cached) === id) return { ok: true, file: cached, fresh: false };
+  let work: string;
   try {
     ensureDir(cacheDir, 0o755);
+    work = fs.mkdtempSync(path.join(cacheDir, '.build-'));
   } catch (e) {
-    return { ok: false, reason: `cannot create the build cache ${cacheDir}: ${(e as Error).message}` };
+    return { ok: false, reason: `cannot build in the cache ${cacheDir}: ${(e as Error).message}` };
   }
-  const work = fs.mkdtempSync(path.join(cacheDir, '.build-'));
   try {
     fs.writeFileSync(path.join(work, 'vmlinux.c'), src.c);
     fs.writeFileSync(path.join(work, 'vmlinux.lds'), src.lds);

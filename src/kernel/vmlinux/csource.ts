@@ -65,7 +65,7 @@ export function vmlinuxCSource(plan: VmlinuxPlan, structs: readonly StructLayout
     for (const f of s.fields) for (const m of f.ctype.matchAll(/\bstruct\s+(\w+)/g)) tags.add(m[1]);
   }
   for (const p of plan.placements) if ('ctype' in p) for (const m of p.ctype.matchAll(/\bstruct\s+(\w+)/g)) tags.add(m[1]);
-  for (const t of [...tags].sort()) if (!['kref'].includes(t)) out.push(`struct ${t};`);
+  for (const t of [...tags].sort()) out.push(`struct ${t};`);
   out.push('');
   for (const e of C_ENUMS) {
     out.push(`enum ${e.name} {`, ...e.values.map(([n, v]) => `\t${n} = ${v},`), '};');
