@@ -33,11 +33,12 @@ export function vmlinuxFileOf(dir: string, n: number): string {
 
 /**
  * Copies the build's vmlinux into the dump directory being written
- * (`tmpDir`) as vmlinux.N (0600, fsynced) if its build ID is the dump's.
- * Returns the line `lkcd save` prints about it; a missing or different
- * vmlinux is said, never copied.
+ * (`tmpDir`) as vmlinux.N (0600, fsynced) if its build ID is the dump's,
+ * and returns null. Otherwise copies nothing and returns the line `lkcd
+ * save` prints to say why (no vmlinux built, another build's, no build ID
+ * in the dump): a kept vmlinux is the normal case, shown by `lkcd show`.
  */
-export function saveVmlinux(bootDir: string, release: string, dump: ProbedDump, systemMap: ReadonlyMap<string, bigint>, tmpDir: string, n: number): string {
+export function saveVmlinux(bootDir: string, release: string, dump: ProbedDump, systemMap: ReadonlyMap<string, bigint>, tmpDir: string, n: number): string | null {
   const built = buildFileNames(bootDir, release);
   let want: string | null;
   try {
@@ -64,7 +65,7 @@ export function saveVmlinux(bootDir: string, release: string, dump: ProbedDump, 
   } catch (e) {
     throw ioError(`copying ${built.vmlinux}`, e as NodeJS.ErrnoException);
   }
-  return `lkcd save: vmlinux.${n}: debug info for drgn, gdb and crash, build ID ${want} (matches the dump)`;
+  return null;
 }
 
 export interface VmlinuxStatus {

@@ -220,9 +220,9 @@ describe.skipIf(tools.missing.length > 0)(`the debug vmlinux of a 64M machine${t
     expect(vmcoreinfoByReadelf(saved.elf)).toContain(`\nBUILD-ID=${id}\n`);
   });
 
-  it('lkcd save keeps vmlinux.N (0600, the same bytes) and says so; lkcd show says where it is and that it matches', () => {
+  it('lkcd save keeps vmlinux.N (0600, the same bytes) without a word; lkcd show says where it is and that it matches', () => {
     const id = buildIdByReadelf(vmlinux);
-    expect(saved.saveOut).toContain(`\nlkcd save: vmlinux.0: debug info for drgn, gdb and crash, build ID ${id} (matches the dump)\n`);
+    expect(saved.saveOut).toMatch(/^lkcd save: saved dump 0 to .*; panic "debug vmlinux test"\n$/);
     expect(fs.statSync(saved.vmlinux).mode & 0o777).toBe(0o600);
     expect(fs.readFileSync(saved.vmlinux).equals(fs.readFileSync(vmlinux))).toBe(true);
     expect(saved.show).toMatch(new RegExp(`^\\s+vmlinux: ${saved.vmlinux.replace(/[.]/g, '\\.')} \\(build ID ${id}, matches the dump\\)$`, 'm'));
