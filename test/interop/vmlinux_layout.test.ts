@@ -12,6 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildKernel, configForRam, KERNEL_STRUCTS, kernelLayout, type KernelBuildFiles, type KernelConfig } from '../../src/kernel/index.js';
 import { findKernelTextElf } from '../../src/kernel/workload/elf_text.js';
+import { untypedVariables } from '../../src/kernel/vmlinux/plan.js';
 import { makeTempDir, MiB, removeTempDir } from '../helpers/machine.js';
 import { needs, runTool, SYSTEM_PYTHON } from '../helpers/tools.js';
 
@@ -137,6 +138,8 @@ describe.skipIf(tools.missing.length > 0)(`the vmlinux DWARF against Kerntypes a
       }
     }
     expect(problems).toEqual([]);
+    // Every variable has its C type, not the bytes a variable missing from VARIABLE_TYPES gets.
+    expect(untypedVariables(kernelLayout(config))).toEqual([]);
     for (const [name, value] of Object.entries(ENUMERATORS)) expect(dwarf.enumerators[name], name).toBe(value);
     // The types a debugger reaches drgn's helpers through.
     const t = (n: string): string => dwarf.symbols[n].variable![2];

@@ -30,8 +30,8 @@ export interface VmlinuxPlan {
  * VARIABLE_TYPES) and function bodies each in an input section placed at
  * its System.map address, aliases as linker-script assignments, zero-size markers (_text,
  * _etext, __bss_start) as linker-script symbols inside the section they
- * mark. A sized symbol without a C type is an error: every variable of
- * System.map is typed, so the debug info cannot silently miss one.
+ * mark. A variable VARIABLE_TYPES does not type is still placed, as bytes
+ * (see untypedVariables).
  */
 export function planVmlinux(layout: KernelLayout): VmlinuxPlan {
   const { head, text, rodata, data, bss } = layout.sections;
@@ -64,17 +64,34 @@ export function planVmlinux(layout: KernelLayout): VmlinuxPlan {
     if (!section || off + Number(sym.size) > section.start + section.size) {
       throw new InternalError(`vmlinux: ${sym.name} (offset 0x${off.toString(16)}, ${sym.size} bytes) does not fit one section`);
     }
-    const ctype = VARIABLE_TYPES[sym.name];
-    if (ctype !== undefined) {
-      const input = `${section.nobits ? '.bss.lkcd' : `.lkcd${section.name}`}.${sym.name}`;
-      placements.push({ kind: 'variable', sym, section, offset: off - section.start, ctype, input });
-    } else if (sym.type === 'T' || sym.type === 't') {
+    const isFunction = (sym.type === 'T' || sym.type === 't') && VARIABLE_TYPES[sym.name] === undefined;
+    if (isFunction) {
       placements.push({ kind: 'function', sym, section, offset: off - section.start, input: `.lkcd${section.name}.${sym.name}` });
     } else {
-      throw new InternalError(`vmlinux: variable ${sym.name} has no C type (add it to VARIABLE_TYPES in src/kernel/vmlinux/ctypes.ts)`);
+      const input = `${section.nobits ? '.bss.lkcd' : `.lkcd${section.name}`}.${sym.name}`;
+      const ctype = VARIABLE_TYPES[sym.name] ?? untypedVariableType(sym.size);
+      placements.push({ kind: 'variable', sym, section, offset: off - section.start, ctype, input });
     }
   }
   return { layout, sections, placements };
+}
+
+/**
+ * The type a variable gets when VARIABLE_TYPES does not name one: plain
+ * bytes of its size, so the vmlinux still places it (and power-on never
+ * fails for a missing annotation); `untypedVariables` lists these, and a
+ * test keeps the list empty.
+ */
+function untypedVariableType(size: bigint): string {
+  return ({ 1: 'u8', 2: 'u16', 4: 'u32', 8: 'u64' } as Record<string, string>)[size.toString()] ?? 'unsigned char[]';
+}
+
+/** Data symbols of the layout that VARIABLE_TYPES gives no C type. */
+export function untypedVariables(layout: KernelLayout): string[] {
+  const aliases = new Set(DATA_ALIASES.map(([a]) => a));
+  return layout.symbols
+    .filter((s) => s.size > 0n && !aliases.has(s.name) && !/^[Tt]$/.test(s.type) && VARIABLE_TYPES[s.name] === undefined)
+    .map((s) => s.name);
 }
 
 function symbolNamed(layout: KernelLayout, name: string): KernelSymbol {
