@@ -18,6 +18,7 @@ import { dumpDirFor, hexDump, openIndexedDump, parseDumpNumber, readPhysical, sh
 import { lkcdProtected } from './sysconfig.js';
 import { analysisText, readDumpFacts } from './analysis.js';
 import { acquireSaveLock, readBounds, writeBounds } from './dumpdir.js';
+import { vmlinuxStatus } from './debuginfo.js';
 
 const json = (v: unknown): string => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? (x > BigInt(Number.MAX_SAFE_INTEGER) ? hex(x) : Number(x)) : x), 2) + '\n';
 const out = (s: string): void => { process.stdout.write(s); };
@@ -35,7 +36,7 @@ await runCli('lkcd', async () => {
     .command('config', 'write out a dump held in memory to DUMPDEV, then arm the dump driver and preload kexec with crashdump=', (y) => y.epilogue(cliExitHelp('lkcd', 'config')), (argv) => {
       lkcdConfig(rootOf(argv), (l) => out(`${l}\n`));
     })
-    .command('save', 'copy the dump on DUMPDEV to DUMPDIR/N (dump.N, map.N, kerntypes.N, analysis.N), index it, mark it saved', (y) => y.epilogue(cliExitHelp('lkcd', 'save')), (argv) => {
+    .command('save', 'copy the dump on DUMPDEV to DUMPDIR/N (dump.N, map.N, kerntypes.N, analysis.N, vmlinux.N), index it, mark it saved', (y) => y.epilogue(cliExitHelp('lkcd', 'save')), (argv) => {
       for (const l of lkcdSave(rootOf(argv)).lines) out(`${l}\n`);
     })
     .command('list', 'the saved dumps', (y) => y.epilogue(cliExitHelp('lkcd', 'list')).option('json', { type: 'boolean', default: false }), (argv) => {
@@ -50,10 +51,10 @@ await runCli('lkcd', async () => {
         }
       } finally { index.close(); }
     })
-    .command('show <n>', 'header fields (as crash help -L names them) and our figures', (y) => y.epilogue(cliExitHelp('lkcd', 'show')).positional('n', { type: 'string' }).option('json', { type: 'boolean', default: false }), (argv) => {
+    .command('show <n>', 'header fields (as crash help -L names them), our figures, and where its debug vmlinux is', (y) => y.epilogue(cliExitHelp('lkcd', 'show')).positional('n', { type: 'string' }).option('json', { type: 'boolean', default: false }), (argv) => {
       const o = openIndexedDump(dumpDirFor(rootOf(argv)), parseDumpNumber(argv.n!));
       try {
-        if (argv.json) out(json({ header: o.dump.header, attrs: o.dump.attrs, record: o.rec }));
+        if (argv.json) out(json({ header: o.dump.header, attrs: o.dump.attrs, record: o.rec, vmlinux: vmlinuxStatus(o.dir, o.rec.n, o.dump, o.syms.byName) }));
         else out(showText(o));
       } finally { o.close(); }
     })

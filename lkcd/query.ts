@@ -7,6 +7,7 @@ import { DumpIndex, type DumpRecord } from '../src/store/index.js';
 import { dumpDirOf } from './dumpdir.js';
 import { loadSysconfig, type SysconfigDump } from './sysconfig.js';
 import { SymbolTable } from './symbols.js';
+import { vmlinuxShowText, vmlinuxStatus } from './debuginfo.js';
 
 /**
  * DUMPDIR from etc/sysconfig/dump alone, without writing a default config:
@@ -126,6 +127,7 @@ export function showText(o: OpenedDump): string {
     ['complete', r.complete ? 'yes' : `no: TRUNCATED, ${r.missing_pages} pages missing`],
     ['sha256', r.sha256],
     ['signature', `${r.signature}  ${r.signature_text}`],
+    ['vmlinux', vmlinuxShowText(vmlinuxStatus(o.dir, r.n, o.dump, o.syms.byName))],
   ];
   const w = Math.max(...[...rows, ...ours].map(([k]) => k.length));
   return [...rows, ['', ''] as [string, string], ...ours].map(([k, v]) => (k ? `${k.padStart(w)}: ${v}` : '')).join('\n') + '\n';

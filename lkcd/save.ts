@@ -15,6 +15,7 @@ import { analysisText, readDumpFacts, type DumpFacts } from './analysis.js';
 import { acquireSaveLock, dumpDirOf, readBounds, writeBounds } from './dumpdir.js';
 import { loadSysconfig } from './sysconfig.js';
 import { SymbolTable } from './symbols.js';
+import { saveVmlinux } from './debuginfo.js';
 
 export interface SaveReport { lines: string[]; n: number | null }
 
@@ -140,7 +141,8 @@ export function indexDumpDir(index: DumpIndex, n: number, dir: string, known: Kn
 
 /**
  * `lkcd save`: finds a valid dump on DUMPDEV, copies it to DUMPDIR/N/
- * (dump.N, map.N, kerntypes.N, analysis.N) through a temporary directory,
+ * (dump.N, map.N, kerntypes.N, analysis.N, and vmlinux.N when the build's
+ * debug vmlinux has the dump kernel's build ID) through a temporary directory,
  * verifies the copy, renames it into place, indexes it, bumps `bounds`, and
  * only then marks the device dump as saved. Killed at any point, a rerun
  * finishes the job without a duplicate or a gap: the dump is known by its
@@ -182,6 +184,7 @@ export function lkcdSave(root: MachineRoot): SaveReport {
     // Filled while the copy is written, so indexing it reads nothing twice; empty when a save
     // killed after the rename is being finished.
     const known: KnownDump = { sha };
+    let vmlinuxLine: string | null = null;
     let r: { n: number; inserted: boolean };
     try {
       if (!fs.existsSync(dir)) {
@@ -202,7 +205,9 @@ export function lkcdSave(root: MachineRoot): SaveReport {
           copyFile0600(built.kerntypes, path.join(tmp, `kerntypes.${n}`));
           // Opened in the temporary directory, it stays open across the rename (same file).
           known.dump = openLkcdFile(file);
-          known.facts = readDumpFacts(known.dump, SymbolTable.load(path.join(tmp, `map.${n}`)));
+          const syms = SymbolTable.load(path.join(tmp, `map.${n}`));
+          known.facts = readDumpFacts(known.dump, syms);
+          vmlinuxLine = saveVmlinux(root.bootDir, found.header.dh_utsname_release, known.dump, syms.byName, tmp, n);
           const missingPages = v.missingRanges.reduce((x, [s, e]) => x + Number(e - s), 0);
           const text = analysisText(n, known.dump, known.facts, { pages: v.pages, compressed: v.compressed, storedBytes: Number(found.end - found.start), missingPages });
           fs.writeFileSync(path.join(tmp, `analysis.${n}`), text, { mode: 0o600 });
@@ -227,7 +232,10 @@ export function lkcdSave(root: MachineRoot): SaveReport {
     writeSavedMark(dev, sha, n);
     const rec = index.getDump(r.n)!;
     return {
-      lines: [`lkcd save: saved dump ${n} to ${dir}: ${rec.pages} pages, ${rec.stored_bytes} bytes, ${rec.complete ? 'complete' : `TRUNCATED (${rec.missing_pages} pages missing)`}; panic "${rec.panic_string}"`],
+      lines: [
+        `lkcd save: saved dump ${n} to ${dir}: ${rec.pages} pages, ${rec.stored_bytes} bytes, ${rec.complete ? 'complete' : `TRUNCATED (${rec.missing_pages} pages missing)`}; panic "${rec.panic_string}"`,
+        ...(vmlinuxLine ? [vmlinuxLine] : []),
+      ],
       n,
     };
   } finally {

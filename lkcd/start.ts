@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import fs from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -53,7 +54,7 @@ await runCli('start', async () => {
   const steps: Step[] = [];
   const out = (s = ''): void => { process.stdout.write(`${s}\n`); };
 
-  step(steps, `power on (${formatSize(mem)}, ${argv.profile}, seed ${seed})`, () => closeSystem(powerOn(root, { mem, profile: argv.profile, seed })));
+  step(steps, `power on (${formatSize(mem)}, ${argv.profile}, seed ${seed})`, () => closeSystem(powerOn(root, { mem, profile: argv.profile, seed, onNote: (l) => process.stderr.write(`start: ${l}\n`) })));
   const armed = step(steps, 'lkcd config (arm, kexec -l)', () => lkcdConfig(root));
   step(steps, `workload runs ${seconds} s`, () => {
     const sys = openSystem(root);
@@ -99,7 +100,9 @@ await runCli('start', async () => {
   out(`  saved     ${rec.pages} pages (kern ${p.kern.saved}, user ${p.user.saved}, unused ${p.unused.saved}); ${rec.pages_compressed} compressed with ${['no compression', 'RLE', 'GZIP'][rec.compress]}, ${rec.pages - rec.pages_compressed} raw`);
   out(`            in place in ${dump.framesUsed} spare frames of RAM (${dump.metadataFrames} of them metadata), in ${dump.seconds.toFixed(1)} s`);
   out(`  dump      ${mib(rec.stored_bytes)} for ${mib(rec.raw_bytes)} of memory: ratio ${(rec.raw_bytes / rec.stored_bytes).toFixed(2)}; ${rec.complete ? 'complete' : `TRUNCATED, ${rec.missing_pages} pages missing`}`);
-  out(`  files     ${path.join(rec.dir, `dump.${rec.n}`)} (+ map.${rec.n}, kerntypes.${rec.n}, analysis.${rec.n}), indexed in ${dumpdir}`);
+  const vmlinux = path.join(rec.dir, `vmlinux.${rec.n}`);
+  const hasVmlinux = fs.existsSync(vmlinux);
+  out(`  files     ${path.join(rec.dir, `dump.${rec.n}`)} (+ map.${rec.n}, kerntypes.${rec.n}, analysis.${rec.n}${hasVmlinux ? `, vmlinux.${rec.n}` : ''}), indexed in ${dumpdir}`);
   for (const l of [...armed.lines.slice(0, 1), ...writeout.lines.slice(0, 1)]) out(`  log       ${l}`);
   out();
   out('Next:');
@@ -107,4 +110,5 @@ await runCli('start', async () => {
   out(`  npx lkcd${r} list`);
   out(`  npx lkcd${r} analyze ${rec.n}`);
   out(`  npx lkcd${r} export ${rec.n} --elf -o /tmp/vmcore-${rec.n} && crash --log /tmp/vmcore-${rec.n}`);
+  if (hasVmlinux) out(`  gdb -batch -ex 'p init_uts_ns.name.release' -ex 'p jiffies' ${vmlinux} /tmp/vmcore-${rec.n}   (drgn: see README)`);
 });

@@ -71,14 +71,17 @@ await runCli('machine', async () => {
     .usage('$0 <command> [options]\n\nThe simulated x86_64 machine: power, workload, and what its kernel shows.')
     .option('root', { type: 'string', describe: 'machine root directory (default: $LKCD_ROOT, else var/ of the checkout)' })
     .option('debug', { type: 'boolean', describe: 'print stack traces on errors' })
-    .command('power-on', 'cold power-on: clear RAM, boot the kernel, start the workload', (y) => y.epilogue(cliExitHelp('machine', 'power-on'))
+    .command('power-on', 'cold power-on: clear RAM, boot the kernel (built first if the build changed: vmlinuz, System.map, Kerntypes, the debug vmlinux), start the workload', (y) => y.epilogue(cliExitHelp('machine', 'power-on'))
       .option('mem', { type: 'string', default: '1G', describe: 'RAM size, 16M to 16G' })
       .option('profile', { type: 'string', default: 'database', describe: `workload: ${PROFILE_NAMES.join(', ')} (db = database)` })
       .option('seed', { type: 'string', default: '1', describe: 'workload seed (same seed, same memory)' })
       .option('hostname', { type: 'string', default: 'lkcd-sim' })
       .option('cmdline', { type: 'string', describe: 'kernel command line (default: root=/dev/vda1 ... panic=5)' }),
     (argv) => {
-      const sys = powerOn(rootOf(argv), { mem: parseSize(argv.mem, '--mem'), profile: argv.profile, seed: parseInteger(argv.seed, '--seed'), hostname: argv.hostname, cmdline: argv.cmdline });
+      const sys = powerOn(rootOf(argv), {
+        mem: parseSize(argv.mem, '--mem'), profile: argv.profile, seed: parseInteger(argv.seed, '--seed'), hostname: argv.hostname, cmdline: argv.cmdline,
+        onNote: (l) => process.stderr.write(`machine: ${l}\n`),
+      });
       try {
         process.stdout.write(statusText(systemStatus(sys)));
       } finally {

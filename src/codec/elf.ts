@@ -195,3 +195,7 @@ export const SHT_NOBITS = 8 as const;
 /** e_shstrndx value meaning "the index is in sh_link of section 0". */
 export const SHN_XINDEX = 0xffff as const;
 export const SHN_UNDEF = 0 as const;
+
+/** NT_GNU_BUILD_ID (<elf.h>): a note named "GNU" whose descriptor is the build ID. */
+export const NT_GNU_BUILD_ID = 3 as const;
+export const GNU_NOTE_NAME = 'GNU' as const;

@@ -87,3 +87,42 @@ export function array<T>(item: Field<T>, count: number): Field<T[]> {
     },
   };
 }
+
+/**
+ * A 64-bit pointer: a u64 to the codec, `T *` to C (the debug vmlinux and
+ * Kerntypes say what it points to). `target` is a C type such as
+ * 'struct task_struct' or 'void'.
+ */
+export function ptr(target: string): Field<bigint> {
+  return { ...u64, ctype: `${target} *` };
+}
+
+/**
+ * The same bytes under the C type the kernel declares them with (a typedef
+ * such as `pgoff_t` or `atomic_t`, an enum, `unsigned long`): the codec is
+ * unchanged, only what the debug info calls the field.
+ */
+export function ctyped<T>(field: Field<T>, ctype: string): Field<T> {
+  return { ...field, ctype };
+}
+
+/** One C bitfield inside a storage unit, least significant bits first (x86_64 gcc). */
+export interface BitMember { readonly name: string; readonly bits: number }
+
+/** A storage unit whose C declaration is a run of bitfields (`u8 flags:5, level:3`). */
+export interface BitfieldUnit<T> extends Field<T> {
+  readonly bitfields: readonly BitMember[];
+}
+
+/**
+ * A field the codec reads as one unsigned unit (`unit`) and C declares as
+ * bitfields of that type, filled from the least significant bit as gcc does
+ * on x86_64. The members must fill the unit exactly.
+ */
+export function bitfields(unit: Field<number>, members: readonly BitMember[]): BitfieldUnit<number> {
+  const total = members.reduce((n, m) => n + m.bits, 0);
+  if (total !== unit.size * 8 || members.some((m) => !Number.isInteger(m.bits) || m.bits < 1)) {
+    throw new RangeError(`bitfields ${members.map((m) => `${m.name}:${m.bits}`).join(', ')} do not fill a ${unit.ctype}`);
+  }
+  return { ...unit, bitfields: members };
+}

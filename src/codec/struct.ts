@@ -1,5 +1,5 @@
 import { TruncatedError } from './errors.js';
-import type { Field } from './field.js';
+import type { BitMember, Field } from './field.js';
 
 type FieldMap = Record<string, Field<unknown>>;
 type ValueOfFields<F extends FieldMap> = { [K in keyof F]: F[K] extends Field<infer T> ? T : never };
@@ -8,7 +8,16 @@ type ValueOfFields<F extends FieldMap> = { [K in keyof F]: F[K] extends Field<in
 export interface StructLayout {
   readonly name: string;
   readonly size: number;
-  readonly fields: ReadonlyArray<{ name: string; offset: number; size: number; ctype: string }>;
+  readonly fields: ReadonlyArray<StructFieldLayout>;
+}
+
+/** One member: offset and size in bytes, its C type, and the C bitfields it holds, if any. */
+export interface StructFieldLayout {
+  name: string;
+  offset: number;
+  size: number;
+  ctype: string;
+  bitfields?: readonly BitMember[];
 }
 
 export interface Struct<F extends FieldMap> extends Field<ValueOfFields<F>>, StructLayout {
@@ -73,7 +82,10 @@ export function defineStruct<F extends FieldMap>(name: string, fields: F): Struc
     name,
     size,
     ctype: `struct ${name}`,
-    fields: entries.map(({ name: n, offset, size: s, ctype }) => ({ name: n, offset, size: s, ctype })),
+    fields: entries.map(({ name: n, offset, size: s, ctype, field }) => {
+      const bits = (field as { bitfields?: readonly BitMember[] }).bitfields;
+      return bits ? { name: n, offset, size: s, ctype, bitfields: bits } : { name: n, offset, size: s, ctype };
+    }),
     offsetOf: offsetOf as { [K in keyof F]: number },
     get: (v, o) => decode(v, o),
     set: (v, o, x) => { encode(x, v, o); },

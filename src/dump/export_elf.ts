@@ -38,7 +38,7 @@ function u64At(bytes: Uint8Array): bigint {
 }
 
 /** The VMCOREINFO text the crashed kernel kept at vmcoreinfo_data / vmcoreinfo_size. */
-function readVmcoreinfoText(mem: DumpMemory, data: bigint, sizeSym: bigint): string {
+export function readVmcoreinfoText(mem: DumpMemory, data: bigint, sizeSym: bigint): string {
   try {
     const size = u64At(mem.read('virt', sizeSym, 8));
     if (size > BigInt(VMCOREINFO_BYTES)) {

@@ -123,7 +123,7 @@ export function bootKernel(ram: PhysicalRam, kernelBase: bigint, params: BootPar
   tick(300);
   const memmap = new MemMap(kernel);
   const freed = initMemMap(kernel, memmap, freeRangesOutside(reservedPfns, maxPfn));
-  kernel.writeU64('totalram_pages', freed);
+  kernel.writeU64('_totalram_pages', freed);
   const kb = (pages: bigint): string => `${pages * 4n}K`;
   const sec = klayout.sections;
   printk(kernel, `Memory: ${kb(freed)}/${kb(maxPfn)} available (${sec.text.size >> 10}K kernel code, ${sec.data.size >> 10}K rwdata, ${sec.rodata.size >> 10}K rodata, ${sec.bss.size >> 10}K bss, ${kb(maxPfn - freed)} reserved)`);

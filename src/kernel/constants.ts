@@ -61,6 +61,11 @@ export const PAGE_OFFLINE_MAPCOUNT_VALUE = -257;
 /** _mapcount of a page nobody maps. */
 export const PAGE_MAPCOUNT_NONE = -1;
 
+/** CONFIG_HZ of Debian's x86_64 kernels: jiffies advance 250 times a second. */
+export const HZ = 250n;
+/** INITIAL_JIFFIES (include/linux/jiffies.h): (unsigned long)(unsigned int)(-300 * HZ): the low 32 bits wrap 5 minutes after boot. */
+export const INITIAL_JIFFIES = BigInt.asUintN(32, -300n * HZ);
+
 /** Task states (include/linux/sched.h). */
 export const TASK_RUNNING = 0x0000n;
 export const TASK_INTERRUPTIBLE = 0x0001n;
@@ -76,8 +81,9 @@ export const LOGLEVEL_ERR = 3;
 export const LOGLEVEL_WARNING = 4;
 export const LOGLEVEL_NOTICE = 5;
 export const LOGLEVEL_INFO = 6;
-/** printk_log flags (kernel/printk/printk.c, 3.5..5.9). */
+/** printk_log flags: enum log_flags (kernel/printk/printk.c, 4.x..5.9). */
 export const LOG_NEWLINE = 2;
+export const LOG_CONT = 8;
 /** printk_log records are 8-byte aligned (__alignof__(struct printk_log)). */
 export const LOG_ALIGN = 8;
 

@@ -1,12 +1,13 @@
 import {
   CorruptDumpError, DumpError, EI_CLASS, EI_DATA, EI_MAG0, EI_VERSION, ELFCLASS64, ELFDATA2LSB, EM_X86_64,
-  EV_CURRENT, Elf64_Ehdr, Elf64_Phdr, PF_R, PF_W, PF_X, PT_LOAD, viewOf,
+  EV_CURRENT, Elf64_Ehdr, Elf64_Phdr, PF_R, PF_W, PF_X, PT_LOAD, PT_NOTE, viewOf,
 } from '../codec/index.js';
 import { PAGE_SIZE, readRegularFile } from '../machine/index.js';
-import { LOG_BUF_LEN, kernelLayout, type KernelConfig, type KernelLayout } from './layout.js';
+import { BUILD_ID_NOTE_BYTES, LOG_BUF_LEN, kernelLayout, type KernelConfig, type KernelLayout } from './layout.js';
 import { kallsyms_entry, lkcd_kernel_header, LKCD_KERNEL_HEADER_VERSION, LKCD_KERNEL_MAGIC } from './structs/kernel_header.js';
 import { uts_namespace } from './structs/new_utsname.js';
 import { KERNEL_BUILD_VERSION } from './build_info.js';
+import { writeImageStatics } from './image_statics.js';
 
 /**
  * Largest kernel image file read (kexec -l, KEXEC_IMAGE, the boot loader).
@@ -93,6 +94,7 @@ export function buildKernelImage(config: KernelConfig, source: TextSource): Kern
   }, view, symOff('init_uts_ns'));
   view.setBigUint64(symOff('log_buf'), layout.textVaddr + BigInt(symOff('__log_buf')), true);
   view.setUint32(symOff('log_buf_len'), LOG_BUF_LEN, true);
+  writeImageStatics(loadable, layout);
 
   return {
     layout,
@@ -106,7 +108,10 @@ export function buildKernelImage(config: KernelConfig, source: TextSource): Kern
   };
 }
 
-/** Serialises an image as an ELF64 x86_64 executable (vmlinux-style, one PT_LOAD per segment). */
+/**
+ * Serialises an image as an ELF64 x86_64 executable (vmlinux-style, one
+ * PT_LOAD per segment, then a PT_NOTE over the build-ID note in the first).
+ */
 export function encodeKernelElf(image: KernelImage): Uint8Array {
   const phoff = Elf64_Ehdr.size;
   const dataStart = PAGE_SIZE;
@@ -116,6 +121,8 @@ export function encodeKernelElf(image: KernelImage): Uint8Array {
     offset += Math.ceil(s.bytes.length / PAGE_SIZE) * PAGE_SIZE;
     return { s, at };
   });
+  const notes = image.layout.symbols.find((s) => s.name === '__start_notes');
+  const phnum = placed.length + (notes ? 1 : 0);
   const out = new Uint8Array(offset);
   const view = viewOf(out);
   const ident = new Uint8Array(16);
@@ -126,7 +133,7 @@ export function encodeKernelElf(image: KernelImage): Uint8Array {
   Elf64_Ehdr.encode({
     e_ident: ident, e_type: ET_EXEC, e_machine: EM_X86_64, e_version: EV_CURRENT,
     e_entry: image.layout.textVaddr, e_phoff: BigInt(phoff), e_shoff: 0n, e_flags: 0,
-    e_ehsize: Elf64_Ehdr.size, e_phentsize: Elf64_Phdr.size, e_phnum: placed.length,
+    e_ehsize: Elf64_Ehdr.size, e_phentsize: Elf64_Phdr.size, e_phnum: phnum,
     e_shentsize: 0, e_shnum: 0, e_shstrndx: 0,
   }, view, 0);
   placed.forEach(({ s, at }, i) => {
@@ -136,6 +143,14 @@ export function encodeKernelElf(image: KernelImage): Uint8Array {
     }, view, phoff + i * Elf64_Phdr.size);
     out.set(s.bytes, at);
   });
+  if (notes) {
+    const first = placed[0];
+    const within = notes.address - first.s.vaddr;
+    Elf64_Phdr.encode({
+      p_type: PT_NOTE, p_flags: PF_R, p_offset: BigInt(first.at) + within, p_vaddr: notes.address, p_paddr: first.s.paddr + within,
+      p_filesz: BigInt(BUILD_ID_NOTE_BYTES), p_memsz: BigInt(BUILD_ID_NOTE_BYTES), p_align: 4n,
+    }, view, phoff + placed.length * Elf64_Phdr.size);
+  }
   return out;
 }
 

@@ -24,3 +24,4 @@ export * from './panic.js';
 export * from './kexec.js';
 export * from './structs/kimage.js';
 export * from './mm/memmap_init.js';
+export * from './build_id.js';

@@ -2,15 +2,17 @@ import { InternalError } from '../codec/index.js';
 import { PAGE_SIZE } from '../machine/index.js';
 import {
   __START_KERNEL_map, COMMAND_LINE_SIZE, KERNEL_RELEASE, KERNEL_RELEASE_LOWMEM, LOAD_PHYSICAL_ADDR,
-  LOWMEM_LIMIT, LOWMEM_PHYSICAL_START, MAX_ORDER, VMCOREINFO_BYTES,
+  LOWMEM_LIMIT, LOWMEM_PHYSICAL_START, VMCOREINFO_BYTES,
 } from './constants.js';
-import { free_area } from './structs/free_area.js';
 import { kallsyms_entry, lkcd_kernel_header } from './structs/kernel_header.js';
 import { uts_namespace } from './structs/new_utsname.js';
 import { pt_regs } from './structs/pt_regs.js';
 import { task_struct } from './structs/task_struct.js';
 import { kmem_cache } from './structs/kmem_cache.js';
 import { dump_config } from './structs/dump_config.js';
+import { list_head } from './structs/list_head.js';
+import { pid, pid_namespace } from './structs/pid.js';
+import { pglist_data } from './structs/pglist_data.js';
 
 /** A kernel build configuration: what makes two builds differ. */
 export interface KernelConfig {
@@ -48,6 +50,21 @@ const DATA_SIZE = 0x10000;
 /** CONFIG_LOG_BUF_SHIFT=17: a 128 KiB printk buffer. */
 export const LOG_BUF_LEN = 1 << 17;
 
+/** fs/proc/array.c task_state_array[]: the nine state names ps and drgn's task_state_to_char read. */
+export const TASK_STATE_NAMES = [
+  'R (running)', 'S (sleeping)', 'D (disk sleep)', 'T (stopped)', 't (tracing stop)', 'X (dead)', 'Z (zombie)',
+  'P (parked)', 'I (idle)',
+] as const;
+/** Bytes of .rodata after linux_banner for task_state_array and the strings it points to. */
+export const TASK_STATE_AREA = 512;
+/**
+ * The kernel's ELF notes (the .notes section: one NT_GNU_BUILD_ID note,
+ * 12-byte header, "GNU\0", 20-byte SHA-1), kept in the last bytes of
+ * .rodata, between __start_notes and __stop_notes.
+ */
+export const NOTES_AREA = 64;
+export const BUILD_ID_NOTE_BYTES = 12 + 4 + 20;
+
 /** The pages of the kernel's own page tables, in .bss order. */
 export const PAGE_TABLE_SYMBOLS = ['init_top_pgt', 'level3_kernel_pgt', 'level2_kernel_pgt', 'level3_direct_map_pgt'] as const;
 
@@ -77,8 +94,8 @@ function dataVars(): DataVar[] {
     { name: 'clear_seq', size: 8, align: 8 },
     { name: 'mem_map', size: 8, align: 8 },
     { name: 'max_pfn', size: 8, align: 8 },
-    { name: 'totalram_pages', size: 8, align: 8 },
-    { name: 'contig_page_data', size: free_area.size * MAX_ORDER + 16, align: 64 },
+    { name: '_totalram_pages', size: 8, align: 8 },
+    { name: 'contig_page_data', size: pglist_data.size, align: 64 },
     { name: 'vmcoreinfo_data', size: VMCOREINFO_BYTES, align: 64 },
     { name: 'vmcoreinfo_size', size: 8, align: 8 },
     { name: 'boot_command_line', size: COMMAND_LINE_SIZE, align: 64 },
@@ -95,8 +112,21 @@ function dataVars(): DataVar[] {
     { name: 'crashdump_addr', size: 8, align: 8 },
     { name: 'panic_cpu', size: 4, align: 4 },
     { name: 'crash_regs', size: pt_regs.size, align: 64 },
+    { name: 'jiffies', size: 8, align: 64 },
+    { name: 'init_pid_ns', size: pid_namespace.size, align: 64 },
+    { name: 'init_struct_pid', size: pid.size, align: 64 },
+    { name: 'pid_cachep', size: kmem_cache.size, align: 64 },
+    { name: 'radix_tree_node_cachep', size: kmem_cache.size, align: 64 },
+    { name: 'modules', size: list_head.size, align: 8 },
   ];
 }
+
+/**
+ * Symbols that are another name for a variable: on x86_64 `jiffies` is the
+ * variable (arch/x86/kernel/time.c) and the linker script says
+ * `jiffies_64 = jiffies;` (arch/x86/kernel/vmlinux.lds.S).
+ */
+export const DATA_ALIASES: ReadonlyArray<readonly [alias: string, target: string]> = [['jiffies_64', 'jiffies']];
 
 function alignUp(n: number, a: number): number {
   return Math.ceil(n / a) * a;
@@ -131,19 +161,27 @@ export function kernelLayout(config: KernelConfig): KernelLayout {
   };
   add('_text', 0, 0, 'T');
   add('lkcd_kernel_header', 0, lkcd_kernel_header.size, 'T');
+  add('_stext', text.offset, 0, 'T');
   TEXT_FUNCTIONS.forEach((fn, i) => add(fn, functionOffset(fn, i, TEXT_FUNCTIONS.length), 0x100, 'T'));
   add('_etext', text.offset + TEXT_SIZE, 0, 'T');
   add('__start_rodata', rodata.offset, 0, 'R');
   // kallsyms must hold every symbol, itself included: size it for a generous count.
   const kallsymsCapacity = 256;
   add('kallsyms_table', rodata.offset, kallsyms_entry.size * kallsymsCapacity, 'R');
-  add('linux_banner', rodata.offset + kallsyms_entry.size * kallsymsCapacity, 256, 'R');
+  const bannerOff = rodata.offset + kallsyms_entry.size * kallsymsCapacity;
+  add('linux_banner', bannerOff, 256, 'R');
+  add('task_state_array', bannerOff + 256, 8 * TASK_STATE_NAMES.length, 'R');
+  const notesOff = rodata.offset + RODATA_SIZE - NOTES_AREA;
+  if (bannerOff + 256 + TASK_STATE_AREA > notesOff) throw new InternalError('.rodata too small for the notes');
+  add('__start_notes', notesOff, 0, 'R');
+  add('__stop_notes', notesOff + BUILD_ID_NOTE_BYTES, 0, 'R');
   add('__end_rodata', rodata.offset + RODATA_SIZE, 0, 'R');
   add('_sdata', data.offset, 0, 'D');
   let off = data.offset;
   for (const v of dataVars()) {
     off = alignUp(off, v.align);
     add(v.name, off, v.size, 'D');
+    for (const [alias, target] of DATA_ALIASES) if (target === v.name) add(alias, off, v.size, 'D');
     off += v.size;
   }
   if (off > data.offset + DATA_SIZE) throw new InternalError(`.data overflows by ${off - data.offset - DATA_SIZE} bytes`);

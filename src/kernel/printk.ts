@@ -1,6 +1,6 @@
 import { CorruptDumpError, viewOf } from '../codec/index.js';
 import type { MemoryReader } from '../machine/index.js';
-import { LOG_ALIGN, LOG_NEWLINE, LOGLEVEL_INFO } from './constants.js';
+import { HZ, INITIAL_JIFFIES, LOG_ALIGN, LOG_NEWLINE, LOGLEVEL_INFO } from './constants.js';
 import type { Kernel } from './kernel.js';
 import { printk_log } from './structs/printk_log.js';
 
@@ -13,10 +13,14 @@ export interface LogRecord {
   text: string;
 }
 
-/** Advances the kernel's clock (local_clock) by `ns` and returns the new time. */
+/**
+ * Advances the kernel's clock (local_clock) by `ns` and returns the new
+ * time; jiffies follow it, HZ ticks a second from INITIAL_JIFFIES at boot.
+ */
 export function advanceClock(kernel: Kernel, ns: bigint): bigint {
   const now = kernel.readU64('sim_clock_ns') + ns;
   kernel.writeU64('sim_clock_ns', now);
+  kernel.writeU64('jiffies', INITIAL_JIFFIES + (now * HZ) / 1_000_000_000n);
   return now;
 }
 

@@ -1,4 +1,4 @@
-import { cstring, defineStruct, DumpError, formatSize, hex, u32, u64, UsageError, wrapError } from '../codec/index.js';
+import { DumpError, formatSize, hex, UsageError, wrapError } from '../codec/index.js';
 import {
   MachineRoot, PhysicalRam, readState, requireRunning, writeState, type MachineState,
 } from '../machine/index.js';
@@ -13,6 +13,7 @@ import { countPageTypes, type PageCounts } from './mm/page_type.js';
 import { formatDmesg, logSymbolsOf, printk, readLogRecords, advanceClock } from './printk.js';
 import { listTasks, TaskManager, type TaskInfo } from './tasks.js';
 import { uts_namespace } from './structs/new_utsname.js';
+import { sim_workload } from './structs/sim_workload.js';
 import { ContentGenerator } from './workload/content.js';
 import { findKernelTextElf } from './workload/elf_text.js';
 import { WorkloadFiller } from './workload/fill.js';
@@ -24,14 +25,7 @@ export const MAX_RAM = 16n << 30n;
 /** The epoch of simulated boots: seeds shift it by whole days so dumps differ in time. */
 const EPOCH_BASE = 1795000000n;
 
-/** What the workload keeps in RAM about itself (the sim_workload variable). */
-export const sim_workload = defineStruct('sim_workload', {
-  seed: u32,
-  generation: u32,
-  profile: cstring(24),
-  run_seconds: u64,
-  _reserved: cstring(24),
-});
+export { sim_workload } from './structs/sim_workload.js';
 
 export interface PowerOnOptions {
   mem: bigint;
@@ -41,6 +35,8 @@ export interface PowerOnOptions {
   cmdline?: string;
   /** Passed to the boot (the dump driver's crashdump= reservation). */
   earlyReserve?: BootParams['earlyReserve'];
+  /** Hears what the kernel build has to say (once: no debug vmlinux could be built). */
+  onNote?: (line: string) => void;
 }
 
 export function defaultCmdline(release: string): string {
@@ -94,7 +90,7 @@ export function powerOn(root: MachineRoot, opts: PowerOnOptions): RunningSystem 
   if (!Number.isInteger(opts.seed) || opts.seed < 0 || opts.seed > 0xffffffff) throw new UsageError(`--seed ${opts.seed} is not an integer in 0..4294967295`);
   root.prepare();
   const config = configForRam(opts.mem);
-  const files = buildKernel(root.bootDir, config, () => findKernelTextElf());
+  const files = buildKernel(root.bootDir, config, () => findKernelTextElf(), { onNote: opts.onNote });
   const image = readKernelImageFile(files.vmlinuz);
   writeState(root, { version: 1, power: 'off', ram_bytes: opts.mem, cpu: null });
   const ram = PhysicalRam.create(root.ramPath, opts.mem);

@@ -1,17 +1,15 @@
 import { CorruptDumpError, viewOf } from '../codec/index.js';
 import { PAGE_SIZE, PAGE_SIZE_N, type MemoryReader } from '../machine/index.js';
-import { PAGE_MAPCOUNT_NONE, PG_slab, THREAD_SIZE_ORDER, pageFlag, PF_KTHREAD, TASK_RUNNING } from './constants.js';
+import { THREAD_SIZE_ORDER, PF_KTHREAD, TASK_RUNNING } from './constants.js';
 import { Kernel } from './kernel.js';
 import type { MemMap } from './mm/mem_map.js';
-import { kmem_cache, type KmemCache } from './structs/kmem_cache.js';
+import { SlabCache, type PageSource } from './mm/slab.js';
+import { PidAllocator } from './pids.js';
 import { task_struct, type TaskStruct } from './structs/task_struct.js';
 import { pt_regs, type PtRegs } from './structs/pt_regs.js';
 import { blankPage } from './mm/buddy.js';
 
-/** Where a subsystem gets whole pages: memblock during boot, the buddy allocator after. */
-export interface PageSource {
-  allocPages(order: number, what: string): bigint;
-}
+export type { PageSource } from './mm/slab.js';
 
 export interface TaskSpec {
   comm: string;
@@ -37,43 +35,22 @@ function zeroRegs(): PtRegs {
 
 /**
  * Task creation in RAM: task_structs come from the task_struct slab cache,
- * each task gets a THREAD_SIZE kernel stack, and joins init_task's tasks list.
+ * each task gets a THREAD_SIZE kernel stack and a struct pid, and joins
+ * init_task's tasks list.
  */
 export class TaskManager {
-  constructor(readonly kernel: Kernel, readonly memmap: MemMap, readonly pages: PageSource) {}
+  private readonly taskCache: SlabCache;
+  private readonly pids: PidAllocator;
 
-  private cache(): KmemCache {
-    return this.kernel.readStruct(kmem_cache, 'task_struct_cachep');
+  constructor(readonly kernel: Kernel, readonly memmap: MemMap, readonly pages: PageSource) {
+    this.taskCache = new SlabCache(kernel, memmap, pages, 'task_struct_cachep');
+    this.pids = new PidAllocator(kernel, memmap, pages);
   }
 
-  /** Sets up the cache descriptor (kmem_cache_create). */
+  /** Sets up the caches (kmem_cache_create) and the pid namespace (pid_idr_init). */
   initCache(): void {
-    this.kernel.writeStruct(kmem_cache, 'task_struct_cachep', {
-      name: 'task_struct', object_size: task_struct.size,
-      objects_per_slab: Math.floor(PAGE_SIZE / task_struct.size), cur_slab_pfn: 0n, cur_index: 0, nr_slabs: 0,
-    });
-  }
-
-  private allocObject(): bigint {
-    const c = this.cache();
-    if (c.cur_slab_pfn === 0n || c.cur_index >= c.objects_per_slab) {
-      const pfn = this.pages.allocPages(0, 'task_struct slab');
-      const p = blankPage();
-      p.flags = pageFlag(PG_slab);
-      p.mapping = this.kernel.sym('task_struct_cachep').address; // page->slab_cache
-      p._refcount = 1;
-      p._mapcount = PAGE_MAPCOUNT_NONE;
-      this.memmap.set(pfn, p);
-      // Fresh slab pages are poisoned free objects (SLAB_POISON's 0x6b), as a debug kernel leaves them.
-      this.kernel.ram.write(pfn * PAGE_SIZE_N, Buffer.alloc(PAGE_SIZE, 0x6b));
-      c.cur_slab_pfn = pfn;
-      c.cur_index = 0;
-      c.nr_slabs++;
-    }
-    const addr = Kernel.__va(c.cur_slab_pfn * PAGE_SIZE_N) + BigInt(c.cur_index * c.object_size);
-    c.cur_index++;
-    this.kernel.writeStruct(kmem_cache, 'task_struct_cachep', c);
-    return addr;
+    this.taskCache.create('task_struct', task_struct.size);
+    this.pids.init();
   }
 
   private allocStack(pid: number, ip: bigint): bigint {
@@ -105,6 +82,7 @@ export class TaskManager {
       thread_regs: { ...zeroRegs(), ip },
     };
     this.kernel.writeStruct(task_struct, 'init_task', t);
+    this.pids.attachIdle(self);
     this.kernel.writeU32('nr_threads', 1);
     this.kernel.writeU32('last_pid', 0);
   }
@@ -112,7 +90,7 @@ export class TaskManager {
   /** Creates a task (copy_process): allocates it, gives it a stack, links it into the task list. */
   create(spec: TaskSpec): TaskInfo {
     const pid = this.kernel.readU32('last_pid') + 1;
-    const addr = this.allocObject();
+    const addr = this.taskCache.alloc();
     const stack = this.allocStack(pid, spec.ip);
     const head = this.kernel.sym('init_task').address + TASKS_OFFSET;
     const rd = (v: bigint): bigint => this.kernel.ram.readU64(Kernel.__pa(v));
@@ -129,6 +107,7 @@ export class TaskManager {
     this.kernel.ram.write(Kernel.__pa(addr), task_struct.toBytes(t));
     wr(prev, addr + TASKS_OFFSET);
     wr(head + 8n, addr + TASKS_OFFSET);
+    this.pids.attach(addr, pid);
     this.kernel.writeU32('last_pid', pid);
     this.kernel.writeU32('nr_threads', this.kernel.readU32('nr_threads') + 1);
     return { ...t, address: addr };

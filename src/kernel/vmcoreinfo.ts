@@ -5,6 +5,7 @@ import {
   PG_slab, PG_swapbacked, PG_swapcache, VMCOREINFO_BYTES, MAX_ORDER,
 } from './constants.js';
 import type { Kernel } from './kernel.js';
+import { kernelBuildId } from './build_id.js';
 import { free_area } from './structs/free_area.js';
 import { uts_namespace } from './structs/new_utsname.js';
 import { page } from './structs/page.js';
@@ -18,12 +19,16 @@ import { list_head } from './structs/list_head.js';
  */
 export function vmcoreinfoText(kernel: Kernel): string {
   const sym = (n: string): string => kernel.sym(n).address.toString(16);
+  const buildId = kernelBuildId(kernel);
   const lines: Array<[string, string | number]> = [
     ['OSRELEASE', kernel.release],
+    // BUILD-ID= as kernels since 5.9 write it (kernel/crash_core.c VMCOREINFO_BUILD_ID), so a
+    // vmlinux can be matched to a dump; a 5.4 kernel did not have it.
+    ...(buildId ? [['BUILD-ID', buildId] as [string, string]] : []),
     ['PAGESIZE', PAGE_SIZE],
     ['SYMBOL(init_uts_ns)', sym('init_uts_ns')],
     ['OFFSET(uts_namespace.name)', uts_namespace.offsetOf.name],
-    ['SYMBOL(_stext)', sym('startup_64')],
+    ['SYMBOL(_stext)', sym('_stext')],
     ['SYMBOL(swapper_pg_dir)', sym('init_top_pgt')],
     ['SYMBOL(init_top_pgt)', sym('init_top_pgt')],
     ['SYMBOL(mem_map)', sym('mem_map')],

@@ -9,6 +9,9 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { it } from 'vitest';
 
+/** The Python that has the Debian python3-* modules (python3-libkdumpfile, python3-drgn). */
+export const SYSTEM_PYTHON = '/usr/bin/python3';
+
 /** Absolute path of a tool on PATH (or the given absolute path), or null. */
 export function findTool(name: string): string | null {
   if (name.startsWith('/')) return fs.existsSync(name) ? name : null;
@@ -19,11 +22,19 @@ export function findTool(name: string): string | null {
   return null;
 }
 
+/** Whether SYSTEM_PYTHON imports `module` (python3-drgn is "python3:drgn" in needs()). */
+export function hasPythonModule(module: string): boolean {
+  if (!fs.existsSync(SYSTEM_PYTHON)) return false;
+  return spawnSync(SYSTEM_PYTHON, ['-c', `import ${module}`], { stdio: 'ignore', timeout: 60_000 }).status === 0;
+}
+
 export interface ToolRun { status: number | null; stdout: string; stderr: string }
 
 /** Runs a real tool under `timeout` (lockless-log mistakes make some tools loop forever). */
-export function runTool(tool: string, args: string[], seconds = 120, opts: { cwd?: string } = {}): ToolRun {
-  const r = spawnSync('timeout', [String(seconds), tool, ...args], { encoding: 'latin1', cwd: opts.cwd, maxBuffer: 256 << 20, stdio: ['ignore', 'pipe', 'pipe'] });
+export function runTool(tool: string, args: string[], seconds = 120, opts: { cwd?: string; input?: string } = {}): ToolRun {
+  const r = spawnSync('timeout', [String(seconds), tool, ...args], {
+    encoding: 'latin1', cwd: opts.cwd, maxBuffer: 256 << 20, input: opts.input, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -34,7 +45,7 @@ export interface ToolProbe {
 }
 
 /** The Python interpreter the libkdumpfile tests run (Debian's python3-libkdumpfile installs for it). */
-export const PYTHON = '/usr/bin/python3';
+export const PYTHON = SYSTEM_PYTHON;
 
 /** Debian python3-libkdumpfile: an independent LKCD reader. */
 export const LIBKDUMPFILE: ToolProbe = {
@@ -81,7 +92,9 @@ export function toolNeed(tools: ReadonlyArray<string | ToolProbe>, env: NodeJS.P
   const why: string[] = [];
   const missing: string[] = [];
   for (const t of tools) {
-    const probe: ToolProbe = typeof t === 'string' ? { name: t, check: () => (findTool(t) ? null : `${t} not installed`) } : t;
+    const probe: ToolProbe = typeof t !== 'string' ? t
+      : t.startsWith('python3:') ? { name: t, check: () => (hasPythonModule(t.slice('python3:'.length)) ? null : `${t} not installed`) }
+      : { name: t, check: () => (findTool(t) ? null : `${t} not installed`) };
     const reason = probe.check();
     if (reason !== null) {
       missing.push(probe.name);

@@ -1,4 +1,4 @@
-import { defineStruct, u64, type ValueOf } from '../../codec/index.js';
+import { ctyped, defineStruct, u64, type ValueOf } from '../../codec/index.js';
 import { list_head } from './list_head.js';
 
 /**
@@ -7,6 +7,6 @@ import { list_head } from './list_head.js';
  */
 export const free_area = defineStruct('free_area', {
   free_list: list_head,
-  nr_free: u64,
+  nr_free: ctyped(u64, 'unsigned long'),
 });
 export type FreeArea = ValueOf<typeof free_area>;

@@ -1,4 +1,4 @@
-import { cstring, defineStruct, i32, bytes, type ValueOf } from '../../codec/index.js';
+import { cstring, ctyped, defineStruct, i32, bytes, type ValueOf } from '../../codec/index.js';
 import { __NEW_UTS_LEN } from '../constants.js';
 
 const UTS_FIELD = __NEW_UTS_LEN + 1;
@@ -19,7 +19,7 @@ export type NewUtsname = ValueOf<typeof new_utsname>;
  * then the names, so OFFSET(uts_namespace.name) is 4 as makedumpfile assumes.
  */
 export const uts_namespace = defineStruct('uts_namespace', {
-  kref: i32,
+  kref: ctyped(i32, 'struct kref'),
   name: new_utsname,
   _pad: bytes(2),
 });

@@ -1,4 +1,4 @@
-import { defineStruct, i32, u64, type ValueOf } from '../../codec/index.js';
+import { ctyped, defineStruct, i32, ptr, u64, type ValueOf } from '../../codec/index.js';
 import { list_head } from './list_head.js';
 
 /**
@@ -8,13 +8,13 @@ import { list_head } from './list_head.js';
  * slab_cache member does.
  */
 export const page = defineStruct('page', {
-  flags: u64,
+  flags: ctyped(u64, 'unsigned long'),
   lru: list_head,
-  mapping: u64,
-  index: u64,
-  private: u64,
-  _mapcount: i32,
-  _refcount: i32,
-  mem_cgroup: u64,
+  mapping: ptr('struct address_space'),
+  index: ctyped(u64, 'pgoff_t'),
+  private: ctyped(u64, 'unsigned long'),
+  _mapcount: ctyped(i32, 'atomic_t'),
+  _refcount: ctyped(i32, 'atomic_t'),
+  mem_cgroup: ptr('struct mem_cgroup'),
 });
 export type Page = ValueOf<typeof page>;
