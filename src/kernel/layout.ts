@@ -11,6 +11,9 @@ import { pt_regs } from './structs/pt_regs.js';
 import { task_struct } from './structs/task_struct.js';
 import { kmem_cache } from './structs/kmem_cache.js';
 import { dump_config } from './structs/dump_config.js';
+import { ramoops_context } from './pstore/structs/ramoops_context.js';
+import { pstore_state } from './pstore/structs/pstore_state.js';
+import { devcd_state } from './pstore/structs/devcd.js';
 
 /** A kernel build configuration: what makes two builds differ. */
 export interface KernelConfig {
@@ -95,6 +98,10 @@ function dataVars(): DataVar[] {
     { name: 'crashdump_addr', size: 8, align: 8 },
     { name: 'panic_cpu', size: 4, align: 4 },
     { name: 'crash_regs', size: pt_regs.size, align: 64 },
+    // pstore/ramoops and the device-coredump frontend (src/kernel/pstore).
+    { name: 'oops_cxt', size: ramoops_context.size, align: 64 },
+    { name: 'pstore_state', size: pstore_state.size, align: 64 },
+    { name: 'devcd_state', size: devcd_state.size, align: 64 },
   ];
 }
 
