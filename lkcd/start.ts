@@ -4,13 +4,16 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { formatSize, parseInteger, parseSize, UsageError } from '../src/codec/index.js';
 import { MachineRoot, resolveRoot } from '../src/machine/index.js';
-import { closeSystem, openSystem, powerOn, PROFILE_NAMES, runWorkload } from '../src/kernel/index.js';
+import {
+  closeSystem, configForRam, defaultCmdline, defaultPstoreParams, openSystem, powerOn, PROFILE_NAMES, runWorkload,
+} from '../src/kernel/index.js';
 import { crashMachine, liveDump, type Stage1Result } from '../src/dump/index.js';
 import { runCli } from '../src/cli/run.js';
 import { DumpIndex } from '../src/store/index.js';
 import { lkcdConfig } from './config.js';
 import { lkcdSave } from './save.js';
 import { dumpDirFor } from './query.js';
+import { lkcdPstoreSave, type PstoreSaveReport } from './pstore.js';
 
 interface Step { name: string; seconds: number }
 
@@ -31,7 +34,7 @@ function step<T>(steps: Step[], name: string, fn: () => T): T {
 await runCli('start', async () => {
   const argv = await yargs(hideBin(process.argv))
     .scriptName('npm start --')
-    .usage('$0 [options]\n\nThe whole LKCD soft-boot crash-dump pipeline on the simulated machine under var/ (or --root):\npower on, lkcd config, workload, panic, kexec soft boot with crashdump=, lkcd config (writeout), lkcd save.\nRun it again and the next dump lands beside the first.')
+    .usage('$0 [options]\n\nThe whole LKCD soft-boot crash-dump pipeline on the simulated machine under var/ (or --root):\npower on, lkcd config, workload, panic, kexec soft boot with crashdump=, lkcd config (writeout), lkcd save\n(and with --pstore, lkcd pstore save of the ramoops records the panic left).\nRun it again and the next dump lands beside the first.')
     .option('root', { type: 'string', describe: 'machine root (default: $LKCD_ROOT, else var/ of the checkout)' })
     .option('mem', { type: 'string', default: '1G', describe: 'RAM size, 16M to 16G' })
     .option('profile', { type: 'string', default: 'database', describe: `workload: ${PROFILE_NAMES.join(', ')}` })
@@ -39,6 +42,7 @@ await runCli('start', async () => {
     .option('seconds', { type: 'string', default: '10', describe: 'simulated seconds of workload before the crash' })
     .option('live', { type: 'boolean', default: false, describe: 'Alt+SysRq+d (a live dump, no crash) instead of a panic' })
     .option('message', { type: 'string', default: 'Fatal exception in interrupt', describe: 'the panic string' })
+    .option('pstore', { type: 'boolean', default: false, describe: 'also keep the panic log, the console and a device coredump in a ramoops region (pstore), archived by lkcd pstore save and linked to the dump' })
     .option('debug', { type: 'boolean', describe: 'stack traces on errors' })
     .strict()
     .fail((msg, err) => { if (err) throw err; throw new UsageError(msg); })
@@ -51,7 +55,9 @@ await runCli('start', async () => {
   const steps: Step[] = [];
   const out = (s = ''): void => { process.stdout.write(`${s}\n`); };
 
-  step(steps, `power on (${formatSize(mem)}, ${argv.profile}, seed ${seed})`, () => closeSystem(powerOn(root, { mem, profile: argv.profile, seed })));
+  // --pstore: a ramoops region reserved with memmap= (and reboot=warm); lkcd config passes it on to the kexec kernel.
+  const cmdline = argv.pstore ? `${defaultCmdline(configForRam(mem).release)} ${defaultPstoreParams(mem)}` : undefined;
+  step(steps, `power on (${formatSize(mem)}, ${argv.profile}, seed ${seed}${argv.pstore ? ', ramoops' : ''})`, () => closeSystem(powerOn(root, { mem, profile: argv.profile, seed, cmdline })));
   const armed = step(steps, 'lkcd config (arm, kexec -l)', () => lkcdConfig(root));
   step(steps, `workload runs ${seconds} s`, () => {
     const sys = openSystem(root);
@@ -78,6 +84,7 @@ await runCli('start', async () => {
   const writeout = step(steps, 'lkcd config (writeout to DUMPDEV, re-arm)', () => lkcdConfig(root));
   const saved = step(steps, 'lkcd save', () => lkcdSave(root));
   if (saved.n === null) throw new UsageError(`lkcd save saved nothing: ${saved.lines.join('; ')}`);
+  const pstore: PstoreSaveReport | null = argv.pstore ? step(steps, 'lkcd pstore save', () => lkcdPstoreSave(root)) : null;
 
   const dumpdir = dumpDirFor(root);
   const index = DumpIndex.open(dumpdir, { readonly: true });
@@ -99,10 +106,12 @@ await runCli('start', async () => {
   out(`  dump      ${mib(rec.stored_bytes)} for ${mib(rec.raw_bytes)} of memory: ratio ${(rec.raw_bytes / rec.stored_bytes).toFixed(2)}; ${rec.complete ? 'complete' : `TRUNCATED, ${rec.missing_pages} pages missing`}`);
   out(`  files     ${path.join(rec.dir, `dump.${rec.n}`)} (+ map.${rec.n}, kerntypes.${rec.n}, analysis.${rec.n}), indexed in ${dumpdir}`);
   for (const l of [...armed.lines.slice(0, 1), ...writeout.lines.slice(0, 1)]) out(`  log       ${l}`);
+  for (const l of pstore?.lines ?? []) out(`  pstore    ${l.replace(/^lkcd pstore save: /, '')}`);
   out();
   out('Next:');
   const r = argv.root ? ` --root ${root.dir}` : '';
   out(`  npx lkcd${r} list`);
   out(`  npx lkcd${r} analyze ${rec.n}`);
   out(`  npx lkcd${r} export ${rec.n} --elf -o /tmp/vmcore-${rec.n} && crash --log /tmp/vmcore-${rec.n}`);
+  if (pstore) out(`  npx lkcd${r} pstore list; npx lkcd${r} search 'not syncing'`);
 });

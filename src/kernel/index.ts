@@ -24,3 +24,5 @@ export * from './panic.js';
 export * from './kexec.js';
 export * from './structs/kimage.js';
 export * from './mm/memmap_init.js';
+export * from './pstore/index.js';
+export * from './sysfs.js';

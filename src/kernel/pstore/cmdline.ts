@@ -151,3 +151,22 @@ export function inheritPersistentRamParams(target: string, running: string): str
   });
   return [target.trim(), ...extra].filter((s) => s !== '').join(' ');
 }
+
+/**
+ * A ramoops set-up for a machine of `ramBytes`, as a command-line tail: a
+ * region of 1 MiB (256 KiB under 64 MiB) at 7/8 of RAM, 16 KiB dmesg
+ * records, a 64 KiB console, the module defaults for ftrace and pmsg, a
+ * 64 KiB devcoredump zone after it (ours), the memmap= that reserves both,
+ * and reboot=warm so a firmware restart keeps them.
+ */
+export function defaultPstoreParams(ramBytes: bigint): string {
+  const MiB = 1n << 20n;
+  const size = ramBytes >= 64n * MiB ? MiB : 256n * 1024n;
+  const devcd = 64n * 1024n;
+  const addr = ((ramBytes * 7n) / 8n / MiB) * MiB;
+  return [
+    'reboot=warm', memmapText({ start: addr, end: addr + size + devcd }),
+    `ramoops.mem_address=${hex(addr)}`, `ramoops.mem_size=${hex(size)}`, 'ramoops.record_size=0x4000',
+    'ramoops.console_size=0x10000', `ramoops.devcoredump_size=${hex(devcd)}`,
+  ].join(' ');
+}
