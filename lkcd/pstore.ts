@@ -98,7 +98,7 @@ export function lkcdPstoreSave(root: MachineRoot): PstoreSaveReport {
   try {
     const conf = loadSysconfig(root.sysconfigPath, root.dir, sys.kernel.release);
     const sysfs = new Sysfs(sys.kernel);
-    if (!sysfs.list('fs').some((e) => e.name === 'pstore')) {
+    if (!sysfs.exists('fs/pstore')) {
       return { lines: ['lkcd pstore save: no pstore backend in the running kernel (boot it with ramoops.* parameters)'], dir: null, records: [] };
     }
     const files = sysfs.list('fs/pstore').filter((e): e is SysfsFile => e.kind === 'file');

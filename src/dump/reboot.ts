@@ -1,7 +1,7 @@
 import { writeState } from '../machine/index.js';
 import {
   bootKernel, buildKernel, configForRam, kernelWallClock, loadImage, printk, readKernelImageFile,
-  sim_workload, startWorkload, uts_namespace, profileByName, LOGLEVEL_INFO, LOGLEVEL_WARNING, type RunningSystem,
+  sim_workload, startWorkload, uts_namespace, profileByName, LOGLEVEL_EMERG, LOGLEVEL_WARNING, type RunningSystem,
 } from '../kernel/index.js';
 import {
   bootCommandLine, kmsgDump, parseKernelParams, rebootMode, KMSG_DUMP_EMERG, KMSG_DUMP_SHUTDOWN,
@@ -28,8 +28,9 @@ export function firmwareReboot(sys: RunningSystem, why: string, opts: { requeste
   const cmdline = bootCommandLine(old);
   const mode = rebootMode(parseKernelParams(cmdline));
   if (opts.requested) {
+    // kernel_restart(): the message, then the kmsg dumpers, then machine_restart().
+    printk(old, 'reboot: Restarting system', LOGLEVEL_EMERG);
     kmsgDump(old, KMSG_DUMP_SHUTDOWN);
-    printk(old, 'reboot: Restarting system', LOGLEVEL_INFO);
   } else {
     kmsgDump(old, KMSG_DUMP_EMERG);
   }

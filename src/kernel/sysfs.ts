@@ -138,6 +138,15 @@ export class Sysfs {
     return [...[...dirs].sort().map((d) => this.dirEntry(d)), ...files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))];
   }
 
+  /** Whether a path exists (a directory of a present provider, or one of its files). */
+  exists(path: string): boolean {
+    const p = normaliseSysPath(path);
+    if (this.isDir(p)) return true;
+    const slash = p.lastIndexOf('/');
+    const dir = p.slice(0, Math.max(0, slash));
+    return this.providers.some((x) => x.dir === dir && x.present(this.kernel) && x.files(this.kernel).some((f) => f.name === p.slice(slash + 1)));
+  }
+
   lookup(path: string): SysfsEntry {
     const p = normaliseSysPath(path);
     if (this.isDir(p)) return this.dirEntry(p.split('/').pop() ?? '');

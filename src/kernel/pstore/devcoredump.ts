@@ -173,12 +173,13 @@ export const DEVCD_ELF_OVERHEAD = Elf64_Ehdr.size + Elf64_Phdr.size;
  * one ELF core file with a note per device into the devcoredump zone. A
  * device whose note does not fit in what is left of the zone is not
  * copied: the error is logged and the walk stops there. Returns the
- * devices dumped, or null when the frontend is off.
+ * devices dumped, or null when the frontend is off or disabled.
  */
 export function devcdPanicNotifier(kernel: Kernel, readRegisters: RegisterReader): { dumped: string[]; skipped: string[] } | null {
   const s = readDevcdState(kernel);
   if (!s || !(s.flags & DEVCD_STATE_ENABLED)) return null;
-  if (s.flags & DEVCD_STATE_DISABLED) return { dumped: [], skipped: [] };
+  // /sys/class/devcoredump/disabled: as if the frontend were off.
+  if (s.flags & DEVCD_STATE_DISABLED) return null;
   const devices = devcdDevices(kernel);
   if (!devices.length) return { dumped: [], skipped: [] };
   const time = wallClock(kernel);
