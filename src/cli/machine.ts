@@ -147,7 +147,7 @@ await runCli('machine', async () => {
         closeSystem(sys);
       }
     })
-    .command('panic [message]', 'panic the kernel: stage 1 saves the dump in memory, then kexec (or a cold reboot)', (y) => y
+    .command('panic [message]', 'panic the kernel: notifiers (stage 1 of the dump, device coredumps), kmsg dump to pstore, then kexec (or a firmware restart: warm with reboot=warm, else cold)', (y) => y
       .positional('message', { type: 'string', default: 'panic requested from the console' }),
     (argv) => { crashAndReport(rootOf(argv), { kind: 'panic', message: argv.message! }); })
     .command('oops', 'inject an oops in the simulated driver (panic_on_oops): like a real driver bug', (y) => y
