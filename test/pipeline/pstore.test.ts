@@ -258,6 +258,29 @@ describe('ECC: bit flips corrected, and beyond the code\'s reach reported, never
   });
 });
 
+describe('what the reading kernel cannot inflate, and what max_reason leaves out', () => {
+  it('a kernel booted with pstore.compress=none keeps a compressed record as dmesg-ramoops-N.enc.z, its bytes as stored', () => {
+    const m = boot('encz', cmdlineFor(SMALL));
+    const addr = armAndLoad(m.sys, DUMP_LEVEL_ALL_RAM, 2);
+    // KEXEC_CMDLINE naming its own pstore.compress: inheritPersistentRamParams keeps it, so kernel 2 has no deflate.
+    loadKexec(m.sys, inheritPersistentRamParams(`root=/dev/vda1 ro pstore.compress=none crashdump=0x${addr.toString(16)}`, procCmdline(m.sys)));
+    const c = crash(m, 'encz', 'compressed, never inflated');
+    expect(c.out.after).toBe('kexec');
+    expect([...c.files.keys()].sort()).toEqual(['console-ramoops-0', 'devcoredump-ramoops-0', 'dmesg-ramoops-0.enc.z']);
+    const z = decodeZones(c.pre, SMALL).find((x) => x.kind === 'dmesg' && x.index === 0)!;
+    const header = /^====\d+\.\d{6}-C\n/.exec(z.contents.toString('latin1'))!;
+    expect(c.files.get('dmesg-ramoops-0.enc.z')!.equals(z.contents.subarray(header[0].length))).toBe(true);
+    expect(systemDmesg(c.m.sys)).toContain('pstore: no decompression method initialized!');
+  });
+
+  it('ramoops.max_reason=1 keeps panics only: an oops writes no record', () => {
+    const m = boot('maxreason', `${cmdlineFor(SMALL)} ramoops.max_reason=1`);
+    expect(kernelOops(m.sys.kernel)).toBeNull();
+    const c = crash(m, 'maxreason', 'panics only');
+    expect([...c.files.keys()].filter((n) => n.startsWith('dmesg')).map((n) => c.files.get(n)!.toString('latin1').split('\n')[0])).toEqual(['Panic#1 Part1']);
+  });
+});
+
 describe('a corrupt header, power loss, a cold reboot', () => {
   it('a header whose size exceeds the buffer: the zone is zapped, one log line, no file', () => {
     const m = boot('hdr', cmdlineFor(SMALL));

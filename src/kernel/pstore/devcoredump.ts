@@ -1,6 +1,6 @@
 import {
   EI_CLASS, EI_DATA, EI_MAG0, EI_VERSION, ELF_NOTE_ALIGN, ELFCLASS64, ELFDATA2LSB, EM_X86_64, ET_CORE, EV_CURRENT,
-  Elf64_Ehdr, Elf64_Nhdr, Elf64_Phdr, PT_NOTE, UsageError, viewOf,
+  Elf64_Ehdr, Elf64_Phdr, PT_NOTE, UsageError, viewOf,
 } from '../../codec/index.js';
 import { PAGE_SIZE_N } from '../../machine/index.js';
 import type { Kernel } from '../kernel.js';
@@ -13,6 +13,7 @@ import {
   VMCOREDD_NOTE_NAME,
 } from './constants.js';
 import { wallClock } from './platform.js';
+import { vmcoredd_header } from './structs/vmcoredd_header.js';
 import { devcdRoom, hasSymbol, kmsgHeader, ramoopsWriteDevcd } from './ramoops.js';
 import {
   DEVCD_STATE_DISABLED, DEVCD_STATE_ENABLED, devcd_region, devcd_registry, devcd_state, type DevcdDevice, type DevcdRegion,
@@ -121,24 +122,28 @@ export function devcdDisable(kernel: Kernel): void {
 
 const pad = (n: number, a: number): number => (n + a - 1) & ~(a - 1);
 
-/** One device's note: Elf64_Nhdr, "LINUX\0\0\0", dump_name[44], then each region's header and bytes. */
+/**
+ * One device's note: a vmcoredd_header (Nhdr, "LINUX\0\0\0", dump_name[44]),
+ * then each region's devcd_region header and bytes, padded to 8.
+ */
 function deviceNote(dev: DevcdDevice, contents: Uint8Array[]): Buffer {
-  const name = Buffer.alloc(pad(VMCOREDD_NOTE_NAME.length + 1, ELF_NOTE_ALIGN));
-  name.write(VMCOREDD_NOTE_NAME, 'latin1');
-  const dumpName = Buffer.alloc(VMCOREDD_MAX_NAME_BYTES);
-  dumpName.write(dev.dump_name, 'latin1');
-  const parts: Buffer[] = [dumpName];
+  const parts: Buffer[] = [];
   dev.regions.slice(0, dev.nr_regions).forEach((r, i) => {
     parts.push(Buffer.from(devcd_region.toBytes(r)));
     const data = Buffer.alloc(pad(r.size, 8));
     data.set(contents[i].subarray(0, r.size));
     parts.push(data);
   });
-  const desc = Buffer.concat(parts);
-  const descPadded = Buffer.alloc(pad(desc.length, ELF_NOTE_ALIGN));
-  desc.copy(descPadded);
-  const nhdr = Buffer.from(Elf64_Nhdr.toBytes({ n_namesz: name.length, n_descsz: desc.length, n_type: NT_VMCOREDD }));
-  return Buffer.concat([nhdr, name, descPadded]);
+  const regions = Buffer.concat(parts);
+  const name = Buffer.alloc(8);
+  name.write(VMCOREDD_NOTE_NAME, 'latin1');
+  // n_descsz counts dump_name and the data after it; the header's first 20 bytes are the Nhdr and the name.
+  const nameBytes = vmcoredd_header.size - VMCOREDD_MAX_NAME_BYTES;
+  const header = vmcoredd_header.toBytes({ n_namesz: name.length, n_descsz: VMCOREDD_MAX_NAME_BYTES + regions.length, n_type: NT_VMCOREDD, name, dump_name: dev.dump_name });
+  const note = Buffer.alloc(pad(nameBytes + VMCOREDD_MAX_NAME_BYTES + regions.length, ELF_NOTE_ALIGN));
+  note.set(header, 0);
+  regions.copy(note, vmcoredd_header.size);
+  return note;
 }
 
 /** An ELF64 ET_CORE file with one PT_NOTE holding `notes`. */

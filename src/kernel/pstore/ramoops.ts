@@ -1,4 +1,4 @@
-import { hex } from '../../codec/index.js';
+import { hex, InternalError } from '../../codec/index.js';
 import type { Kernel } from '../kernel.js';
 import {
   PSTORE_TYPE_CONSOLE, PSTORE_TYPE_DEVCOREDUMP, PSTORE_TYPE_DMESG, PSTORE_TYPE_FTRACE, PSTORE_TYPE_PMSG,
@@ -30,7 +30,8 @@ export function writeRamoops(kernel: Kernel, cxt: RamoopsContext): void {
 /** A zone of the running backend, attached (its ECC set up; the backend probed it, so it fits). */
 export function attachZone(kernel: Kernel, cxt: RamoopsContext, zone: RamoopsZone): PersistentRamZone {
   const z = PersistentRamZone.attach(kernel.ram, zone, cxt.ecc_size);
-  if (!(z instanceof PersistentRamZone)) throw new Error(z.error);
+  // ramoops_probe() attached every zone with these sizes: failing now is a bug, not bad input.
+  if (!(z instanceof PersistentRamZone)) throw new InternalError(`ramoops zone ${zone.label}: ${z.error}`);
   return z;
 }
 

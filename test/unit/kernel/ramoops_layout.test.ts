@@ -3,7 +3,7 @@ import {
   DEVCD_ZONE_SIG, inheritPersistentRamParams, KMSG_DUMP_OOPS, KMSG_DUMP_PANIC, kmsgDumpGetBuffer, kmsgHeader, kstrtoull,
   memparse, parseKernelParams, parseMemmap, persistent_ram_buffer, PRZ_FLAG_ZAP_OLD, PSTORE_TYPE_CONSOLE, PSTORE_TYPE_DEVCOREDUMP,
   PSTORE_TYPE_DMESG, PSTORE_TYPE_FTRACE, PSTORE_TYPE_PMSG, ramoops_context, ramoopsLayout, ramoopsParams, readKmsgHeader,
-  rebootMode, zbufsizeDeflate, zoneBufferSize, pstore_file, devcd_region, devcd_device, devcd_registry,
+  rebootMode, zbufsizeDeflate, zoneBufferSize, pstore_file, devcd_region, devcd_device, devcd_registry, vmcoredd_header,
 } from '../../../src/kernel/pstore/index.js';
 import { dataSize, zoneTable } from '../../helpers/ramoops_decoder.js';
 
@@ -106,6 +106,9 @@ describe('records and their structs', () => {
   it('persistent_ram_buffer is 12 bytes (u32 sig, atomic_t start, atomic_t size); our structs have fixed sizes', () => {
     expect(persistent_ram_buffer.size).toBe(12);
     expect(persistent_ram_buffer.offsetOf).toEqual({ sig: 0, start: 4, size: 8 });
+    // include/uapi/linux/vmcore.h: u32 n_namesz, n_descsz, n_type; u8 name[8]; u8 dump_name[44]; sizeof 64.
+    expect(vmcoredd_header.size).toBe(64);
+    expect(vmcoredd_header.offsetOf).toEqual({ n_namesz: 0, n_descsz: 4, n_type: 8, name: 12, dump_name: 20 });
     expect(devcd_region.size).toBe(32);
     expect(devcd_device.size).toBe(44 + 4 + 8 * 32);
     expect(devcd_registry.size).toBeLessThanOrEqual(4096);
