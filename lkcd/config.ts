@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { DumpError, hex } from '../src/codec/index.js';
 import type { MachineRoot } from '../src/machine/index.js';
 import {
-  BuddyAllocator, closeSystem, kexecLoad, MemMap, openSystem, readKernelImageFile,
+  bootCommandLine, BuddyAllocator, closeSystem, inheritPersistentRamParams, kexecLoad, MemMap, openSystem, readKernelImageFile,
 } from '../src/kernel/index.js';
 import {
   armDump, BlockDevice, dumpAwaitingWriteout, faultsFromEnv, readDumpConfig, writeoutDump, DUMP_FLAGS_SOFTBOOT,
@@ -21,7 +21,9 @@ export function defaultDeviceSize(ramBytes: bigint): bigint {
 /**
  * `lkcd config`: pushes /etc/sysconfig/dump into the running kernel. With
  * DUMP_FLAGS_SOFTBOOT and KEXEC_IMAGE it preloads the kexec kernel with
- * crashdump=<addr> appended, as lkcdutils' sbin.lkcd does.
+ * crashdump=<addr> appended, as lkcdutils' sbin.lkcd does, and with the
+ * persistent-RAM parameters of the running kernel (ramoops.*, pstore.*,
+ * memmap=, reboot=) that KEXEC_CMDLINE does not set itself.
  */
 export function lkcdConfig(root: MachineRoot, onLine?: (line: string) => void): ConfigReport {
   const sys = openSystem(root);
@@ -54,7 +56,7 @@ export function lkcdConfig(root: MachineRoot, onLine?: (line: string) => void): 
           if (!pending.live && wantsSoftboot(conf) && fs.existsSync(conf.KEXEC_IMAGE)) {
             const image = readKernelImageFile(conf.KEXEC_IMAGE);
             const memmap = new MemMap(kernel);
-            const cmdline = `${conf.KEXEC_CMDLINE} crashdump=${hex(pending.addr)}`.trim();
+            const cmdline = inheritPersistentRamParams(`${conf.KEXEC_CMDLINE} crashdump=${hex(pending.addr)}`, bootCommandLine(kernel));
             kexecLoad(kernel, new BuddyAllocator(kernel, memmap), memmap, image, cmdline);
             say(`Preloading kernel for kexec based dumping: ${image.layout.config.release} --command-line="${cmdline}" (the held dump)`);
           }
@@ -83,7 +85,9 @@ export function lkcdConfig(root: MachineRoot, onLine?: (line: string) => void): 
     if (wantsSoftboot(conf)) {
       const image = readKernelImageFile(conf.KEXEC_IMAGE);
       const memmap = new MemMap(kernel);
-      const cmdline = `${conf.KEXEC_CMDLINE} crashdump=${hex(armed.addr)}`.trim();
+      // The kernel kexec boots must reserve and read the ramoops region too: the running kernel's
+      // ramoops.*, pstore.*, memmap= and reboot= words are passed on (see inheritPersistentRamParams).
+      const cmdline = inheritPersistentRamParams(`${conf.KEXEC_CMDLINE} crashdump=${hex(armed.addr)}`, bootCommandLine(kernel));
       kexecLoad(kernel, new BuddyAllocator(kernel, memmap), memmap, image, cmdline);
       say(`Preloading kernel for kexec based dumping: ${image.layout.config.release} --command-line="${cmdline}"`);
     }

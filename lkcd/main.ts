@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { hex, parseSize } from '../src/codec/index.js';
 import { exportDumpAsElf, verifyLkcd } from '../src/dump/index.js';
-import { DumpIndex, INDEX_FILE } from '../src/store/index.js';
+import { DumpIndex, INDEX_FILE, PstoreIndex } from '../src/store/index.js';
 import { formatDmesg } from '../src/kernel/index.js';
 import { progressBar } from '../src/cli/progress.js';
 import { lkcdConfig } from './config.js';
@@ -19,6 +19,7 @@ import { lkcdProtected } from './sysconfig.js';
 import { analysisText, readDumpFacts } from './analysis.js';
 import { acquireSaveLock, readBounds, writeBounds } from './dumpdir.js';
 import { vmlinuxStatus } from './debuginfo.js';
+import { lkcdPstoreSave, PSTORE_ARCHIVE_DIR, pstoreListText, reindexPstore } from './pstore.js';
 
 const json = (v: unknown): string => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? (x > BigInt(Number.MAX_SAFE_INTEGER) ? hex(x) : Number(x)) : x), 2) + '\n';
 const out = (s: string): void => { process.stdout.write(s); };
@@ -90,11 +91,15 @@ await runCli('lkcd', async () => {
       } finally { o.close(); }
     })
     .command('search <text>', 'log lines matching TEXT across all saved dumps', (y) => y.epilogue(cliExitHelp('lkcd', 'search')).positional('text', { type: 'string' }).option('json', { type: 'boolean', default: false }), (argv) => {
-      const index = DumpIndex.open(dumpDirFor(rootOf(argv)), { readonly: true });
+      const dumpdir = dumpDirFor(rootOf(argv));
+      const index = DumpIndex.open(dumpdir, { readonly: true });
       try {
         const hits = index.searchLog(argv.text!);
-        if (argv.json) { out(json(hits)); return; }
+        // Lines of archived pstore records follow the dumps' (named by their archive path).
+        const pstore = PstoreIndex.of(index).searchLog(argv.text!).map((h) => ({ pstore: path.relative(path.join(dumpdir, PSTORE_ARCHIVE_DIR), path.join(h.dir, h.file)), seq: h.seq, ts_nsec: h.ts_nsec, text: h.text }));
+        if (argv.json) { out(json([...hits, ...pstore])); return; }
         for (const h of hits) out(`${h.n}: ${formatDmesg([{ seq: BigInt(h.seq), ts_nsec: h.ts_nsec, level: 0, text: h.text }])}`);
+        for (const h of pstore) out(`pstore ${h.pstore}: ${formatDmesg([{ seq: BigInt(h.seq), ts_nsec: h.ts_nsec, level: 0, text: h.text }])}`);
       } finally { index.close(); }
     })
     .command('verify <n>', 'check every record and page of dump N and its checksum; non-zero exit on any fault', (y) => y.epilogue(cliExitHelp('lkcd', 'verify')).positional('n', { type: 'string' }), (argv) => {
@@ -144,6 +149,20 @@ await runCli('lkcd', async () => {
         out(analysisText(o.rec.n, o.dump, facts, { pages: o.rec.pages, compressed: o.rec.pages_compressed, storedBytes: o.rec.stored_bytes, missingPages: o.rec.missing_pages }));
       } finally { o.close(); }
     })
+    .command('pstore <action>', 'save: archive /sys/fs/pstore to DUMPDIR/pstore/<date>/, index it, link it to the dump of the same crash, then erase it from persistent RAM; list: the archived records', (y) => y.epilogue(cliExitHelp('lkcd', 'pstore'))
+      .positional('action', { type: 'string', choices: ['save', 'list'] })
+      .option('json', { type: 'boolean', default: false }), (argv) => {
+      if (argv.action === 'save') {
+        for (const l of lkcdPstoreSave(rootOf(argv)).lines) out(`${l}\n`);
+        return;
+      }
+      const dumpdir = dumpDirFor(rootOf(argv));
+      const index = DumpIndex.open(dumpdir, { readonly: true });
+      try {
+        const rows = PstoreIndex.of(index).list();
+        out(argv.json ? json(rows) : pstoreListText(rows, dumpdir));
+      } finally { index.close(); }
+    })
     .command('reindex', 'rebuild the index from the DUMPDIR/N directories alone', (y) => y.epilogue(cliExitHelp('lkcd', 'reindex')), (argv) => {
       const dumpdir = dumpDirFor(rootOf(argv));
       const unlock = acquireSaveLock(dumpdir);
@@ -155,7 +174,8 @@ await runCli('lkcd', async () => {
           const ns = fs.readdirSync(dumpdir).filter((d) => /^\d+$/.test(d)).map(Number).sort((a, b) => a - b);
           for (const n of ns) indexDumpDir(index, n, path.join(dumpdir, String(n)));
           if (ns.length && readBounds(dumpdir) <= ns[ns.length - 1]) writeBounds(dumpdir, ns[ns.length - 1] + 1);
-          out(`reindexed ${ns.length} dump${ns.length === 1 ? '' : 's'} in ${dumpdir}\n`);
+          const records = reindexPstore(index, dumpdir);
+          out(`reindexed ${ns.length} dump${ns.length === 1 ? '' : 's'}${records ? ` and ${records} pstore record${records === 1 ? '' : 's'}` : ''} in ${dumpdir}\n`);
         } finally { index.close(); }
       } finally { unlock(); }
     })

@@ -5,7 +5,9 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { formatSize, parseInteger, parseSize, UsageError } from '../src/codec/index.js';
 import { MachineRoot, resolveRoot } from '../src/machine/index.js';
-import { closeSystem, openSystem, powerOn, PROFILE_NAMES, runWorkload } from '../src/kernel/index.js';
+import {
+  closeSystem, configForRam, defaultCmdline, defaultPstoreParams, openSystem, powerOn, PROFILE_NAMES, runWorkload,
+} from '../src/kernel/index.js';
 import { crashMachine, liveDump, type Stage1Result } from '../src/dump/index.js';
 import { runCli } from '../src/cli/run.js';
 import { cliExitHelp } from '../src/cli/exit.js';
@@ -13,6 +15,7 @@ import { DumpIndex } from '../src/store/index.js';
 import { lkcdConfig } from './config.js';
 import { lkcdSave } from './save.js';
 import { dumpDirFor } from './query.js';
+import { lkcdPstoreSave, type PstoreSaveReport } from './pstore.js';
 
 interface Step { name: string; seconds: number }
 
@@ -33,7 +36,7 @@ function step<T>(steps: Step[], name: string, fn: () => T): T {
 await runCli('start', async () => {
   const argv = await yargs(hideBin(process.argv))
     .scriptName('npm start --')
-    .usage('$0 [options]\n\nThe whole LKCD soft-boot crash-dump pipeline on the simulated machine under var/ (or --root):\npower on, lkcd config, workload, panic, kexec soft boot with crashdump=, lkcd config (writeout), lkcd save.\nRun it again and the next dump lands beside the first.')
+    .usage('$0 [options]\n\nThe whole LKCD soft-boot crash-dump pipeline on the simulated machine under var/ (or --root):\npower on, lkcd config, workload, panic, kexec soft boot with crashdump=, lkcd config (writeout), lkcd save\n(and with --pstore, lkcd pstore save of the ramoops records the panic left).\nRun it again and the next dump lands beside the first.')
     .option('root', { type: 'string', describe: 'machine root (default: $LKCD_ROOT, else var/ of the checkout)' })
     .option('mem', { type: 'string', default: '1G', describe: 'RAM size, 16M to 16G' })
     .option('profile', { type: 'string', default: 'database', describe: `workload: ${PROFILE_NAMES.join(', ')}` })
@@ -41,6 +44,7 @@ await runCli('start', async () => {
     .option('seconds', { type: 'string', default: '10', describe: 'simulated seconds of workload before the crash' })
     .option('live', { type: 'boolean', default: false, describe: 'Alt+SysRq+d (a live dump, no crash) instead of a panic' })
     .option('message', { type: 'string', default: 'Fatal exception in interrupt', describe: 'the panic string' })
+    .option('pstore', { type: 'boolean', default: false, describe: 'also keep the panic log, the console and a device coredump in a ramoops region (pstore), archived by lkcd pstore save and linked to the dump' })
     .option('debug', { type: 'boolean', describe: 'stack traces on errors' })
     .strict()
     .fail((msg, err) => { if (err) throw err; throw new UsageError(msg); })
@@ -54,7 +58,9 @@ await runCli('start', async () => {
   const steps: Step[] = [];
   const out = (s = ''): void => { process.stdout.write(`${s}\n`); };
 
-  step(steps, `power on (${formatSize(mem)}, ${argv.profile}, seed ${seed})`, () => closeSystem(powerOn(root, { mem, profile: argv.profile, seed, onNote: (l) => process.stderr.write(`start: ${l}\n`) })));
+  // --pstore: a ramoops region reserved with memmap= (and reboot=warm); lkcd config passes it on to the kexec kernel.
+  const cmdline = argv.pstore ? `${defaultCmdline(configForRam(mem).release)} ${defaultPstoreParams(mem)}` : undefined;
+  step(steps, `power on (${formatSize(mem)}, ${argv.profile}, seed ${seed}${argv.pstore ? ', ramoops' : ''})`, () => closeSystem(powerOn(root, { mem, profile: argv.profile, seed, cmdline, onNote: (l) => process.stderr.write(`start: ${l}\n`) })));
   const armed = step(steps, 'lkcd config (arm, kexec -l)', () => lkcdConfig(root));
   step(steps, `workload runs ${seconds} s`, () => {
     const sys = openSystem(root);
@@ -81,6 +87,7 @@ await runCli('start', async () => {
   const writeout = step(steps, 'lkcd config (writeout to DUMPDEV, re-arm)', () => lkcdConfig(root));
   const saved = step(steps, 'lkcd save', () => lkcdSave(root));
   if (saved.n === null) throw new UsageError(`lkcd save saved nothing: ${saved.lines.join('; ')}`);
+  const pstore: PstoreSaveReport | null = argv.pstore ? step(steps, 'lkcd pstore save', () => lkcdPstoreSave(root)) : null;
 
   const dumpdir = dumpDirFor(root);
   const index = DumpIndex.open(dumpdir, { readonly: true });
@@ -104,6 +111,7 @@ await runCli('start', async () => {
   const hasVmlinux = fs.existsSync(vmlinux);
   out(`  files     ${path.join(rec.dir, `dump.${rec.n}`)} (+ map.${rec.n}, kerntypes.${rec.n}, analysis.${rec.n}${hasVmlinux ? `, vmlinux.${rec.n}` : ''}), indexed in ${dumpdir}`);
   for (const l of [...armed.lines.slice(0, 1), ...writeout.lines.slice(0, 1)]) out(`  log       ${l}`);
+  for (const l of pstore?.lines ?? []) out(`  pstore    ${l.replace(/^lkcd pstore save: /, '')}`);
   out();
   out('Next:');
   const r = argv.root ? ` --root ${root.dir}` : '';
@@ -111,4 +119,5 @@ await runCli('start', async () => {
   out(`  npx lkcd${r} analyze ${rec.n}`);
   out(`  npx lkcd${r} export ${rec.n} --elf -o /tmp/vmcore-${rec.n} && crash --log /tmp/vmcore-${rec.n}`);
   if (hasVmlinux) out(`  gdb -batch -ex 'p init_uts_ns.name.release' -ex 'p jiffies' ${vmlinux} /tmp/vmcore-${rec.n}   (drgn: see README)`);
+  if (pstore) out(`  npx lkcd${r} pstore list; npx lkcd${r} search 'not syncing'`);
 });

@@ -7,8 +7,9 @@ import {
   closeSystem, openSystem, PAGE_TYPES, powerOff, powerOn, PROFILE_NAMES, runWorkload, systemDmesg,
   systemStatus, systemTasks, taskStateName, type SystemStatus,
 } from '../kernel/index.js';
-import { coldReset, crashMachine, exportLiveVmcore, liveDump, pendingDump, procDumpValues, type CrashOutcome } from '../dump/index.js';
-import { kexecLoaded, type CrashCause, type RunningSystem } from '../kernel/index.js';
+import { coldReset, crashMachine, exportLiveVmcore, liveDump, pendingDump, procDumpValues, requestedReboot, type CrashOutcome } from '../dump/index.js';
+import { kernelOops, kexecLoaded, type CrashCause, type RunningSystem } from '../kernel/index.js';
+import { runSys } from './sys.js';
 import { progressBar } from './progress.js';
 import { runCli } from './run.js';
 import { cliExitHelp } from './exit.js';
@@ -59,7 +60,12 @@ function crashAndReport(root: MachineRoot, cause: CrashCause): void {
       process.stdout.write(`kexec: booted ${after.kernel.release}${pending ? `; saved dump reserved at ${hex(pending.addr)}` : '; no saved dump found'}\n`);
     } else if (out.after === 'cold-reboot') {
       process.stdout.write(`cold reboot: ${after.kernel.release} booted on cleared memory\n`);
+    } else if (out.after === 'warm-reboot') {
+      process.stdout.write(`warm reboot: ${after.kernel.release} booted; memory was kept\n`);
     }
+    const p = out.pstore;
+    if (p.dmesgZone !== null) process.stdout.write(`pstore: the panic log was saved in ramoops dmesg zone ${p.dmesgZone}\n`);
+    if (p.devcd) process.stdout.write(`pstore: device coredump of ${p.devcd.dumped.length} device${p.devcd.dumped.length === 1 ? '' : 's'}${p.devcd.skipped.length ? `; no room for ${p.devcd.skipped.join(', ')}` : ''}\n`);
   } finally {
     closeSystem(out ? out.system : sys);
   }
@@ -145,11 +151,22 @@ await runCli('machine', async () => {
         closeSystem(sys);
       }
     })
-    .command('panic [message]', 'panic the kernel: stage 1 saves the dump in memory, then kexec (or a cold reboot)', (y) => y.epilogue(cliExitHelp('machine', 'panic'))
+    .command('panic [message]', 'panic the kernel: notifiers (stage 1 of the dump, device coredumps), kmsg dump to pstore, then kexec (or a firmware restart: warm with reboot=warm, else cold)', (y) => y.epilogue(cliExitHelp('machine', 'panic'))
       .positional('message', { type: 'string', default: 'panic requested from the console' }),
     (argv) => { crashAndReport(rootOf(argv), { kind: 'panic', message: argv.message! }); })
-    .command('oops', 'inject an oops in the simulated driver (panic_on_oops): like a real driver bug', (y) => y.epilogue(cliExitHelp('machine', 'oops')),
-      (argv) => { crashAndReport(rootOf(argv), { kind: 'oops' }); })
+    .command('oops', 'inject an oops in the simulated driver (panic_on_oops): like a real driver bug', (y) => y.epilogue(cliExitHelp('machine', 'oops'))
+      .option('panic', { type: 'boolean', default: true, describe: 'panic_on_oops; --no-panic: the kernel kills the task and runs on' }),
+    (argv) => {
+      if (argv.panic) { crashAndReport(rootOf(argv), { kind: 'oops' }); return; }
+      const sys = openSystem(rootOf(argv));
+      try {
+        const zone = kernelOops(sys.kernel);
+        sys.ram.flush();
+        process.stdout.write(`oops: the kernel survived (panic_on_oops=0)${zone === null ? '' : `; pstore saved the oops in ramoops dmesg zone ${zone}`}\n`);
+      } finally {
+        closeSystem(sys);
+      }
+    })
     .command('sysrq <key>', 'Alt+SysRq: c crashes the kernel, d saves a dump in memory and keeps running', (y) => y.epilogue(cliExitHelp('machine', 'sysrq'))
       .positional('key', { type: 'string', choices: ['c', 'd'] }),
     (argv) => {
@@ -169,6 +186,21 @@ await runCli('machine', async () => {
       } finally {
         closeSystem(sys);
       }
+    })
+    .command('reboot', 'reboot through the firmware: reboot=warm on the command line keeps RAM (and the ramoops records), else a cold boot clears it', (y) => y.epilogue(cliExitHelp('machine', 'reboot')), (argv) => {
+      const r = requestedReboot(openSystem(rootOf(argv)));
+      try {
+        process.stdout.write(`reboot: ${r.mode} reboot: ${r.system.kernel.release} booted${r.mode === 'warm' ? '; memory was kept' : ' on cleared memory'}\n`);
+      } finally {
+        closeSystem(r.system);
+      }
+    })
+    .command('sys <action> [path] [value]', 'the running kernel\'s /sys: ls [PATH], cat PATH, rm PATH (pstore files), write PATH VALUE, export DIR [PATH] (real files, default fs/pstore)', (y) => y.epilogue(cliExitHelp('machine', 'sys'))
+      .positional('action', { type: 'string', choices: ['ls', 'cat', 'rm', 'write', 'export'] })
+      .positional('path', { type: 'string' })
+      .positional('value', { type: 'string' }),
+    (argv) => {
+      runSys(rootOf(argv), argv.action!, argv.path, argv.value, (s) => { process.stdout.write(s); });
     })
     .command('proc <path>', 'read a /proc file of the running kernel (cmdline, sys/kernel/dump/{addr,level,flags,compress,device}, sys/kernel/kexec_loaded)', (y) => y.epilogue(cliExitHelp('machine', 'proc'))
       .positional('path', { type: 'string' }),

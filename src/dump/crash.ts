@@ -11,13 +11,19 @@ import { pendingDump } from './crashdump_boot.js';
 import { runStage1, type Stage1Result } from './writer/stage1.js';
 import { coldReboot, kexecReboot } from './softboot.js';
 import { IND_DONE, IND_FLAGS, IND_INDIRECTION, IND_SOURCE } from '../kernel/structs/kimage.js';
+import {
+  bootCommandLine, devcdPanicNotifier, kmsgDump, parseKernelParams, ramoopsFrames, rebootMode, simRegisterReader, KMSG_DUMP_PANIC,
+} from '../kernel/pstore/index.js';
+import { firmwareReboot } from './reboot.js';
 
 export interface CrashOutcome {
   panic: PanicInfo;
   dump: Stage1Result | null;
   /** Why no dump was taken, when none was. */
   noDumpReason?: string;
-  after: 'kexec' | 'cold-reboot' | 'halted';
+  after: 'kexec' | 'cold-reboot' | 'warm-reboot' | 'halted';
+  /** What pstore kept: the dmesg zone of the panic record, the devices the devcoredump notifier dumped. */
+  pstore: { dmesgZone: number | null; devcd: { dumped: string[]; skipped: string[] } | null };
   console: string[];
   system: RunningSystem;
 }
@@ -53,6 +59,8 @@ export interface CrashHooks {
   beforeDump?(sys: RunningSystem): void;
   /** After stage 1, before the reboot. */
   afterDump?(sys: RunningSystem): void;
+  /** After the panic's last write to RAM (the kmsg dump), before the machine restarts. */
+  beforeReboot?(sys: RunningSystem): void;
 }
 
 export function crashMachine(sys: RunningSystem, cause: CrashCause, hooks: CrashHooks = {}): CrashOutcome {
@@ -60,6 +68,9 @@ export function crashMachine(sys: RunningSystem, cause: CrashCause, hooks: Crash
   const consoleLines: string[] = [];
   const say = (l: string): void => { consoleLines.push(l); };
   const panic = kernelPanic(kernel, cause);
+  // panic(): the notifiers run first. The device-coredump notifier is registered with a higher
+  // priority than the dump driver's, so device state is copied before stage 1 reuses any frame.
+  const devcd = devcdPanicNotifier(kernel, simRegisterReader);
   sys.ram.flush();
   hooks.beforeDump?.(sys);
   const cfg = readDumpConfig(kernel);
@@ -73,27 +84,39 @@ export function crashMachine(sys: RunningSystem, cause: CrashCause, hooks: Crash
   } else if (readBlock(sys.ram, Kernel.__pa(cfg.dump_addr)).state !== DUMP_STATE_ARMED) {
     noDumpReason = `a live dump at ${hex(cfg.dump_addr)} still awaits writeout; it is kept, no new dump is taken`;
   } else {
-    dump = runStage1(kernel, Kernel.__pa(cfg.dump_addr), kexecFrames(kernel), {
+    // The ramoops region is needed after the reboot, like the kexec image: saved, never reused.
+    dump = runStage1(kernel, Kernel.__pa(cfg.dump_addr), [...kexecFrames(kernel), ...ramoopsFrames(kernel)], {
       mode: 'panic', panic, nextKernel: nextKernelConfig(kernel), console: say,
     });
   }
   if (noDumpReason) say(`dump: ${noDumpReason}`);
   sys.ram.flush();
   hooks.afterDump?.(sys);
+  // The dump driver's notifier returned: panic() goes on to kmsg_dump(), then the restart, which
+  // the soft-boot driver turns into a kexec.
+  const pstore = { dmesgZone: kmsgDump(kernel, KMSG_DUMP_PANIC), devcd };
+  sys.ram.flush();
+  hooks.beforeReboot?.(sys);
   const loaded = kexecLoaded(kernel);
   if ((cfg.flags & DUMP_FLAGS_NONDISRUPT) && dump) {
     say('dump: DUMP_FLAGS_NONDISRUPT set: the system is left halted after the dump');
-    return { panic, dump, noDumpReason, after: 'halted', console: consoleLines, system: sys };
+    return { panic, dump, noDumpReason, after: 'halted', console: consoleLines, system: sys, pstore };
   }
   if (loaded) {
     say(`Rebooting in ${cfg.panic_timeout} seconds.. by starting a new kernel (${loaded.image.release})`);
     const next = kexecReboot(sys);
-    return { panic, dump, noDumpReason, after: 'kexec', console: consoleLines, system: next };
+    return { panic, dump, noDumpReason, after: 'kexec', console: consoleLines, system: next, pstore };
   }
   const why = (cfg.flags & DUMP_FLAGS_SOFTBOOT) ? 'panic with DUMP_FLAGS_SOFTBOOT but no kexec image loaded' : 'panic with no kexec image loaded';
+  // emergency_restart() through the firmware: RAM survives it only with reboot=warm.
+  if (rebootMode(parseKernelParams(bootCommandLine(kernel))) === 'warm') {
+    say(`Rebooting: ${why} (reboot=warm: memory is kept)`);
+    const next = firmwareReboot(sys, why, { requested: false }).system;
+    return { panic, dump, noDumpReason, after: 'warm-reboot', console: consoleLines, system: next, pstore };
+  }
   say(`Rebooting: ${why}`);
   const next = coldReboot(sys, why);
-  return { panic, dump, noDumpReason, after: 'cold-reboot', console: consoleLines, system: next };
+  return { panic, dump, noDumpReason, after: 'cold-reboot', console: consoleLines, system: next, pstore };
 }
 
 /**
@@ -111,7 +134,7 @@ export function liveDump(sys: RunningSystem, hooks: CrashHooks = {}): { dump: St
   const panic = liveDumpInfo(kernel);
   sys.ram.flush();
   hooks.beforeDump?.(sys);
-  const dump = runStage1(kernel, Kernel.__pa(cfg.dump_addr), kexecFrames(kernel), {
+  const dump = runStage1(kernel, Kernel.__pa(cfg.dump_addr), [...kexecFrames(kernel), ...ramoopsFrames(kernel)], {
     mode: 'live', panic, nextKernel: nextKernelConfig(kernel), buddy, console: (l) => consoleLines.push(l),
   });
   sys.ram.flush();

@@ -13,6 +13,7 @@ import { Prng } from './prng.js';
 import { uts_namespace } from './structs/new_utsname.js';
 import { TaskManager, type PageSource } from './tasks.js';
 import { storeVmcoreinfo, vmcoreinfoText } from './vmcoreinfo.js';
+import { memmapReservations, pstoreInit } from './pstore/init.js';
 
 export interface BootParams {
   cmdline: string;
@@ -115,10 +116,14 @@ export function bootKernel(ram: PhysicalRam, kernelBase: bigint, params: BootPar
   kernel.writeU64('mem_map', Kernel.__va(blayout.memMapPhys));
   kernel.writeU64('max_pfn', maxPfn);
   const early = params.earlyReserve ? params.earlyReserve(kernel) : [];
+  // memmap=nn$ss: ranges kept from the allocator (the ramoops region).
+  const memmapRes = memmapReservations(params.cmdline, ram.size);
+  for (const l of memmapRes.lines) printk(kernel, l);
   const reservedPfns: Array<[bigint, bigint]> = [
     physRangeToPfns(0n, LOW_RESERVED_END),
     physRangeToPfns(blayout.imageStart, blayout.earlyEnd),
     ...early.map((r) => physRangeToPfns(r.start, r.end)),
+    ...memmapRes.ranges.map((r) => physRangeToPfns(r.start, r.end)),
   ];
   tick(300);
   const memmap = new MemMap(kernel);
@@ -144,6 +149,8 @@ export function bootKernel(ram: PhysicalRam, kernelBase: bigint, params: BootPar
   printk(kernel, `smpboot: CPU0: lkcd-softboot virtual CPU (family: 0x6, model: 0x55, stepping: 0x4)`);
   printk(kernel, `devtmpfs: initialized`);
   tick(400);
+  // Initcalls: ramoops and pstore, then the drivers that register device state with it.
+  pstoreInit(kernel, memmap, memmapRes.ranges);
   printk(kernel, `EXT4-fs (vda1): mounted filesystem with ordered data mode. Opts: (null)`);
   printk(kernel, `Freeing unused kernel image memory: 1024K`);
   tick(200);

@@ -25,3 +25,5 @@ export * from './kexec.js';
 export * from './structs/kimage.js';
 export * from './mm/memmap_init.js';
 export * from './build_id.js';
+export * from './pstore/index.js';
+export * from './sysfs.js';

@@ -13,6 +13,9 @@ import { dump_config } from './structs/dump_config.js';
 import { list_head } from './structs/list_head.js';
 import { pid, pid_namespace } from './structs/pid.js';
 import { pglist_data } from './structs/pglist_data.js';
+import { ramoops_context } from './pstore/structs/ramoops_context.js';
+import { pstore_state } from './pstore/structs/pstore_state.js';
+import { devcd_state } from './pstore/structs/devcd.js';
 
 /** A kernel build configuration: what makes two builds differ. */
 export interface KernelConfig {
@@ -118,6 +121,10 @@ function dataVars(): DataVar[] {
     { name: 'pid_cachep', size: kmem_cache.size, align: 64 },
     { name: 'radix_tree_node_cachep', size: kmem_cache.size, align: 64 },
     { name: 'modules', size: list_head.size, align: 8 },
+    // pstore/ramoops and the device-coredump frontend (src/kernel/pstore).
+    { name: 'oops_cxt', size: ramoops_context.size, align: 64 },
+    { name: 'pstore_state', size: pstore_state.size, align: 64 },
+    { name: 'devcd_state', size: devcd_state.size, align: 64 },
   ];
 }
 

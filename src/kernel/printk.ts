@@ -3,6 +3,7 @@ import type { MemoryReader } from '../machine/index.js';
 import { HZ, INITIAL_JIFFIES, LOG_ALIGN, LOG_NEWLINE, LOGLEVEL_INFO } from './constants.js';
 import type { Kernel } from './kernel.js';
 import { printk_log } from './structs/printk_log.js';
+import { pstoreConsoleWrite } from './pstore/console.js';
 
 const HDR = printk_log.size;
 
@@ -65,8 +66,9 @@ export function printk(kernel: Kernel, text: string, level = LOGLEVEL_INFO): voi
     nextIdx = 0;
   }
   const rec = Buffer.alloc(size);
+  const tsNsec = kernel.readU64('sim_clock_ns');
   printk_log.encode({
-    ts_nsec: kernel.readU64('sim_clock_ns'),
+    ts_nsec: tsNsec,
     len: size,
     text_len: body.length,
     dict_len: 0,
@@ -80,6 +82,8 @@ export function printk(kernel: Kernel, text: string, level = LOGLEVEL_INFO): voi
   kernel.writeU32('log_next_idx', nextIdx);
   kernel.writeU64('log_first_seq', firstSeq);
   kernel.writeU64('log_next_seq', nextSeq + 1n);
+  // Consoles print what the log stores; pstore's console keeps it in persistent RAM.
+  pstoreConsoleWrite(kernel, level, tsNsec, body.toString('latin1'));
 }
 
 /** Kernel virtual addresses of the printk variables a reader needs. */

@@ -140,6 +140,11 @@ export class DumpIndex {
     }
   }
 
+  /** The open connection, for sibling tables kept in the same file (src/store/pstore_index.ts). */
+  get connection(): Db {
+    return this.db;
+  }
+
   /** Closes the connection; later calls are no-ops. */
   close(): void {
     if (this.db.open) this.db.close();

@@ -98,6 +98,42 @@ export const MIGRATIONS: readonly Migration[] = [
       db.exec('ALTER TABLE pages ADD COLUMN crc32 INTEGER');
     },
   },
+  {
+    version: 4,
+    description: 'pstore records archived by lkcd pstore save, their log lines (FTS5), and their link to the dump of the same crash',
+    up(db) {
+      // A record belongs to the dump of the same crash when both carry the same panic string
+      // within a minute: a view, so the link holds whichever of lkcd save and lkcd pstore save ran first.
+      db.exec(`
+        CREATE TABLE pstore_records (
+          id           INTEGER PRIMARY KEY,
+          dir          TEXT NOT NULL,
+          file         TEXT NOT NULL,
+          type         TEXT NOT NULL,
+          record_id    INTEGER NOT NULL,
+          time_sec     INTEGER NOT NULL,
+          crash_time   INTEGER NOT NULL,
+          size         INTEGER NOT NULL,
+          compressed   INTEGER NOT NULL CHECK (compressed IN (0, 1)),
+          reason       TEXT NOT NULL,
+          oops_count   INTEGER NOT NULL,
+          panic_string TEXT NOT NULL,
+          ecc_notice   TEXT NOT NULL,
+          sha256       TEXT NOT NULL UNIQUE,
+          saved_at     INTEGER NOT NULL,
+          UNIQUE (dir, file)
+        );
+        CREATE INDEX pstore_records_crash ON pstore_records(panic_string, crash_time);
+        CREATE VIRTUAL TABLE pstore_log USING fts5(
+          text, record UNINDEXED, seq UNINDEXED, ts_nsec UNINDEXED, level UNINDEXED
+        );
+        CREATE VIEW pstore_dump_links AS
+          SELECT p.id AS record, d.n AS dump_n, abs(d.time_sec - p.crash_time) AS skew
+          FROM pstore_records p JOIN dumps d
+            ON p.panic_string <> '' AND d.panic_string = p.panic_string AND abs(d.time_sec - p.crash_time) <= 60;
+      `);
+    },
+  },
 ];
 
 /** The version a file has after every migration has run. */

@@ -124,3 +124,20 @@ export function toolNeed(tools: ReadonlyArray<string | ToolProbe>, env: NodeJS.P
 export function needs(...tools: Array<string | ToolProbe>): ToolNeed {
   return toolNeed(tools);
 }
+
+/**
+ * Whether a test needing `tools` (and root, with `root: true`) should be
+ * skipped: yes when one is missing, unless LKCD_REQUIRE_TOOLS=1, where the
+ * test runs and fails on what is missing instead of passing by skipping.
+ */
+export function skipWithout(tools: string[], opts: { root?: boolean } = {}): boolean {
+  if (process.env.LKCD_REQUIRE_TOOLS === '1') return false;
+  return tools.some((t) => findTool(t) === null) || (opts.root === true && process.getuid?.() !== 0);
+}
+
+/** Fails (with the names) when a tool the test needs is missing: the first step of a test that was not skipped. */
+export function requireTools(tools: string[], opts: { root?: boolean } = {}): void {
+  const missing = tools.filter((t) => findTool(t) === null);
+  if (opts.root && process.getuid?.() !== 0) missing.push('root privileges');
+  if (missing.length) throw new Error(`needs ${missing.join(', ')} (LKCD_REQUIRE_TOOLS=1 makes this a failure, not a skip)`);
+}
