@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { formatSize, hex, parseInteger, parseSize, UsageError } from '../codec/index.js';
+import { DegradedResult, formatSize, hex, parseInteger, parseSize, UsageError } from '../codec/index.js';
 import { MachineRoot, resolveRoot } from '../machine/index.js';
 import {
   closeSystem, openSystem, PAGE_TYPES, powerOff, powerOn, PROFILE_NAMES, runWorkload, systemDmesg,
@@ -9,11 +9,17 @@ import {
 } from '../kernel/index.js';
 import { coldReset, crashMachine, exportLiveVmcore, liveDump, pendingDump, procDumpValues, type CrashOutcome } from '../dump/index.js';
 import { kexecLoaded, type CrashCause, type RunningSystem } from '../kernel/index.js';
+import { holdMachine } from './hold.js';
 import { progressBar } from './progress.js';
 import { runCli } from './run.js';
 
 function rootOf(argv: { root?: string }): MachineRoot {
   return new MachineRoot(resolveRoot(argv.root));
+}
+
+/** Runs a command under the machine lock, held for the whole command. */
+function held(argv: { root?: string }, fn: () => void): Promise<void> {
+  return holdMachine(rootOf(argv), 'machine', fn);
 }
 
 function statusText(s: SystemStatus): string {
@@ -46,6 +52,18 @@ function procRead(sys: RunningSystem, p: string): string {
   throw new UsageError(`proc: no such file '${p}' (cmdline, sys/kernel/kexec_loaded, sys/kernel/dump/{addr,level,flags,compress,device})`);
 }
 
+/** Why a crash lost its dump (DUMP_LOST), or null when a dump was kept. */
+export function dumpLost(out: CrashOutcome): string | null {
+  if (out.after === 'cold-reboot') {
+    const had = out.dump ? 'the dump stage 1 saved' : out.heldDump ? `the dump held from the previous boot at ${hex(out.heldDump)}` : null;
+    return had
+      ? `${had} was lost: no kexec image was loaded, and the cold reboot cleared memory`
+      : `this crash was not dumped (${out.noDumpReason ?? 'no dump'}), and the cold reboot cleared memory`;
+  }
+  if (!out.dump) return `this crash was not dumped: ${out.noDumpReason ?? 'no dump was taken'}`;
+  return null;
+}
+
 function crashAndReport(root: MachineRoot, cause: CrashCause): void {
   const sys = openSystem(root);
   let out: CrashOutcome | null = null;
@@ -62,6 +80,9 @@ function crashAndReport(root: MachineRoot, cause: CrashCause): void {
   } finally {
     closeSystem(out ? out.system : sys);
   }
+  // After the normal output and the committed step: the exit status says the dump is gone.
+  const lost = dumpLost(out);
+  if (lost) throw new DegradedResult('DUMP_LOST', lost);
 }
 
 await runCli('machine', async () => {
@@ -84,12 +105,12 @@ await runCli('machine', async () => {
         closeSystem(sys);
       }
     })
-    .command('power-off', 'turn the machine off (RAM is cleared at the next power-on)', () => undefined, (argv) => {
+    .command('power-off', 'turn the machine off (RAM is cleared at the next power-on)', () => undefined, (argv) => held(argv, () => {
       powerOff(rootOf(argv));
-    })
+    }))
     .command('status', 'RAM, kernel, command line and page counts, read from the kernel in RAM', (y) => y
       .option('json', { type: 'boolean', default: false }),
-    (argv) => {
+    (argv) => held(argv, () => {
       const sys = openSystem(rootOf(argv), { readOnly: true });
       try {
         const s = systemStatus(sys);
@@ -97,16 +118,16 @@ await runCli('machine', async () => {
       } finally {
         closeSystem(sys);
       }
-    })
-    .command('dmesg', 'print the kernel log from RAM (as vmcore-dmesg prints it)', () => undefined, (argv) => {
+    }))
+    .command('dmesg', 'print the kernel log from RAM (as vmcore-dmesg prints it)', () => undefined, (argv) => held(argv, () => {
       const sys = openSystem(rootOf(argv), { readOnly: true });
       try {
         process.stdout.write(systemDmesg(sys));
       } finally {
         closeSystem(sys);
       }
-    })
-    .command('ps', 'the task list, walked from init_task', () => undefined, (argv) => {
+    }))
+    .command('ps', 'the task list, walked from init_task', () => undefined, (argv) => held(argv, () => {
       const sys = openSystem(rootOf(argv), { readOnly: true });
       try {
         process.stdout.write('   PID  ST  TASK              COMM\n');
@@ -116,10 +137,10 @@ await runCli('machine', async () => {
       } finally {
         closeSystem(sys);
       }
-    })
+    }))
     .command('run', 'run the workload for simulated seconds: memory churns, the log grows', (y) => y
       .option('seconds', { type: 'string', default: '10' }),
-    (argv) => {
+    (argv) => held(argv, () => {
       const sys = openSystem(rootOf(argv));
       try {
         const r = runWorkload(sys, parseInteger(argv.seconds, '--seconds'));
@@ -127,10 +148,10 @@ await runCli('machine', async () => {
       } finally {
         closeSystem(sys);
       }
-    })
+    }))
     .command('export-vmcore', 'write an ELF vmcore of live RAM (for crash, makedumpfile, vmcore-dmesg, gdb)', (y) => y
       .option('o', { alias: 'output', type: 'string', demandOption: true, describe: 'output file' }),
-    (argv) => {
+    (argv) => held(argv, () => {
       const sys = openSystem(rootOf(argv), { readOnly: true });
       const bar = progressBar('export-vmcore');
       try {
@@ -140,15 +161,15 @@ await runCli('machine', async () => {
       } finally {
         closeSystem(sys);
       }
-    })
+    }))
     .command('panic [message]', 'panic the kernel: stage 1 saves the dump in memory, then kexec (or a cold reboot)', (y) => y
       .positional('message', { type: 'string', default: 'panic requested from the console' }),
-    (argv) => { crashAndReport(rootOf(argv), { kind: 'panic', message: argv.message! }); })
+    (argv) => held(argv, () => { crashAndReport(rootOf(argv), { kind: 'panic', message: argv.message! }); }))
     .command('oops', 'inject an oops in the simulated driver (panic_on_oops): like a real driver bug', () => undefined,
-      (argv) => { crashAndReport(rootOf(argv), { kind: 'oops' }); })
+      (argv) => held(argv, () => { crashAndReport(rootOf(argv), { kind: 'oops' }); }))
     .command('sysrq <key>', 'Alt+SysRq: c crashes the kernel, d saves a dump in memory and keeps running', (y) => y
       .positional('key', { type: 'string', choices: ['c', 'd'] }),
-    (argv) => {
+    (argv) => held(argv, () => {
       if (argv.key === 'c') { crashAndReport(rootOf(argv), { kind: 'sysrq-c' }); return; }
       const sys = openSystem(rootOf(argv));
       try {
@@ -157,25 +178,25 @@ await runCli('machine', async () => {
       } finally {
         closeSystem(sys);
       }
-    })
-    .command('reset', 'the reset button: RAM is lost, the same kernel command line boots again', () => undefined, (argv) => {
+    }))
+    .command('reset', 'the reset button: RAM is lost, the same kernel command line boots again', () => undefined, (argv) => held(argv, () => {
       const sys = coldReset(openSystem(rootOf(argv)));
       try {
         process.stdout.write(`reset: ${sys.kernel.release} booted on cleared memory\n`);
       } finally {
         closeSystem(sys);
       }
-    })
+    }))
     .command('proc <path>', 'read a /proc file of the running kernel (cmdline, sys/kernel/dump/{addr,level,flags,compress,device}, sys/kernel/kexec_loaded)', (y) => y
       .positional('path', { type: 'string' }),
-    (argv) => {
+    (argv) => held(argv, () => {
       const sys = openSystem(rootOf(argv), { readOnly: true });
       try {
         process.stdout.write(`${procRead(sys, argv.path!)}\n`);
       } finally {
         closeSystem(sys);
       }
-    })
+    }))
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .fail((msg, err) => {

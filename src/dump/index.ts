@@ -18,6 +18,7 @@ export * from './writer/stage1.js';
 export * from './driver.js';
 export * from './crashdump_boot.js';
 export * from './softboot.js';
+export * from './held_dump.js';
 export * from './crash.js';
 export * from './formats/inplace.js';
 export * from './device.js';

@@ -5,3 +5,7 @@ export * from './memory.js';
 export * from './root.js';
 export * from './state.js';
 export * from './files.js';
+export * from './process_identity.js';
+export * from './journal.js';
+export * from './hardware.js';
+export * from './lock.js';
