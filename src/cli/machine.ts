@@ -52,15 +52,19 @@ function procRead(sys: RunningSystem, p: string): string {
   throw new UsageError(`proc: no such file '${p}' (cmdline, sys/kernel/kexec_loaded, sys/kernel/dump/{addr,level,flags,compress,device})`);
 }
 
-/** Why a crash lost its dump (DUMP_LOST), or null when a dump was kept. */
-export function dumpLost(out: CrashOutcome): string | null {
+/**
+ * Why a crash lost the dump (exit DUMP_LOST), or null when one survives: the
+ * dump this crash took, or one already held in memory (the design keeps
+ * one dump at a time; the console says this crash was not dumped).
+ */
+function dumpLost(out: CrashOutcome): string | null {
   if (out.after === 'cold-reboot') {
-    const had = out.dump ? 'the dump stage 1 saved' : out.heldDump ? `the dump held from the previous boot at ${hex(out.heldDump)}` : null;
+    const had = out.dump ? 'the dump stage 1 saved' : out.heldDump ? `the dump held in memory at ${hex(out.heldDump)}` : null;
     return had
       ? `${had} was lost: no kexec image was loaded, and the cold reboot cleared memory`
       : `this crash was not dumped (${out.noDumpReason ?? 'no dump'}), and the cold reboot cleared memory`;
   }
-  if (!out.dump) return `this crash was not dumped: ${out.noDumpReason ?? 'no dump was taken'}`;
+  if (!out.dump && out.heldDump === undefined) return `this crash was not dumped: ${out.noDumpReason ?? 'no dump was taken'}`;
   return null;
 }
 

@@ -20,7 +20,11 @@ export interface CrashOutcome {
   dump: Stage1Result | null;
   /** Why no dump was taken, when none was. */
   noDumpReason?: string;
-  /** The address of a dump held from the previous boot when the crash came (kept by a kexec, lost by a cold reboot). */
+  /**
+   * The address of a dump already held in memory when the crash came (from
+   * the previous boot, or a live dump awaiting writeout): no new dump is
+   * taken, and this one is kept by a kexec, lost by a cold reboot.
+   */
   heldDump?: bigint;
   after: 'kexec' | 'cold-reboot' | 'halted';
   console: string[];
@@ -68,12 +72,15 @@ export function crashMachine(sys: RunningSystem, cause: CrashCause, hooks: Crash
   let dump: Stage1Result | null = null;
   let noDumpReason: string | undefined;
   const pending = pendingDump(kernel);
-  const heldDump = pending?.addr;
+  let heldDump: bigint | undefined;
   if (pending && cfg.dump_addr === pending.addr) {
+    heldDump = pending.addr;
     noDumpReason = `a dump from the previous boot at ${hex(pending.addr)} still awaits writeout; it is kept, no new dump is taken`;
   } else if (!cfg.active || cfg.dump_addr === 0n) {
+    heldDump = pending?.addr;
     noDumpReason = 'the dump driver is not configured (run lkcd config)';
   } else if (readBlock(sys.ram, Kernel.__pa(cfg.dump_addr)).state !== DUMP_STATE_ARMED) {
+    heldDump = cfg.dump_addr;
     noDumpReason = `a live dump at ${hex(cfg.dump_addr)} still awaits writeout; it is kept, no new dump is taken`;
   } else {
     dump = runStage1(kernel, Kernel.__pa(cfg.dump_addr), kexecFrames(kernel), {
