@@ -15,6 +15,7 @@ export * from './memdev/dump_config_block.js';
 export * from './memdev/block.js';
 export * from './memdev/memdev.js';
 export * from './writer/stage1.js';
+export { WORKER_WAIT_MS } from './writer/parallel_codec.js';
 export * from './driver.js';
 export * from './crashdump_boot.js';
 export * from './softboot.js';
