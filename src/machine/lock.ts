@@ -86,6 +86,7 @@ export function lockMachine(root: MachineRoot, command = commandLine()): Machine
       try {
         const r = recoverAbandonedStep(root.ramPath);
         if (r) recovered = { ...r, command: null };
+        removeDeadTemporaries(root.machineDir);
       } catch (e) {
         releaseIfMine(file, mine);
         throw e;
@@ -130,6 +131,23 @@ export function lockMachine(root: MachineRoot, command = commandLine()): Machine
     }
   }
   throw new DumpError('BUSY', `the machine at ${root.dir} is busy: its lock keeps changing hands; try again`, { file });
+}
+
+/**
+ * Temporary files a killed process left under lib/machine/ (a lock being
+ * created or taken over, a hardware file being replaced): named with the
+ * pid that wrote them, removed once that process is gone.
+ */
+function removeDeadTemporaries(dir: string): void {
+  for (const name of fs.readdirSync(dir)) {
+    const m = /^\.(?:lock(?:\.stale)?\.|.+\.tmp-)(\d+)$/.exec(name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid) continue;
+    let alive = true;
+    try { process.kill(pid, 0); } catch (e) { alive = (e as NodeJS.ErrnoException).code === 'EPERM'; }
+    if (!alive) fs.rmSync(path.join(dir, name), { force: true });
+  }
 }
 
 function releaseIfMine(file: string, mine: string): void {
