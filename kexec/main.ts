@@ -28,7 +28,7 @@ await runCli('kexec', async () => {
     .option('l', { alias: 'load', type: 'string', describe: 'load the kernel IMAGE into memory' })
     .option('command-line', { type: 'string', describe: 'set the kernel command line' })
     .option('append', { type: 'string', describe: 'append to the kernel command line' })
-    .option('reuse-cmdline', { type: 'boolean', describe: 'start from the running kernel\'s command line' })
+    .option('reuse-cmdline', { type: 'boolean', describe: 'start from the running kernel\'s command line, less BOOT_IMAGE= (crashdump= is kept)' })
     .option('u', { alias: 'unload', type: 'boolean', describe: 'unload the loaded kernel' })
     .option('e', { alias: 'exec', type: 'boolean', describe: 'reboot into the loaded kernel now (no dump)' })
     .option('s', { alias: 'status', type: 'boolean', describe: 'show what is loaded' })

@@ -92,7 +92,8 @@ function crashAndReport(root: MachineRoot, cause: CrashCause): void {
 await runCli('machine', async () => {
   await yargs(hideBin(process.argv))
     .scriptName('machine')
-    .usage('$0 <command> [options]\n\nThe simulated x86_64 machine: power, workload, and what its kernel shows.')
+    .usage('$0 <command> [options]\n\nThe simulated x86_64 machine: power, workload, and what its kernel shows.\nEach command is one atomic step under the machine lock: killed, the next command rolls it back.')
+    .epilog('Exit status: 0 done; 6 a crash lost the dump; 64 usage; 65 corrupt input; 66 missing input; 74 I/O; 75 busy (another command holds the machine).')
     .option('root', { type: 'string', describe: 'machine root directory (default: $LKCD_ROOT, else var/ of the checkout)' })
     .option('debug', { type: 'boolean', describe: 'print stack traces on errors' })
     .command('power-on', 'cold power-on: clear RAM, boot the kernel, start the workload', (y) => y
@@ -166,7 +167,7 @@ await runCli('machine', async () => {
         closeSystem(sys);
       }
     }))
-    .command('panic [message]', 'panic the kernel: stage 1 saves the dump in memory, then kexec (or a cold reboot)', (y) => y
+    .command('panic [message]', 'panic the kernel: stage 1 saves the dump in memory, then kexec (or a cold reboot, which loses the dump: exit 6)', (y) => y
       .positional('message', { type: 'string', default: 'panic requested from the console' }),
     (argv) => held(argv, () => { crashAndReport(rootOf(argv), { kind: 'panic', message: argv.message! }); }))
     .command('oops', 'inject an oops in the simulated driver (panic_on_oops): like a real driver bug', () => undefined,
