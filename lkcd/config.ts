@@ -8,7 +8,7 @@ import {
 import {
   armDump, BlockDevice, deviceDumpSha256, dump_header, dumpAwaitingWriteout, faultsFromEnv, findDeviceDump, Memdev, readBlock,
   readDumpConfig, readSavedMark, recordKexecPreload, savedHeader, writeoutDump, DUMP_FLAGS_SOFTBOOT,
-  DUMP_STATE_SAVED, WRITEOUT_RUNNING, type DumpHeader,
+  DUMP_STATE_SAVED, KEXEC_IMAGE_PATH_MAX, WRITEOUT_RUNNING, type DumpHeader,
 } from '../src/dump/index.js';
 import { progressBar } from '../src/cli/progress.js';
 import { dump_config } from '../src/kernel/structs/dump_config.js';
@@ -33,8 +33,12 @@ function preloadKexec(sys: RunningSystem, root: MachineRoot, conf: SysconfigDump
   const image = readKernelImageFile(conf.KEXEC_IMAGE);
   const memmap = new MemMap(kernel);
   const cmdline = `${conf.KEXEC_CMDLINE} crashdump=${hex(addr)}`.trim();
+  const inMachine = pathInMachine(root, conf.KEXEC_IMAGE);
+  if (Buffer.byteLength(inMachine, 'latin1') >= KEXEC_IMAGE_PATH_MAX) {
+    throw new UsageError(`KEXEC_IMAGE ${inMachine} is longer than ${KEXEC_IMAGE_PATH_MAX - 1} bytes`, { field: 'KEXEC_IMAGE' });
+  }
   kexecLoad(kernel, new BuddyAllocator(kernel, memmap), memmap, image, cmdline);
-  recordKexecPreload(kernel, Kernel.__pa(addr), pathInMachine(root, conf.KEXEC_IMAGE), cmdline);
+  recordKexecPreload(kernel, Kernel.__pa(addr), inMachine, cmdline);
   return { release: image.layout.config.release, cmdline };
 }
 

@@ -10,11 +10,18 @@ import { readBlock } from './memdev/block.js';
 
 /**
  * The image a config block names (a path as the running kernel sees it),
- * on the machine: inside the root, never outside it.
+ * on the machine: inside the root, symlinks resolved, never outside it;
+ * null when it is not there.
  */
 export function imageOnMachine(root: MachineRoot, inRoot: string): string | null {
   if (!inRoot.startsWith('/') || inRoot.split('/').includes('..')) return null;
-  return path.join(root.dir, inRoot);
+  try {
+    const top = fs.realpathSync(root.dir);
+    const file = fs.realpathSync(path.join(root.dir, inRoot));
+    return file.startsWith(`${top}${path.sep}`) && fs.statSync(file).isFile() ? file : null;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -37,7 +44,7 @@ export function reloadKexecForHeldDump(kernel: Kernel, root: MachineRoot): strin
     return say(`crashdump: the recorded kexec command line does not point at the dump at ${hex(pending.addr)}; not reloading kexec`, LOGLEVEL_WARNING);
   }
   const file = imageOnMachine(root, block.kexec_image);
-  if (file === null || !fs.existsSync(file)) {
+  if (file === null) {
     return say(`crashdump: kexec image ${block.kexec_image} not found; a crash before the writeout will lose the dump at ${hex(pending.addr)}`, LOGLEVEL_WARNING);
   }
   try {

@@ -31,7 +31,7 @@ export const undo_journal_header = defineStruct('undo_journal_header', {
   uj_owner_pid: u32,
   _pad: u32,
   uj_owner_start: u64,
-  /** The RAM image the page records restore (st_dev, st_ino); 0 when there was none. */
+  /** The RAM image the step began on (st_dev, st_ino; 0 when there was none), for the record: a copied root keeps its journal valid. */
   uj_ram_dev: u64,
   uj_ram_ino: u64,
 });
@@ -286,8 +286,6 @@ export function rollBackJournal(journalFile: string, ramPath: string): RollbackR
   const files = new Map<string, { at: number; len: number } | null>();
   let replaced: string | null = null;
   let committed = false;
-  let ramIno = 0n;
-  let ramDev = 0n;
   try {
     const size = fs.fstatSync(fd).size;
     const r = new JournalReader(fd, size);
@@ -299,8 +297,6 @@ export function rollBackJournal(journalFile: string, ramPath: string): RollbackR
         throw new DumpError('UNSUPPORTED', `${journalFile}: undo journal version ${h.uj_version} (header ${h.uj_header_size} bytes) is not ours`, where('uj_version'));
       }
       owner = { pid: h.uj_owner_pid, start: h.uj_owner_start };
-      ramIno = h.uj_ram_ino;
-      ramDev = h.uj_ram_dev;
       let at = undo_journal_header.size;
       while (at + undo_record.size <= size) {
         const rec = undo_record.decode(viewOf(r.read(at, undo_record.size)));
@@ -350,16 +346,10 @@ export function rollBackJournal(journalFile: string, ramPath: string): RollbackR
       fs.rmSync(moved, { force: true });
       return finish({ owner, committed, pages: 0, files: [], imageRestored: false });
     }
-    // The image the page records describe: moved aside by a replacement, or still in place.
+    // The image the page records describe: moved aside by a replacement, or still in place (records
+    // come before the replacement, if any; a replacement that moved nothing aside had no old image).
     const movedExists = fs.existsSync(moved);
-    let target: string | null = null;
-    if (movedExists) target = moved;
-    else if (ramIno !== 0n) {
-      try {
-        const st = fs.statSync(ramPath, { bigint: true });
-        if (st.ino === ramIno && st.dev === ramDev) target = ramPath;
-      } catch { /* no image at all */ }
-    }
+    const target = movedExists ? moved : replaced === '' || !fs.existsSync(ramPath) ? null : ramPath;
     let restored = 0;
     if (target !== null && pages.size > 0) {
       const out = fs.openSync(target, 'r+');

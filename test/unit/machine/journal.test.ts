@@ -7,7 +7,8 @@
  * process to take the machine (here: lockMachine, as every command does)
  * must leave RAM and state.json byte-identical to before the step, or, once
  * the step passed its commit point, to after it: never a mix, never a
- * leftover journal, moved-aside image or lock. The truths are the sha256 of
+ * leftover journal, moved-aside image or lock; in place, or in a copy of
+ * the root made after the kill. The truths are the sha256 of
  * the files before the step and after an uninterrupted run of it.
  */
 import { spawnSync } from 'node:child_process';
@@ -90,10 +91,16 @@ function sweep(scenario: string, withMachine: boolean, truths: Record<string, Sn
     copy();
     const r = runChild(work, scenario, k);
     if (r.signal !== 'SIGKILL') { outcome.set(k, `not killed (status ${r.status}, ${r.stderr.trim()})`); continue; }
-    const root = new MachineRoot(work);
+    // Every other kill, the root is copied first (new inodes, as `cp -a` of a machine left by a kill makes).
+    const at = k % 2 === 0 ? `${work}-copied` : work;
+    if (at !== work) {
+      fs.rmSync(at, { recursive: true, force: true });
+      fs.cpSync(work, at, { recursive: true });
+    }
+    const root = new MachineRoot(at);
     const lock = lockMachine(root, 'journal.test recovery');
     lock.release();
-    const got = snap(work);
+    const got = snap(at);
     const name = Object.entries(all).find(([, s]) => s.ram === got.ram && s.state === got.state)?.[0];
     const left = ['ram.journal', 'ram.replaced', 'lock'].filter((f) => fs.existsSync(path.join(root.machineDir, f)));
     outcome.set(k, left.length ? `left ${left.join(', ')}` : name ?? `a mix: ram ${got.ram.slice(0, 8)}, state ${got.state.slice(0, 8)}`);
