@@ -9,14 +9,16 @@ import {
 import { kexecReboot, pendingDump } from '../src/dump/index.js';
 import { runCli } from '../src/cli/run.js';
 import { cliExitHelp } from '../src/cli/exit.js';
+import { holdMachine } from '../src/cli/hold.js';
 
 /** The running kernel's command line (/proc/cmdline), for --reuse-cmdline. */
 function procCmdline(raw: Buffer): string {
   const s = raw.toString('latin1');
   const end = s.indexOf('\0');
   return (end < 0 ? s : s.slice(0, end))
-    // kexec-tools drops what only the boot loader or the crash kernel should see.
-    .split(/\s+/).filter((w) => w && !w.startsWith('BOOT_IMAGE=') && !w.startsWith('crashdump=')).join(' ');
+    // kexec-tools' --reuse-cmdline drops only BOOT_IMAGE= (and crashkernel= for a panic kernel, which
+    // this kexec does not load): crashdump= stays, so a kernel holding a dump passes it on.
+    .split(/\s+/).filter((w) => w && !w.startsWith('BOOT_IMAGE=')).join(' ');
 }
 
 await runCli('kexec', async () => {
@@ -27,7 +29,7 @@ await runCli('kexec', async () => {
     .option('l', { alias: 'load', type: 'string', describe: `load the kernel IMAGE into memory (a regular file of at most ${formatSize(BigInt(KERNEL_IMAGE_MAX_BYTES))})` })
     .option('command-line', { type: 'string', describe: 'set the kernel command line' })
     .option('append', { type: 'string', describe: 'append to the kernel command line' })
-    .option('reuse-cmdline', { type: 'boolean', describe: 'start from the running kernel\'s command line' })
+    .option('reuse-cmdline', { type: 'boolean', describe: 'start from the running kernel\'s command line, less BOOT_IMAGE= (crashdump= is kept)' })
     .option('u', { alias: 'unload', type: 'boolean', describe: 'unload the loaded kernel' })
     .option('e', { alias: 'exec', type: 'boolean', describe: 'reboot into the loaded kernel now (no dump)' })
     .option('s', { alias: 'status', type: 'boolean', describe: 'show what is loaded' })
@@ -44,39 +46,41 @@ await runCli('kexec', async () => {
     throw new UsageError('--command-line, --append and --reuse-cmdline go with -l');
   }
   const root = new MachineRoot(resolveRoot(argv.root));
-  let sys = openSystem(root);
-  try {
-    const kernel = sys.kernel;
-    const memmap = new MemMap(kernel);
-    const buddy = new BuddyAllocator(kernel, memmap);
-    if (argv.l !== undefined) {
-      if (argv.l === '') throw new UsageError('-l needs a kernel image path');
-      const image = readKernelImageFile(argv.l);
-      const parts = [
-        argv['reuse-cmdline'] ? procCmdline(kernel.readBytes('boot_command_line')) : '',
-        argv['command-line'] ?? '',
-        argv.append ?? '',
-      ];
-      const cmdline = parts.filter((p) => p !== '').join(' ');
-      const loaded = kexecLoad(kernel, buddy, memmap, image, cmdline);
-      sys.ram.flush();
-      process.stdout.write(`kexec: loaded ${image.layout.config.release} (${image.segments.length} segments, entry ${hex(loaded.image.start)}) command line "${cmdline}"\n`);
-    } else if (argv.u) {
-      const had = kexecUnload(kernel, buddy, memmap);
-      sys.ram.flush();
-      process.stdout.write(had ? 'kexec: unloaded\n' : 'kexec: nothing was loaded\n');
-    } else if (argv.s) {
-      const loaded = kexecLoaded(kernel);
-      process.stdout.write(loaded
-        ? `loaded: ${loaded.image.release}, entry ${hex(loaded.image.start)}, ${loaded.image.nr_segments} segments, command line "${loaded.image.cmdline}"\n`
-        : 'not loaded\n');
-    } else if (argv.e) {
-      if (!kexecLoaded(kernel)) throw new UsageError('kexec -e: no kernel is loaded (use kexec -l first)');
-      sys = kexecReboot(sys);
-      const pending = pendingDump(sys.kernel);
-      process.stdout.write(`kexec: booted ${sys.kernel.release}${pending ? `; saved dump found at ${hex(pending.addr)}` : ''}\n`);
+  await holdMachine(root, 'kexec', () => {
+    let sys = openSystem(root);
+    try {
+      const kernel = sys.kernel;
+      const memmap = new MemMap(kernel);
+      const buddy = new BuddyAllocator(kernel, memmap);
+      if (argv.l !== undefined) {
+        if (argv.l === '') throw new UsageError('-l needs a kernel image path');
+        const image = readKernelImageFile(argv.l);
+        const parts = [
+          argv['reuse-cmdline'] ? procCmdline(kernel.readBytes('boot_command_line')) : '',
+          argv['command-line'] ?? '',
+          argv.append ?? '',
+        ];
+        const cmdline = parts.filter((p) => p !== '').join(' ');
+        const loaded = kexecLoad(kernel, buddy, memmap, image, cmdline);
+        sys.ram.flush();
+        process.stdout.write(`kexec: loaded ${image.layout.config.release} (${image.segments.length} segments, entry ${hex(loaded.image.start)}) command line "${cmdline}"\n`);
+      } else if (argv.u) {
+        const had = kexecUnload(kernel, buddy, memmap);
+        sys.ram.flush();
+        process.stdout.write(had ? 'kexec: unloaded\n' : 'kexec: nothing was loaded\n');
+      } else if (argv.s) {
+        const loaded = kexecLoaded(kernel);
+        process.stdout.write(loaded
+          ? `loaded: ${loaded.image.release}, entry ${hex(loaded.image.start)}, ${loaded.image.nr_segments} segments, command line "${loaded.image.cmdline}"\n`
+          : 'not loaded\n');
+      } else if (argv.e) {
+        if (!kexecLoaded(kernel)) throw new UsageError('kexec -e: no kernel is loaded (use kexec -l first)');
+        sys = kexecReboot(sys);
+        const pending = pendingDump(sys.kernel);
+        process.stdout.write(`kexec: booted ${sys.kernel.release}${pending ? `; saved dump found at ${hex(pending.addr)}` : ''}\n`);
+      }
+    } finally {
+      closeSystem(sys);
     }
-  } finally {
-    closeSystem(sys);
-  }
+  });
 });

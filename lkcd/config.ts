@@ -1,17 +1,80 @@
 import fs from 'node:fs';
-import { DumpError, hex } from '../src/codec/index.js';
+import path from 'node:path';
+import { DumpError, hex, UsageError, viewOf } from '../src/codec/index.js';
 import type { MachineRoot } from '../src/machine/index.js';
 import {
-  bootCommandLine, BuddyAllocator, closeSystem, inheritPersistentRamParams, kexecLoad, MemMap, openSystem, readKernelImageFile,
+  bootCommandLine, BuddyAllocator, closeSystem, inheritPersistentRamParams, Kernel, kexecLoad, MemMap, openSystem, readKernelImageFile, type RunningSystem,
 } from '../src/kernel/index.js';
 import {
-  armDump, BlockDevice, dumpAwaitingWriteout, faultsFromEnv, readDumpConfig, writeoutDump, DUMP_FLAGS_SOFTBOOT,
+  armDump, BlockDevice, deviceDumpSha256, dump_header, dumpAwaitingWriteout, faultsFromEnv, findDeviceDump, Memdev, readBlock,
+  readDumpConfig, readSavedMark, recordKexecPreload, savedHeader, writeoutDump, DUMP_FLAGS_SOFTBOOT,
+  DUMP_STATE_SAVED, KEXEC_IMAGE_PATH_MAX, WRITEOUT_RUNNING, type DumpHeader,
 } from '../src/dump/index.js';
 import { progressBar } from '../src/cli/progress.js';
 import { dump_config } from '../src/kernel/structs/dump_config.js';
-import { loadSysconfig, wantsSoftboot } from './sysconfig.js';
+import { lkcdSave } from './save.js';
+import { loadSysconfig, wantsSoftboot, type SysconfigDump } from './sysconfig.js';
 
 export interface ConfigReport { lines: string[] }
+
+export interface ConfigOptions {
+  /** Write out over a device dump that `lkcd save` never saved (lkcd config --force). */
+  force?: boolean;
+}
+
+/** The kexec image's path as the running kernel sees it: inside the machine root. */
+function pathInMachine(root: MachineRoot, file: string): string {
+  return `/${path.relative(root.dir, file).split(path.sep).join('/')}`;
+}
+
+/** kexec -l KEXEC_IMAGE --command-line="KEXEC_CMDLINE crashdump=ADDR", recorded in the config block for the next boot. */
+function preloadKexec(sys: RunningSystem, root: MachineRoot, conf: SysconfigDump, addr: bigint): { release: string; cmdline: string } {
+  const kernel = sys.kernel;
+  const image = readKernelImageFile(conf.KEXEC_IMAGE);
+  const memmap = new MemMap(kernel);
+  // The kernel kexec boots must reserve and read the ramoops region too: the running kernel's
+  // ramoops.*, pstore.*, memmap= and reboot= words are passed on (see inheritPersistentRamParams).
+  const cmdline = inheritPersistentRamParams(`${conf.KEXEC_CMDLINE} crashdump=${hex(addr)}`, bootCommandLine(kernel));
+  const inMachine = pathInMachine(root, conf.KEXEC_IMAGE);
+  if (Buffer.byteLength(inMachine, 'latin1') >= KEXEC_IMAGE_PATH_MAX) {
+    throw new UsageError(`KEXEC_IMAGE ${inMachine} is longer than ${KEXEC_IMAGE_PATH_MAX - 1} bytes`, { field: 'KEXEC_IMAGE' });
+  }
+  kexecLoad(kernel, new BuddyAllocator(kernel, memmap), memmap, image, cmdline);
+  recordKexecPreload(kernel, Kernel.__pa(addr), inMachine, cmdline);
+  return { release: image.layout.config.release, cmdline };
+}
+
+/** The identity of a dump, from its header: when it was taken, of what, why. */
+function sameDump(a: DumpHeader, b: DumpHeader): boolean {
+  return a.dh_time.tv_sec === b.dh_time.tv_sec && a.dh_time.tv_usec === b.dh_time.tv_usec
+    && a.dh_panic_string === b.dh_panic_string && a.dh_memory_size === b.dh_memory_size
+    && a.dh_utsname_nodename === b.dh_utsname_nodename && a.dh_utsname_release === b.dh_utsname_release;
+}
+
+/**
+ * A valid dump on the device that `lkcd save` never saved, and that is not
+ * the dump about to be written (a writeout being resumed, or an earlier
+ * writeout of the same dump cut short by the device), or null.
+ */
+function unsavedOtherDump(kernel: Kernel, blockPhys: bigint, dev: BlockDevice): DumpHeader | null {
+  const block = readBlock(kernel.ram, blockPhys);
+  // Resumed, or already written whole: whatever valid dump the device holds is this one.
+  if (block.state !== DUMP_STATE_SAVED || (block.wo_state === WRITEOUT_RUNNING && block.wo_device_size === dev.size)) return null;
+  let found;
+  try {
+    found = findDeviceDump(dev);
+  } catch (e) {
+    // Nothing valid to lose: garbage, a cleared header, a dump that never got its END.
+    if (e instanceof DumpError && ['CORRUPT', 'TRUNCATED', 'UNSUPPORTED'].includes(e.code)) return null;
+    throw e;
+  }
+  if (!found) return null;
+  const mine = dump_header.decode(viewOf(savedHeader(kernel, block, Memdev.open(kernel.ram, block.memdev))), 0);
+  if (sameDump(found.header, mine)) return null;
+  const mark = readSavedMark(dev);
+  if (mark && mark.sha256 === deviceDumpSha256(dev, found)) return null;
+  return found.header;
+}
 
 /** Size of a dump device created on first use: RAM plus room for record headers and incompressible pages. */
 export function defaultDeviceSize(ramBytes: bigint): bigint {
@@ -25,7 +88,7 @@ export function defaultDeviceSize(ramBytes: bigint): bigint {
  * persistent-RAM parameters of the running kernel (ramoops.*, pstore.*,
  * memmap=, reboot=) that KEXEC_CMDLINE does not set itself.
  */
-export function lkcdConfig(root: MachineRoot, onLine?: (line: string) => void): ConfigReport {
+export function lkcdConfig(root: MachineRoot, onLine?: (line: string) => void, opts: ConfigOptions = {}): ConfigReport {
   const sys = openSystem(root);
   // Each line is reported as it happens: a later failure must not hide a writeout that was done.
   const lines: string[] = [];
@@ -40,6 +103,16 @@ export function lkcdConfig(root: MachineRoot, onLine?: (line: string) => void): 
       const dev = BlockDevice.open(conf.DUMPDEV, { write: true, faults: faultsFromEnv() });
       const bar = progressBar('lkcd config: writeout');
       try {
+        // Never over a dump nobody saved: save it first (DUMP_SAVE=1), or refuse, unless --force.
+        const other = opts.force ? null : unsavedOtherDump(kernel, pending.phys, dev);
+        if (other) {
+          const what = `${conf.DUMPDEV} holds a dump lkcd save never saved (panic "${other.dh_panic_string}", ${new Date(Number(other.dh_time.tv_sec) * 1000).toISOString()})`;
+          if (!conf.DUMP_SAVE) throw new UsageError(`${what}; run 'lkcd save' with DUMP_SAVE=1 first, or 'lkcd config --force' to overwrite it`, { file: conf.DUMPDEV });
+          say(`dump: ${what}: saving it before the writeout`);
+          sys.ram.flush();
+          for (const l of lkcdSave(root).lines) say(l);
+          if (unsavedOtherDump(kernel, pending.phys, dev)) throw new DumpError('IO', `${what}, and lkcd save did not save it; not overwriting it`, { file: conf.DUMPDEV });
+        }
         const r = writeoutDump(kernel, pending.phys, dev, bar);
         bar.end();
         say(`dump: wrote the ${pending.live ? 'live dump' : 'dump saved before the soft boot'} at ${hex(pending.addr)} to ${conf.DUMPDEV}: ${r.pages} pages, ${r.bytes} bytes${r.resumed ? ' (resumed)' : ''}` +
@@ -54,11 +127,8 @@ export function lkcdConfig(root: MachineRoot, onLine?: (line: string) => void): 
           // Not re-armed while the dump is held: a panic before the retry must reboot into a kernel
           // that finds this dump again, so kexec is preloaded with its address.
           if (!pending.live && wantsSoftboot(conf) && fs.existsSync(conf.KEXEC_IMAGE)) {
-            const image = readKernelImageFile(conf.KEXEC_IMAGE);
-            const memmap = new MemMap(kernel);
-            const cmdline = inheritPersistentRamParams(`${conf.KEXEC_CMDLINE} crashdump=${hex(pending.addr)}`, bootCommandLine(kernel));
-            kexecLoad(kernel, new BuddyAllocator(kernel, memmap), memmap, image, cmdline);
-            say(`Preloading kernel for kexec based dumping: ${image.layout.config.release} --command-line="${cmdline}" (the held dump)`);
+            const pre = preloadKexec(sys, root, conf, pending.addr);
+            say(`Preloading kernel for kexec based dumping: ${pre.release} --command-line="${pre.cmdline}" (the held dump)`);
           }
           sys.ram.flush();
           return { lines };
@@ -83,13 +153,8 @@ export function lkcdConfig(root: MachineRoot, onLine?: (line: string) => void): 
     const cfg = readDumpConfig(kernel);
     say(`dump: ${armed.created ? 'configured' : 'reconfigured'}: level 0x${cfg.level.toString(16)}, flags 0x${cfg.flags.toString(16)}, compress ${cfg.compress}; config block at ${hex(armed.addr)}`);
     if (wantsSoftboot(conf)) {
-      const image = readKernelImageFile(conf.KEXEC_IMAGE);
-      const memmap = new MemMap(kernel);
-      // The kernel kexec boots must reserve and read the ramoops region too: the running kernel's
-      // ramoops.*, pstore.*, memmap= and reboot= words are passed on (see inheritPersistentRamParams).
-      const cmdline = inheritPersistentRamParams(`${conf.KEXEC_CMDLINE} crashdump=${hex(armed.addr)}`, bootCommandLine(kernel));
-      kexecLoad(kernel, new BuddyAllocator(kernel, memmap), memmap, image, cmdline);
-      say(`Preloading kernel for kexec based dumping: ${image.layout.config.release} --command-line="${cmdline}"`);
+      const pre = preloadKexec(sys, root, conf, armed.addr);
+      say(`Preloading kernel for kexec based dumping: ${pre.release} --command-line="${pre.cmdline}"`);
     }
     sys.ram.flush();
     return { lines };

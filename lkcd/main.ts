@@ -12,6 +12,7 @@ import { exportDumpAsElf, verifyLkcd } from '../src/dump/index.js';
 import { DumpIndex, INDEX_FILE, PstoreIndex } from '../src/store/index.js';
 import { formatDmesg } from '../src/kernel/index.js';
 import { progressBar } from '../src/cli/progress.js';
+import { holdMachine } from '../src/cli/hold.js';
 import { lkcdConfig } from './config.js';
 import { indexDumpDir, lkcdSave, pagesFailingIndexCrc, sha256File } from './save.js';
 import { dumpDirFor, hexDump, openIndexedDump, parseDumpNumber, readPhysical, showText, sysconfigFor } from './query.js';
@@ -34,12 +35,14 @@ await runCli('lkcd', async () => {
     .usage('$0 <command> [options]\n\nlkcdutils for the simulated machine: configure dumping, save and read dumps.')
     .option('root', { type: 'string', describe: 'machine root directory (default: $LKCD_ROOT, else var/ of the checkout)' })
     .option('debug', { type: 'boolean', describe: 'print stack traces on errors' })
-    .command('config', 'write out a dump held in memory to DUMPDEV, then arm the dump driver and preload kexec with crashdump=', (y) => y.epilogue(cliExitHelp('lkcd', 'config')), (argv) => {
-      lkcdConfig(rootOf(argv), (l) => out(`${l}\n`));
-    })
-    .command('save', 'copy the dump on DUMPDEV to DUMPDIR/N (dump.N, map.N, kerntypes.N, analysis.N, vmlinux.N), index it, mark it saved', (y) => y.epilogue(cliExitHelp('lkcd', 'save')), (argv) => {
+    .command('config', 'write out a dump held in memory to DUMPDEV (never over a dump lkcd save has not saved: with DUMP_SAVE=1 it is saved first), then arm the dump driver and preload kexec with crashdump=', (y) => y.epilogue(cliExitHelp('lkcd', 'config'))
+      .option('force', { type: 'boolean', default: false, describe: 'write out even over a device dump lkcd save never saved' }),
+    (argv) => holdMachine(rootOf(argv), 'lkcd', () => {
+      lkcdConfig(rootOf(argv), (l) => out(`${l}\n`), { force: argv.force });
+    }))
+    .command('save', 'copy the dump on DUMPDEV to DUMPDIR/N (dump.N, map.N, kerntypes.N, analysis.N, vmlinux.N), index it, mark it saved', (y) => y.epilogue(cliExitHelp('lkcd', 'save')), (argv) => holdMachine(rootOf(argv), 'lkcd', () => {
       for (const l of lkcdSave(rootOf(argv)).lines) out(`${l}\n`);
-    })
+    }))
     .command('list', 'the saved dumps', (y) => y.epilogue(cliExitHelp('lkcd', 'list')).option('json', { type: 'boolean', default: false }), (argv) => {
       const index = DumpIndex.open(dumpDirFor(rootOf(argv)), { readonly: true });
       try {

@@ -11,6 +11,7 @@ import {
 import { crashMachine, liveDump, type Stage1Result } from '../src/dump/index.js';
 import { runCli } from '../src/cli/run.js';
 import { cliExitHelp } from '../src/cli/exit.js';
+import { holdMachine } from '../src/cli/hold.js';
 import { DumpIndex } from '../src/store/index.js';
 import { lkcdConfig } from './config.js';
 import { lkcdSave } from './save.js';
@@ -58,36 +59,40 @@ await runCli('start', async () => {
   const steps: Step[] = [];
   const out = (s = ''): void => { process.stdout.write(`${s}\n`); };
 
-  // --pstore: a ramoops region reserved with memmap= (and reboot=warm); lkcd config passes it on to the kexec kernel.
-  const cmdline = argv.pstore ? `${defaultCmdline(configForRam(mem).release)} ${defaultPstoreParams(mem)}` : undefined;
-  step(steps, `power on (${formatSize(mem)}, ${argv.profile}, seed ${seed}${argv.pstore ? ', ramoops' : ''})`, () => closeSystem(powerOn(root, { mem, profile: argv.profile, seed, cmdline, onNote: (l) => process.stderr.write(`start: ${l}\n`) })));
-  const armed = step(steps, 'lkcd config (arm, kexec -l)', () => lkcdConfig(root));
-  step(steps, `workload runs ${seconds} s`, () => {
-    const sys = openSystem(root);
-    try { runWorkload(sys, seconds); } finally { closeSystem(sys); }
-  });
-  let dump: Stage1Result | null = null;
-  let crashed = '';
-  if (argv.live) {
-    dump = step(steps, 'Alt+SysRq+d: stage 1 (live)', () => {
+  // The whole pipeline is one command on the machine: no other command slips in between its steps.
+  const { armed, dump, crashed, writeout, saved, pstore } = await holdMachine(root, 'start', () => {
+    // --pstore: a ramoops region reserved with memmap= (and reboot=warm); lkcd config passes it on to the kexec kernel.
+    const cmdline = argv.pstore ? `${defaultCmdline(configForRam(mem).release)} ${defaultPstoreParams(mem)}` : undefined;
+    step(steps, `power on (${formatSize(mem)}, ${argv.profile}, seed ${seed}${argv.pstore ? ', ramoops' : ''})`, () => closeSystem(powerOn(root, { mem, profile: argv.profile, seed, cmdline, onNote: (l) => process.stderr.write(`start: ${l}\n`) })));
+    const armed = step(steps, 'lkcd config (arm, kexec -l)', () => lkcdConfig(root));
+    step(steps, `workload runs ${seconds} s`, () => {
       const sys = openSystem(root);
-      try { return liveDump(sys).dump; } finally { closeSystem(sys); }
+      try { runWorkload(sys, seconds); } finally { closeSystem(sys); }
     });
-    crashed = 'nothing: Alt+SysRq+d took a live dump, the system kept running';
-  } else {
-    dump = step(steps, 'panic: stage 1 + kexec soft boot', () => {
-      const sys = openSystem(root);
-      const o = crashMachine(sys, { kind: 'panic', message: argv.message });
-      closeSystem(o.system);
-      if (o.after !== 'kexec') throw new UsageError(`the panic ended in a ${o.after}, not a soft boot: ${o.console.join('; ')}`);
-      return o.dump;
-    });
-    crashed = `Kernel panic - not syncing: ${argv.message}`;
-  }
-  const writeout = step(steps, 'lkcd config (writeout to DUMPDEV, re-arm)', () => lkcdConfig(root));
-  const saved = step(steps, 'lkcd save', () => lkcdSave(root));
-  if (saved.n === null) throw new UsageError(`lkcd save saved nothing: ${saved.lines.join('; ')}`);
-  const pstore: PstoreSaveReport | null = argv.pstore ? step(steps, 'lkcd pstore save', () => lkcdPstoreSave(root)) : null;
+    let dump: Stage1Result | null = null;
+    let crashed = '';
+    if (argv.live) {
+      dump = step(steps, 'Alt+SysRq+d: stage 1 (live)', () => {
+        const sys = openSystem(root);
+        try { return liveDump(sys).dump; } finally { closeSystem(sys); }
+      });
+      crashed = 'nothing: Alt+SysRq+d took a live dump, the system kept running';
+    } else {
+      dump = step(steps, 'panic: stage 1 + kexec soft boot', () => {
+        const sys = openSystem(root);
+        const o = crashMachine(sys, { kind: 'panic', message: argv.message });
+        closeSystem(o.system);
+        if (o.after !== 'kexec') throw new UsageError(`the panic ended in a ${o.after}, not a soft boot: ${o.console.join('; ')}`);
+        return o.dump;
+      });
+      crashed = `Kernel panic - not syncing: ${argv.message}`;
+    }
+    const writeout = step(steps, 'lkcd config (writeout to DUMPDEV, re-arm)', () => lkcdConfig(root));
+    const saved = step(steps, 'lkcd save', () => lkcdSave(root));
+    if (saved.n === null) throw new UsageError(`lkcd save saved nothing: ${saved.lines.join('; ')}`);
+    const pstore: PstoreSaveReport | null = argv.pstore ? step(steps, 'lkcd pstore save', () => lkcdPstoreSave(root)) : null;
+    return { armed, dump, crashed, writeout, saved: { ...saved, n: saved.n }, pstore };
+  }, { prepare: true });
 
   const dumpdir = dumpDirFor(root);
   const index = DumpIndex.open(dumpdir, { readonly: true });

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { formatSize, hex, parseInteger, parseSize, UsageError } from '../codec/index.js';
+import { DegradedResult, formatSize, hex, parseInteger, parseSize, UsageError } from '../codec/index.js';
 import { MachineRoot, resolveRoot } from '../machine/index.js';
 import {
   closeSystem, openSystem, PAGE_TYPES, powerOff, powerOn, PROFILE_NAMES, runWorkload, systemDmesg,
@@ -10,12 +10,18 @@ import {
 import { coldReset, crashMachine, exportLiveVmcore, liveDump, pendingDump, procDumpValues, requestedReboot, type CrashOutcome } from '../dump/index.js';
 import { kernelOops, kexecLoaded, type CrashCause, type RunningSystem } from '../kernel/index.js';
 import { runSys } from './sys.js';
+import { holdMachine } from './hold.js';
 import { progressBar } from './progress.js';
 import { runCli } from './run.js';
 import { cliExitHelp } from './exit.js';
 
 function rootOf(argv: { root?: string }): MachineRoot {
   return new MachineRoot(resolveRoot(argv.root));
+}
+
+/** Runs a command under the machine lock, held for the whole command. */
+function held(argv: { root?: string }, fn: () => void): Promise<void> {
+  return holdMachine(rootOf(argv), 'machine', fn);
 }
 
 function statusText(s: SystemStatus): string {
@@ -48,6 +54,27 @@ function procRead(sys: RunningSystem, p: string): string {
   throw new UsageError(`proc: no such file '${p}' (cmdline, sys/kernel/kexec_loaded, sys/kernel/dump/{addr,level,flags,compress,device})`);
 }
 
+/**
+ * Why a crash lost the dump (exit DUMP_LOST), or null when one survives: the
+ * dump this crash took, or one already held in memory (the design keeps
+ * one dump at a time; the console says this crash was not dumped).
+ */
+function dumpLost(out: CrashOutcome): string | null {
+  if (out.after === 'cold-reboot') {
+    const had = out.dump ? 'the dump stage 1 saved' : out.heldDump ? `the dump held in memory at ${hex(out.heldDump)}` : null;
+    return had
+      ? `${had} was lost: no kexec image was loaded, and the cold reboot cleared memory`
+      : `this crash was not dumped (${out.noDumpReason ?? 'no dump'}), and the cold reboot cleared memory`;
+  }
+  if (out.after === 'warm-reboot') {
+    const had = out.dump ? 'the dump stage 1 saved' : out.heldDump ? `the dump held in memory at ${hex(out.heldDump)}` : null;
+    // RAM survived, but the firmware booted a kernel without crashdump=: nothing finds the dump again.
+    if (had) return `${had} was lost: no kexec image was loaded, and the warm reboot booted a kernel without crashdump=`;
+  }
+  if (!out.dump && out.heldDump === undefined) return `this crash was not dumped: ${out.noDumpReason ?? 'no dump was taken'}`;
+  return null;
+}
+
 function crashAndReport(root: MachineRoot, cause: CrashCause): void {
   const sys = openSystem(root);
   let out: CrashOutcome | null = null;
@@ -69,12 +96,16 @@ function crashAndReport(root: MachineRoot, cause: CrashCause): void {
   } finally {
     closeSystem(out ? out.system : sys);
   }
+  // After the normal output and the committed step: the exit status says the dump is gone.
+  const lost = dumpLost(out);
+  if (lost) throw new DegradedResult('DUMP_LOST', lost);
 }
 
 await runCli('machine', async () => {
   await yargs(hideBin(process.argv))
     .scriptName('machine')
-    .usage('$0 <command> [options]\n\nThe simulated x86_64 machine: power, workload, and what its kernel shows.')
+    .usage('$0 <command> [options]\n\nThe simulated x86_64 machine: power, workload, and what its kernel shows.\nEach command is one atomic step under the machine lock: killed, the next command rolls it back.')
+    .epilog('Exit status: 0 done; 6 a crash lost the dump; 64 usage; 65 corrupt input; 66 missing input; 74 I/O; 75 busy (another command holds the machine).')
     .option('root', { type: 'string', describe: 'machine root directory (default: $LKCD_ROOT, else var/ of the checkout)' })
     .option('debug', { type: 'boolean', describe: 'print stack traces on errors' })
     .command('power-on', 'cold power-on: clear RAM, boot the kernel (built first if the build changed: vmlinuz, System.map, Kerntypes, the debug vmlinux), start the workload', (y) => y.epilogue(cliExitHelp('machine', 'power-on'))
@@ -94,12 +125,12 @@ await runCli('machine', async () => {
         closeSystem(sys);
       }
     })
-    .command('power-off', 'turn the machine off (RAM is cleared at the next power-on)', (y) => y.epilogue(cliExitHelp('machine', 'power-off')), (argv) => {
+    .command('power-off', 'turn the machine off (RAM is cleared at the next power-on)', (y) => y.epilogue(cliExitHelp('machine', 'power-off')), (argv) => held(argv, () => {
       powerOff(rootOf(argv));
-    })
+    }))
     .command('status', 'RAM, kernel, command line and page counts, read from the kernel in RAM', (y) => y.epilogue(cliExitHelp('machine', 'status'))
       .option('json', { type: 'boolean', default: false }),
-    (argv) => {
+    (argv) => held(argv, () => {
       const sys = openSystem(rootOf(argv), { readOnly: true });
       try {
         const s = systemStatus(sys);
@@ -107,16 +138,16 @@ await runCli('machine', async () => {
       } finally {
         closeSystem(sys);
       }
-    })
-    .command('dmesg', 'print the kernel log from RAM (as vmcore-dmesg prints it)', (y) => y.epilogue(cliExitHelp('machine', 'dmesg')), (argv) => {
+    }))
+    .command('dmesg', 'print the kernel log from RAM (as vmcore-dmesg prints it)', (y) => y.epilogue(cliExitHelp('machine', 'dmesg')), (argv) => held(argv, () => {
       const sys = openSystem(rootOf(argv), { readOnly: true });
       try {
         process.stdout.write(systemDmesg(sys));
       } finally {
         closeSystem(sys);
       }
-    })
-    .command('ps', 'the task list, walked from init_task', (y) => y.epilogue(cliExitHelp('machine', 'ps')), (argv) => {
+    }))
+    .command('ps', 'the task list, walked from init_task', (y) => y.epilogue(cliExitHelp('machine', 'ps')), (argv) => held(argv, () => {
       const sys = openSystem(rootOf(argv), { readOnly: true });
       try {
         process.stdout.write('   PID  ST  TASK              COMM\n');
@@ -126,10 +157,10 @@ await runCli('machine', async () => {
       } finally {
         closeSystem(sys);
       }
-    })
+    }))
     .command('run', 'run the workload for simulated seconds: memory churns, the log grows', (y) => y.epilogue(cliExitHelp('machine', 'run'))
       .option('seconds', { type: 'string', default: '10' }),
-    (argv) => {
+    (argv) => held(argv, () => {
       const sys = openSystem(rootOf(argv));
       try {
         const r = runWorkload(sys, parseInteger(argv.seconds, '--seconds'));
@@ -137,10 +168,10 @@ await runCli('machine', async () => {
       } finally {
         closeSystem(sys);
       }
-    })
+    }))
     .command('export-vmcore', 'write an ELF vmcore of live RAM (for crash, makedumpfile, vmcore-dmesg, gdb)', (y) => y.epilogue(cliExitHelp('machine', 'export-vmcore'))
       .option('o', { alias: 'output', type: 'string', demandOption: true, describe: 'output file (0600, replaced whole; never a file of the machine)' }),
-    (argv) => {
+    (argv) => held(argv, () => {
       const sys = openSystem(rootOf(argv), { readOnly: true });
       const bar = progressBar('export-vmcore');
       try {
@@ -150,13 +181,13 @@ await runCli('machine', async () => {
       } finally {
         closeSystem(sys);
       }
-    })
-    .command('panic [message]', 'panic the kernel: notifiers (stage 1 of the dump, device coredumps), kmsg dump to pstore, then kexec (or a firmware restart: warm with reboot=warm, else cold)', (y) => y.epilogue(cliExitHelp('machine', 'panic'))
+    }))
+    .command('panic [message]', 'panic the kernel: notifiers (stage 1 of the dump, device coredumps), kmsg dump to pstore, then kexec (or a firmware restart: warm with reboot=warm, else cold; a cold one loses the dump: exit 6)', (y) => y.epilogue(cliExitHelp('machine', 'panic'))
       .positional('message', { type: 'string', default: 'panic requested from the console' }),
-    (argv) => { crashAndReport(rootOf(argv), { kind: 'panic', message: argv.message! }); })
+    (argv) => held(argv, () => { crashAndReport(rootOf(argv), { kind: 'panic', message: argv.message! }); }))
     .command('oops', 'inject an oops in the simulated driver (panic_on_oops): like a real driver bug', (y) => y.epilogue(cliExitHelp('machine', 'oops'))
       .option('panic', { type: 'boolean', default: true, describe: 'panic_on_oops; --no-panic: the kernel kills the task and runs on' }),
-    (argv) => {
+    (argv) => held(argv, () => {
       if (argv.panic) { crashAndReport(rootOf(argv), { kind: 'oops' }); return; }
       const sys = openSystem(rootOf(argv));
       try {
@@ -166,10 +197,10 @@ await runCli('machine', async () => {
       } finally {
         closeSystem(sys);
       }
-    })
+    }))
     .command('sysrq <key>', 'Alt+SysRq: c crashes the kernel, d saves a dump in memory and keeps running', (y) => y.epilogue(cliExitHelp('machine', 'sysrq'))
       .positional('key', { type: 'string', choices: ['c', 'd'] }),
-    (argv) => {
+    (argv) => held(argv, () => {
       if (argv.key === 'c') { crashAndReport(rootOf(argv), { kind: 'sysrq-c' }); return; }
       const sys = openSystem(rootOf(argv));
       try {
@@ -178,40 +209,40 @@ await runCli('machine', async () => {
       } finally {
         closeSystem(sys);
       }
-    })
-    .command('reset', 'the reset button: RAM is lost, the same kernel command line boots again', (y) => y.epilogue(cliExitHelp('machine', 'reset')), (argv) => {
+    }))
+    .command('reset', 'the reset button: RAM is lost, the same kernel command line boots again', (y) => y.epilogue(cliExitHelp('machine', 'reset')), (argv) => held(argv, () => {
       const sys = coldReset(openSystem(rootOf(argv)));
       try {
         process.stdout.write(`reset: ${sys.kernel.release} booted on cleared memory\n`);
       } finally {
         closeSystem(sys);
       }
-    })
-    .command('reboot', 'reboot through the firmware: reboot=warm on the command line keeps RAM (and the ramoops records), else a cold boot clears it', (y) => y.epilogue(cliExitHelp('machine', 'reboot')), (argv) => {
+    }))
+    .command('reboot', 'reboot through the firmware: reboot=warm on the command line keeps RAM (and the ramoops records), else a cold boot clears it', (y) => y.epilogue(cliExitHelp('machine', 'reboot')), (argv) => held(argv, () => {
       const r = requestedReboot(openSystem(rootOf(argv)));
       try {
         process.stdout.write(`reboot: ${r.mode} reboot: ${r.system.kernel.release} booted${r.mode === 'warm' ? '; memory was kept' : ' on cleared memory'}\n`);
       } finally {
         closeSystem(r.system);
       }
-    })
+    }))
     .command('sys <action> [path] [value]', 'the running kernel\'s /sys: ls [PATH], cat PATH, rm PATH (pstore files), write PATH VALUE, export DIR [PATH] (real files, default fs/pstore)', (y) => y.epilogue(cliExitHelp('machine', 'sys'))
       .positional('action', { type: 'string', choices: ['ls', 'cat', 'rm', 'write', 'export'] })
       .positional('path', { type: 'string' })
       .positional('value', { type: 'string' }),
-    (argv) => {
+    (argv) => held(argv, () => {
       runSys(rootOf(argv), argv.action!, argv.path, argv.value, (s) => { process.stdout.write(s); });
-    })
+    }))
     .command('proc <path>', 'read a /proc file of the running kernel (cmdline, sys/kernel/dump/{addr,level,flags,compress,device}, sys/kernel/kexec_loaded)', (y) => y.epilogue(cliExitHelp('machine', 'proc'))
       .positional('path', { type: 'string' }),
-    (argv) => {
+    (argv) => held(argv, () => {
       const sys = openSystem(rootOf(argv), { readOnly: true });
       try {
         process.stdout.write(`${procRead(sys, argv.path!)}\n`);
       } finally {
         closeSystem(sys);
       }
-    })
+    }))
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .fail((msg, err) => {

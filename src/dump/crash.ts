@@ -1,8 +1,11 @@
 import { DumpError, hex } from '../codec/index.js';
 import {
-  BuddyAllocator, configForRam, kernelPanic, kernelWallClock, pt_regs, kexecFrames, kexecLoaded, Kernel, MemMap, printk, readKernelHeader,
-  LOGLEVEL_INFO, type CrashCause, type KernelConfig, type PanicInfo, type RunningSystem,
+  BuddyAllocator, configForRam, interruptedTask, kernelPanic, kernelWallClock, pt_regs, kexecEntries, kexecFrames, kexecLoaded, Kernel,
+  listTasks, MemMap, printk, readKernelHeader, THREAD_SIZE_ORDER, LOGLEVEL_INFO, type CrashCause, type KernelConfig, type PanicInfo,
+  type RunningSystem,
 } from '../kernel/index.js';
+import { PAGE_SIZE } from '../machine/index.js';
+import type { Kimage } from '../kernel/structs/kimage.js';
 import { DUMP_FLAGS_NONDISRUPT, DUMP_FLAGS_SOFTBOOT } from './lkcd/constants.js';
 import { readDumpConfig } from './driver.js';
 import { readBlock } from './memdev/block.js';
@@ -10,7 +13,7 @@ import { DUMP_STATE_ARMED } from './memdev/dump_config_block.js';
 import { pendingDump } from './crashdump_boot.js';
 import { runStage1, type Stage1Result } from './writer/stage1.js';
 import { coldReboot, kexecReboot } from './softboot.js';
-import { IND_DONE, IND_FLAGS, IND_INDIRECTION, IND_SOURCE } from '../kernel/structs/kimage.js';
+import { IND_FLAGS, IND_SOURCE } from '../kernel/structs/kimage.js';
 import {
   bootCommandLine, devcdPanicNotifier, kmsgDump, parseKernelParams, ramoopsFrames, rebootMode, simRegisterReader, KMSG_DUMP_PANIC,
 } from '../kernel/pstore/index.js';
@@ -21,6 +24,12 @@ export interface CrashOutcome {
   dump: Stage1Result | null;
   /** Why no dump was taken, when none was. */
   noDumpReason?: string;
+  /**
+   * The address of a dump already held in memory when the crash came (from
+   * the previous boot, or a live dump awaiting writeout): no new dump is
+   * taken, and this one is kept by a kexec, lost by a cold reboot.
+   */
+  heldDump?: bigint;
   after: 'kexec' | 'cold-reboot' | 'warm-reboot' | 'halted';
   /** What pstore kept: the dmesg zone of the panic record, the devices the devcoredump notifier dumped. */
   pstore: { dmesgZone: number | null; devcd: { dumped: string[]; skipped: string[] } | null };
@@ -33,20 +42,17 @@ export function nextKernelConfig(kernel: Kernel): KernelConfig {
   const loaded = kexecLoaded(kernel);
   if (!loaded) return configForRam(kernel.ram.size);
   // The image header is the first page of the first segment: read it where kexec staged it.
-  const headPage = readFirstSourcePage(kernel, loaded.image.head);
+  const headPage = readFirstSourcePage(kernel, loaded.image);
   const header = readKernelHeader(kernel.ram, headPage);
   return { release: header.release, physicalStart: header.physical_start };
 }
 
-function readFirstSourcePage(kernel: Kernel, head: bigint): bigint {
-  let list = head & ~IND_FLAGS;
-  for (let i = 0; i < 512; i++) {
-    const e = kernel.ram.readU64(list + BigInt(i * 8));
-    if (e & IND_SOURCE) return e & ~IND_FLAGS;
-    if (e & IND_INDIRECTION) { list = e & ~IND_FLAGS; i = -1; }
-    if (e & IND_DONE) break;
+/** The first source page of a loaded image, through the bounded walk of its indirection list. */
+function readFirstSourcePage(kernel: Kernel, image: Kimage): bigint {
+  for (const { entry } of kexecEntries(kernel, image)) {
+    if (entry & IND_SOURCE) return entry & ~IND_FLAGS;
   }
-  throw new DumpError('CORRUPT', 'kexec image has no source page');
+  throw new DumpError('CORRUPT', 'kexec image has no source page', { struct: 'kimage', field: 'head' });
 }
 
 /**
@@ -77,11 +83,15 @@ export function crashMachine(sys: RunningSystem, cause: CrashCause, hooks: Crash
   let dump: Stage1Result | null = null;
   let noDumpReason: string | undefined;
   const pending = pendingDump(kernel);
+  let heldDump: bigint | undefined;
   if (pending && cfg.dump_addr === pending.addr) {
+    heldDump = pending.addr;
     noDumpReason = `a dump from the previous boot at ${hex(pending.addr)} still awaits writeout; it is kept, no new dump is taken`;
   } else if (!cfg.active || cfg.dump_addr === 0n) {
+    heldDump = pending?.addr;
     noDumpReason = 'the dump driver is not configured (run lkcd config)';
   } else if (readBlock(sys.ram, Kernel.__pa(cfg.dump_addr)).state !== DUMP_STATE_ARMED) {
+    heldDump = cfg.dump_addr;
     noDumpReason = `a live dump at ${hex(cfg.dump_addr)} still awaits writeout; it is kept, no new dump is taken`;
   } else {
     // The ramoops region is needed after the reboot, like the kexec image: saved, never reused.
@@ -100,23 +110,23 @@ export function crashMachine(sys: RunningSystem, cause: CrashCause, hooks: Crash
   const loaded = kexecLoaded(kernel);
   if ((cfg.flags & DUMP_FLAGS_NONDISRUPT) && dump) {
     say('dump: DUMP_FLAGS_NONDISRUPT set: the system is left halted after the dump');
-    return { panic, dump, noDumpReason, after: 'halted', console: consoleLines, system: sys, pstore };
+    return { panic, dump, noDumpReason, heldDump, after: 'halted', console: consoleLines, system: sys, pstore };
   }
   if (loaded) {
     say(`Rebooting in ${cfg.panic_timeout} seconds.. by starting a new kernel (${loaded.image.release})`);
     const next = kexecReboot(sys);
-    return { panic, dump, noDumpReason, after: 'kexec', console: consoleLines, system: next, pstore };
+    return { panic, dump, noDumpReason, heldDump, after: 'kexec', console: consoleLines, system: next, pstore };
   }
   const why = (cfg.flags & DUMP_FLAGS_SOFTBOOT) ? 'panic with DUMP_FLAGS_SOFTBOOT but no kexec image loaded' : 'panic with no kexec image loaded';
   // emergency_restart() through the firmware: RAM survives it only with reboot=warm.
   if (rebootMode(parseKernelParams(bootCommandLine(kernel))) === 'warm') {
     say(`Rebooting: ${why} (reboot=warm: memory is kept)`);
     const next = firmwareReboot(sys, why, { requested: false }).system;
-    return { panic, dump, noDumpReason, after: 'warm-reboot', console: consoleLines, system: next, pstore };
+    return { panic, dump, noDumpReason, heldDump, after: 'warm-reboot', console: consoleLines, system: next, pstore };
   }
   say(`Rebooting: ${why}`);
   const next = coldReboot(sys, why);
-  return { panic, dump, noDumpReason, after: 'cold-reboot', console: consoleLines, system: next, pstore };
+  return { panic, dump, noDumpReason, heldDump, after: 'cold-reboot', console: consoleLines, system: next, pstore };
 }
 
 /**
@@ -144,10 +154,29 @@ export function liveDump(sys: RunningSystem, hooks: CrashHooks = {}): { dump: St
   return { dump, console: consoleLines };
 }
 
-/** The header facts of a live dump: no panic; the time now and the registers of the sysrq handler. */
+/**
+ * The header facts of a live dump: no panic; the time now, and the
+ * registers and task of the context Alt+SysRq+d interrupted (the
+ * keyboard interrupt lands on whatever task runs on the CPU): a running
+ * task from the task list in RAM, its ip inside the function it runs, its
+ * stack pointer inside its kernel stack, as the interrupt's pt_regs would
+ * hold them.
+ */
 function liveDumpInfo(kernel: Kernel): PanicInfo {
   printk(kernel, 'sysrq: Dump', LOGLEVEL_INFO);
   const { sec, usec } = kernelWallClock(kernel);
-  const regs = { ...pt_regs.zero(), ip: kernel.sym('sysrq_handle_dump').address + 0x1cn, cs: 0x10n, flags: 0x246n, ss: 0x18n, di: 0x64n, orig_ax: 0xffffffffffffffffn };
-  return { message: 'sysrq', regs, currentTask: kernel.sym('init_task').address, timeSec: sec, timeUsec: usec };
+  const task = interruptedTask(listTasks(kernel.mem, kernel.sym('init_task').address));
+  const stackSize = BigInt(PAGE_SIZE << THREAD_SIZE_ORDER);
+  const fn = kernel.symbols.find((sy) => sy.type === 'T' && task.thread_regs.ip >= sy.address && task.thread_regs.ip < sy.address + sy.size)
+    ?? kernel.sym('do_idle');
+  // An instruction a little way into the function, 8-byte steps so it is never past its end.
+  const ip = fn.address + ((BigInt(task.pid) * 0x18n + 0x2an) % (fn.size > 8n ? fn.size - 8n : 1n));
+  // The interrupt frame sits just below the task's saved kernel stack pointer, inside its stack.
+  const savedSp = task.thread_regs.sp >= task.stack && task.thread_regs.sp < task.stack + stackSize ? task.thread_regs.sp : task.stack + stackSize - 0x100n;
+  const sp = savedSp - BigInt(pt_regs.size) - 0x40n;
+  const regs = {
+    ...pt_regs.zero(), ip, sp, bp: sp + 0x30n, cs: 0x10n, flags: 0x246n, ss: 0x18n, orig_ax: 0xffffffffffffffffn,
+    di: task.address, si: 0x64n,
+  };
+  return { message: 'sysrq', regs, currentTask: task.address, timeSec: sec, timeUsec: usec };
 }

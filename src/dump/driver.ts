@@ -8,7 +8,7 @@ import { DUMP_BUFFER_SIZE, DUMP_FLAGS_KNOWN, DUMP_MAGIC_LIVE, dumpLevelMask, typ
 import { readBlock, writeBlock } from './memdev/block.js';
 import {
   DUMP_CONFIG_BLOCK_VERSION, DUMP_IND_MAP_SZ, DUMP_MAP_SZ, DUMP_NR_BOOTSTRAP, DUMP_STATE_ARMED, DUMP_STATE_SAVED,
-  DUMP_STATE_WRITTEN, MAX_DUMP_SEGMENTS,
+  DUMP_STATE_WRITTEN, KEXEC_IMAGE_PATH_MAX, MAX_DUMP_SEGMENTS,
   dump_config_block, type DumpConfigBlock,
 } from './memdev/dump_config_block.js';
 import { Memdev } from './memdev/memdev.js';
@@ -131,4 +131,17 @@ export function dumpAwaitingWriteout(kernel: Kernel): { addr: bigint; phys: bigi
   const phys = Kernel.__pa(cfg.dump_addr);
   const block = readBlock(kernel.ram, phys);
   return block.state === DUMP_STATE_SAVED || block.state === DUMP_STATE_WRITTEN ? { addr: cfg.dump_addr, phys, live: true } : null;
+}
+
+/**
+ * Records in the config block what `lkcd config` preloaded (the image's
+ * path inside the machine root, and the command line with crashdump=), so
+ * a kernel booted holding this block's dump reloads the same.
+ */
+export function recordKexecPreload(kernel: Kernel, blockPhys: bigint, imageInRoot: string, cmdline: string): void {
+  if (Buffer.byteLength(imageInRoot, 'latin1') >= KEXEC_IMAGE_PATH_MAX) {
+    throw new UsageError(`KEXEC_IMAGE ${imageInRoot} is longer than ${KEXEC_IMAGE_PATH_MAX - 1} bytes`);
+  }
+  const block = readBlock(kernel.ram, blockPhys);
+  writeBlock(kernel.ram, blockPhys, { ...block, kexec_image: imageInRoot, kexec_cmdline: cmdline });
 }

@@ -1,16 +1,17 @@
 import { writeState } from '../machine/index.js';
 import {
-  bootKernel, closeSystem, configForRam, kernelWallClock, machineKexec, powerOn, printk, readKernelHeader, sim_workload, uts_namespace,
+  bootKernel, configForRam, kernelWallClock, machineKexec, powerOn, printk, readKernelHeader, sim_workload, uts_namespace,
   LOGLEVEL_WARNING, type RunningSystem,
 } from '../kernel/index.js';
 import { crashdumpReserve } from './crashdump_boot.js';
+import { reloadKexecForHeldDump } from './held_dump.js';
 
 /**
  * A warm reboot into the loaded kexec image (machine_kexec): the segments
  * are copied to their destinations, the new kernel boots with the command
  * line it was loaded with, and, when that carries crashdump=, reserves the
- * saved dump before anything else. RAM outside the new kernel's boot
- * region keeps its bytes.
+ * saved dump before anything else and reloads kexec to keep it across a
+ * second crash. RAM outside the new kernel's boot region keeps its bytes.
  */
 export function kexecReboot(sys: RunningSystem): RunningSystem {
   const old = sys.kernel;
@@ -28,6 +29,8 @@ export function kexecReboot(sys: RunningSystem): RunningSystem {
     earlyReserve: (k) => crashdumpReserve(k, config),
   });
   kernel.writeStruct(sim_workload, 'sim_workload', { ...wl, generation: 0, run_seconds: 0n });
+  // Holding a dump, the new kernel reloads kexec with the same crashdump= (LKCD's init scripts did).
+  reloadKexecForHeldDump(kernel, sys.root);
   sys.ram.flush();
   const state = { ...sys.state, power: 'on' as const, cpu };
   writeState(sys.root, state);
@@ -41,13 +44,26 @@ export function kexecReboot(sys: RunningSystem): RunningSystem {
  */
 export function coldReboot(sys: RunningSystem, reason: string): RunningSystem {
   const wl = sys.kernel.readStruct(sim_workload, 'sim_workload');
-  const root = sys.root;
-  const mem = sys.ram.size;
-  closeSystem(sys);
-  const fresh = powerOn(root, { mem, profile: 'idle', seed: wl.seed });
+  const fresh = replaceRam(sys, (root, mem) => powerOn(root, { mem, profile: 'idle', seed: wl.seed, commit: false }));
   printk(fresh.kernel, `reboot: cold boot after ${reason}; memory contents were lost`, LOGLEVEL_WARNING);
   fresh.ram.flush();
   return fresh;
+}
+
+/**
+ * A cold boot within the running step: the old RAM is let go of without a
+ * commit (its contents are lost anyway) and the new image replaces it when
+ * the step commits, so a kill before then leaves the machine as it was
+ * before the command. The lock stays with the command.
+ */
+function replaceRam(sys: RunningSystem, boot: (root: RunningSystem['root'], mem: bigint) => RunningSystem): RunningSystem {
+  const { root, lock } = sys;
+  const mem = sys.ram.size;
+  sys.ram.detach();
+  const fresh = boot(root, mem);
+  // powerOn's own hold is nested in the command's: the command's goes on with the new system.
+  fresh.lock?.release();
+  return { ...fresh, lock };
 }
 
 
@@ -63,9 +79,6 @@ export function coldReset(sys: RunningSystem): RunningSystem {
   const cmdline = raw.subarray(0, raw.indexOf(0)).toString('latin1');
   const hostname = k.readStruct(uts_namespace, 'init_uts_ns').name.nodename;
   const wl = k.readStruct(sim_workload, 'sim_workload');
-  const root = sys.root;
-  const mem = sys.ram.size;
-  closeSystem(sys);
-  const config = configForRam(mem);
-  return powerOn(root, { mem, profile: 'idle', seed: wl.seed, hostname, cmdline, earlyReserve: (kk) => crashdumpReserve(kk, config) });
+  const config = configForRam(sys.ram.size);
+  return replaceRam(sys, (root, mem) => powerOn(root, { mem, profile: 'idle', seed: wl.seed, hostname, cmdline, commit: false, earlyReserve: (kk) => crashdumpReserve(kk, config) }));
 }

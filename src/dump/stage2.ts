@@ -131,8 +131,9 @@ function stage1Missing(kernel: Kernel, block: DumpConfigBlock): Array<[bigint, b
  * after it, passes in forward order (kern, user, unused), an END record,
  * then the final header. Every page header is checked on the way
  * (dph_valid). Progress is checkpointed in the config block in RAM after
- * each fsync, so an interrupted writeout resumes where it stopped and
- * produces the same bytes. Frames are cleared and handed back to the
+ * each fsync of the device, and each checkpoint commits the machine's step
+ * (the device is never rolled back), so an interrupted writeout resumes
+ * where it stopped and produces the same bytes. Frames are cleared and handed back to the
  * allocator only after everything is durably on the device.
  */
 export function writeoutDump(kernel: Kernel, blockPhys: bigint, device: BlockDevice, onProgress?: (done: bigint, total: bigint) => void): WriteoutResult {
@@ -172,7 +173,8 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
     device.sync();
     block = { ...block, wo_state: WRITEOUT_RUNNING, wo_segment: 0, wo_seg_offset: 0n, wo_dev_offset: firstRecord, wo_pages: 0n, wo_device_size: device.size };
     writeBlock(ram, blockPhys, block);
-    ram.flush();
+    // A commit point of the step: a kill from here on resumes from what RAM says the device holds.
+    ram.commit();
     killPoint('writeout started');
   }
   const order = writeOrder(block);
@@ -202,7 +204,8 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
     device.sync();
     block = { ...block, wo_segment: segIdx, wo_seg_offset: segOffset, wo_dev_offset: devOffset, wo_pages: pages };
     writeBlock(ram, blockPhys, block);
-    ram.flush();
+    // The checkpoint in RAM must match the device, which no rollback touches: commit it.
+    ram.commit();
     sinceCheckpoint = 0n;
     killPoint('checkpoint');
   };
@@ -316,13 +319,13 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
     // bigger or mended device writes it whole.
     block = { ...block, wo_state: WRITEOUT_NONE, wo_dev_offset: devOffset, wo_pages: pages };
     writeBlock(ram, blockPhys, block);
-    ram.flush();
+    ram.commit();
     onProgress?.(total, total);
     return { pages, corrupted, bytes: devOffset + BigInt(tail.length), truncated: true, missingPages: missingPages0, resumed, keptForRetry: true, seconds: (performance.now() - t0) / 1000 };
   }
   block = { ...block, state: DUMP_STATE_WRITTEN, wo_state: WRITEOUT_NONE, wo_dev_offset: devOffset, wo_pages: pages };
   writeBlock(ram, blockPhys, block);
-  ram.flush();
+  ram.commit();
   killPoint('writeout done');
   releaseDump(kernel, blockPhys);
   onProgress?.(total, total);
@@ -370,6 +373,7 @@ export function releaseDump(kernel: Kernel, blockPhys: bigint): bigint {
     memmap.set(pfn, blankPage());
     buddy.free(pfn, 0);
     freed++;
+    // Not a commit point: killed here, the step rolls back to 'written out' and the release starts over.
     if (freed % 4096n === 0n) { ram.flush(); killPoint('release'); }
   }
   ram.flush();

@@ -33,20 +33,47 @@ export function kexecLoaded(kernel: Kernel): LoadedKexec | null {
   return readKimage(kernel);
 }
 
-/** Walks the indirection list: every entry, in order, with the page it lives in. */
-function* walkEntries(kernel: Kernel, head: bigint): Generator<{ entry: bigint; listPage: bigint }> {
-  let listPage = head & ~IND_FLAGS;
+/**
+ * Walks the indirection list: every entry, in order, with the page it lives
+ * in. Bounded by what the list can hold: every list page and source page
+ * page-aligned inside RAM, no list page twice (a cycle), no more source
+ * pages than the segments' buffers fill, no more destinations than
+ * segments. What is broken is named.
+ */
+export function* kexecEntries(kernel: Kernel, image: Kimage): Generator<{ entry: bigint; listPage: bigint }> {
+  const bad = (why: string): never => { throw new CorruptDumpError(`kexec indirection list: ${why}`, { struct: 'kimage', field: 'head' }); };
+  const checkPage = (addr: bigint, what: string): bigint => {
+    if (addr % PAGE_SIZE_N !== 0n || addr < 0n || addr + PAGE_SIZE_N > kernel.ram.size) bad(`${what} ${hex(addr)} is not a page inside RAM`);
+    return addr;
+  };
+  const segs = image.segment.slice(0, image.nr_segments);
+  const maxSources = segs.reduce((a, sg) => a + (sg.bufsz + PAGE_SIZE_N - 1n) / PAGE_SIZE_N, 0n);
+  const maxDestinations = BigInt(image.nr_segments);
+  const seen = new Set<bigint>();
+  let listPage = checkPage(image.head & ~IND_FLAGS, 'first list page');
+  seen.add(listPage);
+  let sources = 0n;
+  let destinations = 0n;
   let i = 0;
-  let guard = 0;
-  while (true) {
-    if (++guard > 1 << 24) throw new CorruptDumpError('kexec indirection list does not end', { struct: 'kimage', field: 'head' });
+  for (;;) {
+    if (i >= ENTRIES_PER_PAGE) bad(`list page ${hex(listPage)} has no IND_INDIRECTION or IND_DONE in its ${ENTRIES_PER_PAGE} entries`);
     const entry = kernel.ram.readU64(listPage + BigInt(i * 8));
     yield { entry, listPage };
     if (entry & IND_DONE) return;
     if (entry & IND_INDIRECTION) {
-      listPage = entry & ~IND_FLAGS;
+      const next = checkPage(entry & ~IND_FLAGS, 'list page');
+      if (seen.has(next)) bad(`list page ${hex(next)} comes back (a cycle)`);
+      if (seen.size > Number(maxSources + maxDestinations) / (ENTRIES_PER_PAGE - 1) + 2) bad(`more list pages than ${image.nr_segments} segments need`);
+      seen.add(next);
+      listPage = next;
       i = 0;
       continue;
+    }
+    if (entry & IND_SOURCE) {
+      checkPage(entry & ~IND_FLAGS, 'source page');
+      if (++sources > maxSources) bad(`more source pages than the segments' ${maxSources} pages of data`);
+    } else if (entry & IND_DESTINATION) {
+      if (++destinations > maxDestinations) bad(`more destinations than the ${image.nr_segments} segments`);
     }
     i++;
   }
@@ -57,7 +84,7 @@ export function kexecFrames(kernel: Kernel): bigint[] {
   const loaded = readKimage(kernel);
   if (!loaded) return [];
   const frames = [Kernel.__pa(loaded.address) / PAGE_SIZE_N, (loaded.image.head & ~IND_FLAGS) / PAGE_SIZE_N];
-  for (const { entry } of walkEntries(kernel, loaded.image.head)) {
+  for (const { entry } of kexecEntries(kernel, loaded.image)) {
     if (entry & IND_SOURCE) frames.push((entry & ~IND_FLAGS) / PAGE_SIZE_N);
     if (entry & IND_INDIRECTION) frames.push((entry & ~IND_FLAGS) / PAGE_SIZE_N);
   }
@@ -163,7 +190,7 @@ export function machineKexec(kernel: Kernel): KexecJump {
   const loaded = readKimage(kernel);
   if (!loaded) throw new DumpError('USAGE', 'kexec: no kernel image is loaded');
   let dest = 0n;
-  for (const { entry } of walkEntries(kernel, loaded.image.head)) {
+  for (const { entry } of kexecEntries(kernel, loaded.image)) {
     const addr = entry & ~IND_FLAGS;
     if (entry & IND_DESTINATION) dest = addr;
     else if (entry & IND_SOURCE) {

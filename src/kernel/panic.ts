@@ -2,7 +2,7 @@ import { LOGLEVEL_ALERT, LOGLEVEL_EMERG, LOGLEVEL_INFO, LOGLEVEL_WARNING } from 
 import type { Kernel } from './kernel.js';
 import { advanceClock, printk } from './printk.js';
 import { pt_regs, type PtRegs } from './structs/pt_regs.js';
-import { listTasks } from './tasks.js';
+import { listTasks, type TaskInfo } from './tasks.js';
 import { uts_namespace } from './structs/new_utsname.js';
 import { KMSG_DUMP_OOPS } from './pstore/constants.js';
 import { kmsgDump } from './pstore/platform.js';
@@ -28,6 +28,14 @@ export function kernelWallClock(kernel: Kernel): { sec: bigint; usec: bigint } {
   return { sec: kernel.readU64('sim_boot_time') + ns / 1_000_000_000n, usec: (ns % 1_000_000_000n) / 1000n };
 }
 
+/**
+ * The task on the CPU when a crash or an interrupt comes: the first running
+ * user task in the task list, else the last task (an idle machine's).
+ */
+export function interruptedTask(tasks: TaskInfo[]): TaskInfo {
+  return tasks.find((t) => t.mm !== 0n && t.state === 0n) ?? tasks[tasks.length - 1];
+}
+
 function regsAt(kernel: Kernel, fn: string, offset: bigint, sp: bigint): PtRegs {
   return {
     ...pt_regs.zero(), ip: kernel.sym(fn).address + offset, cs: 0x10n, flags: 0x10246n, sp, ss: 0x18n,
@@ -43,7 +51,7 @@ function regsAt(kernel: Kernel, fn: string, offset: bigint, sp: bigint): PtRegs 
  */
 export function kernelPanic(kernel: Kernel, cause: CrashCause): PanicInfo {
   const tasks = listTasks(kernel.mem, kernel.sym('init_task').address);
-  const current = tasks.find((t) => t.mm !== 0n && t.state === 0n) ?? tasks[tasks.length - 1];
+  const current = interruptedTask(tasks);
   const sp = current.stack + 0x3f00n;
   const uts = kernel.readStruct(uts_namespace, 'init_uts_ns').name;
   advanceClock(kernel, 1_000_123n);

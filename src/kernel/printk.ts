@@ -44,16 +44,29 @@ export function printk(kernel: Kernel, text: string, level = LOGLEVEL_INFO): voi
   let firstSeq = kernel.readU64('log_first_seq');
   const nextSeq = kernel.readU64('log_next_seq');
 
-  const lenAt = (idx: number): number => kernel.ram.read(bufPhys + BigInt(idx) + BigInt(printk_log.offsetOf.len), 2).readUInt16LE(0);
+  const broken = (why: string, offset: number): never => {
+    throw new CorruptDumpError(`printk: ${why}`, { struct: 'printk_log', field: 'len', offset });
+  };
+  const lenAt = (idx: number): number => {
+    if (idx < 0 || idx + HDR > bufLen) broken(`record index ${idx} lies outside log_buf_len ${bufLen}`, idx);
+    return kernel.ram.read(bufPhys + BigInt(idx) + BigInt(printk_log.offsetOf.len), 2).readUInt16LE(0);
+  };
+  // log_next(): a zero length is the wrap marker, the next record is at the start.
   const logNext = (idx: number): number => {
     const len = lenAt(idx);
-    return len === 0 ? lenAt(0) : idx + len;
+    const next = len === 0 ? lenAt(0) : idx + len;
+    if ((len !== 0 && len < HDR) || next > bufLen) broken(`record at log_buf+${idx} has bad length ${len}`, idx);
+    return next;
   };
+  // Dropping old records can take no more steps than the buffer holds records.
+  const maxRecords = Math.floor(bufLen / HDR);
+  let dropped = 0;
   const hasSpace = (empty: boolean): boolean => {
     const free = nextIdx > firstIdx || empty ? Math.max(bufLen - nextIdx, firstIdx) : firstIdx - nextIdx;
     return free >= size + HDR;
   };
   while (firstSeq < nextSeq && !hasSpace(false)) {
+    if (++dropped > maxRecords) broken(`log_first_seq..log_next_seq (${firstSeq}..${nextSeq}) never frees room: more records than log_buf_len ${bufLen} can hold`, firstIdx);
     firstIdx = logNext(firstIdx);
     firstSeq++;
   }

@@ -1,6 +1,6 @@
 import { DumpError, formatSize, hex, UsageError, wrapError } from '../codec/index.js';
 import {
-  MachineRoot, PhysicalRam, readState, requireRunning, writeState, type MachineState,
+  lockMachine, MachineRoot, PhysicalRam, readState, requireRunning, writeState, type MachineLock, type MachineState,
 } from '../machine/index.js';
 import { BuddyAllocator } from './mm/buddy.js';
 import { bootKernel, buddyPageSource, type BootParams } from './boot.js';
@@ -37,6 +37,11 @@ export interface PowerOnOptions {
   earlyReserve?: BootParams['earlyReserve'];
   /** Hears what the kernel build has to say (once: no debug vmlinux could be built). */
   onNote?: (line: string) => void;
+  /**
+   * Commit the step once the machine has booted (default true). A cold
+   * reboot inside a crash leaves the commit to the end of the crash.
+   */
+  commit?: boolean;
 }
 
 export function defaultCmdline(release: string): string {
@@ -49,22 +54,40 @@ export interface RunningSystem {
   state: MachineState & { cpu: NonNullable<MachineState['cpu']> };
   ram: PhysicalRam;
   kernel: Kernel;
+  /** The hold on the machine lock this system was opened under (released by closeSystem). */
+  lock?: MachineLock;
 }
 
-/** Opens the running machine; callers close it with closeSystem. */
+/**
+ * Opens the running machine under its lock (reentrant within a process;
+ * BUSY when another command holds it) after rolling back any step a killed
+ * command left unfinished. Writable, the RAM starts a step; callers close
+ * with closeSystem, which commits it.
+ */
 export function openSystem(root: MachineRoot, opts: { readOnly?: boolean } = {}): RunningSystem {
-  const state = requireRunning(root);
-  const ram = PhysicalRam.open(root.ramPath, state.ram_bytes, { readOnly: opts.readOnly });
+  const lock = lockMachine(root);
   try {
-    return { root, state, ram, kernel: Kernel.open(ram, state.cpu) };
+    const state = requireRunning(root);
+    const ram = PhysicalRam.open(root.ramPath, state.ram_bytes, { readOnly: opts.readOnly });
+    try {
+      return { root, state, ram, kernel: Kernel.open(ram, state.cpu), lock };
+    } catch (e) {
+      ram.close();
+      throw wrapError(`${root.statePath}: no running kernel at cpu.kernel_base ${hex(state.cpu.kernel_base)}`, e);
+    }
   } catch (e) {
-    ram.close();
-    throw wrapError(`${root.statePath}: no running kernel at cpu.kernel_base ${hex(state.cpu.kernel_base)}`, e);
+    lock.release();
+    throw e;
   }
 }
 
+/** Commits the step (RAM and hardware state), closes RAM and releases the lock. */
 export function closeSystem(sys: RunningSystem): void {
-  sys.ram.close();
+  try {
+    sys.ram.close();
+  } finally {
+    sys.lock?.release();
+  }
 }
 
 export function validateRamSize(mem: bigint): void {
@@ -89,25 +112,34 @@ export function powerOn(root: MachineRoot, opts: PowerOnOptions): RunningSystem 
   const profile = profileByName(opts.profile);
   if (!Number.isInteger(opts.seed) || opts.seed < 0 || opts.seed > 0xffffffff) throw new UsageError(`--seed ${opts.seed} is not an integer in 0..4294967295`);
   root.prepare();
-  const config = configForRam(opts.mem);
-  const files = buildKernel(root.bootDir, config, () => findKernelTextElf(), { onNote: opts.onNote });
-  const image = readKernelImageFile(files.vmlinuz);
-  writeState(root, { version: 1, power: 'off', ram_bytes: opts.mem, cpu: null });
-  const ram = PhysicalRam.create(root.ramPath, opts.mem);
-  const base = loadImage(ram, image);
-  const params: BootParams = {
-    cmdline: opts.cmdline ?? defaultCmdline(config.release),
-    hostname: opts.hostname ?? 'lkcd-sim',
-    bootTime: EPOCH_BASE + BigInt(opts.seed % 3650) * 86400n,
-    seed: opts.seed,
-    earlyReserve: opts.earlyReserve,
-  };
-  const { kernel, cpu } = bootKernel(ram, base, params);
-  startWorkload(kernel, profile, opts.seed);
-  ram.flush();
-  const state = { version: 1 as const, power: 'on' as const, ram_bytes: opts.mem, cpu };
-  writeState(root, state);
-  return { root, state, ram, kernel };
+  const lock = lockMachine(root);
+  let ram: PhysicalRam | null = null;
+  try {
+    const config = configForRam(opts.mem);
+    const files = buildKernel(root.bootDir, config, () => findKernelTextElf(), { onNote: opts.onNote });
+    const image = readKernelImageFile(files.vmlinuz);
+    // A replacement within the step: the old image (if any) comes back unless the step commits.
+    ram = PhysicalRam.create(root.ramPath, opts.mem);
+    const base = loadImage(ram, image);
+    const params: BootParams = {
+      cmdline: opts.cmdline ?? defaultCmdline(config.release),
+      hostname: opts.hostname ?? 'lkcd-sim',
+      bootTime: EPOCH_BASE + BigInt(opts.seed % 3650) * 86400n,
+      seed: opts.seed,
+      earlyReserve: opts.earlyReserve,
+    };
+    const { kernel, cpu } = bootKernel(ram, base, params);
+    startWorkload(kernel, profile, opts.seed);
+    const state = { version: 1 as const, power: 'on' as const, ram_bytes: opts.mem, cpu };
+    writeState(root, state);
+    if (opts.commit !== false) ram.commit();
+    return { root, state, ram, kernel, lock };
+  } catch (e) {
+    // Nothing half-booted is left: the step is undone here, as it would be after a kill.
+    if (opts.commit !== false) ram?.rollBack();
+    lock.release();
+    throw e;
+  }
 }
 
 function allocators(kernel: Kernel): { memmap: MemMap; buddy: BuddyAllocator; tasks: TaskManager } {
@@ -126,9 +158,14 @@ export function startWorkload(kernel: Kernel, profile: Profile, seed: number): v
 
 /** Turns the machine off: RAM keeps its bytes until the next cold power-on clears it. */
 export function powerOff(root: MachineRoot): void {
-  const s = readState(root);
-  if (!s) throw new DumpError('NOINPUT', `no machine at ${root.dir}`);
-  writeState(root, { ...s, power: 'off', cpu: null });
+  const lock = lockMachine(root);
+  try {
+    const s = readState(root);
+    if (!s) throw new DumpError('NOINPUT', `no machine at ${root.dir}`);
+    writeState(root, { ...s, power: 'off', cpu: null });
+  } finally {
+    lock.release();
+  }
 }
 
 const RUN_MESSAGES = [

@@ -6,3 +6,7 @@ export * from './root.js';
 export * from './state.js';
 export * from './files.js';
 export * from './paths.js';
+export * from './process_identity.js';
+export * from './journal.js';
+export * from './hardware.js';
+export * from './lock.js';

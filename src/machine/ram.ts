@@ -1,6 +1,10 @@
 import fs from 'node:fs';
+import nodePath from 'node:path';
 import { DumpError, ioError, UsageError, FaultError } from '../codec/index.js';
-import { PAGE_SIZE } from './constants.js';
+import { PAGE_SHIFT, PAGE_SIZE } from './constants.js';
+import {
+  journalPathOf, ownsJournal, recoverAbandonedStep, replacedPathOf, rollBackJournal, UndoJournal,
+} from './journal.js';
 
 /** Bytes per cached chunk, and how many chunks may be cached at once. */
 const CHUNK_SHIFT = 18;
@@ -9,24 +13,68 @@ const DEFAULT_MAX_CHUNKS = 128; // 32 MiB, whatever the size of RAM
 
 interface Chunk { data: Buffer; dirty: boolean }
 
+export interface RamOpenOptions {
+  maxChunks?: number;
+  readOnly?: boolean;
+  /**
+   * Keep an undo journal (`<path>.journal`) so that the changes made since
+   * the last commit can be rolled back if the process dies (default true
+   * for a writable image).
+   */
+  journal?: boolean;
+}
+
+/** The step a writable image runs: its journal, and which pages it already holds originals of. */
+interface Step {
+  journal: UndoJournal;
+  /** One bit per page: its original is in the journal. */
+  saved: Uint8Array;
+  /** The image was created in this step (a cold power-on): rollback discards it whole, no page needs saving. */
+  fresh: boolean;
+}
+
 /**
  * Physical RAM: a file whose byte offset is the physical address. Reads and
  * writes go through a bounded write-back cache of 256 KiB chunks, so the Node
  * heap never holds more than a fixed amount of RAM whatever its size. Whole
  * chunks that are not cached are read and written straight through.
+ *
+ * A writable image runs one step of the machine at a time (see journal.ts):
+ * the original of every page is appended to the undo journal before the
+ * page first changes on disk, and `commit()` (or `close()`) makes the
+ * step's changes permanent. A process killed before then leaves the image
+ * to be rolled back by the next one that opens it.
  */
 export class PhysicalRam {
   private readonly chunks = new Map<number, Chunk>();
+  private step: Step | null = null;
+  private closed = false;
 
   private constructor(
     readonly path: string,
     private readonly fd: number,
     readonly size: bigint,
     private readonly maxChunks: number,
+    private readonly writable: boolean,
   ) {}
 
-  /** Opens an existing RAM image, checking that it is exactly `expectedSize` bytes. */
-  static open(path: string, expectedSize: bigint, opts: { maxChunks?: number; readOnly?: boolean } = {}): PhysicalRam {
+  private get journalPath(): string { return journalPathOf(this.path); }
+
+  /** Starts (or, in this process, joins) the step this image's changes belong to. */
+  private beginStep(fresh: boolean): void {
+    const st = fs.fstatSync(this.fd, { bigint: true });
+    const journal = ownsJournal(this.journalPath) ? UndoJournal.join(this.journalPath) : UndoJournal.begin(this.journalPath, { dev: st.dev, ino: st.ino });
+    this.step = { journal, saved: new Uint8Array(Math.ceil(Number(this.size >> BigInt(PAGE_SHIFT)) / 8)), fresh };
+  }
+
+  /**
+   * Opens an existing RAM image, checking that it is exactly `expectedSize`
+   * bytes. A step some dead process left unfinished on it is rolled back
+   * first; writable, the image starts a step of its own.
+   */
+  static open(path: string, expectedSize: bigint, opts: RamOpenOptions = {}): PhysicalRam {
+    const journaled = !opts.readOnly && opts.journal !== false;
+    if (fs.existsSync(journalPathOf(path))) recoverAbandonedStep(path);
     let fd: number;
     try {
       fd = fs.openSync(path, opts.readOnly ? 'r' : 'r+');
@@ -40,23 +88,82 @@ export class PhysicalRam {
         `${path}: RAM image is ${actual} bytes, the machine has ${expectedSize} (ram_bytes in state.json)`,
         { file: path });
     }
-    return new PhysicalRam(path, fd, expectedSize, opts.maxChunks ?? DEFAULT_MAX_CHUNKS);
+    const ram = new PhysicalRam(path, fd, expectedSize, opts.maxChunks ?? DEFAULT_MAX_CHUNKS, !opts.readOnly);
+    if (journaled) {
+      try {
+        ram.beginStep(false);
+      } catch (e) {
+        fs.closeSync(fd);
+        throw e;
+      }
+    }
+    return ram;
   }
 
   /**
    * Creates cleared RAM: a new sparse file of `size` bytes (a cold power-on).
-   * Any previous image at `path` is replaced.
+   * Any previous image at `path` is replaced; journaled (the default), the
+   * previous image is moved aside and comes back if the step never commits.
    */
-  static create(path: string, size: bigint, opts: { maxChunks?: number } = {}): PhysicalRam {
+  static create(path: string, size: bigint, opts: { maxChunks?: number; journal?: boolean } = {}): PhysicalRam {
     if (size % BigInt(PAGE_SIZE) !== 0n) throw new UsageError(`RAM size ${size} is not a multiple of the page size`);
+    const journaled = opts.journal !== false;
+    let journal: UndoJournal | null = null;
+    if (journaled) {
+      const jfile = journalPathOf(path);
+      if (fs.existsSync(jfile)) recoverAbandonedStep(path);
+      const moved = replacedPathOf(path);
+      let old: fs.BigIntStats | null = null;
+      try { old = fs.statSync(path, { bigint: true }); } catch { /* no image yet */ }
+      journal = ownsJournal(jfile) ? UndoJournal.join(jfile) : UndoJournal.begin(jfile, { dev: old?.dev ?? 0n, ino: old?.ino ?? 0n });
+      try {
+        // The first replacement of the step keeps the original aside; a later one replaces what the step made.
+        if (!fs.existsSync(moved)) {
+          journal.ramReplaced(old ? nodePath.basename(moved) : '');
+          if (old) fs.renameSync(path, moved);
+        }
+      } catch (e) {
+        journal.close();
+        throw ioError('replacing RAM image', e as NodeJS.ErrnoException);
+      }
+    }
     let fd: number;
     try {
       fd = fs.openSync(path, 'w+', 0o600);
       fs.ftruncateSync(fd, Number(size));
     } catch (e) {
+      journal?.close();
       throw ioError('creating RAM image', e as NodeJS.ErrnoException);
     }
-    return new PhysicalRam(path, fd, size, opts.maxChunks ?? DEFAULT_MAX_CHUNKS);
+    const ram = new PhysicalRam(path, fd, size, opts.maxChunks ?? DEFAULT_MAX_CHUNKS, true);
+    if (journal) ram.step = { journal, saved: new Uint8Array(0), fresh: true };
+    return ram;
+  }
+
+  /**
+   * Keeps the originals of the pages in [pos, pos + n) not yet kept in this
+   * step, taking them from `chunk` (the cached chunk holding the range) or
+   * from the file.
+   */
+  private saveOriginals(pos: number, n: number, chunk: Chunk | null): void {
+    const step = this.step;
+    if (!step || step.fresh) return;
+    const first = pos >>> PAGE_SHIFT;
+    const last = (pos + n - 1) >>> PAGE_SHIFT;
+    for (let p = first; p <= last; p++) {
+      const bit = 1 << (p & 7);
+      if (step.saved[p >>> 3] & bit) continue;
+      step.saved[p >>> 3] |= bit;
+      const at = p * PAGE_SIZE;
+      if (chunk) {
+        const within = at - Math.floor(at / CHUNK_SIZE) * CHUNK_SIZE;
+        step.journal.ramPage(at, chunk.data.subarray(within, within + PAGE_SIZE));
+      } else {
+        const page = Buffer.alloc(PAGE_SIZE);
+        this.preadFully(page, at);
+        step.journal.ramPage(at, page);
+      }
+    }
   }
 
   private check(paddr: bigint, length: number): number {
@@ -91,6 +198,7 @@ export class PhysicalRam {
 
   /** Writes a cached chunk back, never past the end of RAM (the last chunk may be partial). */
   private writeBack(index: number, c: Chunk): void {
+    this.step?.journal.flush();
     const start = index * CHUNK_SIZE;
     const len = Math.min(CHUNK_SIZE, Number(this.size) - start);
     this.pwriteFully(c.data.subarray(0, len), start);
@@ -152,12 +260,16 @@ export class PhysicalRam {
       const n = Math.min(CHUNK_SIZE - within, data.length - done);
       const cached = this.chunks.get(index);
       if (cached) {
+        this.saveOriginals(pos, n, cached);
         cached.data.set(data.subarray(done, done + n), within);
         cached.dirty = true;
       } else if (n === CHUNK_SIZE) {
+        this.saveOriginals(pos, n, null);
+        this.step?.journal.flush();
         this.pwriteFully(data.subarray(done, done + n), pos);
       } else {
         const c = this.loadChunk(index);
+        this.saveOriginals(pos, n, c);
         c.data.set(data.subarray(done, done + n), within);
         c.dirty = true;
       }
@@ -202,10 +314,63 @@ export class PhysicalRam {
     fs.fsyncSync(this.fd);
   }
 
-  close(): void {
+  /**
+   * Ends the step: every change written back and synced, the step marked
+   * complete, its journal and any image it replaced removed. The image
+   * stays open and its next changes form a new step.
+   */
+  commit(): void {
+    this.endStep(true);
+  }
+
+  private endStep(another: boolean): void {
+    if (!this.writable) return;
     this.flush();
+    try {
+      fs.fsyncSync(this.fd);
+    } catch (e) {
+      throw ioError('syncing RAM image', e as NodeJS.ErrnoException);
+    }
+    const step = this.step;
+    if (!step) return;
+    step.journal.markCommitted();
+    fs.rmSync(replacedPathOf(this.path), { force: true });
+    step.journal.remove();
+    this.step = null;
+    if (another) this.beginStep(false);
+  }
+
+  /** Commits the step (see commit) and closes the image. */
+  close(): void {
+    if (this.closed) return;
+    this.endStep(false);
     fs.closeSync(this.fd);
     this.chunks.clear();
+    this.closed = true;
+  }
+
+  /**
+   * Lets go of the image without committing or writing back anything: its
+   * step stays open for another image of this process to finish (a cold
+   * reboot replaces RAM within the step that crashed).
+   */
+  detach(): void {
+    if (this.closed) return;
+    this.step?.journal.close();
+    this.step = null;
+    fs.closeSync(this.fd);
+    this.chunks.clear();
+    this.closed = true;
+  }
+
+  /**
+   * Undoes the step this image runs, as recovery would after a kill: every
+   * page and hardware file back as it was when the step began.
+   */
+  rollBack(): void {
+    const owned = this.step !== null;
+    this.detach();
+    if (owned && fs.existsSync(journalPathOf(this.path))) rollBackJournal(journalPathOf(this.path), this.path);
   }
 
   /** Number of cached chunks (for tests of the memory bound). */

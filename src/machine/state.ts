@@ -1,7 +1,9 @@
-import fs from 'node:fs';
-import { CorruptDumpError, DumpError, ioError } from '../codec/index.js';
-import { writeFileAtomic } from './files.js';
+import { CorruptDumpError, DumpError } from '../codec/index.js';
+import { readHardwareFile, writeHardwareFile } from './hardware.js';
 import type { MachineRoot } from './root.js';
+
+/** The hardware file under lib/machine/ that holds MachineState. */
+export const STATE_FILE = 'state.json';
 
 /**
  * What hardware holds outside RAM, and nothing more: whether power is on,
@@ -23,13 +25,9 @@ interface MachineStateJson {
 }
 
 export function readState(root: MachineRoot): MachineState | null {
-  let text: string;
-  try {
-    text = fs.readFileSync(root.statePath, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw ioError('reading machine state', e as NodeJS.ErrnoException);
-  }
+  const raw = readHardwareFile(root, STATE_FILE);
+  if (raw === null) return null;
+  const text = raw.toString('utf8');
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -63,7 +61,8 @@ export function writeState(root: MachineRoot, s: MachineState): void {
     ram_bytes: s.ram_bytes.toString(),
     cpu: s.cpu ? { cr3: `0x${s.cpu.cr3.toString(16)}`, kernel_base: `0x${s.cpu.kernel_base.toString(16)}` } : null,
   };
-  writeFileAtomic(root.statePath, JSON.stringify(j, null, 2) + '\n');
+  // Within the running step, if any: a kill before it commits puts the old state back with RAM.
+  writeHardwareFile(root, STATE_FILE, JSON.stringify(j, null, 2) + '\n');
 }
 
 /** The state of a machine that must be running, or a one-line error. */

@@ -1,8 +1,14 @@
 import { array, cstring, defineStruct, u16, u32, u64, type ValueOf } from '../../codec/index.js';
+import { COMMAND_LINE_SIZE } from '../../kernel/constants.js';
 import { DUMP_PANIC_LEN } from '../lkcd/constants.js';
 
-/** Version of our dump_config_block layout (the LKCD original held kernel structs by value). */
-export const DUMP_CONFIG_BLOCK_VERSION = 1;
+/**
+ * Version of our dump_config_block layout (the LKCD original held kernel
+ * structs by value). 2: the kexec image and command line of the arming.
+ */
+export const DUMP_CONFIG_BLOCK_VERSION = 2;
+/** Room for the kexec image's path, as the running kernel sees it (inside the machine root). */
+export const KEXEC_IMAGE_PATH_MAX = 256;
 /** Pages set aside at configuration so a dump can start before any page is freed (dump_memdev.c). */
 export const DUMP_NR_BOOTSTRAP = 64;
 /** Data-page PFNs per map page (PAGE_SIZE / sizeof(unsigned long)). */
@@ -108,6 +114,14 @@ export const dump_config_block = defineStruct('dump_config_block', {
   header_crc32: u32,
   _pad2: u32,
   header_copy_pfn: array(u64, 2),
+  /**
+   * What `lkcd config` preloaded when it armed (kexec -l IMAGE
+   * --command-line=CMDLINE, CMDLINE ending in crashdump=<this block>), so a
+   * kernel that boots holding this dump reloads the same, and a second
+   * crash before the writeout kexecs into a kernel that finds it again.
+   */
+  kexec_image: cstring(KEXEC_IMAGE_PATH_MAX),
+  kexec_cmdline: cstring(COMMAND_LINE_SIZE),
 });
 export type DumpConfigBlock = ValueOf<typeof dump_config_block>;
 

@@ -302,6 +302,7 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
     retryDeferred(deferred[pass], pass);
   }
   parallel.close();
+  if (parallel.lostWorker) say('dump: the second compressor thread stopped answering; stage 1 went on on one thread');
   // Phase 2: the pages that stay where they are, kernel pages first.
   for (const pass of [DUMP_PASS_KERN, DUMP_PASS_USER, DUMP_PASS_UNUSED]) {
     for (const [s, e] of fixed[pass].ranges()) for (let pfn = s; pfn < e; pfn++) if (!trySave(pfn, pass)) deferred[pass].push(pfn);

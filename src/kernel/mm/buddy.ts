@@ -1,4 +1,4 @@
-import { DumpError, InternalError } from '../../codec/index.js';
+import { CorruptDumpError, DumpError, hex, InternalError } from '../../codec/index.js';
 import { MAX_ORDER, PAGE_BUDDY_MAPCOUNT_VALUE, PAGE_MAPCOUNT_NONE, PG_reserved, pageFlag } from '../constants.js';
 import { Kernel } from '../kernel.js';
 import { free_area } from '../structs/free_area.js';
@@ -201,17 +201,30 @@ export class BuddyAllocator {
     }
   }
 
-  /** Every free block as [pfn, order], walking the lists in RAM (for tests and checks). */
+  /**
+   * Every free block as [pfn, order], walking the lists in RAM (for tests
+   * and checks). Bounded by what the lists can hold (no more blocks of an
+   * order than frames / 2^order); an entry outside mem_map, a block not
+   * marked free, or a list that does not come back is named.
+   */
   freeBlocks(): Array<[bigint, number]> {
     const out: Array<[bigint, number]> = [];
     for (let o = 0; o < MAX_ORDER; o++) {
       const head = this.headVirt(o);
+      const bad = (why: string): never => {
+        throw new CorruptDumpError(`free_area[${o}].free_list: ${why}`, { struct: 'free_area', field: 'free_list' });
+      };
+      const most = this.memmap.maxPfn >> BigInt(o);
       let e = this.rd(head);
-      let guard = 0n;
+      let n = 0n;
       while (e !== head) {
-        out.push([this.pfnOfLru(e), o]);
+        const off = Kernel.__pa(e) - LRU_OFFSET - this.memmap.pagePhys(0n);
+        if (off < 0n || off % BigInt(page.size) !== 0n || off / BigInt(page.size) >= this.memmap.maxPfn) bad(`entry ${hex(e)} is not the lru of a struct page in mem_map`);
+        const pfn = this.pfnOfLru(e);
+        if (!this.isBuddyHead(this.memmap.get(pfn), o)) bad(`pfn ${hex(pfn)} on the list is not a free block of order ${o}`);
+        out.push([pfn, o]);
+        if (++n > most) bad(`more than the ${most} blocks of order ${o} this RAM holds (the list does not come back)`);
         e = this.rd(e);
-        if (++guard > this.memmap.maxPfn) throw new InternalError(`free_area[${o}] list does not end`);
       }
     }
     return out;
