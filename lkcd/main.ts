@@ -1,21 +1,34 @@
 #!/usr/bin/env node
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { CorruptDumpError, DumpError, UsageError } from '../src/codec/index.js';
+import { CorruptDumpError, DegradedResult, DumpError, UsageError } from '../src/codec/index.js';
 import { MachineRoot, resolveRoot } from '../src/machine/index.js';
 import { runCli } from '../src/cli/run.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { hex, parseSize } from '../src/codec/index.js';
-import { exportDumpAsElf, verifyLkcd } from '../src/dump/index.js';
+import { DUMP_DH_COMPRESSED, exportDumpAsElf, LkcdDump, openDump, type DumpProblem } from '../src/dump/index.js';
 import { DumpIndex, INDEX_FILE } from '../src/store/index.js';
 import { formatDmesg } from '../src/kernel/index.js';
 import { progressBar } from '../src/cli/progress.js';
 import { lkcdConfig } from './config.js';
-import { indexDumpDir, lkcdSave, pagesFailingIndexCrc, sha256File } from './save.js';
+import {
+  degradedOf, dumpDirNumbers, lkcdSave, pagesFailingIndexCrc, recoverEmptyIndex, reindexDumpDir, sha256File,
+} from './save.js';
 import { dumpDirFor, hexDump, openIndexedDump, parseDumpNumber, readPhysical, showText } from './query.js';
 import { analysisText, readDumpFacts } from './analysis.js';
-import { acquireSaveLock, readBounds, writeBounds } from './dumpdir.js';
+import { acquireSaveLock } from './dumpdir.js';
+
+/** The exit statuses of lkcd, for --help (the table is src/cli/exit.ts). */
+const EXIT_HELP = `Exit status: 0 done; 3 the dump written (config), saved or verified is TRUNCATED: pages missing, each
+listed by reason (lkcd show); 4 the dump is DAMAGED: headers or pages fail their checks, each named, the
+rest readable (save, verify, reindex); 5 the dump device failed during the writeout: the dump on it is cut
+short and the rest stays in memory for a retry (config); 64 usage; 65 corrupt input; 66 missing input;
+69 unsupported; 70 internal error; 74 I/O error; 75 busy. A degraded result (3, 4, 5) is reported on stderr
+in one line after the command's normal output.`;
+
+/** The first problem worth naming: a page's when there is one. */
+const firstProblem = (problems: readonly DumpProblem[]): DumpProblem | undefined => problems.find((p) => p.pfn !== null) ?? problems[0];
 
 const json = (v: unknown): string => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? (x > BigInt(Number.MAX_SAFE_INTEGER) ? hex(x) : Number(x)) : x), 2) + '\n';
 const out = (s: string): void => { process.stdout.write(s); };
@@ -30,29 +43,52 @@ await runCli('lkcd', async () => {
     .usage('$0 <command> [options]\n\nlkcdutils for the simulated machine: configure dumping, save and read dumps.')
     .option('root', { type: 'string', describe: 'machine root directory (default: $LKCD_ROOT, else var/ of the checkout)' })
     .option('debug', { type: 'boolean', describe: 'print stack traces on errors' })
-    .command('config', 'write out a dump held in memory to DUMPDEV, then arm the dump driver and preload kexec with crashdump=', () => undefined, (argv) => {
-      lkcdConfig(rootOf(argv), (l) => out(`${l}\n`));
+    .command('config', 'write out a dump held in memory to DUMPDEV, then arm the dump driver and preload kexec with crashdump=; exits 3 when the dump written is TRUNCATED, 5 when the device failed', () => undefined, (argv) => {
+      const r = lkcdConfig(rootOf(argv), (l) => out(`${l}\n`));
+      if (r.degraded) throw r.degraded;
     })
-    .command('save', 'copy the dump on DUMPDEV to DUMPDIR/N (dump.N, map.N, kerntypes.N, analysis.N), index it, mark it saved', () => undefined, (argv) => {
-      for (const l of lkcdSave(rootOf(argv)).lines) out(`${l}\n`);
+    .command('save', 'copy the dump on DUMPDEV to DUMPDIR/N (dump.N, map.N, kerntypes.N, analysis.N), check it, index it, mark it saved; exits 3 for a TRUNCATED dump, 4 for a DAMAGED one', () => undefined, (argv) => {
+      const r = lkcdSave(rootOf(argv));
+      for (const l of r.lines) out(`${l}\n`);
+      if (r.degraded) throw r.degraded;
     })
-    .command('list', 'the saved dumps', (y) => y.option('json', { type: 'boolean', default: false }), (argv) => {
-      const index = DumpIndex.open(dumpDirFor(rootOf(argv)), { readonly: true });
+    .command('list', 'the saved dumps (an index that lost its dumps is rebuilt from DUMPDIR/N first)', (y) => y.option('json', { type: 'boolean', default: false }), (argv) => {
+      const dumpdir = dumpDirFor(rootOf(argv));
+      // A missing or empty index must not hide the dumps in DUMPDIR/N: index them first (needs the DUMPDIR lock).
+      const file = path.join(dumpdir, INDEX_FILE);
+      const lost = (): boolean => {
+        if (dumpDirNumbers(dumpdir).length === 0) return false;
+        if (!fs.existsSync(file)) return true;
+        const idx = DumpIndex.open(dumpdir);
+        try { return idx.listDumps().length === 0; } finally { idx.close(); }
+      };
+      if (lost()) {
+        const unlock = acquireSaveLock(dumpdir);
+        try {
+          const index = DumpIndex.open(dumpdir);
+          try {
+            recoverEmptyIndex(index, dumpdir, 'lkcd list', (l) => (argv.json ? process.stderr.write(`${l}\n`) : out(`${l}\n`)));
+          } finally { index.close(); }
+        } finally { unlock(); }
+      }
+      const index = DumpIndex.open(dumpdir, { readonly: true });
       try {
         const dumps = index.listDumps();
         if (argv.json) { out(json(dumps)); return; }
         out('  N  TIME (UTC)            HOST          RELEASE             PAGES      BYTES   RATIO  STATE      PANIC\n');
         for (const d of dumps) {
           const t = new Date(d.time_sec * 1000).toISOString().replace('T', ' ').slice(0, 19);
-          out(`${String(d.n).padStart(3)}  ${t}  ${d.host.padEnd(12).slice(0, 12)}  ${d.release.padEnd(18).slice(0, 18)}  ${String(d.pages).padStart(7)}  ${String(d.stored_bytes).padStart(9)}  ${(d.raw_bytes / Math.max(d.stored_bytes, 1)).toFixed(2).padStart(6)}  ${(d.complete ? 'complete' : 'TRUNCATED').padEnd(9)}  ${d.panic_string}\n`);
+          const state = d.state === 'complete' ? 'complete' : d.state.toUpperCase();
+          out(`${String(d.n).padStart(3)}  ${t}  ${d.host.padEnd(12).slice(0, 12)}  ${d.release.padEnd(18).slice(0, 18)}  ${String(d.pages).padStart(7)}  ${String(d.stored_bytes).padStart(9)}  ${(d.raw_bytes / Math.max(d.stored_bytes, 1)).toFixed(2).padStart(6)}  ${state.padEnd(9)}  ${d.panic_string}\n`);
         }
       } finally { index.close(); }
     })
-    .command('show <n>', 'header fields (as crash help -L names them) and our figures', (y) => y.positional('n', { type: 'string' }).option('json', { type: 'boolean', default: false }), (argv) => {
+    .command('show <n>', 'header fields (as crash help -L names them), our figures, and where every frame of RAM went', (y) => y.positional('n', { type: 'string' }).option('json', { type: 'boolean', default: false }), (argv) => {
       const o = openIndexedDump(dumpDirFor(rootOf(argv)), parseDumpNumber(argv.n!));
       try {
-        if (argv.json) out(json({ header: o.dump.header, attrs: o.dump.attrs, record: o.rec }));
-        else out(showText(o));
+        if (!(o.dump instanceof LkcdDump)) throw new DumpError('UNSUPPORTED', `${o.file}: lkcd show reads LKCD headers; this dump is ${o.dump.attrs['file.format']}`, { file: o.file });
+        if (argv.json) out(json({ header: o.dump.header, attrs: o.dump.attrs, record: o.rec, ranges: o.ranges }));
+        else out(showText(o, o.dump.header));
       } finally { o.close(); }
     })
     .command('dmesg <n>', 'the crashed kernel\'s log, as vmcore-dmesg prints it', (y) => y.positional('n', { type: 'string' }), (argv) => {
@@ -76,7 +112,7 @@ await runCli('lkcd', async () => {
         const paddr = argv.pfn !== undefined ? parseSize(argv.pfn, '--pfn') * 4096n : parseSize(argv.paddr!, '--paddr');
         const len = argv.pfn !== undefined ? 4096 : Number(parseSize(argv.len, '--len'));
         if (len <= 0 || len > 64 << 20) throw new UsageError(`--len ${argv.len} must be between 1 and 64M`);
-        const bytes = readPhysical(o.dump, paddr, len);
+        const bytes = readPhysical(o.dump, paddr, len, o.ranges);
         if (argv.o) fs.writeFileSync(argv.o, bytes, { mode: 0o600 });
         else out(hexDump(paddr, bytes));
       } finally { o.close(); }
@@ -89,32 +125,51 @@ await runCli('lkcd', async () => {
         for (const h of hits) out(`${h.n}: ${formatDmesg([{ seq: BigInt(h.seq), ts_nsec: h.ts_nsec, level: 0, text: h.text }])}`);
       } finally { index.close(); }
     })
-    .command('verify <n>', 'check every record and page of dump N and its checksum; non-zero exit on any fault', (y) => y.positional('n', { type: 'string' }), (argv) => {
+    .command('verify <n>', 'check every header, record and page of dump N against its checksums and structure, and dump.N against the index; exits 3 for a TRUNCATED dump, 4 for a DAMAGED one', (y) => y.positional('n', { type: 'string' }), (argv) => {
       const dumpdir = dumpDirFor(rootOf(argv));
       const o = openIndexedDump(dumpdir, parseDumpNumber(argv.n!));
       const file = o.file;
       const rec = o.rec;
       o.close();
       const bar = progressBar('lkcd verify');
-      const v = verifyLkcd(file, bar);
-      bar.end();
+      const dump = openDump(file, { mode: 'salvage', verifyPages: true, onProgress: bar });
+      let found: ReturnType<typeof dump.integrity>;
+      let pages: number;
+      let compressed = 0;
+      try {
+        found = dump.integrity();
+        pages = dump.attrs['dump.pages'];
+        for (const pfn of dump.pages()) if (dump.record?.(pfn)?.flags === DUMP_DH_COMPRESSED) compressed++;
+      } finally {
+        dump.close();
+        bar.end();
+      }
       const index = DumpIndex.open(dumpdir, { readonly: true });
       let crcBad: ReturnType<typeof pagesFailingIndexCrc>;
       try { crcBad = pagesFailingIndexCrc(file, index.iteratePages(rec.n)); } finally { index.close(); }
-      if (crcBad.length) {
-        const b = crcBad[0];
-        throw new CorruptDumpError(`${file}: ${crcBad.length} page${crcBad.length > 1 ? 's' : ''} changed since saved; first: page ${hex(b.pfn)} (paddr ${hex(b.pfn * 4096n)}) at offset ${b.offset}: data CRC32 does not match the index`, { file });
-      }
       const sha = sha256File(file);
-      if (v.bad.length) {
-        const b = v.bad[0];
-        throw new CorruptDumpError(`${file}: ${v.bad.length} bad page${v.bad.length > 1 ? 's' : ''}; first: ${b.pfn === null ? '' : `page ${hex(b.pfn)} (paddr ${hex(b.pfn * 4096n)}) `}at offset ${b.offset}: ${b.error.message}`, { file });
+      const problems = found.problems;
+      const checks = found.checksum === 'verified' ? 'checksums match' : found.checksum === 'failed' ? 'checksums FAIL' : 'no checksums in the dump (unverified)';
+      const shaText = sha === rec.sha256 ? 'sha256 matches' : 'sha256 DIFFERS from the index';
+      if (problems.length === 0 && crcBad.length === 0) {
+        if (sha !== rec.sha256) throw new CorruptDumpError(`${file}: sha256 ${sha} does not match the index (${rec.sha256}): it is not the dump that was saved (run lkcd reindex)`, { file });
+        if (pages !== rec.pages) throw new CorruptDumpError(`${file}: ${pages} pages, the index says ${rec.pages}`, { file });
+        const missing = found.ranges.filter((r) => r.reason !== 'dumper').reduce((x, r) => x + Number(r.end - r.start), 0);
+        out(`dump ${rec.n}: ${pages} pages verified (${compressed} compressed, ${pages - compressed} raw), ${checks}, ${shaText}${found.state === 'truncated' ? `; TRUNCATED dump: ${missing} pages missing` : ''}\n`);
+        if (found.state === 'truncated') throw new DegradedResult('DUMP_TRUNCATED', `dump ${rec.n} is TRUNCATED: ${missing} pages missing (lkcd show ${rec.n} lists them by reason)`, { file });
+        return;
       }
-      if (sha !== rec.sha256) throw new CorruptDumpError(`${file}: sha256 ${sha} does not match the index (${rec.sha256})`, { file });
-      if (v.pages !== rec.pages) throw new CorruptDumpError(`${file}: ${v.pages} pages, the index says ${rec.pages}`, { file });
-      out(`dump ${rec.n}: ${v.pages} pages verified (${v.compressed} compressed, ${v.raw} raw), sha256 matches${v.truncated ? '; TRUNCATED dump' : ''}\n`);
+      const bad = new Set<bigint>([...problems.filter((p) => p.pfn !== null).map((p) => p.pfn!), ...crcBad.map((b) => b.pfn)]);
+      const shown = [...bad].slice(0, 8).map((p) => hex(p * 4096n));
+      out(`dump ${rec.n}: ${pages - crcBad.length} pages verified (${compressed} compressed, ${pages - compressed} raw), ${checks}, ${shaText}; DAMAGED: ${bad.size} page${bad.size === 1 ? '' : 's'} fail their checks${shown.length ? ` (paddr ${shown.join(', ')}${bad.size > shown.length ? ', ...' : ''})` : ''}${problems.some((p) => p.pfn === null) ? `, ${problems.filter((p) => p.pfn === null).length} structure${problems.filter((p) => p.pfn === null).length === 1 ? '' : 's'} damaged` : ''}\n`);
+      const first = firstProblem(problems);
+      const b = crcBad[0];
+      const what = first
+        ? `${first.pfn !== null ? `page ${hex(first.pfn)} (paddr ${hex(first.pfn * 4096n)}) ` : ''}at offset ${hex(first.offset)}: ${first.error.message}`
+        : `page ${hex(b.pfn)} (paddr ${hex(b.pfn * 4096n)}) at offset ${hex(b.offset)}: its data no longer has the CRC32 the index recorded at save time`;
+      throw new DegradedResult('DUMP_DAMAGED', `${file}: ${bad.size} page${bad.size === 1 ? '' : 's'} damaged; first: ${what}`, { file });
     })
-    .command('export <n>', 'export dump N as an ELF vmcore (for crash, makedumpfile, vmcore-dmesg, gdb)', (y) => y.positional('n', { type: 'string' })
+    .command('export <n>', 'export dump N as an ELF vmcore (for crash, makedumpfile, vmcore-dmesg, gdb): pages the dump does not hold are left out of every PT_LOAD', (y) => y.positional('n', { type: 'string' })
       .option('elf', { type: 'boolean', demandOption: true, describe: 'ELF vmcore output (the only format)' })
       .option('o', { alias: 'output', type: 'string', demandOption: true }), (argv) => {
       const o = openIndexedDump(dumpDirFor(rootOf(argv)), parseDumpNumber(argv.n!));
@@ -122,34 +177,38 @@ await runCli('lkcd', async () => {
       try {
         const r = exportDumpAsElf(o.dump, o.syms.byName, argv.o, bar);
         bar.end();
-        out(`${argv.o}: ${r.bytes} bytes\n`);
+        out(`${argv.o}: ${r.bytes} bytes, ${r.loads.length} PT_LOADs; ${r.holePages} of the ${r.framesOfRam} frames of RAM are not in the dump and were left out (holes between the loads)\n`);
       } finally { o.close(); }
     })
     .command('analyze <n>', 'the lcrash-style report: panic, registers, tasks, memory by type, compression, last log lines', (y) => y.positional('n', { type: 'string' }), (argv) => {
       const o = openIndexedDump(dumpDirFor(rootOf(argv)), parseDumpNumber(argv.n!));
       try {
         const facts = readDumpFacts(o.dump, o.syms);
-        out(analysisText(o.rec.n, o.dump, facts, { pages: o.rec.pages, compressed: o.rec.pages_compressed, storedBytes: o.rec.stored_bytes, missingPages: o.rec.missing_pages }));
+        out(analysisText(o.rec.n, o.dump, facts, {
+          pages: o.rec.pages, compressed: o.rec.pages_compressed, storedBytes: o.rec.stored_bytes, missingPages: o.rec.missing_pages,
+          damagedPages: o.rec.damaged_pages, state: o.rec.state, checksum: o.rec.checksum,
+        }));
       } finally { o.close(); }
     })
-    .command('reindex', 'rebuild the index from the DUMPDIR/N directories alone', () => undefined, (argv) => {
+    .command('reindex', 'rebuild the index from the DUMPDIR/N directories alone, beside the old one, then swap it in; exits 4 when a dump is DAMAGED or cannot be opened', () => undefined, (argv) => {
       const dumpdir = dumpDirFor(rootOf(argv));
       const unlock = acquireSaveLock(dumpdir);
+      let report: ReturnType<typeof reindexDumpDir>;
       try {
-        const file = path.join(dumpdir, INDEX_FILE);
-        for (const f of [file, `${file}-wal`, `${file}-shm`]) fs.rmSync(f, { force: true });
-        const index = DumpIndex.open(dumpdir);
-        try {
-          const ns = fs.readdirSync(dumpdir).filter((d) => /^\d+$/.test(d)).map(Number).sort((a, b) => a - b);
-          for (const n of ns) indexDumpDir(index, n, path.join(dumpdir, String(n)));
-          if (ns.length && readBounds(dumpdir) <= ns[ns.length - 1]) writeBounds(dumpdir, ns[ns.length - 1] + 1);
-          out(`reindexed ${ns.length} dump${ns.length === 1 ? '' : 's'} in ${dumpdir}\n`);
-        } finally { index.close(); }
+        report = reindexDumpDir(dumpdir, (l) => out(`${l}\n`));
       } finally { unlock(); }
+      const k = report.indexed.length;
+      out(`reindexed ${k} dump${k === 1 ? '' : 's'} in ${dumpdir}${report.skipped.length ? `; ${report.skipped.length} skipped (${report.skipped.map((x) => x.n).join(', ')})` : ''}\n`);
+      const damaged = report.indexed.filter((r) => r.state === 'damaged');
+      if (damaged.length || report.skipped.length) {
+        const first = damaged[0] ? degradedOf(damaged[0])!.message : `dump ${report.skipped[0].n} cannot be opened: ${report.skipped[0].reason}`;
+        throw new DegradedResult('DUMP_DAMAGED', `${damaged.length} dump${damaged.length === 1 ? '' : 's'} indexed as DAMAGED, ${report.skipped.length} skipped; ${first}`, { file: dumpdir });
+      }
     })
     .demandCommand(1, 'name a command (see --help)')
     .strict()
     .fail((msg, err) => { if (err) throw err; throw new UsageError(msg); })
+    .epilogue(EXIT_HELP)
     .help().version(false)
     .parseAsync();
 });

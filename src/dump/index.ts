@@ -27,3 +27,5 @@ export * from './formats/index.js';
 export * from './dump_memory.js';
 export * from './export_elf.js';
 export * from './faults.js';
+export * from './accounting.js';
+export * from './memdev/lists.js';

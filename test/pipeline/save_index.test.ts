@@ -102,7 +102,7 @@ describe.each(SCENARIOS)('power-on, config, panic, config, save: %s', (name, s) 
     const o = openIndexedDump(dumpDirOf(r.dir), 0);
     try {
       const { snap } = r.truth;
-      const pfns = [...Array(Number(snap.maxPfn)).keys()].map(BigInt).filter((p) => o.dump.record(p) !== null);
+      const pfns = [...Array(Number(snap.maxPfn)).keys()].map(BigInt).filter((p) => o.dump.record!(p) !== null);
       const stride = Math.max(1, Math.floor(pfns.length / INDEXED_READS));
       const differ: string[] = [];
       for (let i = 0; i < pfns.length; i += stride) {
