@@ -513,7 +513,8 @@ export class LkcdDump implements ProbedDump {
     this.kinds = { compressed: walk.compressed, raw: walk.raw };
     this.table = walk.table;
     this.listed = ext?.ranges ?? [];
-    this.checksum = csum || ext?.csumSeen ? (problems.length ? 'failed' : 'verified') : 'unverified';
+    // A dump that has checksums (or a locator, or a checksum block that cannot be read) is never 'unverified'.
+    this.checksum = csum ? (problems.length ? 'failed' : 'verified') : ext?.csumSeen || locator ? 'failed' : 'unverified';
     if (walk.end) this.setEnd(walk.end.offset, walk.end.truncated);
     this.extentEnd = locator && !locator.problem ? locator.areaOffset + locator.areaLen
       : ext ? ext.end : walk.end ? walk.end.offset + BigInt(dump_page.size) : file.size;

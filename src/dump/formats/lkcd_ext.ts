@@ -295,6 +295,10 @@ export function parseExtensions(src: DumpSource, at: bigint, limit: bigint): Lkc
     }
     const h = lkcd_ext_header.decode(viewOf(hdr), 0);
     if (magic === LKCD_EXT_END_MAGIC) {
+      if (areaCrc.includes(-1)) {
+        pos += BigInt(lkcd_ext_header.size);
+        break;
+      }
       const crc = areaCrc.length ? areaCrc[areaCrc.length - 1] : 0;
       if (h.count !== blocks || h.crc32 !== crc) {
         problem(pos, new CorruptDumpError(`the extension terminator says ${h.count} blocks with crc32 ${hex(h.crc32)}; the area has ${blocks} with ${hex(crc)}`, where('crc32')));
@@ -316,11 +320,15 @@ export function parseExtensions(src: DumpSource, at: bigint, limit: bigint): Lkc
     const body = new Uint8Array(Number(need));
     src.readAt(body, pos + BigInt(lkcd_ext_header.size));
     const crc = zlib.crc32(body) >>> 0;
+    const bodyAt = pos + BigInt(lkcd_ext_header.size);
     if (crc !== h.crc32) {
       problem(pos, new CorruptDumpError(`${magic === LKCD_MISSING_TRAILER_MAGIC ? 'missing-ranges trailer' : `${magic} block`} crc32 ${hex(h.crc32)} does not match its ${magic === LKCD_MISSING_TRAILER_MAGIC ? 'ranges' : 'entries'} (${hex(crc)})`, where('crc32')));
-      break;
+      // Its entries are not used; the blocks after it may still be sound (each has its own CRC32).
+      pos = bodyAt + need;
+      areaCrc.push(-1);
+      blocks++;
+      continue;
     }
-    const bodyAt = pos + BigInt(lkcd_ext_header.size);
     const view = viewOf(body);
     if (magic === LKCD_CSUM_MAGIC) {
       const head = lkcd_csum_head.decode(view, 0);
@@ -354,7 +362,8 @@ export function parseExtensions(src: DumpSource, at: bigint, limit: bigint): Lkc
     const blockBytes = new Uint8Array(lkcd_ext_header.size + body.length);
     blockBytes.set(hdr);
     blockBytes.set(body, lkcd_ext_header.size);
-    areaCrc.push(zlib.crc32(blockBytes, areaCrc.length ? areaCrc[areaCrc.length - 1] : 0) >>> 0);
+    const prev = areaCrc.length ? areaCrc[areaCrc.length - 1] : 0;
+    areaCrc.push(prev < 0 ? -1 : zlib.crc32(blockBytes, prev) >>> 0);
     blocks++;
     pos = bodyAt + need;
   }
