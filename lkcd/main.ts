@@ -1,23 +1,24 @@
 #!/usr/bin/env node
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { CorruptDumpError, DegradedResult, DumpError, UsageError } from '../src/codec/index.js';
+import { DegradedResult, DumpError, UsageError } from '../src/codec/index.js';
 import { MachineRoot, resolveRoot } from '../src/machine/index.js';
 import { runCli } from '../src/cli/run.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { hex, parseSize } from '../src/codec/index.js';
-import { DUMP_DH_COMPRESSED, exportDumpAsElf, LkcdDump, openDump, type DumpProblem } from '../src/dump/index.js';
+import { exportDumpAsElf, LkcdDump } from '../src/dump/index.js';
 import { DumpIndex, INDEX_FILE } from '../src/store/index.js';
 import { formatDmesg } from '../src/kernel/index.js';
 import { progressBar } from '../src/cli/progress.js';
 import { lkcdConfig } from './config.js';
 import {
-  degradedOf, dumpDirNumbers, lkcdSave, pagesFailingIndexCrc, recoverEmptyIndex, reindexDumpDir, sha256File,
+  degradedOf, dumpDirNumbers, lkcdSave, recoverEmptyIndex, reindexDumpDir,
 } from './save.js';
 import { dumpDirFor, hexDump, openIndexedDump, parseDumpNumber, readPhysical, showText } from './query.js';
 import { analysisText, readDumpFacts } from './analysis.js';
 import { acquireSaveLock } from './dumpdir.js';
+import { verifySavedDump } from './verify.js';
 
 /** The exit statuses of lkcd, for --help (the table is src/cli/exit.ts). */
 const EXIT_HELP = `Exit status: 0 done; 3 the dump written (config), saved or verified is TRUNCATED: pages missing, each
@@ -26,9 +27,6 @@ rest readable (save, verify, reindex); 5 the dump device failed during the write
 short and the rest stays in memory for a retry (config); 64 usage; 65 corrupt input; 66 missing input;
 69 unsupported; 70 internal error; 74 I/O error; 75 busy. A degraded result (3, 4, 5) is reported on stderr
 in one line after the command's normal output.`;
-
-/** The first problem worth naming: a page's when there is one. */
-const firstProblem = (problems: readonly DumpProblem[]): DumpProblem | undefined => problems.find((p) => p.pfn !== null) ?? problems[0];
 
 const json = (v: unknown): string => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? (x > BigInt(Number.MAX_SAFE_INTEGER) ? hex(x) : Number(x)) : x), 2) + '\n';
 const out = (s: string): void => { process.stdout.write(s); };
@@ -126,48 +124,13 @@ await runCli('lkcd', async () => {
       } finally { index.close(); }
     })
     .command('verify <n>', 'check every header, record and page of dump N against its checksums and structure, and dump.N against the index; exits 3 for a TRUNCATED dump, 4 for a DAMAGED one', (y) => y.positional('n', { type: 'string' }), (argv) => {
-      const dumpdir = dumpDirFor(rootOf(argv));
-      const o = openIndexedDump(dumpdir, parseDumpNumber(argv.n!));
-      const file = o.file;
-      const rec = o.rec;
-      o.close();
       const bar = progressBar('lkcd verify');
-      const dump = openDump(file, { mode: 'salvage', verifyPages: true, onProgress: bar });
-      let found: ReturnType<typeof dump.integrity>;
-      let pages: number;
-      let compressed = 0;
+      let r: ReturnType<typeof verifySavedDump>;
       try {
-        found = dump.integrity();
-        pages = dump.attrs['dump.pages'];
-        for (const pfn of dump.pages()) if (dump.record?.(pfn)?.flags === DUMP_DH_COMPRESSED) compressed++;
-      } finally {
-        dump.close();
-        bar.end();
-      }
-      const index = DumpIndex.open(dumpdir, { readonly: true });
-      let crcBad: ReturnType<typeof pagesFailingIndexCrc>;
-      try { crcBad = pagesFailingIndexCrc(file, index.iteratePages(rec.n)); } finally { index.close(); }
-      const sha = sha256File(file);
-      const problems = found.problems;
-      const checks = found.checksum === 'verified' ? 'checksums match' : found.checksum === 'failed' ? 'checksums FAIL' : 'no checksums in the dump (unverified)';
-      const shaText = sha === rec.sha256 ? 'sha256 matches' : 'sha256 DIFFERS from the index';
-      if (problems.length === 0 && crcBad.length === 0) {
-        if (sha !== rec.sha256) throw new CorruptDumpError(`${file}: sha256 ${sha} does not match the index (${rec.sha256}): it is not the dump that was saved (run lkcd reindex)`, { file });
-        if (pages !== rec.pages) throw new CorruptDumpError(`${file}: ${pages} pages, the index says ${rec.pages}`, { file });
-        const missing = found.ranges.filter((r) => r.reason !== 'dumper').reduce((x, r) => x + Number(r.end - r.start), 0);
-        out(`dump ${rec.n}: ${pages} pages verified (${compressed} compressed, ${pages - compressed} raw), ${checks}, ${shaText}${found.state === 'truncated' ? `; TRUNCATED dump: ${missing} pages missing` : ''}\n`);
-        if (found.state === 'truncated') throw new DegradedResult('DUMP_TRUNCATED', `dump ${rec.n} is TRUNCATED: ${missing} pages missing (lkcd show ${rec.n} lists them by reason)`, { file });
-        return;
-      }
-      const bad = new Set<bigint>([...problems.filter((p) => p.pfn !== null).map((p) => p.pfn!), ...crcBad.map((b) => b.pfn)]);
-      const shown = [...bad].slice(0, 8).map((p) => hex(p * 4096n));
-      out(`dump ${rec.n}: ${pages - crcBad.length} pages verified (${compressed} compressed, ${pages - compressed} raw), ${checks}, ${shaText}; DAMAGED: ${bad.size} page${bad.size === 1 ? '' : 's'} fail their checks${shown.length ? ` (paddr ${shown.join(', ')}${bad.size > shown.length ? ', ...' : ''})` : ''}${problems.some((p) => p.pfn === null) ? `, ${problems.filter((p) => p.pfn === null).length} structure${problems.filter((p) => p.pfn === null).length === 1 ? '' : 's'} damaged` : ''}\n`);
-      const first = firstProblem(problems);
-      const b = crcBad[0];
-      const what = first
-        ? `${first.pfn !== null ? `page ${hex(first.pfn)} (paddr ${hex(first.pfn * 4096n)}) ` : ''}at offset ${hex(first.offset)}: ${first.error.message}`
-        : `page ${hex(b.pfn)} (paddr ${hex(b.pfn * 4096n)}) at offset ${hex(b.offset)}: its data no longer has the CRC32 the index recorded at save time`;
-      throw new DegradedResult('DUMP_DAMAGED', `${file}: ${bad.size} page${bad.size === 1 ? '' : 's'} damaged; first: ${what}`, { file });
+        r = verifySavedDump(dumpDirFor(rootOf(argv)), parseDumpNumber(argv.n!), bar);
+      } finally { bar.end(); }
+      out(`${r.line}\n`);
+      if (r.degraded) throw r.degraded;
     })
     .command('export <n>', 'export dump N as an ELF vmcore (for crash, makedumpfile, vmcore-dmesg, gdb): pages the dump does not hold are left out of every PT_LOAD', (y) => y.positional('n', { type: 'string' })
       .option('elf', { type: 'boolean', demandOption: true, describe: 'ELF vmcore output (the only format)' })
