@@ -229,8 +229,10 @@ export function indexAllDumpDirs(index: DumpIndex, dumpdir: string, say: (line: 
       if (r.record.state !== 'complete' || r.record.checksum === 'unverified') say(`${who}: dump ${n}: ${stateText(r.record)}`);
     } catch (e) {
       if (!(e instanceof DumpError) || e.code === 'INTERNAL') throw e;
-      report.skipped.push({ n, reason: e.message });
-      say(`${who}: dump ${n} skipped, it cannot be opened: ${e.message}`);
+      const file = path.join(dumpDirOf(dumpdir, n), `dump.${n}`);
+      const reason = e.message.includes(file) ? e.message : `${file}: ${e.message}`;
+      report.skipped.push({ n, reason });
+      say(`${who}: dump ${n} skipped, it cannot be opened: ${reason}`);
     }
   }
   return report;

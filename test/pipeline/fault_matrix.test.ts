@@ -128,6 +128,16 @@ function indexMissing(r: Root, n: number): bigint[] {
   }
 }
 
+/** The reasons the index gives for dump n's missing ranges (the dumper's own frames left out). */
+function indexReasons(r: Root, n: number): string[] {
+  const index = DumpIndex.open(r.dumpdir, { readonly: true });
+  try {
+    return [...new Set(index.missing(n).map((m) => m.reason ?? 'unspecified').filter((x) => x !== 'dumper'))].sort();
+  } finally {
+    index.close();
+  }
+}
+
 function expand(ranges: Array<[bigint, bigint]>): bigint[] {
   const out: bigint[] = [];
   for (const [a, b] of ranges) for (let p = a; p < b; p++) out.push(p);
@@ -384,6 +394,7 @@ describe.each(flipCases)('2. bits flipped in the saved dump: %s', (name, flips) 
     const [rec] = listed(r);
     expect(rec).toMatchObject({ n: 0, pages: saved, complete: false, missing_pages: 3 });
     expect(indexMissing(r, 0)).toEqual(sortPfns(damaged));
+    expect(indexReasons(r, 0)).toEqual(['damaged-in-memory']);
   });
 
   it('dump.0 holds every other saved page, each equal to RAM just before the panic, and lists the damaged ones missing', () => {
@@ -593,6 +604,7 @@ describe.each(deviceCases)('4. the dump device fails part-way: %s', (_name, c) =
     expect(notSaved.length).toBe(crash.stage1.pages.length - truncatedPages);
     expect(d.missing).toEqual(notSaved);
     expect(indexMissing(r, 0)).toEqual(notSaved);
+    expect(indexReasons(r, 0)).toEqual(['device']);
     const wrongPass = notSaved.filter((p) => crash.stage1.records.get(p)!.pass === DUMP_PASS_KERN || !(crash.snap.mask[Number(p)] & (DUMP_MASK_USED | DUMP_MASK_UNUSED))).map(hexs);
     expect(wrongPass).toEqual([]);
     const dump0 = path.join(r.dumpdir, '0', 'dump.0');
