@@ -24,7 +24,7 @@ import {
   CsumRecords, LKCD_CSUM_F_LOCATOR, LKCD_CSUM_MAX_PFN, LKCD_EXT_LOCATOR_OFFSET, encodeExtensionArea, encodeLocator, lkcd_csum_head,
   lkcd_csum_record, lkcd_ext_header, lkcd_range, recordCrc32,
 } from './formats/lkcd_ext.js';
-import { walkLkcdRecords, type WalkOutcome } from './formats/lkcd_walk.js';
+import { pfnSeen, walkLkcdRecords, type WalkOutcome } from './formats/lkcd_walk.js';
 import type { RecordTable } from './memdev/lists.js';
 
 export { loadRecordTable, type RecordTable } from './memdev/lists.js';
@@ -85,19 +85,21 @@ function tailBytes(ranges: number, records: number): bigint {
  * pass (a page joins, splits or extends the runs of its neighbours). A
  * record whose table entry is untrusted counts as a range of its own.
  */
-function suffixRangeCounts(order: readonly OrderedSegment[], table: RecordTable | null): Int32Array | null {
+function suffixRangeCounts(order: readonly OrderedSegment[], table: RecordTable | null, maxPfn: bigint): Int32Array | null {
   if (!table) return null;
   const pfns: number[] = [];
   for (const seg of order) for (let i = seg.firstRecord; i < seg.firstRecord + seg.nr_pages; i++) pfns.push(i < table.size.length && table.trusted[i] ? Number(table.address[i] / PAGE_SIZE_N) : -1);
   const counts = new Int32Array(pfns.length + 1);
-  const seen = new Set<number>();
+  // One bit per frame of RAM (trusted: it is this machine's), not a set of every record.
+  const bits = new Uint8Array(Number((maxPfn + 8n) / 8n));
+  const has = (p: number): boolean => p >= 0 && (p >>> 3) < bits.length && (bits[p >>> 3] & (1 << (p & 7))) !== 0;
   for (let k = pfns.length - 1; k >= 0; k--) {
     const p = pfns[k];
     let c = counts[k + 1] + 1;
-    if (p >= 0 && !seen.has(p)) {
-      if (seen.has(p - 1)) c--;
-      if (seen.has(p + 1)) c--;
-      seen.add(p);
+    if (p >= 0 && (p >>> 3) < bits.length && !has(p)) {
+      if (has(p - 1)) c--;
+      if (has(p + 1)) c--;
+      bits[p >>> 3] |= 1 << (p & 7);
     }
     counts[k] = c;
   }
@@ -221,10 +223,10 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
   // flipped in RAM since) is skipped and named, and the walk goes on.
   const table = loadRecordTable(ram, block);
   const expected = table ? recordTableExpectations(table) : null;
-  const suffixRanges = suffixRangeCounts(order, table);
+  const suffixRanges = suffixRangeCounts(order, table, ram.size / PAGE_SIZE_N);
   const src = memdevSource(memdev, memdev.handle.last_used_offset, `the dump in memory at ${hex(Kernel.__va(blockPhys))}`);
   const limits = { pageSize: PAGE_SIZE, compress: header.dh_dump_compress as DumpCompress, memoryPages: header.dh_memory_size };
-  const seen = new Map<number, bigint>();
+  const seen = pfnSeen(ram.size / PAGE_SIZE_N);
   for (let si = block.wo_segment; si < order.length; si++) {
     const seg = order[si];
     let pos = seg.start;

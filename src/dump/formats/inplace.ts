@@ -20,7 +20,7 @@ import {
   dumperRanges, loadRecordTable, mergeListedRanges, readMissingList, recordTableExpectations, type ListedRange,
 } from '../memdev/lists.js';
 import { Memdev, memdevSource } from '../memdev/memdev.js';
-import { endRecordProblem, walkLkcdRecords, type WalkOutcome } from './lkcd_walk.js';
+import { endRecordProblem, pfnSeen, walkLkcdRecords, type WalkOutcome } from './lkcd_walk.js';
 import type { DumpSource } from './types.js';
 
 export interface PageRecord {
@@ -81,7 +81,7 @@ export class InplaceDump {
     const table = loadRecordTable(this.ram, this.block);
     const expected = table ? recordTableExpectations(table) : null;
     const limits = { pageSize: PAGE_SIZE, compress: this.header.dh_dump_compress as DumpCompress, memoryPages: this.ram.size / PAGE_SIZE_N };
-    const seen = new Map<number, bigint>();
+    const seen = pfnSeen(this.ram.size / PAGE_SIZE_N);
     let firstIndex = 0;
     for (const seg of this.segments) {
       const outcome: WalkOutcome = { end: null, broken: null, stoppedAt: seg.start, records: 0 };

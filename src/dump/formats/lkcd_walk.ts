@@ -86,9 +86,37 @@ export function pageRecordProblem(src: DumpSource, offset: bigint, dp: DumpPage,
   return null;
 }
 
-export function duplicateError(src: DumpSource, offset: bigint, pfn: bigint, previous: bigint): CorruptDumpError {
-  return new CorruptDumpError(`duplicate PFN ${hex(pfn)} (previous record at offset ${hex(placeOf(src, previous))})`,
+export function duplicateError(src: DumpSource, offset: bigint, pfn: bigint, previous: bigint | null): CorruptDumpError {
+  return new CorruptDumpError(`duplicate PFN ${hex(pfn)} (${previous === null ? 'an earlier record holds it' : `previous record at offset ${hex(placeOf(src, previous))}`})`,
     recordWhere(src, offset, 'dp_address'));
+}
+
+/** The PFNs a walk has seen, for the duplicate check. */
+export interface PfnSeen {
+  /** Whether `pfn` was seen: the offset of its record when known, -1n when not kept, null when not seen. */
+  offsetOf(pfn: number): bigint | null;
+  add(pfn: number, offset: bigint): void;
+}
+
+/** Largest RAM (in pages) a bitmap is used for: 2^26 pages is 256 GiB, an 8 MiB bitmap. */
+const BITMAP_PAGES_LIMIT = 1n << 26n;
+
+/**
+ * A PfnSeen sized to the dump: one bit per frame when the number of frames
+ * is known and plausible (records beyond it are rejected before they get
+ * here), else a map that grows with the records (each of which the source
+ * had to hold).
+ */
+export function pfnSeen(memoryPages: bigint): PfnSeen {
+  if (memoryPages > 0n && memoryPages <= BITMAP_PAGES_LIMIT) {
+    const bits = new Uint8Array(Number((memoryPages + 7n) / 8n));
+    return {
+      offsetOf: (pfn) => (pfn >= 0 && (pfn >>> 3) < bits.length && (bits[pfn >>> 3] & (1 << (pfn & 7))) !== 0 ? -1n : null),
+      add: (pfn) => { if ((pfn >>> 3) < bits.length) bits[pfn >>> 3] |= 1 << (pfn & 7); },
+    };
+  }
+  const map = new Map<number, bigint>();
+  return { offsetOf: (pfn) => map.get(pfn) ?? null, add: (pfn, offset) => { map.set(pfn, offset); } };
 }
 
 /** What the i-th record must be, when the caller knows it; flags null: not known. */
@@ -143,8 +171,8 @@ export interface WalkOptions {
   /** Stream index of the first record (for expectations). */
   firstIndex?: number;
   expected?: RecordExpectations | null;
-  /** PFNs seen so far, shared across walks of one dump's segments. */
-  seen?: Map<number, bigint>;
+  /** PFNs seen so far, shared across walks of one dump's segments (default: pfnSeen(lim.memoryPages)). */
+  seen?: PfnSeen;
   /** Filled as the walk ends. */
   outcome?: WalkOutcome;
   onProgress?: (doneBytes: bigint, totalBytes: bigint) => void;
@@ -184,7 +212,7 @@ export function* walkLkcdRecords(src: DumpSource, lim: RecordLimits, opts: WalkO
   out.broken = null;
   out.records = 0;
   const reader = new WindowReader(src);
-  const seen = opts.seen ?? new Map<number, bigint>();
+  const seen = opts.seen ?? pfnSeen(lim.memoryPages);
   const exp = opts.expected ?? null;
   let offset = opts.start;
   let index = opts.firstIndex ?? 0;
@@ -261,9 +289,9 @@ export function* walkLkcdRecords(src: DumpSource, lim: RecordLimits, opts: WalkO
     }
     if (!problem) {
       const p = Number(pfn);
-      const prev = seen.get(p);
-      if (prev !== undefined) problem = duplicateError(src, offset, pfn, prev);
-      else seen.set(p, offset);
+      const prev = seen.offsetOf(p);
+      if (prev !== null) problem = duplicateError(src, offset, pfn, prev < 0n ? null : prev);
+      else seen.add(p, offset);
     }
     yield { index, offset, pfn, dp, header: hdr, data, problem };
     out.records++;
