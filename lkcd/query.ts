@@ -161,7 +161,8 @@ export function showText(o: OpenedDump, header: DumpHeader): string {
     ['dh_dump_device', h.dh_dump_device.toString(16)],
     ['dh_dump_buffer_size', `${h.dh_dump_buffer_size}`],
   ];
-  const a = accountFrames(r.memory_pages, r.pages, o.ranges, r.not_selected_pages);
+  // dh_memory_size from the dump itself: rows indexed before schema 4 have no figure.
+  const a = accountFrames(Number(h.dh_memory_size), r.pages, o.ranges, r.not_selected_pages);
   const byReason = Object.entries(a.missing).map(([k, v]) => `${k} ${v}`).join(', ');
   const ours: Array<[string, string]> = [
     ['dump', `${r.n} in ${o.dir}`],
