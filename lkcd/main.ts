@@ -21,12 +21,20 @@ import { acquireSaveLock } from './dumpdir.js';
 import { verifySavedDump } from './verify.js';
 
 /** The exit statuses of lkcd, for --help (the table is src/cli/exit.ts). */
-const EXIT_HELP = `Exit status: 0 done; 3 the dump written (config), saved or verified is TRUNCATED: pages missing, each
-listed by reason (lkcd show); 4 the dump is DAMAGED: headers or pages fail their checks, each named, the
-rest readable (save, verify, reindex); 5 the dump device failed during the writeout: the dump on it is cut
-short and the rest stays in memory for a retry (config); 64 usage; 65 corrupt input; 66 missing input;
-69 unsupported; 70 internal error; 74 I/O error; 75 busy. A degraded result (3, 4, 5) is reported on stderr
-in one line after the command's normal output.`;
+const EXIT_HELP = [
+  'Exit status:',
+  '  0   done',
+  '  3   the dump written (config), saved or verified is TRUNCATED',
+  '      (pages missing, each listed by reason: lkcd show N)',
+  '  4   the dump is DAMAGED (save, verify, reindex): headers or pages',
+  '      fail their checks, each named; the rest stays readable',
+  '  5   the dump device failed during the writeout (config): the dump',
+  '      on it is cut short, the rest stays in memory for a retry',
+  '  64 usage, 65 corrupt input, 66 missing input, 69 unsupported,',
+  '  70 internal error, 74 I/O error, 75 busy',
+  'A degraded result (3, 4, 5) comes after the normal output, in one',
+  'line on stderr.',
+].join('\n');
 
 const json = (v: unknown): string => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? (x > BigInt(Number.MAX_SAFE_INTEGER) ? hex(x) : Number(x)) : x), 2) + '\n';
 const out = (s: string): void => { process.stdout.write(s); };

@@ -448,56 +448,11 @@ export class LkcdDump implements ProbedDump {
   private open(): RecordTable {
     if (this.table) return this.table;
     const { file, h } = this;
-    const problems: DumpProblem[] = [];
-    const locator = readLocator(file, h.dataOffset);
-    let ext: LkcdExtensions | null = null;
-    let areaAt: bigint | null = null;
-    let first: WalkResult | null = null;
-    if (locator && !locator.problem) {
-      areaAt = locator.areaOffset;
-      const crc = crc32Of(file, locator.areaOffset, locator.areaLen);
-      if (crc !== locator.areaCrc32) {
-        problems.push({ pfn: null, offset: locator.areaOffset, error: new CorruptDumpError(
-          `the extension area at offset ${hex(placeOf(file, locator.areaOffset))} was altered: crc32 ${hex(crc)}, the locator says ${hex(locator.areaCrc32)}`,
-          { file: file.path, struct: 'lkcd_ext_header', offset: placeOf(file, locator.areaOffset) }) });
-      }
-      ext = parseExtensions(file, locator.areaOffset, locator.areaOffset + locator.areaLen);
-    } else {
-      if (locator?.problem) problems.push(locator.problem);
-      // No usable locator: walk to END, then read what follows it.
-      first = this.walkRecords(null, h.dataOffset);
-      if (first.end) {
-        areaAt = first.end.offset + BigInt(dump_page.size);
-        ext = parseExtensions(file, areaAt, file.size);
-      }
-    }
+    const found = this.findExtensions();
+    const { locator, ext, areaAt } = found;
+    const problems = found.problems;
     const csum = ext?.csum ?? null;
-    let walk: WalkResult;
-    if (csum) {
-      if ((csum.flags & LKCD_CSUM_F_LOCATOR) && locator === null) {
-        problems.push({ pfn: null, offset: 0n, error: new CorruptDumpError(
-          'the extension locator in the header buffer is gone: the checksums say one was written',
-          { file: file.path, struct: 'lkcd_ext_locator', field: 'magic', offset: placeOf(file, 0n) }) });
-      }
-      problems.push(...this.checkHeaders(csum));
-      const start = this.csumDataOffset(csum);
-      walk = this.walkRecords(csumExpectations(csum), start);
-      if (walk.end) {
-        const endCrc = crc32Of(file, walk.end.offset, BigInt(dump_page.size));
-        if (endCrc !== csum.end_crc32) {
-          problems.push({ pfn: null, offset: walk.end.offset, error: new CorruptDumpError(
-            `the END record at offset ${hex(placeOf(file, walk.end.offset))} was altered (crc32 ${hex(endCrc)}, the checksums say ${hex(csum.end_crc32)})`,
-            recordWhere(file, walk.end.offset, 'dp_flags')) });
-        }
-        if (areaAt !== null && walk.end.offset + BigInt(dump_page.size) !== areaAt) {
-          problems.push({ pfn: null, offset: walk.end.offset, error: new CorruptDumpError(
-            `the END record at offset ${hex(placeOf(file, walk.end.offset))} is not right before the extension area at ${hex(placeOf(file, areaAt))}`,
-            recordWhere(file, walk.end.offset, 'dp_flags')) });
-        }
-      }
-    } else {
-      walk = first ?? this.walkRecords(null, h.dataOffset);
-    }
+    const walk = csum ? this.walkWithChecksums(csum, locator, areaAt, problems) : found.walk ?? this.walkRecords(null, h.dataOffset);
     problems.push(...walk.problems);
     if (ext) {
       problems.push(...ext.problems);
@@ -521,6 +476,63 @@ export class LkcdDump implements ProbedDump {
     if (!this.opts.index) this.attrs['dump.pages'] = walk.table.count;
     this.opts.onProgress?.(file.size, file.size);
     return walk.table;
+  }
+
+  /**
+   * Finds the extension area: through the locator when it is sound (its
+   * bytes checked against the locator's CRC32), else after the END record
+   * of a walk that trusts the record headers (that walk is returned, to be
+   * used as is when the area holds no checksums).
+   */
+  private findExtensions(): { locator: LocatorFound | null; ext: LkcdExtensions | null; areaAt: bigint | null; walk: WalkResult | null; problems: DumpProblem[] } {
+    const { file, h } = this;
+    const problems: DumpProblem[] = [];
+    const locator = readLocator(file, h.dataOffset);
+    if (locator && !locator.problem) {
+      const crc = crc32Of(file, locator.areaOffset, locator.areaLen);
+      if (crc !== locator.areaCrc32) {
+        problems.push({ pfn: null, offset: locator.areaOffset, error: new CorruptDumpError(
+          `the extension area at offset ${hex(placeOf(file, locator.areaOffset))} was altered: crc32 ${hex(crc)}, the locator says ${hex(locator.areaCrc32)}`,
+          { file: file.path, struct: 'lkcd_ext_header', offset: placeOf(file, locator.areaOffset) }) });
+      }
+      const ext = parseExtensions(file, locator.areaOffset, locator.areaOffset + locator.areaLen);
+      return { locator, ext, areaAt: locator.areaOffset, walk: null, problems };
+    }
+    if (locator?.problem) problems.push(locator.problem);
+    const walk = this.walkRecords(null, h.dataOffset);
+    if (!walk.end) return { locator, ext: null, areaAt: null, walk, problems };
+    const areaAt = walk.end.offset + BigInt(dump_page.size);
+    return { locator, ext: parseExtensions(file, areaAt, file.size), areaAt, walk, problems };
+  }
+
+  /**
+   * The walk framed by the checksums: the headers, every record and the
+   * END record checked against them, the END record found where the area
+   * begins. Problems other than the walk's own go to `problems`.
+   */
+  private walkWithChecksums(csum: CsumBlock, locator: LocatorFound | null, areaAt: bigint | null, problems: DumpProblem[]): WalkResult {
+    const { file } = this;
+    if ((csum.flags & LKCD_CSUM_F_LOCATOR) && locator === null) {
+      problems.push({ pfn: null, offset: 0n, error: new CorruptDumpError(
+        'the extension locator in the header buffer is gone: the checksums say one was written',
+        { file: file.path, struct: 'lkcd_ext_locator', field: 'magic', offset: placeOf(file, 0n) }) });
+    }
+    problems.push(...this.checkHeaders(csum));
+    const walk = this.walkRecords(csumExpectations(csum), this.csumDataOffset(csum));
+    if (walk.end) {
+      const endCrc = crc32Of(file, walk.end.offset, BigInt(dump_page.size));
+      if (endCrc !== csum.end_crc32) {
+        problems.push({ pfn: null, offset: walk.end.offset, error: new CorruptDumpError(
+          `the END record at offset ${hex(placeOf(file, walk.end.offset))} was altered (crc32 ${hex(endCrc)}, the checksums say ${hex(csum.end_crc32)})`,
+          recordWhere(file, walk.end.offset, 'dp_flags')) });
+      }
+      if (areaAt !== null && walk.end.offset + BigInt(dump_page.size) !== areaAt) {
+        problems.push({ pfn: null, offset: walk.end.offset, error: new CorruptDumpError(
+          `the END record at offset ${hex(placeOf(file, walk.end.offset))} is not right before the extension area at ${hex(placeOf(file, areaAt))}`,
+          recordWhere(file, walk.end.offset, 'dp_flags')) });
+      }
+    }
+    return walk;
   }
 
   /** The headers as written, against the checksums: any altered byte of either is a problem. */
