@@ -3,7 +3,7 @@ import { PAGE_SIZE } from '../src/machine/index.js';
 import {
   forEachPageTypeRaw, formatDmesg, listTasks, page, PAGE_TYPES, readLogRecords, taskStateName, type LogRecord, type PageType,
 } from '../src/kernel/index.js';
-import { DumpMemory, kernelSymbolsFromMap, type LkcdDump } from '../src/dump/index.js';
+import { DumpMemory, kernelSymbolsFromMap, type ProbedDump } from '../src/dump/index.js';
 import type { SymbolTable } from './symbols.js';
 
 export interface DumpFacts {
@@ -19,7 +19,7 @@ export interface DumpFacts {
 const message = (e: unknown): string => (e as Error).message;
 
 /** What can be read out of a saved dump through its page tables: log, tasks, mem_map. */
-export function readDumpFacts(dump: LkcdDump, syms: SymbolTable): DumpFacts {
+export function readDumpFacts(dump: ProbedDump, syms: SymbolTable): DumpFacts {
   const ks = kernelSymbolsFromMap(syms.byName);
   const mem = new DumpMemory(dump, ks.cr3);
   const facts: DumpFacts = { log: null, pageTypes: null, tasks: null, callSite: syms.symbolize(dump.attrs['crash.regs'].ip) };
@@ -41,12 +41,17 @@ export function readDumpFacts(dump: LkcdDump, syms: SymbolTable): DumpFacts {
 
 const REG_ORDER = ['ip', 'sp', 'flags', 'ax', 'bx', 'cx', 'dx', 'si', 'di', 'bp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'cs', 'ss', 'orig_ax'] as const;
 
-export interface AnalysisFigures { pages: number; compressed: number; storedBytes: number; missingPages: number }
+export interface AnalysisFigures {
+  pages: number; compressed: number; storedBytes: number; missingPages: number;
+  /** Pages dump.N holds that fail their checks (they read as not present). */
+  damagedPages?: number;
+  state?: 'complete' | 'truncated' | 'damaged';
+  checksum?: 'verified' | 'failed' | 'unverified';
+}
 
 /** The lcrash-style report written to analysis.N and printed by `lkcd analyze N`. */
-export function analysisText(n: number, dump: LkcdDump, facts: DumpFacts, fig: AnalysisFigures, lastLines = 20): string {
+export function analysisText(n: number, dump: ProbedDump, facts: DumpFacts, fig: AnalysisFigures, lastLines = 20): string {
   const a = dump.attrs;
-  const h = dump.header;
   const out: string[] = [];
   const when = new Date(Number(a['crash.time']) * 1000).toUTCString();
   out.push(`lkcd analysis of dump ${n}`, '');
@@ -73,9 +78,11 @@ export function analysisText(n: number, dump: LkcdDump, facts: DumpFacts, fig: A
   } else out.push(`  (mem_map unreadable: ${facts.pageTypesError})`);
   const raw = fig.pages * PAGE_SIZE;
   out.push('', 'dump:');
-  out.push(`  level 0x${h.dh_dump_level.toString(16)}, compression ${a['dump.compression']}, flags 0x${h.dh_dump_flags.toString(16)}`);
+  out.push(`  level 0x${a['dump.level'].toString(16)}, compression ${a['dump.compression']}, flags 0x${a['dump.flags'].toString(16)}`);
   out.push(`  ${fig.pages} pages (${fig.compressed} compressed, ${fig.pages - fig.compressed} raw), ${raw} bytes of memory in ${fig.storedBytes} bytes: ratio ${(raw / Math.max(fig.storedBytes, 1)).toFixed(2)}`);
-  out.push(a['dump.truncated'] || fig.missingPages > 0 ? `  TRUNCATED: ${fig.missingPages} pages missing` : '  complete');
+  if (fig.state === 'damaged') out.push(`  DAMAGED: ${fig.damagedPages ?? 0} pages damaged${fig.missingPages > 0 ? `, ${fig.missingPages} pages missing` : ''}`);
+  else out.push(a['dump.truncated'] || fig.missingPages > 0 ? `  TRUNCATED: ${fig.missingPages} pages missing` : '  complete');
+  if (fig.checksum) out.push(`  checksums: ${fig.checksum === 'unverified' ? 'none in the dump (unverified)' : fig.checksum}`);
   out.push('', `last ${lastLines} log lines:`);
   if (facts.log) out.push(...formatDmesg(facts.log.slice(-lastLines)).trimEnd().split('\n').map((l) => `  ${l}`));
   else out.push(`  (log unreadable: ${facts.logError})`);

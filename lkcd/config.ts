@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { DumpError, hex, UsageError, viewOf } from '../src/codec/index.js';
+import { DegradedResult, DumpError, hex, UsageError, viewOf } from '../src/codec/index.js';
 import type { MachineRoot } from '../src/machine/index.js';
 import {
   bootCommandLine, BuddyAllocator, closeSystem, inheritPersistentRamParams, Kernel, kexecLoad, MemMap, openSystem, readKernelImageFile, type RunningSystem,
@@ -15,7 +15,8 @@ import { dump_config } from '../src/kernel/structs/dump_config.js';
 import { lkcdSave } from './save.js';
 import { loadSysconfig, wantsSoftboot, type SysconfigDump } from './sysconfig.js';
 
-export interface ConfigReport { lines: string[] }
+/** What `lkcd config` did, line by line, and the degraded result to report after them (a TRUNCATED writeout, a failed device). */
+export interface ConfigReport { lines: string[]; degraded?: DegradedResult }
 
 export interface ConfigOptions {
   /** Write out over a device dump that `lkcd save` never saved (lkcd config --force). */
@@ -93,6 +94,7 @@ export function lkcdConfig(root: MachineRoot, onLine?: (line: string) => void, o
   // Each line is reported as it happens: a later failure must not hide a writeout that was done.
   const lines: string[] = [];
   const say = (l: string): void => { lines.push(l); onLine?.(l); };
+  let degraded: DegradedResult | undefined;
   try {
     const kernel = sys.kernel;
     const conf = loadSysconfig(root.sysconfigPath, root.dir, kernel.release);
@@ -122,6 +124,9 @@ export function lkcdConfig(root: MachineRoot, onLine?: (line: string) => void, o
           say(`dump: ${r.corrupted.length} page${r.corrupted.length > 1 ? 's were' : ' was'} damaged in memory since the panic and not written (paddr ${shown}${r.corrupted.length > 8 ? ', ...' : ''}); all other pages were`);
         }
         if (r.ioError) say(`dump: ${r.ioError}; the dump on the device ends before it`);
+        // The writeout is done; what it kept is reported after the rest, as the exit status.
+        if (r.ioError) degraded = new DegradedResult('DEVICE_IO', `the dump device ${conf.DUMPDEV} failed during the writeout: the dump on it is TRUNCATED (${r.missingPages} pages missing); the rest stays in memory for a retry`, { file: conf.DUMPDEV });
+        else if (r.truncated) degraded = new DegradedResult('DUMP_TRUNCATED', `the dump written to ${conf.DUMPDEV} is TRUNCATED: ${r.missingPages} pages missing (lkcd save, then lkcd show, lists them by reason)`, { file: conf.DUMPDEV });
         if (r.keptForRetry) {
           say(`dump: the device could not hold the whole dump: its frames stay reserved in memory; run lkcd config again once ${conf.DUMPDEV} is mended or larger`);
           // Not re-armed while the dump is held: a panic before the retry must reboot into a kernel
@@ -131,7 +136,7 @@ export function lkcdConfig(root: MachineRoot, onLine?: (line: string) => void, o
             say(`Preloading kernel for kexec based dumping: ${pre.release} --command-line="${pre.cmdline}" (the held dump)`);
           }
           sys.ram.flush();
-          return { lines };
+          return { lines, degraded };
         }
       } finally {
         dev.close();
@@ -142,7 +147,7 @@ export function lkcdConfig(root: MachineRoot, onLine?: (line: string) => void, o
       kernel.writeStruct(dump_config, 'dump_config', { ...cfg, active: 0 });
       say('dump: DUMP_ACTIVE=0: dumping disabled');
       sys.ram.flush();
-      return { lines };
+      return { lines, degraded };
     }
     if ((conf.DUMP_FLAGS & DUMP_FLAGS_SOFTBOOT) && conf.KEXEC_IMAGE !== '' && !fs.existsSync(conf.KEXEC_IMAGE)) {
       throw new DumpError('NOINPUT', `KEXEC_IMAGE ${conf.KEXEC_IMAGE} does not exist`, { file: conf.KEXEC_IMAGE });
@@ -157,7 +162,7 @@ export function lkcdConfig(root: MachineRoot, onLine?: (line: string) => void, o
       say(`Preloading kernel for kexec based dumping: ${pre.release} --command-line="${pre.cmdline}"`);
     }
     sys.ram.flush();
-    return { lines };
+    return { lines, degraded };
   } finally {
     closeSystem(sys);
   }

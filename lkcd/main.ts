@@ -1,26 +1,29 @@
 #!/usr/bin/env node
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { CorruptDumpError, DumpError, UsageError } from '../src/codec/index.js';
+import { DegradedResult, DumpError, UsageError } from '../src/codec/index.js';
 import { checkOutputPath, MachineRoot, resolveRoot, writeOutputFile } from '../src/machine/index.js';
 import { runCli } from '../src/cli/run.js';
 import { cliExitHelp } from '../src/cli/exit.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { hex, parseSize } from '../src/codec/index.js';
-import { exportDumpAsElf, verifyLkcd } from '../src/dump/index.js';
+import { exportDumpAsElf, LkcdDump } from '../src/dump/index.js';
 import { DumpIndex, INDEX_FILE, PstoreIndex } from '../src/store/index.js';
 import { formatDmesg } from '../src/kernel/index.js';
 import { progressBar } from '../src/cli/progress.js';
 import { holdMachine } from '../src/cli/hold.js';
 import { lkcdConfig } from './config.js';
-import { indexDumpDir, lkcdSave, pagesFailingIndexCrc, sha256File } from './save.js';
+import {
+  degradedOf, dumpDirNumbers, lkcdSave, recoverEmptyIndex, reindexDumpDir,
+} from './save.js';
 import { dumpDirFor, hexDump, openIndexedDump, parseDumpNumber, readPhysical, showText, sysconfigFor } from './query.js';
 import { lkcdProtected } from './sysconfig.js';
 import { analysisText, readDumpFacts } from './analysis.js';
-import { acquireSaveLock, readBounds, writeBounds } from './dumpdir.js';
+import { acquireSaveLock } from './dumpdir.js';
 import { vmlinuxStatus } from './debuginfo.js';
 import { lkcdPstoreSave, PSTORE_ARCHIVE_DIR, pstoreListText, reindexPstore } from './pstore.js';
+import { verifySavedDump } from './verify.js';
 
 const json = (v: unknown): string => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? (x > BigInt(Number.MAX_SAFE_INTEGER) ? hex(x) : Number(x)) : x), 2) + '\n';
 const out = (s: string): void => { process.stdout.write(s); };
@@ -35,31 +38,54 @@ await runCli('lkcd', async () => {
     .usage('$0 <command> [options]\n\nlkcdutils for the simulated machine: configure dumping, save and read dumps.')
     .option('root', { type: 'string', describe: 'machine root directory (default: $LKCD_ROOT, else var/ of the checkout)' })
     .option('debug', { type: 'boolean', describe: 'print stack traces on errors' })
-    .command('config', 'write out a dump held in memory to DUMPDEV (never over a dump lkcd save has not saved: with DUMP_SAVE=1 it is saved first), then arm the dump driver and preload kexec with crashdump=', (y) => y.epilogue(cliExitHelp('lkcd', 'config'))
+    .command('config', 'write out a dump held in memory to DUMPDEV (never over a dump lkcd save has not saved: with DUMP_SAVE=1 it is saved first), then arm the dump driver and preload kexec with crashdump=; exits 3 when the dump written is TRUNCATED, 5 when the device failed', (y) => y.epilogue(cliExitHelp('lkcd', 'config'))
       .option('force', { type: 'boolean', default: false, describe: 'write out even over a device dump lkcd save never saved' }),
     (argv) => holdMachine(rootOf(argv), 'lkcd', () => {
-      lkcdConfig(rootOf(argv), (l) => out(`${l}\n`), { force: argv.force });
+      const r = lkcdConfig(rootOf(argv), (l) => out(`${l}\n`), { force: argv.force });
+      if (r.degraded) throw r.degraded;
     }))
-    .command('save', 'copy the dump on DUMPDEV to DUMPDIR/N (dump.N, map.N, kerntypes.N, analysis.N, vmlinux.N), index it, mark it saved', (y) => y.epilogue(cliExitHelp('lkcd', 'save')), (argv) => holdMachine(rootOf(argv), 'lkcd', () => {
-      for (const l of lkcdSave(rootOf(argv)).lines) out(`${l}\n`);
+    .command('save', 'copy the dump on DUMPDEV to DUMPDIR/N (dump.N, map.N, kerntypes.N, analysis.N, vmlinux.N), check it, index it, mark it saved; exits 3 for a TRUNCATED dump, 4 for a DAMAGED one', (y) => y.epilogue(cliExitHelp('lkcd', 'save')), (argv) => holdMachine(rootOf(argv), 'lkcd', () => {
+      const r = lkcdSave(rootOf(argv));
+      for (const l of r.lines) out(`${l}\n`);
+      if (r.degraded) throw r.degraded;
     }))
-    .command('list', 'the saved dumps', (y) => y.epilogue(cliExitHelp('lkcd', 'list')).option('json', { type: 'boolean', default: false }), (argv) => {
-      const index = DumpIndex.open(dumpDirFor(rootOf(argv)), { readonly: true });
+    .command('list', 'the saved dumps (an index that lost its dumps is rebuilt from DUMPDIR/N first)', (y) => y.epilogue(cliExitHelp('lkcd', 'list')).option('json', { type: 'boolean', default: false }), (argv) => {
+      const dumpdir = dumpDirFor(rootOf(argv));
+      // A missing or empty index must not hide the dumps in DUMPDIR/N: index them first (needs the DUMPDIR lock).
+      const file = path.join(dumpdir, INDEX_FILE);
+      const lost = (): boolean => {
+        if (dumpDirNumbers(dumpdir).length === 0) return false;
+        if (!fs.existsSync(file)) return true;
+        const idx = DumpIndex.open(dumpdir);
+        try { return idx.listDumps().length === 0; } finally { idx.close(); }
+      };
+      if (lost()) {
+        const unlock = acquireSaveLock(dumpdir);
+        try {
+          const index = DumpIndex.open(dumpdir);
+          try {
+            recoverEmptyIndex(index, dumpdir, 'lkcd list', (l) => (argv.json ? process.stderr.write(`${l}\n`) : out(`${l}\n`)));
+          } finally { index.close(); }
+        } finally { unlock(); }
+      }
+      const index = DumpIndex.open(dumpdir, { readonly: true });
       try {
         const dumps = index.listDumps();
         if (argv.json) { out(json(dumps)); return; }
         out('  N  TIME (UTC)            HOST          RELEASE             PAGES      BYTES   RATIO  STATE      PANIC\n');
         for (const d of dumps) {
           const t = new Date(d.time_sec * 1000).toISOString().replace('T', ' ').slice(0, 19);
-          out(`${String(d.n).padStart(3)}  ${t}  ${d.host.padEnd(12).slice(0, 12)}  ${d.release.padEnd(18).slice(0, 18)}  ${String(d.pages).padStart(7)}  ${String(d.stored_bytes).padStart(9)}  ${(d.raw_bytes / Math.max(d.stored_bytes, 1)).toFixed(2).padStart(6)}  ${(d.complete ? 'complete' : 'TRUNCATED').padEnd(9)}  ${d.panic_string}\n`);
+          const state = d.state === 'complete' ? 'complete' : d.state.toUpperCase();
+          out(`${String(d.n).padStart(3)}  ${t}  ${d.host.padEnd(12).slice(0, 12)}  ${d.release.padEnd(18).slice(0, 18)}  ${String(d.pages).padStart(7)}  ${String(d.stored_bytes).padStart(9)}  ${(d.raw_bytes / Math.max(d.stored_bytes, 1)).toFixed(2).padStart(6)}  ${state.padEnd(9)}  ${d.panic_string}\n`);
         }
       } finally { index.close(); }
     })
-    .command('show <n>', 'header fields (as crash help -L names them), our figures, and where its debug vmlinux is', (y) => y.epilogue(cliExitHelp('lkcd', 'show')).positional('n', { type: 'string' }).option('json', { type: 'boolean', default: false }), (argv) => {
+    .command('show <n>', 'header fields (as crash help -L names them), our figures, where every frame of RAM went, and where its debug vmlinux is', (y) => y.epilogue(cliExitHelp('lkcd', 'show')).positional('n', { type: 'string' }).option('json', { type: 'boolean', default: false }), (argv) => {
       const o = openIndexedDump(dumpDirFor(rootOf(argv)), parseDumpNumber(argv.n!));
       try {
-        if (argv.json) out(json({ header: o.dump.header, attrs: o.dump.attrs, record: o.rec, vmlinux: vmlinuxStatus(o.dir, o.rec.n, o.dump, o.syms.byName) }));
-        else out(showText(o));
+        if (!(o.dump instanceof LkcdDump)) throw new DumpError('UNSUPPORTED', `${o.file}: lkcd show reads LKCD headers; this dump is ${o.dump.attrs['file.format']}`, { file: o.file });
+        if (argv.json) out(json({ header: o.dump.header, attrs: o.dump.attrs, record: o.rec, ranges: o.ranges, vmlinux: vmlinuxStatus(o.dir, o.rec.n, o.dump, o.syms.byName) }));
+        else out(showText(o, o.dump.header));
       } finally { o.close(); }
     })
     .command('dmesg <n>', 'the crashed kernel\'s log, as vmcore-dmesg prints it', (y) => y.epilogue(cliExitHelp('lkcd', 'dmesg')).positional('n', { type: 'string' }), (argv) => {
@@ -88,7 +114,7 @@ await runCli('lkcd', async () => {
         const paddr = argv.pfn !== undefined ? parseSize(argv.pfn, '--pfn') * 4096n : parseSize(argv.paddr!, '--paddr');
         const len = argv.pfn !== undefined ? 4096 : Number(parseSize(argv.len, '--len'));
         if (len <= 0 || len > 64 << 20) throw new UsageError(`--len ${argv.len} must be between 1 and 64M`);
-        const bytes = readPhysical(o.dump, paddr, len);
+        const bytes = readPhysical(o.dump, paddr, len, o.ranges);
         if (argv.o !== undefined) writeOutputFile(argv.o, bytes, protect);
         else out(hexDump(paddr, bytes));
       } finally { o.close(); }
@@ -105,32 +131,16 @@ await runCli('lkcd', async () => {
         for (const h of pstore) out(`pstore ${h.pstore}: ${formatDmesg([{ seq: BigInt(h.seq), ts_nsec: h.ts_nsec, level: 0, text: h.text }])}`);
       } finally { index.close(); }
     })
-    .command('verify <n>', 'check every record and page of dump N and its checksum; non-zero exit on any fault', (y) => y.epilogue(cliExitHelp('lkcd', 'verify')).positional('n', { type: 'string' }), (argv) => {
-      const dumpdir = dumpDirFor(rootOf(argv));
-      const o = openIndexedDump(dumpdir, parseDumpNumber(argv.n!));
-      const file = o.file;
-      const rec = o.rec;
-      o.close();
+    .command('verify <n>', 'check every header, record and page of dump N against its checksums and structure, and dump.N against the index; exits 3 for a TRUNCATED dump, 4 for a DAMAGED one', (y) => y.epilogue(cliExitHelp('lkcd', 'verify')).positional('n', { type: 'string' }), (argv) => {
       const bar = progressBar('lkcd verify');
-      const v = verifyLkcd(file, bar);
-      bar.end();
-      const index = DumpIndex.open(dumpdir, { readonly: true });
-      let crcBad: ReturnType<typeof pagesFailingIndexCrc>;
-      try { crcBad = pagesFailingIndexCrc(file, index.iteratePages(rec.n)); } finally { index.close(); }
-      if (crcBad.length) {
-        const b = crcBad[0];
-        throw new CorruptDumpError(`${file}: ${crcBad.length} page${crcBad.length > 1 ? 's' : ''} changed since saved; first: page ${hex(b.pfn)} (paddr ${hex(b.pfn * 4096n)}) at offset ${b.offset}: data CRC32 does not match the index`, { file });
-      }
-      const sha = sha256File(file);
-      if (v.bad.length) {
-        const b = v.bad[0];
-        throw new CorruptDumpError(`${file}: ${v.bad.length} bad page${v.bad.length > 1 ? 's' : ''}; first: ${b.pfn === null ? '' : `page ${hex(b.pfn)} (paddr ${hex(b.pfn * 4096n)}) `}at offset ${b.offset}: ${b.error.message}`, { file });
-      }
-      if (sha !== rec.sha256) throw new CorruptDumpError(`${file}: sha256 ${sha} does not match the index (${rec.sha256})`, { file });
-      if (v.pages !== rec.pages) throw new CorruptDumpError(`${file}: ${v.pages} pages, the index says ${rec.pages}`, { file });
-      out(`dump ${rec.n}: ${v.pages} pages verified (${v.compressed} compressed, ${v.raw} raw), sha256 matches${v.truncated ? '; TRUNCATED dump' : ''}\n`);
+      let r: ReturnType<typeof verifySavedDump>;
+      try {
+        r = verifySavedDump(dumpDirFor(rootOf(argv)), parseDumpNumber(argv.n!), bar);
+      } finally { bar.end(); }
+      out(`${r.line}\n`);
+      if (r.degraded) throw r.degraded;
     })
-    .command('export <n>', 'export dump N as an ELF vmcore (for crash, makedumpfile, vmcore-dmesg, gdb)', (y) => y.epilogue(cliExitHelp('lkcd', 'export')).positional('n', { type: 'string' })
+    .command('export <n>', 'export dump N as an ELF vmcore (for crash, makedumpfile, vmcore-dmesg, gdb): pages the dump does not hold are left out of every PT_LOAD', (y) => y.epilogue(cliExitHelp('lkcd', 'export')).positional('n', { type: 'string' })
       .option('elf', { type: 'boolean', demandOption: true, describe: 'ELF vmcore output (the only format)' })
       .option('o', { alias: 'output', type: 'string', demandOption: true, describe: 'output file (0600, replaced whole; never a dump, index or machine file)' }), (argv) => {
       const root = rootOf(argv);
@@ -142,14 +152,17 @@ await runCli('lkcd', async () => {
       try {
         const r = exportDumpAsElf(o.dump, o.syms.byName, argv.o, bar);
         bar.end();
-        out(`${argv.o}: ${r.bytes} bytes\n`);
+        out(`${argv.o}: ${r.bytes} bytes, ${r.loads.length} PT_LOADs; ${r.holePages} of the ${r.framesOfRam} frames of RAM are not in the dump and were left out (holes between the loads)\n`);
       } finally { o.close(); }
     })
     .command('analyze <n>', 'the lcrash-style report: panic, registers, tasks, memory by type, compression, last log lines', (y) => y.epilogue(cliExitHelp('lkcd', 'analyze')).positional('n', { type: 'string' }), (argv) => {
       const o = openIndexedDump(dumpDirFor(rootOf(argv)), parseDumpNumber(argv.n!));
       try {
         const facts = readDumpFacts(o.dump, o.syms);
-        out(analysisText(o.rec.n, o.dump, facts, { pages: o.rec.pages, compressed: o.rec.pages_compressed, storedBytes: o.rec.stored_bytes, missingPages: o.rec.missing_pages }));
+        out(analysisText(o.rec.n, o.dump, facts, {
+          pages: o.rec.pages, compressed: o.rec.pages_compressed, storedBytes: o.rec.stored_bytes, missingPages: o.rec.missing_pages,
+          damagedPages: o.rec.damaged_pages, state: o.rec.state, checksum: o.rec.checksum,
+        }));
       } finally { o.close(); }
     })
     .command('pstore <action>', 'save: archive /sys/fs/pstore to DUMPDIR/pstore/<date>/, index it, link it to the dump of the same crash, then erase it from persistent RAM; list: the archived records', (y) => y.epilogue(cliExitHelp('lkcd', 'pstore'))
@@ -166,21 +179,21 @@ await runCli('lkcd', async () => {
         out(argv.json ? json(rows) : pstoreListText(rows, dumpdir));
       } finally { index.close(); }
     })
-    .command('reindex', 'rebuild the index from the DUMPDIR/N directories alone', (y) => y.epilogue(cliExitHelp('lkcd', 'reindex')), (argv) => {
+    .command('reindex', 'rebuild the index from the DUMPDIR/N directories alone, beside the old one, then swap it in; exits 4 when a dump is DAMAGED or cannot be opened', (y) => y.epilogue(cliExitHelp('lkcd', 'reindex')), (argv) => {
       const dumpdir = dumpDirFor(rootOf(argv));
       const unlock = acquireSaveLock(dumpdir);
+      let report: ReturnType<typeof reindexDumpDir>;
+      let pstoreRecords = 0;
       try {
-        const file = path.join(dumpdir, INDEX_FILE);
-        for (const f of [file, `${file}-wal`, `${file}-shm`]) fs.rmSync(f, { force: true });
-        const index = DumpIndex.open(dumpdir);
-        try {
-          const ns = fs.readdirSync(dumpdir).filter((d) => /^\d+$/.test(d)).map(Number).sort((a, b) => a - b);
-          for (const n of ns) indexDumpDir(index, n, path.join(dumpdir, String(n)));
-          if (ns.length && readBounds(dumpdir) <= ns[ns.length - 1]) writeBounds(dumpdir, ns[ns.length - 1] + 1);
-          const records = reindexPstore(index, dumpdir);
-          out(`reindexed ${ns.length} dump${ns.length === 1 ? '' : 's'}${records ? ` and ${records} pstore record${records === 1 ? '' : 's'}` : ''} in ${dumpdir}\n`);
-        } finally { index.close(); }
+        report = reindexDumpDir(dumpdir, (l) => out(`${l}\n`), (index) => { pstoreRecords = reindexPstore(index, dumpdir); });
       } finally { unlock(); }
+      const k = report.indexed.length;
+      out(`reindexed ${k} dump${k === 1 ? '' : 's'}${pstoreRecords ? ` and ${pstoreRecords} pstore record${pstoreRecords === 1 ? '' : 's'}` : ''} in ${dumpdir}${report.skipped.length ? `; ${report.skipped.length} skipped (${report.skipped.map((x) => x.n).join(', ')})` : ''}\n`);
+      const damaged = report.indexed.filter((r) => r.state === 'damaged');
+      if (damaged.length || report.skipped.length) {
+        const first = damaged[0] ? degradedOf(damaged[0])!.message : `dump ${report.skipped[0].n} cannot be opened: ${report.skipped[0].reason}`;
+        throw new DegradedResult('DUMP_DAMAGED', `${damaged.length} dump${damaged.length === 1 ? '' : 's'} indexed as DAMAGED, ${report.skipped.length} skipped; ${first}`, { file: dumpdir });
+      }
     })
     .demandCommand(1, 'name a command (see --help)')
     .strict()

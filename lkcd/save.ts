@@ -2,14 +2,16 @@ import crypto from 'node:crypto';
 import zlib from 'node:zlib';
 import fs from 'node:fs';
 import path from 'node:path';
-import { CorruptDumpError, DumpError, ioError } from '../src/codec/index.js';
-import { ensureDir, fsyncDir, type MachineRoot } from '../src/machine/index.js';
+import { DegradedResult, DumpError, hex, ioError } from '../src/codec/index.js';
+import { ensureDir, fsyncDir, PAGE_SIZE_N, type MachineRoot } from '../src/machine/index.js';
 import { buildFileNames, closeSystem, openSystem } from '../src/kernel/index.js';
 import {
-  BlockDevice, deviceDumpSha256, findDeviceDump, killPoint, openLkcdFile, readSavedMark, verifyLkcd, writeSavedMark,
-  type DeviceDump, type LkcdDump, type LkcdVerifyResult,
+  BlockDevice, DUMP_COMPRESS_NAMES, DUMP_DH_COMPRESSED, deviceDumpSha256, findDeviceDump, pfnRanges, killPoint, notSelectedFrames,
+  openDump, readSavedMark, writeSavedMark, type DeviceDump, type DumpIntegrity, type DumpProblem, type ProbedDump,
 } from '../src/dump/index.js';
-import { DumpIndex, panicSignature, type DumpRecord, type LogLine, type PageRow } from '../src/store/index.js';
+import {
+  DumpIndex, INDEX_FILE, panicSignature, type DumpRecord, type LogLine, type MissingRange, type PageRow,
+} from '../src/store/index.js';
 import { progressBar } from '../src/cli/progress.js';
 import { analysisText, readDumpFacts, type DumpFacts } from './analysis.js';
 import { acquireSaveLock, dumpDirOf, readBounds, writeBounds } from './dumpdir.js';
@@ -17,7 +19,8 @@ import { loadSysconfig } from './sysconfig.js';
 import { SymbolTable } from './symbols.js';
 import { saveVmlinux } from './debuginfo.js';
 
-export interface SaveReport { lines: string[]; n: number | null }
+/** What `lkcd save` did: its lines, the N it saved (or found), and the degraded result to report after them. */
+export interface SaveReport { lines: string[]; n: number | null; degraded?: DegradedResult }
 
 /**
  * LKCD_FAULT_SAVE_ENOSPC_AFTER=BYTES makes the copy fail with ENOSPC after
@@ -83,70 +86,225 @@ function copyFile0600(from: string, to: string): void {
   }
 }
 
-/** The index record of a saved dump, from its file, its verification and what was read out of it. */
-export function dumpRecordOf(n: number, dir: string, dump: LkcdDump, sha: string, storedBytes: number, compressed: number, missingPages: number, callSite: string): DumpRecord {
+/** What opening dump.N found, for the index, the analysis and the save line. */
+export interface DumpFindings {
+  integrity: DumpIntegrity;
+  /** PFNs dump.N holds that fail a check, within RAM, sorted; they read as not present. */
+  damaged: bigint[];
+  /** Listed ranges for the index: missing ones and the dumper's (from the dump), the damaged pages. */
+  ranges: MissingRange[];
+  missingPages: number;
+  dumperPages: number;
+  compressed: number;
+  /** Frames the dump level did not select, from the dump's mem_map; null when it could not be read. */
+  notSelected: number | null;
+}
+
+/** Opens a saved dump through the format table, checking every header, record and page (salvage: problems are collected). */
+export function openSavedDump(file: string): ProbedDump {
+  return openDump(file, { mode: 'salvage', verifyPages: true, pageCrc32: true });
+}
+
+/** The findings of an open dump (see DumpFindings). */
+export function findingsOf(dump: ProbedDump, facts: DumpFacts): DumpFindings {
+  const integrity = dump.integrity();
+  const memory = dump.attrs['dump.memory_pages'];
+  const damagedSet = new Set<bigint>();
+  for (const p of integrity.problems) {
+    if (p.pfn !== null && (memory === 0n || p.pfn < memory) && !dump.record?.(p.pfn)) damagedSet.add(p.pfn);
+  }
+  const damaged = [...damagedSet].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+  const ranges: MissingRange[] = integrity.ranges.map((r) => ({ start_pfn: r.start, end_pfn: r.end, reason: r.reason }));
+  for (const r of pfnRanges(damaged, 'unspecified')) ranges.push({ start_pfn: r.start, end_pfn: r.end, reason: 'damaged' });
+  ranges.sort((x, y) => (x.start_pfn < y.start_pfn ? -1 : x.start_pfn > y.start_pfn ? 1 : 0));
+  const count = (pred: (r: MissingRange) => boolean): number => ranges.filter(pred).reduce((n, r) => n + Number(r.end_pfn - r.start_pfn), 0);
+  let compressed = 0;
+  for (const pfn of dump.pages()) if (dump.record?.(pfn)?.flags === DUMP_DH_COMPRESSED) compressed++;
+  const dropped = count((r) => r.reason === 'pass-dropped');
+  return {
+    integrity, damaged, ranges, compressed,
+    missingPages: count((r) => r.reason !== 'dumper' && r.reason !== 'damaged'),
+    dumperPages: count((r) => r.reason === 'dumper'),
+    notSelected: facts.pageTypes ? notSelectedFrames(facts.pageTypes, dump.attrs['dump.level'], dropped) : null,
+  };
+}
+
+/** The index record of a saved dump, from its file, what opening it found and what was read out of it. */
+export function dumpRecordOf(n: number, dir: string, dump: ProbedDump, f: DumpFindings, sha: string, storedBytes: number, callSite: string): DumpRecord {
   const a = dump.attrs;
   const sig = panicSignature(a['crash.panic_string'], callSite);
+  const pages = a['dump.pages'];
   return {
-    n, dir, time_sec: Number(a['crash.time']), time_usec: Number(dump.header.dh_time.tv_usec),
+    n, dir, time_sec: Number(a['crash.time']), time_usec: Number(a['crash.time_usec']),
     host: a['linux.uts.nodename'], release: a['linux.uts.release'], version: a['linux.uts.version'], machine: a['linux.uts.machine'],
-    panic_string: a['crash.panic_string'], level: a['dump.level'], compress: dump.header.dh_dump_compress, flags: a['dump.flags'],
-    pages: a['dump.pages'], pages_compressed: compressed, raw_bytes: a['dump.pages'] * a['arch.page_size'], stored_bytes: storedBytes,
-    complete: !a['dump.truncated'] && missingPages === 0, missing_pages: missingPages, sha256: sha,
+    panic_string: a['crash.panic_string'], level: a['dump.level'], compress: compressCode(a['dump.compression']), flags: a['dump.flags'],
+    pages, pages_compressed: f.compressed, raw_bytes: pages * a['arch.page_size'], stored_bytes: storedBytes,
+    complete: f.integrity.state === 'complete', missing_pages: f.missingPages, sha256: sha,
     signature: sig.signature, signature_text: sig.text, saved_at: Math.floor(Date.now() / 1000),
+    state: f.integrity.state, checksum: f.integrity.checksum, damaged_pages: f.damaged.length, memory_pages: Number(a['dump.memory_pages']),
+    dumper_pages: f.dumperPages, not_selected_pages: f.notSelected,
   };
+}
+
+/** dh_dump_compress of a compression name. */
+function compressCode(name: string): number {
+  const hit = Object.entries(DUMP_COMPRESS_NAMES).find(([, v]) => v === name);
+  if (!hit) throw new DumpError('UNSUPPORTED', `dump compression ${name} has no LKCD code`);
+  return Number(hit[0]);
 }
 
 /** What `lkcd save` already knows of a dump it just wrote, so indexing reads it no further. */
 export interface KnownDump {
   sha?: string;
-  verified?: LkcdVerifyResult;
-  dump?: LkcdDump;
+  dump?: ProbedDump;
   facts?: DumpFacts;
+  findings?: DumpFindings;
 }
 
 /**
  * Indexes dump N: from its directory alone (as `lkcd reindex` does), or
- * from what `lkcd save` already read while writing it.
+ * from what `lkcd save` already read while writing it. A damaged dump is
+ * indexed as such, its damaged pages listed and left out of the page rows.
  */
-export function indexDumpDir(index: DumpIndex, n: number, dir: string, known: KnownDump = {}): { n: number; inserted: boolean } {
+export function indexDumpDir(index: DumpIndex, n: number, dir: string, known: KnownDump = {}): { n: number; inserted: boolean; record: DumpRecord } {
   const file = path.join(dir, `dump.${n}`);
-  const v = known.verified ?? verifyLkcd(file);
-  if (v.bad.length) throw new CorruptDumpError(`${file}: ${v.bad.length} bad records, first at offset ${v.bad[0].offset}: ${v.bad[0].error.message}`, { file });
-  const dump = known.dump ?? openLkcdFile(file);
+  const dump = known.dump ?? openSavedDump(file);
   try {
     const facts = known.facts ?? readDumpFacts(dump, SymbolTable.load(path.join(dir, `map.${n}`)));
-    const missingPages = v.missingRanges.reduce((x, [s, e]) => x + Number(e - s), 0);
-    const rec = dumpRecordOf(n, dir, dump, known.sha ?? sha256File(file), fs.statSync(file).size, v.compressed, missingPages, facts.callSite);
-    const fd = fs.openSync(file, 'r');
-    const data = Buffer.alloc(4096);
+    const f = known.findings ?? findingsOf(dump, facts);
+    const rec = dumpRecordOf(n, dir, dump, f, known.sha ?? sha256File(file), fs.statSync(file).size, facts.callSite);
     const pages = function* (): Generator<PageRow> {
       for (const pfn of dump.pages()) {
-        const r = dump.record(pfn)!;
+        const r = dump.record!(pfn)!;
         // A checksum of each record's data, so `lkcd verify` can name a damaged page even when it is raw.
-        fs.readSync(fd, data, 0, r.size, Number(r.offset) + 16);
-        yield { pfn, offset: r.offset, size: r.size, flags: r.flags, crc32: zlib.crc32(data.subarray(0, r.size)) >>> 0 };
+        yield { pfn, offset: r.offset, size: r.size, flags: r.flags, crc32: dump.pageCrc32?.(pfn) ?? null };
       }
     };
     const log: LogLine[] = (facts.log ?? []).map((l) => ({ seq: Number(l.seq), ts_nsec: l.ts_nsec, level: l.level, text: l.text }));
-    try {
-      return index.addDump(rec, pages(), log, v.missingRanges.map(([start_pfn, end_pfn]) => ({ start_pfn, end_pfn })));
-    } finally {
-      fs.closeSync(fd);
-    }
+    const r = index.addDump(rec, pages(), log, f.ranges);
+    return { ...r, record: index.getDump(r.n)! };
   } finally {
     if (!known.dump) dump.close();
   }
 }
 
+/** The word for a dump's state in one line: complete, TRUNCATED (...), DAMAGED (...), and "unverified" when it has no checksums. */
+export function stateText(rec: DumpRecord): string {
+  const s = rec.state === 'damaged'
+    ? `DAMAGED (${rec.damaged_pages} pages damaged${rec.missing_pages ? `, ${rec.missing_pages} pages missing` : ''})`
+    : rec.state === 'truncated' ? `TRUNCATED (${rec.missing_pages} pages missing)` : 'complete';
+  return rec.checksum === 'unverified' ? `${s}, unverified (no checksums in the dump)` : s;
+}
+
+/** The degraded result a command reports for a dump that is not complete (after its normal output), or null. */
+export function degradedOf(rec: DumpRecord, first?: DumpProblem): DegradedResult | null {
+  if (rec.state === 'damaged') {
+    const what = first ? `${first.pfn !== null ? `first PFN ${hex(first.pfn)}: ` : ''}${first.error.message}` : 'lkcd verify names each problem';
+    return new DegradedResult('DUMP_DAMAGED', `dump ${rec.n} is DAMAGED: ${rec.damaged_pages} page${rec.damaged_pages === 1 ? '' : 's'} fail their checks and read as not present; ${what}`, { file: rec.dir });
+  }
+  if (rec.state === 'truncated') {
+    return new DegradedResult('DUMP_TRUNCATED', `dump ${rec.n} is TRUNCATED: ${rec.missing_pages} pages missing (lkcd show ${rec.n} lists them by reason)`, { file: rec.dir });
+  }
+  return null;
+}
+
+/** Numbers of the DUMPDIR/N directories, ascending. */
+export function dumpDirNumbers(dumpdir: string): number[] {
+  if (!fs.existsSync(dumpdir)) return [];
+  return fs.readdirSync(dumpdir).filter((d) => /^\d{1,9}$/.test(d) && fs.statSync(path.join(dumpdir, d)).isDirectory()).map(Number).sort((a, b) => a - b);
+}
+
+export interface ReindexReport {
+  indexed: DumpRecord[];
+  /** Directories that hold no dump that can be opened at all, with why. */
+  skipped: Array<{ n: number; reason: string }>;
+}
+
+/** Indexes every DUMPDIR/N into `index`; a directory whose dump cannot be opened at all is named and skipped. */
+export function indexAllDumpDirs(index: DumpIndex, dumpdir: string, say: (line: string) => void, who = 'lkcd reindex'): ReindexReport {
+  const report: ReindexReport = { indexed: [], skipped: [] };
+  for (const n of dumpDirNumbers(dumpdir)) {
+    try {
+      const r = indexDumpDir(index, n, dumpDirOf(dumpdir, n));
+      report.indexed.push(r.record);
+      if (r.record.state !== 'complete' || r.record.checksum === 'unverified') say(`${who}: dump ${n}: ${stateText(r.record)}`);
+    } catch (e) {
+      if (!(e instanceof DumpError) || e.code === 'INTERNAL') throw e;
+      const file = path.join(dumpDirOf(dumpdir, n), `dump.${n}`);
+      const reason = e.message.includes(file) ? e.message : `${file}: ${e.message}`;
+      report.skipped.push({ n, reason });
+      say(`${who}: dump ${n} skipped, it cannot be opened: ${reason}`);
+    }
+  }
+  return report;
+}
+
 /**
- * `lkcd save`: finds a valid dump on DUMPDEV, copies it to DUMPDIR/N/
- * (dump.N, map.N, kerntypes.N, analysis.N, and vmlinux.N when the build's
- * debug vmlinux has the dump kernel's build ID) through a temporary directory,
- * verifies the copy, renames it into place, indexes it, bumps `bounds`, and
- * only then marks the device dump as saved. Killed at any point, a rerun
- * finishes the job without a duplicate or a gap: the dump is known by its
- * sha256.
+ * `lkcd reindex`: builds a new index beside the old one from the DUMPDIR/N
+ * directories alone and renames it over the old one, so the old index
+ * stays whole until the new one is. Every dump that opens is indexed
+ * (damaged ones as damaged); one that cannot be opened at all is named
+ * and skipped. The caller holds the DUMPDIR lock.
+ */
+export function reindexDumpDir(dumpdir: string, say: (line: string) => void, alsoIndex?: (index: DumpIndex) => void): ReindexReport {
+  const next = `${INDEX_FILE}.new`;
+  const dropNext = (): void => { for (const f of [next, `${next}-wal`, `${next}-shm`]) fs.rmSync(path.join(dumpdir, f), { force: true }); };
+  dropNext();
+  const index = DumpIndex.open(dumpdir, { fileName: next });
+  let report: ReindexReport;
+  try {
+    report = indexAllDumpDirs(index, dumpdir, say);
+    // What else the index holds beside the dumps (the pstore archive) goes into the new file too.
+    alsoIndex?.(index);
+  } catch (e) {
+    index.close();
+    dropNext();
+    throw e;
+  }
+  // Closing the last connection checkpoints the WAL into the file and removes it.
+  index.close();
+  killPoint('reindex built');
+  try {
+    const fd = fs.openSync(path.join(dumpdir, next), 'r');
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    // The old index's WAL must not be replayed into the new file.
+    for (const f of [`${INDEX_FILE}-wal`, `${INDEX_FILE}-shm`]) fs.rmSync(path.join(dumpdir, f), { force: true });
+    fs.renameSync(path.join(dumpdir, next), path.join(dumpdir, INDEX_FILE));
+    fsyncDir(dumpdir);
+  } catch (e) {
+    throw ioError('replacing the dump index', e as NodeJS.ErrnoException);
+  }
+  const ns = dumpDirNumbers(dumpdir);
+  if (ns.length && readBounds(dumpdir) <= ns[ns.length - 1]) writeBounds(dumpdir, ns[ns.length - 1] + 1);
+  return report;
+}
+
+/**
+ * An index that lists no dump while DUMPDIR/N directories exist has lost
+ * them (deleted, or replaced by an empty one): indexes them first, so no
+ * later save hides them. Says so in one line (then one per dump that is
+ * not complete or cannot be opened); returns whether it did.
+ */
+export function recoverEmptyIndex(index: DumpIndex, dumpdir: string, who: string, say: (line: string) => void): boolean {
+  const ns = dumpDirNumbers(dumpdir);
+  if (ns.length === 0 || index.listDumps().length > 0) return false;
+  const found: string[] = [];
+  const report = indexAllDumpDirs(index, dumpdir, (l) => found.push(l), who);
+  say(`${who}: the index listed no dumps; indexed the ${report.indexed.length} found in ${dumpdir} first${report.skipped.length ? ` (${report.skipped.length} could not be opened)` : ''}`);
+  for (const l of found) say(l);
+  return true;
+}
+
+/**
+ * `lkcd save`: finds a dump on DUMPDEV, copies it to DUMPDIR/N/ (dump.N,
+ * map.N, kerntypes.N, analysis.N, and vmlinux.N when the build's debug
+ * vmlinux has the dump kernel's build ID) through a temporary directory, opens the
+ * copy through the format table and checks it whole, renames it into
+ * place, indexes it (a damaged dump as damaged, its bad pages named),
+ * bumps `bounds`, and only then marks the device dump as saved. Killed at
+ * any point, a rerun finishes the job without a duplicate or a gap: the
+ * dump is known by its sha256.
  */
 export function lkcdSave(root: MachineRoot): SaveReport {
   const sys = openSystem(root, { readOnly: true });
@@ -158,6 +316,7 @@ export function lkcdSave(root: MachineRoot): SaveReport {
   const unlock = acquireSaveLock(conf.DUMPDIR);
   const dev = BlockDevice.open(conf.DUMPDEV, { write: true });
   let index: DumpIndex | null = null;
+  const lines: string[] = [];
   try {
     const found = findDeviceDump(dev);
     if (!found) return { lines: [`lkcd save: no dump on ${conf.DUMPDEV}`], n: null };
@@ -165,11 +324,12 @@ export function lkcdSave(root: MachineRoot): SaveReport {
     const mark = readSavedMark(dev);
     if (mark && mark.sha256 === sha) return { lines: [`lkcd save: the dump on ${conf.DUMPDEV} was already saved as ${mark.n}`], n: mark.n };
     index = DumpIndex.open(conf.DUMPDIR);
+    recoverEmptyIndex(index, conf.DUMPDIR, 'lkcd save', (l) => lines.push(l));
     const indexed = index.findBySha256(sha);
     if (indexed) {
       if (readBounds(conf.DUMPDIR) <= indexed.n) writeBounds(conf.DUMPDIR, indexed.n + 1);
       writeSavedMark(dev, sha, indexed.n);
-      return { lines: [`lkcd save: the dump on ${conf.DUMPDEV} is dump ${indexed.n}; marked saved`], n: indexed.n };
+      return { lines: [...lines, `lkcd save: the dump on ${conf.DUMPDEV} is dump ${indexed.n}; marked saved`], n: indexed.n };
     }
     let n = readBounds(conf.DUMPDIR);
     for (;;) {
@@ -185,7 +345,7 @@ export function lkcdSave(root: MachineRoot): SaveReport {
     // killed after the rename is being finished.
     const known: KnownDump = { sha };
     let vmlinuxLine: string | null = null;
-    let r: { n: number; inserted: boolean };
+    let r: { n: number; inserted: boolean; record: DumpRecord };
     try {
       if (!fs.existsSync(dir)) {
         const tmp = path.join(conf.DUMPDIR, `.saving-${n}`);
@@ -195,21 +355,21 @@ export function lkcdSave(root: MachineRoot): SaveReport {
           const file = path.join(tmp, `dump.${n}`);
           copyOut(dev, found, file);
           if (sha256File(file) !== sha) throw new DumpError('IO', `${file}: the copy does not match the device (sha256 differs)`, { file });
-          const v = verifyLkcd(file);
-          if (v.bad.length) {
-            throw new CorruptDumpError(`${conf.DUMPDEV}: the dump does not verify: ${v.bad.length} bad records, first: ${v.bad[0].error.message}`, { file: conf.DUMPDEV });
-          }
-          known.verified = v;
           const built = buildFileNames(root.bootDir, found.header.dh_utsname_release);
           copyFile0600(built.systemMap, path.join(tmp, `map.${n}`));
           copyFile0600(built.kerntypes, path.join(tmp, `kerntypes.${n}`));
-          // Opened in the temporary directory, it stays open across the rename (same file).
-          known.dump = openLkcdFile(file);
+          // The copy is opened through the format table and checked whole (checksums, records,
+          // every page decoded). Opened in the temporary directory, it stays open across the rename.
+          known.dump = openSavedDump(file);
           const syms = SymbolTable.load(path.join(tmp, `map.${n}`));
           known.facts = readDumpFacts(known.dump, syms);
           vmlinuxLine = saveVmlinux(root.bootDir, found.header.dh_utsname_release, known.dump, syms.byName, tmp, n);
-          const missingPages = v.missingRanges.reduce((x, [s, e]) => x + Number(e - s), 0);
-          const text = analysisText(n, known.dump, known.facts, { pages: v.pages, compressed: v.compressed, storedBytes: Number(found.end - found.start), missingPages });
+          known.findings = findingsOf(known.dump, known.facts);
+          const f = known.findings;
+          const text = analysisText(n, known.dump, known.facts, {
+            pages: known.dump.attrs['dump.pages'], compressed: f.compressed, storedBytes: Number(found.end - found.start), missingPages: f.missingPages,
+            damagedPages: f.damaged.length, state: f.integrity.state, checksum: f.integrity.checksum,
+          });
           fs.writeFileSync(path.join(tmp, `analysis.${n}`), text, { mode: 0o600 });
           fsyncDir(tmp);
           killPoint('save files written');
@@ -230,21 +390,25 @@ export function lkcdSave(root: MachineRoot): SaveReport {
     writeBounds(conf.DUMPDIR, Math.max(readBounds(conf.DUMPDIR), n + 1));
     killPoint('save bounds');
     writeSavedMark(dev, sha, n);
-    const rec = index.getDump(r.n)!;
-    return {
-      lines: [
-        `lkcd save: saved dump ${n} to ${dir}: ${rec.pages} pages, ${rec.stored_bytes} bytes, ${rec.complete ? 'complete' : `TRUNCATED (${rec.missing_pages} pages missing)`}; panic "${rec.panic_string}"`,
-        ...(vmlinuxLine ? [vmlinuxLine] : []),
-      ],
-      n,
-    };
+    const rec = r.record;
+    lines.push(`lkcd save: saved dump ${n} to ${dir}: ${rec.pages} pages, ${rec.stored_bytes} bytes, ${stateText(rec)}; panic "${rec.panic_string}"`);
+    if (vmlinuxLine) lines.push(vmlinuxLine);
+    if (rec.state === 'damaged') {
+      const shown: string[] = [];
+      for (const m of index.missing(n)) {
+        if (m.reason !== 'damaged') continue;
+        for (let p = m.start_pfn; p < m.end_pfn && shown.length < 8; p++) shown.push(hex(p * PAGE_SIZE_N));
+      }
+      if (shown.length) lines.push(`lkcd save: dump ${n}: damaged pages, kept in dump.${n} but read as not present: paddr ${shown.join(', ')}${rec.damaged_pages > shown.length ? ', ...' : ''}`);
+    }
+    const problems = known.findings?.integrity.problems ?? [];
+    return { lines, n, degraded: degradedOf(rec, problems.find((p) => p.pfn !== null) ?? problems[0]) ?? undefined };
   } finally {
     index?.close();
     dev.close();
     unlock();
   }
 }
-
 
 /** Pages of dump.N whose record data no longer has the CRC32 the index recorded at save time. */
 export function pagesFailingIndexCrc(file: string, rows: Iterable<PageRow>): PageRow[] {

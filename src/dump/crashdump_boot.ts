@@ -5,7 +5,10 @@ import {
 } from '../kernel/index.js';
 import { dump_config } from '../kernel/structs/dump_config.js';
 import { readBlock } from './memdev/block.js';
-import { DUMP_STATE_SAVED, dump_missing_page, type DumpConfigBlock } from './memdev/dump_config_block.js';
+import {
+  DUMP_STATE_SAVED, MISSING_RANGES_PER_PAGE, RECORD_DESCS_PER_PAGE, dump_missing_page, type DumpConfigBlock,
+} from './memdev/dump_config_block.js';
+import { DUMP_RANGE_NAMES } from './lkcd/constants.js';
 import { Memdev } from './memdev/memdev.js';
 
 /** The sentinel LKCD's setup.c used for "no crashdump= given". */
@@ -21,24 +24,32 @@ export function parseCrashdumpArg(cmdline: string): { text: string; value: bigin
   return { text: m[1], value: BigInt(t[1]) << shift };
 }
 
-/** Every frame a saved dump occupies: the block, the memdev's frames, the missing-ranges pages. */
+/**
+ * Every frame a saved dump occupies: the block, the memdev's frames, the
+ * missing-ranges pages, the header copy, the record table. The two chains
+ * are followed no further than their counts can need, and a loop is named.
+ */
 export function savedDumpFrames(ram: PhysicalRam, blockPhys: bigint, block: DumpConfigBlock): bigint[] {
   const frames = [blockPhys / PAGE_SIZE_N, ...Memdev.open(ram, block.memdev).frames()];
-  let pfn = block.missing_root;
-  let guard = 0;
-  while (pfn !== 0n) {
-    if (pfn >= ram.size / PAGE_SIZE_N || ++guard > 1 << 20) throw new CorruptDumpError(`missing-ranges list page ${hex(pfn)} is outside RAM`, { struct: 'dump_config_block', field: 'missing_root' });
-    frames.push(pfn);
-    pfn = dump_missing_page.decode(viewOf(ram.read(pfn * PAGE_SIZE_N, PAGE_SIZE))).next_pfn;
-  }
+  const maxPfn = ram.size / PAGE_SIZE_N;
+  const chain = (root: bigint, maxPages: number, what: string, field: string, next: (pfn: bigint) => bigint): void => {
+    const seen = new Set<bigint>();
+    for (let pfn = root; pfn !== 0n; pfn = next(pfn)) {
+      const where = { struct: 'dump_config_block', field };
+      if (pfn >= maxPfn) throw new CorruptDumpError(`${what} page ${hex(pfn)} is outside RAM`, where);
+      if (seen.has(pfn)) throw new CorruptDumpError(`${what} loops back to page ${hex(pfn)}`, where);
+      if (seen.size >= maxPages) throw new CorruptDumpError(`${what} runs past the ${maxPages} pages its count needs`, where);
+      seen.add(pfn);
+      frames.push(pfn);
+    }
+  };
+  // A page of the missing list holds one reason's ranges, so each reason may start a page.
+  chain(block.missing_root, Math.ceil(block.nr_missing_ranges / MISSING_RANGES_PER_PAGE) + DUMP_RANGE_NAMES.length, 'missing-ranges list', 'missing_root',
+    (pfn) => dump_missing_page.decode(viewOf(ram.read(pfn * PAGE_SIZE_N, PAGE_SIZE))).next_pfn);
   for (const copy of block.header_copy_pfn) if (copy !== 0n) frames.push(copy);
-  pfn = block.record_table_root;
-  guard = 0;
-  while (pfn !== 0n) {
-    if (pfn >= ram.size / PAGE_SIZE_N || ++guard > 1 << 22) throw new CorruptDumpError(`record table page ${hex(pfn)} is outside RAM`, { struct: 'dump_config_block', field: 'record_table_root' });
-    frames.push(pfn);
-    pfn = ram.readU64(pfn * PAGE_SIZE_N);
-  }
+  const records = block.nr_records > maxPfn ? maxPfn : block.nr_records;
+  chain(block.record_table_root, Number((records + BigInt(RECORD_DESCS_PER_PAGE) - 1n) / BigInt(RECORD_DESCS_PER_PAGE)), 'record table', 'record_table_root',
+    (pfn) => ram.readU64(pfn * PAGE_SIZE_N));
   return frames;
 }
 

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { DumpError, ioError } from '../codec/index.js';
+import { fdSource, type DumpSource } from './formats/types.js';
 
 /** Faults a test can inject into the dump device (the fault matrix). */
 export interface DeviceFaults {
@@ -83,6 +84,12 @@ export class BlockDevice {
       done += n;
     }
     return out;
+  }
+
+  /** The device's bytes from `base` on (the dump starts at DUMP_HEADER_OFFSET), for the format readers. */
+  dumpSource(base: bigint): DumpSource {
+    if (base > this.size) throw new DumpError('TRUNCATED', `${this.path}: ${this.size} bytes end before offset ${base}`, { file: this.path, offset: base });
+    return fdSource(this.path, this.fd, this.size - base, base, false);
   }
 
   sync(): void {

@@ -4,11 +4,17 @@
  * (layout: shared/reference/vmcore-real-clients.md §2 and §7):
  *
  *   phdr[0]   PT_NOTE: "CORE" NT_PRSTATUS of the dumping CPU, then "VMCOREINFO"
- *   phdr[1]   PT_LOAD: the kernel-text mapping [_text, _end), paddr = vaddr - __START_KERNEL_map
- *   phdr[2]   PT_LOAD: the direct map, vaddr PAGE_OFFSET + paddr, physical [0, (max PFN + 1) pages)
+ *   PT_LOADs  the kernel-text mapping [_text, _end), paddr = vaddr - __START_KERNEL_map, one per
+ *             run of pages the dump holds
+ *   PT_LOADs  the direct map, vaddr PAGE_OFFSET + paddr, one per run of pages the dump holds
+ *
+ * A page the dump does not hold is in no PT_LOAD (a hole between loads, as
+ * makedumpfile's ELF output leaves excluded pages out), so a reader faults
+ * on it instead of reading zeros that were never in RAM.
  */
-import { CorruptDumpError, FaultError, hex, wrapError } from '../codec/index.js';
+import { CorruptDumpError, DumpError, FaultError, hex, wrapError } from '../codec/index.js';
 import { PAGE_SHIFT } from '../machine/index.js';
+import { PN_XNUM } from '../codec/elf.js';
 import { PAGE_OFFSET, VMCOREINFO_BYTES, __START_KERNEL_map } from '../kernel/constants.js';
 import type { PtRegs } from '../kernel/structs/pt_regs.js';
 import { task_struct } from '../kernel/structs/task_struct.js';
@@ -29,8 +35,21 @@ export interface ExportElfResult extends VmcoreResult {
   loads: VmcoreLoad[];
   /** Highest PFN in the dump. */
   maxPfn: bigint;
-  /** Pages inside the direct-map PT_LOAD that the dump lacks, written as zeros. */
+  /** Frames of RAM the dump does not hold: left out of every PT_LOAD. */
   holePages: bigint;
+  /** Frames of RAM: dh_memory_size, or max PFN + 1 when the dump does not say. */
+  framesOfRam: bigint;
+}
+
+/** Runs [start, end) of consecutive PFNs in a sorted list. */
+function runsOf(sorted: readonly number[]): Array<[number, number]> {
+  const runs: Array<[number, number]> = [];
+  for (const pfn of sorted) {
+    const last = runs[runs.length - 1];
+    if (last && last[1] === pfn) last[1] = pfn + 1;
+    else runs.push([pfn, pfn + 1]);
+  }
+  return runs;
 }
 
 function u64At(bytes: Uint8Array): bigint {
@@ -71,10 +90,9 @@ function currentPid(mem: DumpMemory, task: bigint): number {
  * `systemMap` (readSystemMap) gives _text, _end, init_top_pgt and the
  * VMCOREINFO location.
  *
- * Physical pages inside [0, max PFN] that the dump does not hold are
- * written as zeros (file holes): a kdump vmcore has no way to say "absent"
- * inside a PT_LOAD, and makedumpfile treats such pages as excluded/zero
- * pages in the same way.
+ * Only pages the dump holds are in a PT_LOAD: each run of consecutive
+ * present pages is one load, in the kernel-text mapping (where it overlaps
+ * [_text, _end)) and in the direct map.
  */
 export function exportDumpAsElf(
   dump: ProbedDump,
@@ -86,13 +104,12 @@ export function exportDumpAsElf(
   const pageSize = dump.attrs['arch.page_size'];
   const pageSizeN = BigInt(pageSize);
 
-  const present = new Set<bigint>();
-  let maxPfn = -1n;
-  for (const pfn of dump.pages()) {
-    present.add(pfn);
-    if (pfn > maxPfn) maxPfn = pfn;
-  }
-  if (maxPfn < 0n) throw new CorruptDumpError('the dump holds no pages to export', {});
+  const pfns: number[] = [];
+  for (const pfn of dump.pages()) pfns.push(Number(pfn));
+  if (pfns.length === 0) throw new CorruptDumpError('the dump holds no pages to export', {});
+  pfns.sort((a, b) => a - b);
+  const maxPfn = BigInt(pfns[pfns.length - 1]);
+  const runs = runsOf(pfns);
 
   const mem = new DumpMemory(dump, syms.cr3);
   const vmcoreinfo = readVmcoreinfoText(mem, syms.vmcoreinfo_data, syms.vmcoreinfo_size);
@@ -109,10 +126,21 @@ export function exportDumpAsElf(
     throw new CorruptDumpError(`_text ${hex(syms._text)} is not a kernel-text address`, { struct: 'System.map', field: '_text' });
   }
   if (syms._end > syms._text) {
-    loads.push({ vaddr: syms._text, paddr: syms._text - __START_KERNEL_map, size: syms._end - syms._text });
+    const textStart = syms._text - __START_KERNEL_map;
+    const textEnd = syms._end - __START_KERNEL_map;
+    for (const [s, e] of runs) {
+      const lo = BigInt(s) * pageSizeN > textStart ? BigInt(s) * pageSizeN : textStart;
+      const hi = BigInt(e) * pageSizeN < textEnd ? BigInt(e) * pageSizeN : textEnd;
+      if (lo < hi) loads.push({ vaddr: __START_KERNEL_map + lo, paddr: lo, size: hi - lo });
+    }
   }
-  const physEnd = (maxPfn + 1n) * pageSizeN;
-  loads.push({ vaddr: PAGE_OFFSET, paddr: 0n, size: physEnd });
+  for (const [s, e] of runs) {
+    loads.push({ vaddr: PAGE_OFFSET + BigInt(s) * pageSizeN, paddr: BigInt(s) * pageSizeN, size: BigInt(e - s) * pageSizeN });
+  }
+  if (loads.length + 1 >= PN_XNUM) {
+    throw new DumpError('UNSUPPORTED',
+      `the dump's pages form ${runs.length} runs, ${loads.length} PT_LOADs with the kernel text: an ELF file holds at most ${PN_XNUM - 2}`);
+  }
 
   const readPhys = (paddr: bigint, buf: Uint8Array): void => {
     let done = 0;
@@ -121,15 +149,15 @@ export function exportDumpAsElf(
       const pfn = pa >> BigInt(PAGE_SHIFT);
       const off = Number(pa % pageSizeN);
       const n = Math.min(pageSize - off, buf.length - done);
-      if (present.has(pfn)) {
-        buf.set(dump.readPage(pfn).subarray(off, off + n), done);
-      } else {
-        buf.fill(0, done, done + n);
-      }
+      // Every byte of a load is in a page the dump holds: readPage faults otherwise.
+      buf.set(dump.readPage(pfn).subarray(off, off + n), done);
       done += n;
     }
   };
 
   const result = writeVmcore(out, { loads, vmcoreinfo, prstatus, readPhys, onProgress });
-  return { ...result, loads, maxPfn, holePages: maxPfn + 1n - BigInt(present.size) };
+  const memory = dump.attrs['dump.memory_pages'];
+  const framesOfRam = memory > maxPfn ? memory : maxPfn + 1n;
+  const held = BigInt(pfns.filter((p) => BigInt(p) < framesOfRam).length);
+  return { ...result, loads, maxPfn, holePages: framesOfRam - held, framesOfRam };
 }

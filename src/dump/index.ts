@@ -6,7 +6,8 @@ export {
   DUMP_ASM_MAGIC_NUMBER, DUMP_ASM_VERSION_NUMBER, DUMP_MAX_NUM_CPUS, DUMP_LEVEL_NONE, DUMP_LEVEL_HEADER, DUMP_LEVEL_KERN,
   DUMP_LEVEL_USED, DUMP_LEVEL_ALL_RAM, DUMP_MASK_HEADER, DUMP_MASK_KERN, DUMP_MASK_USED, DUMP_MASK_UNUSED, DUMP_FLAGS_NONE,
   DUMP_FLAGS_NONDISRUPT, DUMP_FLAGS_SOFTBOOT, DUMP_FLAGS_POLL, DUMP_FLAGS_NETDUMP, DUMP_FLAGS_DISKDUMP, DUMP_FLAGS_KNOWN,
-  DUMP_DH_FLAGS_NONE, DUMP_DH_TRUNCATED, dumpLevelMask,
+  DUMP_DH_FLAGS_NONE, DUMP_DH_TRUNCATED, dumpLevelMask, DUMP_RANGE_UNSPECIFIED, DUMP_RANGE_NOFIT, DUMP_RANGE_DROPPED,
+  DUMP_RANGE_DAMAGED_RAM, DUMP_RANGE_DEVICE, DUMP_RANGE_DUMPER, DUMP_RANGE_NAMES, dumpRangeName, type DumpRangeReasonName,
 } from './lkcd/constants.js';
 export * from './lkcd/dump_header.js';
 export * from './lkcd/dump_header_asm.js';
@@ -30,3 +31,5 @@ export * from './dump_memory.js';
 export * from './export_elf.js';
 export * from './faults.js';
 export * from './reboot.js';
+export * from './accounting.js';
+export * from './memdev/lists.js';

@@ -1,25 +1,33 @@
 import zlib from 'node:zlib';
-import { CorruptDumpError, hex, viewOf } from '../codec/index.js';
+import { CorruptDumpError, InternalError, hex, viewOf } from '../codec/index.js';
 import { PAGE_SIZE, PAGE_SIZE_N } from '../machine/index.js';
 import { blankPage, BuddyAllocator, Kernel, MemMap, PG_reserved, pageFlag } from '../kernel/index.js';
 import { dump_config } from '../kernel/structs/dump_config.js';
 import { isDeviceIoError, type BlockDevice } from './device.js';
 import { CRASHDUMP_ADDR_NONE, savedDumpFrames } from './crashdump_boot.js';
 import {
-  DUMP_BUFFER_SIZE, DUMP_DH_COMPRESSED, DUMP_DH_END, DUMP_DH_RAW, DUMP_DH_TRUNCATED, DUMP_HEADER_OFFSET, DUMP_MAGIC_NUMBER,
+  DUMP_BUFFER_SIZE, DUMP_DH_END, DUMP_DH_TRUNCATED, DUMP_HEADER_OFFSET, DUMP_MAGIC_NUMBER, type DumpCompress,
 } from './lkcd/constants.js';
 import { dump_header, type DumpHeader } from './lkcd/dump_header.js';
 import { dump_header_asm } from './lkcd/dump_header_asm.js';
 import { dump_page } from './lkcd/dump_page.js';
 import { readBlock, writeBlock } from './memdev/block.js';
 import {
-  DUMP_STATE_SAVED, DUMP_STATE_WRITTEN, RECORD_DESCS_PER_PAGE, WRITEOUT_NONE, WRITEOUT_RUNNING, dump_missing_page,
-  dump_record_desc, dump_record_table_page, recordCheck, type DumpConfigBlock,
-  type DumpSegment,
+  DUMP_STATE_SAVED, DUMP_STATE_WRITTEN, WRITEOUT_NONE, WRITEOUT_RUNNING, type DumpConfigBlock, type DumpSegment,
 } from './memdev/dump_config_block.js';
-import { Memdev } from './memdev/memdev.js';
+import {
+  dumperRanges, pfnRanges, loadRecordTable, mergeListedRanges, readMissingList, recordTableExpectations,
+} from './memdev/lists.js';
+import { Memdev, memdevSource } from './memdev/memdev.js';
 import { killPoint } from './faults.js';
-import { encodeLkcdMissingTrailer, lkcd_missing_trailer } from './formats/lkcd.js';
+import {
+  CsumRecords, LKCD_CSUM_F_LOCATOR, LKCD_CSUM_MAX_PFN, LKCD_EXT_LOCATOR_OFFSET, encodeExtensionArea, encodeLocator, lkcd_csum_head,
+  lkcd_csum_record, lkcd_ext_header, lkcd_range, recordCrc32,
+} from './formats/lkcd_ext.js';
+import { pfnSeen, walkLkcdRecords, type WalkOutcome } from './formats/lkcd_walk.js';
+import type { RecordTable } from './memdev/lists.js';
+
+export { loadRecordTable, type RecordTable } from './memdev/lists.js';
 
 /** Device bytes written between progress checkpoints. */
 const CHECKPOINT_BYTES = 4n << 20n;
@@ -55,73 +63,65 @@ export function writeOrder(block: DumpConfigBlock): OrderedSegment[] {
   return inStream.sort((a, b) => (a.pass - b.pass) || (a.i - b.i)).map(({ i: _i, ...s }) => s);
 }
 
-/** The record table, loaded: expected address, size and data check of every record; untrusted where a table page was damaged. */
-export interface RecordTable {
-  address: BigUint64Array;
-  size: Uint32Array;
-  crc: Uint32Array;
-  trusted: Uint8Array;
-}
-
-export function loadRecordTable(kernel: Kernel, block: DumpConfigBlock): RecordTable | null {
-  if (block.record_table_root === 0n) return null;
-  const n = Number(block.nr_records);
-  const t: RecordTable = { address: new BigUint64Array(n), size: new Uint32Array(n), crc: new Uint32Array(n), trusted: new Uint8Array(n) };
-  const maxPfn = kernel.ram.size / PAGE_SIZE_N;
-  let pfn = block.record_table_root;
-  let i = 0;
-  while (pfn !== 0n && i < n) {
-    const raw = kernel.ram.read(pfn * PAGE_SIZE_N, PAGE_SIZE);
-    const page = dump_record_table_page.decode(viewOf(raw));
-    const count = Math.min(page.count, RECORD_DESCS_PER_PAGE, n - i);
-    const body = raw.subarray(dump_record_table_page.offsetOf.entries, dump_record_table_page.offsetOf.entries + count * dump_record_desc.size);
-    const ok = (zlib.crc32(body) >>> 0) === page.entries_crc32 && page.count <= RECORD_DESCS_PER_PAGE;
-    for (let k = 0; k < count; k++, i++) {
-      const e = page.entries[k];
-      t.address[i] = BigInt(e.pfn) * PAGE_SIZE_N;
-      t.size[i] = e.dp_size;
-      t.crc[i] = e.crc16;
-      t.trusted[i] = ok && BigInt(e.pfn) < maxPfn && e.dp_size > 0 && e.dp_size <= PAGE_SIZE ? 1 : 0;
-    }
-    if (!ok && page.count > RECORD_DESCS_PER_PAGE) break;
-    pfn = page.next_pfn;
-    if (pfn >= kernel.ram.size / PAGE_SIZE_N) break;
-  }
-  return t;
-}
-
 /** Sorts and merges [start, end) ranges. */
 export function mergeRanges(ranges: Array<[bigint, bigint]>): Array<[bigint, bigint]> {
-  const sorted = ranges.map(([a, b]) => [a, b] as [bigint, bigint]).sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
-  const out: Array<[bigint, bigint]> = [];
-  for (const r of sorted) {
-    const last = out[out.length - 1];
-    if (last && r[0] <= last[1]) { if (r[1] > last[1]) last[1] = r[1]; } else out.push(r);
-  }
-  return out;
+  return mergeListedRanges(ranges.map(([start, end]) => ({ start, end, reason: 'unspecified' as const }))).map((r) => [r.start, r.end]);
 }
 
 /** Coalesces pfns into ranges. */
 export function pfnsToRanges(pfns: bigint[]): Array<[bigint, bigint]> {
-  const sorted = [...pfns].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  const out: Array<[bigint, bigint]> = [];
-  for (const p of sorted) {
-    const last = out[out.length - 1];
-    if (last && last[1] === p) last[1] = p + 1n;
-    else out.push([p, p + 1n]);
-  }
-  return out;
+  return pfnRanges(pfns, 'unspecified').map((r) => [r.start, r.end]);
 }
 
-function stage1Missing(kernel: Kernel, block: DumpConfigBlock): Array<[bigint, bigint]> {
-  const out: Array<[bigint, bigint]> = [];
-  let pfn = block.missing_root;
-  while (pfn !== 0n) {
-    const page = dump_missing_page.decode(viewOf(kernel.ram.read(pfn * PAGE_SIZE_N, PAGE_SIZE)));
-    for (let i = 0; i < page.count; i++) out.push([page.ranges[i].start, page.ranges[i].end]);
-    pfn = page.next_pfn;
+/** Bytes of the tail after the last page record: END, the listed ranges, the checksums, the terminator. */
+function tailBytes(ranges: number, records: number): bigint {
+  return BigInt(dump_page.size + 3 * lkcd_ext_header.size + lkcd_csum_head.size + ranges * lkcd_range.size + records * lkcd_csum_record.size);
+}
+
+/**
+ * For each record in write order, how many [start, end) ranges the pages
+ * of it and every record after it form: exactly the ranges the tail must
+ * list if the device cuts the dump short there. Computed backwards in one
+ * pass (a page joins, splits or extends the runs of its neighbours). A
+ * record whose table entry is untrusted counts as a range of its own.
+ */
+function suffixRangeCounts(order: readonly OrderedSegment[], table: RecordTable | null, maxPfn: bigint): Int32Array | null {
+  if (!table) return null;
+  const pfns: number[] = [];
+  for (const seg of order) for (let i = seg.firstRecord; i < seg.firstRecord + seg.nr_pages; i++) pfns.push(i < table.size.length && table.trusted[i] ? Number(table.address[i] / PAGE_SIZE_N) : -1);
+  const counts = new Int32Array(pfns.length + 1);
+  // One bit per frame of RAM (trusted: it is this machine's), not a set of every record.
+  const bits = new Uint8Array(Number((maxPfn + 8n) / 8n));
+  const has = (p: number): boolean => p >= 0 && (p >>> 3) < bits.length && (bits[p >>> 3] & (1 << (p & 7))) !== 0;
+  for (let k = pfns.length - 1; k >= 0; k--) {
+    const p = pfns[k];
+    let c = counts[k + 1] + 1;
+    if (p >= 0 && (p >>> 3) < bits.length && !has(p)) {
+      if (has(p - 1)) c--;
+      if (has(p + 1)) c--;
+      bits[p >>> 3] |= 1 << (p & 7);
+    }
+    counts[k] = c;
   }
-  return out;
+  return counts;
+}
+
+/**
+ * The checksums of the records already on the device, for a writeout that
+ * resumes: its records are walked back from the device (the walker's
+ * checks apply). null when they do not read back as written, so the
+ * writeout starts over.
+ */
+function checksumsOnDevice(device: BlockDevice, header: DumpHeader, upTo: bigint): CsumRecords | null {
+  const src = device.dumpSource(DUMP_HEADER_OFFSET);
+  const records = new CsumRecords();
+  const outcome: WalkOutcome = { end: null, broken: null, stoppedAt: 0n, records: 0 };
+  const limits = { pageSize: PAGE_SIZE, compress: header.dh_dump_compress as DumpCompress, memoryPages: header.dh_memory_size };
+  for (const rec of walkLkcdRecords(src, limits, { start: header.dh_dump_buffer_size, limit: upTo - DUMP_HEADER_OFFSET, endRecord: false, outcome })) {
+    if (rec.problem) return null;
+    records.add(Number(rec.pfn), rec.dp.dp_size, rec.dp.dp_flags, recordCrc32(rec.header, rec.data));
+  }
+  return outcome.broken ? null : records;
 }
 
 /**
@@ -165,8 +165,14 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
   const headerBytes = savedHeader(kernel, block, memdev);
   const header = dump_header.decode(viewOf(headerBytes), 0);
   if (header.dh_magic_number !== DUMP_MAGIC_NUMBER) throw new CorruptDumpError(`saved dump header magic ${hex(header.dh_magic_number)} is wrong`, { struct: 'dump_header', field: 'dh_magic_number' });
+  if (header.dh_memory_size > BigInt(LKCD_CSUM_MAX_PFN)) {
+    throw new CorruptDumpError(`dh_memory_size ${header.dh_memory_size} pages is more than the checksums can name`, { struct: 'dump_header', field: 'dh_memory_size' });
+  }
   const firstRecord = DUMP_HEADER_OFFSET + header.dh_dump_buffer_size;
-  const resumed = block.wo_state === WRITEOUT_RUNNING && block.wo_device_size === device.size && block.wo_dev_offset <= usable;
+  let resumed = block.wo_state === WRITEOUT_RUNNING && block.wo_device_size === device.size && block.wo_dev_offset <= usable;
+  // A resumed writeout takes the checksums of what it wrote before from the device itself.
+  let csum = resumed ? checksumsOnDevice(device, header, block.wo_dev_offset) : null;
+  if (resumed && (!csum || BigInt(csum.count) !== block.wo_pages)) resumed = false;
   if (!resumed) {
     // A new writeout: whatever the device held is no longer a valid dump from here on.
     device.write(0n, Buffer.alloc(Number(DUMP_HEADER_OFFSET) + DUMP_BUFFER_SIZE));
@@ -175,15 +181,17 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
     writeBlock(ram, blockPhys, block);
     // A commit point of the step: a kill from here on resumes from what RAM says the device holds.
     ram.commit();
+    csum = new CsumRecords();
     killPoint('writeout started');
   }
+  const records = csum!;
   const order = writeOrder(block);
   const total = order.reduce((a, s) => a + (s.end - s.start), 0n);
-  const priorMissing = stage1Missing(kernel, block);
-  /** An upper bound of the pages not yet written from segment `segIdx` on (for the trailer's room). */
+  const stage1 = readMissingList(ram, block);
+  const dumper = dumperRanges(ram, blockPhys, block);
+  /** An upper bound of the pages not yet written from segment `segIdx` on (for the tail's room). */
   const pagesFrom: number[] = new Array(order.length + 1).fill(0);
   for (let i = order.length - 1; i >= 0; i--) pagesFrom[i] = pagesFrom[i + 1] + order[i].nr_pages;
-  const remainingPagesFrom = (segIdx: number): number => pagesFrom[segIdx];
 
   let devOffset = block.wo_dev_offset;
   let pages = block.wo_pages;
@@ -213,71 +221,53 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
   const notWritten: bigint[] = [];
   const corrupted: bigint[] = [];
   let truncated = false;
-  // Segments are read from the memdev in large chunks; records are cut out of them, and each is
-  // checked against the record table: a record whose header or data no longer matches what stage 1
-  // stored (a bit flipped in RAM since) is skipped and named, and the walk goes on.
-  const table = loadRecordTable(kernel, block);
-  const CHUNK = 1 << 20;
+  // The memdev is read through the one record walker, each record framed and checked by the
+  // record table: a record whose header or data no longer matches what stage 1 stored (a bit
+  // flipped in RAM since) is skipped and named, and the walk goes on.
+  const table = loadRecordTable(ram, block);
+  const expected = table ? recordTableExpectations(table) : null;
+  const suffixRanges = suffixRangeCounts(order, table, ram.size / PAGE_SIZE_N);
+  const src = memdevSource(memdev, memdev.handle.last_used_offset, `the dump in memory at ${hex(Kernel.__va(blockPhys))}`);
+  const limits = { pageSize: PAGE_SIZE, compress: header.dh_dump_compress as DumpCompress, memoryPages: header.dh_memory_size };
+  const seen = pfnSeen(ram.size / PAGE_SIZE_N);
   for (let si = block.wo_segment; si < order.length; si++) {
     const seg = order[si];
     let pos = seg.start;
     let recIdx = seg.firstRecord;
+    const writePosOfSeg = order.slice(0, si).reduce((a, x) => a + x.nr_pages, 0);
     const resumeAt = seg.start + (si === block.wo_segment ? block.wo_seg_offset : 0n);
-    let chunk: Buffer = Buffer.alloc(0);
-    let chunkStart = pos;
-    const bytesAt = (at: bigint, len: number): Buffer => {
-      if (at < chunkStart || at + BigInt(len) > chunkStart + BigInt(chunk.length)) {
-        const n = Number(seg.end - at < BigInt(CHUNK) ? seg.end - at : BigInt(CHUNK));
-        if (n < len) throw new CorruptDumpError(`page record at memdev offset ${hex(at)} runs past the end of its segment (${hex(seg.end)})`, { struct: 'dump_page', offset: at });
-        chunk = memdev.read(at, n);
-        chunkStart = at;
-      }
-      const off = Number(at - chunkStart);
-      return chunk.subarray(off, off + len);
-    };
     // A resumed writeout finds its record index by the lengths the table gives.
     if (table && resumeAt > pos) {
       while (pos < resumeAt && recIdx < table.size.length) { pos += BigInt(dump_page.size + table.size[recIdx]); recIdx++; }
     } else {
       pos = resumeAt;
     }
-    while (pos < seg.end) {
-      const hdr = bytesAt(pos, dump_page.size);
-      const dp = dump_page.decode(viewOf(hdr));
-      const desc = table && recIdx < table.size.length && table.trusted[recIdx] ? recIdx : -1;
-      // dph_valid(): aligned address, RAW or COMPRESSED, size within a page.
-      const headerValid = dp.dp_address % PAGE_SIZE_N === 0n && (dp.dp_flags === DUMP_DH_RAW || dp.dp_flags === DUMP_DH_COMPRESSED)
-        && dp.dp_size <= PAGE_SIZE && (dp.dp_flags !== DUMP_DH_RAW || dp.dp_size === PAGE_SIZE) && dp.dp_size !== 0;
-      const size = desc >= 0 ? table!.size[desc] : dp.dp_size;
-      const recLen = BigInt(dump_page.size + size);
-      recIdx++;
-      if (desc < 0 && !headerValid) {
-        throw new CorruptDumpError(`Invalid page hdr at offset ${hex(pos)} of the saved dump (dp_address ${hex(dp.dp_address)}, dp_size ${dp.dp_size}, dp_flags ${hex(dp.dp_flags)})`, { struct: 'dump_page', offset: pos });
-      }
-      if (desc >= 0) {
-        const addr = table!.address[desc];
-        const intact = headerValid && dp.dp_address === addr && dp.dp_size === size
-          && recordCheck(zlib.crc32(bytesAt(pos + BigInt(dump_page.size), size))) === table!.crc[desc];
-        if (!intact) {
-          corrupted.push(addr / PAGE_SIZE_N);
-          notWritten.push(addr / PAGE_SIZE_N);
-          pos += recLen;
-          continue;
+    const outcome: WalkOutcome = { end: null, broken: null, stoppedAt: pos, records: 0 };
+    for (const rec of walkLkcdRecords(src, limits, { start: pos, limit: seg.end, endRecord: false, firstIndex: recIdx, expected, seen, outcome })) {
+      const recLen = BigInt(dump_page.size + rec.data.length);
+      pos = rec.offset + recLen;
+      if (rec.problem) {
+        // Without a trusted table entry nothing says which page this was: dph_valid() refuses it.
+        if (!table || !table.trusted[rec.index]) {
+          throw new CorruptDumpError(`Invalid page hdr at offset ${hex(rec.offset)} of the saved dump: ${rec.problem.message}`, { struct: 'dump_page', offset: rec.offset }, { cause: rec.problem });
         }
-      }
-      const trailerBound = BigInt(dump_page.size + lkcd_missing_trailer.size) + 16n * BigInt(priorMissing.length + corrupted.length + remainingPagesFrom(si) + 1);
-      if (truncated || devOffset + recLen + trailerBound > usable) {
-        truncated = true;
-        notWritten.push(dp.dp_address / PAGE_SIZE_N);
-        pos += recLen;
+        corrupted.push(rec.pfn);
         continue;
       }
-      const record = bytesAt(pos, Number(recLen));
+      // The tail must still fit if the dump stops here: every later page listed missing.
+      const later = suffixRanges ? suffixRanges[Math.min(writePosOfSeg + rec.index - seg.firstRecord, suffixRanges.length - 1)] : pagesFrom[si] + 1;
+      const ranges = stage1.ranges.length + dumper.length + corrupted.length + later;
+      if (truncated || devOffset + recLen + tailBytes(ranges, records.count + 1) > usable) {
+        truncated = true;
+        notWritten.push(rec.pfn);
+        continue;
+      }
       if (outLen + Number(recLen) > out.length) flushOut();
-      record.copy(out, outLen);
+      out.set(rec.header, outLen);
+      out.set(rec.data, outLen + dump_page.size);
       outLen += Number(recLen);
+      records.add(Number(rec.pfn), rec.dp.dp_size, rec.dp.dp_flags, recordCrc32(rec.header, rec.data));
       devOffset += recLen;
-      pos += recLen;
       done += recLen;
       pages++;
       sinceCheckpoint += recLen;
@@ -286,34 +276,48 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
         onProgress?.(done, total);
       }
     }
+    if (outcome.broken) throw outcome.broken;
     if (!truncated) checkpoint(si + 1, 0n);
   }
   flushOut();
 
-  const rec = Buffer.alloc(dump_page.size);
-  // END record (with DUMP_DH_TRUNCATED when pages are missing), the trailer, the 'm' tail.
-  const missing = mergeRanges([...priorMissing, ...pfnsToRanges(notWritten)]);
+  // END record (with DUMP_DH_TRUNCATED when pages are missing), the extension area, the 'm' tail.
+  const missing = mergeListedRanges([
+    ...stage1.ranges,
+    ...pfnRanges(corrupted, 'damaged-in-memory'),
+    ...pfnRanges(notWritten, 'device'),
+  ]);
   const anyMissing = missing.length > 0 || block.truncated !== 0;
-  dump_page.encode({ dp_address: 0n, dp_size: 0, dp_flags: DUMP_DH_END | (anyMissing ? DUMP_DH_TRUNCATED : 0) }, viewOf(rec));
-  const trailer = missing.length ? Buffer.from(encodeLkcdMissingTrailer(missing)) : Buffer.alloc(0);
-  let tail = Buffer.concat([rec, trailer]);
+  const endRec = Buffer.alloc(dump_page.size);
+  dump_page.encode({ dp_address: 0n, dp_size: 0, dp_flags: DUMP_DH_END | (anyMissing ? DUMP_DH_TRUNCATED : 0) }, viewOf(endRec));
+  const finalHeader: DumpHeader = { ...header, dh_num_pages: Number(pages) };
+  const hdrBuf = Buffer.alloc(DUMP_BUFFER_SIZE);
+  dump_header.encode(finalHeader, viewOf(hdrBuf), 0);
+  headerBytes.copy(hdrBuf, dump_header.size, dump_header.size);
+  const headerLen = dump_header.size + dump_header_asm.size;
+  const area = encodeExtensionArea({
+    ranges: mergeListedRanges([...missing, ...dumper]),
+    csum: {
+      data_offset: header.dh_dump_buffer_size, header_len: headerLen, header_crc32: zlib.crc32(hdrBuf.subarray(0, headerLen)) >>> 0,
+      end_crc32: zlib.crc32(endRec) >>> 0, flags: LKCD_CSUM_F_LOCATOR, records,
+    },
+  });
+  let tail = Buffer.concat([endRec, area]);
   const endOfTail = devOffset + BigInt(tail.length);
+  if (endOfTail > usable) throw new InternalError(`stage 2 left ${usable - devOffset} bytes for a tail of ${tail.length}`);
   const bufEnd = ((endOfTail - firstRecord + BigInt(DUMP_BUFFER_SIZE) - 1n) / BigInt(DUMP_BUFFER_SIZE)) * BigInt(DUMP_BUFFER_SIZE) + firstRecord;
   if (bufEnd <= usable) tail = Buffer.concat([tail, Buffer.alloc(Number(bufEnd - endOfTail), TAIL_FILL)]);
   device.write(devOffset, tail);
   device.sync();
   killPoint('end record');
 
-  // The final header, last: until now the device did not hold a valid dump.
-  const finalHeader: DumpHeader = { ...header, dh_num_pages: Number(pages) };
-  const hdrBuf = Buffer.alloc(DUMP_BUFFER_SIZE);
-  dump_header.encode(finalHeader, viewOf(hdrBuf), 0);
-  headerBytes.copy(hdrBuf, dump_header.size, dump_header.size);
+  // The final header, last, with the locator of the extension area: until now the device did not hold a valid dump.
+  Buffer.from(encodeLocator(devOffset + BigInt(dump_page.size) - DUMP_HEADER_OFFSET, area)).copy(hdrBuf, LKCD_EXT_LOCATOR_OFFSET);
   device.write(DUMP_HEADER_OFFSET, hdrBuf);
   device.sync();
   killPoint('final header');
 
-  const missingPages0 = missing.reduce((a, [s0, e0]) => a + (e0 - s0), 0n);
+  const missingPages = missing.reduce((a, r) => a + (r.end - r.start), 0n);
   if (truncated) {
     // The device cut the dump short: the frames stay reserved in RAM with the dump, so a retry on a
     // bigger or mended device writes it whole.
@@ -321,7 +325,7 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
     writeBlock(ram, blockPhys, block);
     ram.commit();
     onProgress?.(total, total);
-    return { pages, corrupted, bytes: devOffset + BigInt(tail.length), truncated: true, missingPages: missingPages0, resumed, keptForRetry: true, seconds: (performance.now() - t0) / 1000 };
+    return { pages, corrupted, bytes: devOffset + BigInt(tail.length), truncated: true, missingPages, resumed, keptForRetry: true, seconds: (performance.now() - t0) / 1000 };
   }
   block = { ...block, state: DUMP_STATE_WRITTEN, wo_state: WRITEOUT_NONE, wo_dev_offset: devOffset, wo_pages: pages };
   writeBlock(ram, blockPhys, block);
@@ -329,7 +333,6 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
   killPoint('writeout done');
   releaseDump(kernel, blockPhys);
   onProgress?.(total, total);
-  const missingPages = missing.reduce((a, [s, e]) => a + (e - s), 0n);
   return { pages, corrupted, bytes: devOffset + BigInt(tail.length), truncated: anyMissing, missingPages, resumed, seconds: (performance.now() - t0) / 1000 };
 }
 

@@ -4,7 +4,10 @@ import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import { CorruptDumpError, DumpError, InternalError, UsageError, ioError } from '../codec/errors.js';
 import { LOG_ROWID_SHIFT, SCHEMA_VERSION, checkSchema, migrate, userVersion } from './schema.js';
-import type { DumpRecord, LogHit, LogLine, MissingRange, PageRow, SignatureGroup } from './types.js';
+import {
+  CHECKSUM_STATUSES, DUMP_STATES, RANGE_REASONS, type DumpRecord, type LogHit, type LogLine, type MissingRange, type PageRow,
+  type RangeReason, type SignatureGroup,
+} from './types.js';
 
 /** The index's file name inside DUMPDIR. */
 export const INDEX_FILE = 'lkcd-index.sqlite';
@@ -38,14 +41,15 @@ const DUMP_COLUMN_SET: Record<keyof DumpRecord, true> = {
   n: true, dir: true, time_sec: true, time_usec: true, host: true, release: true, version: true, machine: true,
   panic_string: true, level: true, compress: true, flags: true, pages: true, pages_compressed: true,
   raw_bytes: true, stored_bytes: true, complete: true, missing_pages: true, sha256: true, signature: true,
-  signature_text: true, saved_at: true,
+  signature_text: true, saved_at: true, state: true, checksum: true, damaged_pages: true, memory_pages: true,
+  dumper_pages: true, not_selected_pages: true,
 };
 const DUMP_COLUMNS = Object.keys(DUMP_COLUMN_SET) as ReadonlyArray<keyof DumpRecord>;
 
 const STRING_FIELDS = ['dir', 'host', 'release', 'version', 'machine', 'panic_string', 'signature', 'signature_text'] as const;
 const COUNT_FIELDS = [
   'time_sec', 'time_usec', 'level', 'compress', 'flags', 'pages', 'pages_compressed', 'raw_bytes',
-  'stored_bytes', 'missing_pages', 'saved_at',
+  'stored_bytes', 'missing_pages', 'saved_at', 'damaged_pages', 'memory_pages', 'dumper_pages',
 ] as const;
 
 type DumpRow = Omit<DumpRecord, 'complete'> & { complete: number };
@@ -62,7 +66,7 @@ interface Statements {
   insertDump: Statement<unknown[]>;
   insertPage: Statement<[number, bigint, bigint, number, number, number | null]>;
   insertPageBatch: Statement<Array<number | bigint | null>>;
-  insertMissing: Statement<[number, bigint, bigint]>;
+  insertMissing: Statement<[number, bigint, bigint, string]>;
   insertLog: Statement<[bigint, string, number, number, bigint, number]>;
   deleteDump: Statement<[number]>;
   deletePages: Statement<[number]>;
@@ -71,7 +75,7 @@ interface Statements {
   pageAt: Statement<[number, bigint], PageTuple>;
   pageCount: Statement<[number], number>;
   pagesAfter: Statement<[number, bigint, number], PageTuple>;
-  missing: Statement<[number], [bigint, bigint]>;
+  missing: Statement<[number], [bigint, bigint, string]>;
   logRange: Statement<[bigint, bigint], LogTuple>;
   search: Statement<[string, number], HitTuple>;
 }
@@ -99,9 +103,10 @@ export class DumpIndex {
    * 0600, WAL journal) and bring an older schema up to SCHEMA_VERSION.
    * A read-only open needs an existing, current index.
    */
-  static open(dumpdir: string, opts: { readonly?: boolean } = {}): DumpIndex {
+  static open(dumpdir: string, opts: { readonly?: boolean; fileName?: string } = {}): DumpIndex {
     const readonly = opts.readonly ?? false;
-    const file = path.join(path.resolve(dumpdir), INDEX_FILE);
+    // fileName: an index built beside the real one (lkcd reindex), then renamed over it.
+    const file = path.join(path.resolve(dumpdir), opts.fileName ?? INDEX_FILE);
     if (readonly) {
       if (!fs.existsSync(file)) {
         throw new DumpError('NOINPUT', `opening dump index ${file}: no such file or directory`, { file });
@@ -256,7 +261,7 @@ export class DumpIndex {
   missing(n: number): MissingRange[] {
     checkDumpN(n);
     return this.guard(() => `listing missing pages of dump ${n}`, () =>
-      this.st.missing.all(n).map(([start_pfn, end_pfn]) => ({ start_pfn, end_pfn })));
+      this.st.missing.all(n).map(([start_pfn, end_pfn, reason]) => ({ start_pfn, end_pfn, reason: reason as RangeReason })));
   }
 
   /** Dump n's log by seq. */
@@ -362,7 +367,11 @@ export class DumpIndex {
           { field: 'missing' });
       }
       try {
-        this.st.insertMissing.run(n, r.start_pfn, r.end_pfn);
+        const reason = r.reason ?? 'unspecified';
+        if (!RANGE_REASONS.includes(reason)) {
+          throw new UsageError(`dump ${n}: missing range reason ${JSON.stringify(reason)} is not one of ${RANGE_REASONS.join(', ')}`, { field: 'missing' });
+        }
+        this.st.insertMissing.run(n, r.start_pfn, r.end_pfn, reason);
       } catch (err) {
         if (isConstraint(err, 'SQLITE_CONSTRAINT_PRIMARYKEY')) {
           throw new CorruptDumpError(`dump ${n} lists missing range at pfn 0x${r.start_pfn.toString(16)} twice`,
@@ -399,7 +408,7 @@ function prepareStatements(db: Db): Statements {
     insertPage: db.prepare('INSERT INTO pages (dump_n, pfn, offset, size, flags, crc32) VALUES (?, ?, ?, ?, ?, ?)'),
     insertPageBatch: db.prepare(`INSERT INTO pages (dump_n, pfn, offset, size, flags, crc32) VALUES ${
       Array.from({ length: PAGE_INSERT_BATCH }, () => '(?, ?, ?, ?, ?, ?)').join(', ')}`) as Statement<Array<number | bigint | null>>,
-    insertMissing: db.prepare('INSERT INTO missing (dump_n, start_pfn, end_pfn) VALUES (?, ?, ?)'),
+    insertMissing: db.prepare('INSERT INTO missing (dump_n, start_pfn, end_pfn, reason) VALUES (?, ?, ?, ?)'),
     insertLog: db.prepare('INSERT INTO log (rowid, text, dump_n, seq, ts_nsec, level) VALUES (?, ?, ?, ?, ?, ?)'),
     deleteDump: db.prepare('DELETE FROM dumps WHERE n = ?'),
     deletePages: db.prepare('DELETE FROM pages WHERE dump_n = ?'),
@@ -409,7 +418,7 @@ function prepareStatements(db: Db): Statements {
     pageCount: db.prepare('SELECT count(*) FROM pages WHERE dump_n = ?').pluck() as Statement<[number], number>,
     pagesAfter: safe(db.prepare(
       'SELECT pfn, offset, size, flags, crc32 FROM pages WHERE dump_n = ? AND pfn > ? ORDER BY pfn LIMIT ?')),
-    missing: safe(db.prepare('SELECT start_pfn, end_pfn FROM missing WHERE dump_n = ? ORDER BY start_pfn')),
+    missing: safe(db.prepare('SELECT start_pfn, end_pfn, reason FROM missing WHERE dump_n = ? ORDER BY start_pfn')),
     logRange: safe(db.prepare(
       'SELECT seq, ts_nsec, level, text FROM log WHERE rowid BETWEEN ? AND ? ORDER BY rowid')),
     search: safe(db.prepare(
@@ -441,7 +450,7 @@ function logRowids(n: number): [bigint, bigint] {
 }
 
 function toRecord(row: DumpRow): DumpRecord {
-  return { ...row, complete: row.complete !== 0 };
+  return { ...row, complete: row.complete !== 0, not_selected_pages: row.not_selected_pages ?? null };
 }
 
 function toPage([pfn, offset, size, flags, crc32]: PageTuple): PageRow {
@@ -473,6 +482,12 @@ function checkRecord(rec: DumpRecord): void {
   for (const f of STRING_FIELDS) if (typeof rec[f] !== 'string') bad(f, 'is not a string');
   for (const f of COUNT_FIELDS) if (!Number.isSafeInteger(rec[f]) || rec[f] < 0) bad(f, 'is not a non-negative integer');
   if (typeof rec.complete !== 'boolean') bad('complete', 'is not a boolean');
+  if (!DUMP_STATES.includes(rec.state)) bad('state', `is not one of ${DUMP_STATES.join(', ')}`);
+  if (rec.complete !== (rec.state === 'complete')) bad('complete', `disagrees with state ${rec.state}`);
+  if (!CHECKSUM_STATUSES.includes(rec.checksum)) bad('checksum', `is not one of ${CHECKSUM_STATUSES.join(', ')}`);
+  if (rec.not_selected_pages !== null && (!Number.isSafeInteger(rec.not_selected_pages) || rec.not_selected_pages < 0)) {
+    bad('not_selected_pages', 'is neither null nor a non-negative integer');
+  }
   if (!SHA256_HEX.test(rec.sha256)) bad('sha256', 'is not 64 hex digits');
 }
 

@@ -100,6 +100,26 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 4,
+    description: 'dumps.state, checksum, damaged/memory/dumper/not-selected pages; missing.reason',
+    up(db) {
+      // Rows from before version 4 were never checked against checksums: 'unverified'; their
+      // listed ranges had no reason. Their accounting is unknown (0 or NULL).
+      db.exec(`
+        ALTER TABLE dumps ADD COLUMN state TEXT NOT NULL DEFAULT 'complete'
+          CHECK (state IN ('complete', 'truncated', 'damaged'));
+        UPDATE dumps SET state = CASE WHEN complete = 1 THEN 'complete' ELSE 'truncated' END;
+        ALTER TABLE dumps ADD COLUMN checksum TEXT NOT NULL DEFAULT 'unverified'
+          CHECK (checksum IN ('verified', 'failed', 'unverified'));
+        ALTER TABLE dumps ADD COLUMN damaged_pages INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE dumps ADD COLUMN memory_pages INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE dumps ADD COLUMN dumper_pages INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE dumps ADD COLUMN not_selected_pages INTEGER;
+        ALTER TABLE missing ADD COLUMN reason TEXT NOT NULL DEFAULT 'unspecified';
+      `);
+    },
+  },
+  {
+    version: 5,
     description: 'pstore records archived by lkcd pstore save, their log lines (FTS5), and their link to the dump of the same crash',
     up(db) {
       // A record belongs to the dump of the same crash when both carry the same panic string

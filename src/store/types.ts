@@ -33,9 +33,22 @@ export interface DumpRecord {
   raw_bytes: number;
   /** Size of dump.N. */
   stored_bytes: number;
-  /** False when the dump is truncated. */
+  /** True exactly when state is 'complete'. */
   complete: boolean;
+  /** Pages listed missing (every reason but the dumper's own frames). */
   missing_pages: number;
+  /** complete, truncated (pages missing, each listed) or damaged (pages or headers fail their checks). */
+  state: DumpState;
+  /** verified (checksums cover everything and match), failed, or unverified (no checksums in the dump). */
+  checksum: ChecksumStatus;
+  /** Pages present in dump.N that fail a check; they read as not present. */
+  damaged_pages: number;
+  /** dh_memory_size: frames of RAM the crashed machine had (0 when the dump does not say). */
+  memory_pages: number;
+  /** Frames the dumper held at the crash (listed, not missing). */
+  dumper_pages: number;
+  /** Frames the dump level did not select, counted from the dump's own mem_map; null when it could not be read. */
+  not_selected_pages: number | null;
   /** Lower-case hex sha256 of dump.N. */
   sha256: string;
   /** Panic signature, from panicSignature(). */
@@ -67,10 +80,28 @@ export interface LogLine {
   text: string;
 }
 
-/** Frames the dump level selected but the dump lacks: [start_pfn, end_pfn). */
+/** complete, truncated or damaged: see DumpRecord.state. */
+export type DumpState = 'complete' | 'truncated' | 'damaged';
+export const DUMP_STATES: readonly DumpState[] = ['complete', 'truncated', 'damaged'];
+
+export type ChecksumStatus = 'verified' | 'failed' | 'unverified';
+export const CHECKSUM_STATUSES: readonly ChecksumStatus[] = ['verified', 'failed', 'unverified'];
+
+/**
+ * Why a range is listed: the dump's own reasons (did-not-fit, pass-dropped,
+ * damaged-in-memory, device, unspecified), 'dumper' for the dumper's own
+ * frames (not missing), and 'damaged' for pages dump.N holds but that fail
+ * their checks.
+ */
+export const RANGE_REASONS = ['unspecified', 'did-not-fit', 'pass-dropped', 'damaged-in-memory', 'device', 'dumper', 'damaged'] as const;
+export type RangeReason = (typeof RANGE_REASONS)[number];
+
+/** Frames listed beside a dump: [start_pfn, end_pfn) and why. */
 export interface MissingRange {
   start_pfn: bigint;
   end_pfn: bigint;
+  /** 'unspecified' when not given (rows indexed before schema 4). */
+  reason?: RangeReason;
 }
 
 /** One searchLog() hit. */

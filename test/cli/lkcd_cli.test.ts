@@ -29,6 +29,8 @@ import {
 } from '../helpers/lkcd.js';
 
 const MiB = 1n << 20n;
+/** Exit statuses of degraded results (src/cli/exit.ts). */
+const DUMP_DAMAGED = 4;
 const SCENARIO: Scenario = { mem: 16n * MiB, profile: 'idle', seed: 41, level: DUMP_LEVEL_ALL_RAM, compress: DUMP_COMPRESS_GZIP };
 const PANICS = ['lkcdclitest alpha: first crash', 'lkcdclitest beta: second crash'] as const;
 const SEARCH_WORD = 'lkcdclitest';
@@ -182,8 +184,16 @@ describe('list, search, show, dmesg, read, analyze over two saved dumps', () => 
     const copy = path.join(tmp, 'reindex');
     copyRoot(root, copy);
     const before = listJson(root);
-    for (const f of fs.readdirSync(dumpDirOf(copy)).filter((x) => x.startsWith(INDEX_FILE_NAME))) fs.rmSync(path.join(dumpDirOf(copy), f));
-    cleanFailure(run('lkcd', copy, ['list']), 'lkcd', EX_NOINPUT, INDEX_FILE_NAME);
+    const dropIndex = (): void => {
+      for (const f of fs.readdirSync(dumpDirOf(copy)).filter((x) => x.startsWith(INDEX_FILE_NAME))) fs.rmSync(path.join(dumpDirOf(copy), f));
+    };
+    dropIndex();
+    // A missing index does not hide the dumps: lkcd list indexes them first and says so in one line.
+    const listed = ok(run('lkcd', copy, ['list'])).trimEnd().split('\n');
+    expect(listed[0]).toBe(`lkcd list: the index listed no dumps; indexed the 2 found in ${dumpDirOf(copy)} first`);
+    expect(listed.slice(2).map((l) => /^\s*(\d+)\s.*\scomplete\s/.exec(l)?.[1])).toEqual(['0', '1']);
+    expect(listJson(copy)).toEqual(before);
+    dropIndex();
     expect(ok(run('lkcd', copy, ['reindex']))).toBe(`reindexed 2 dumps in ${dumpDirOf(copy)}\n`);
     expect(listJson(copy)).toEqual(before);
     expect(ok(run('lkcd', copy, ['search', SEARCH_WORD])).trimEnd().split('\n')).toHaveLength(2);
@@ -215,11 +225,13 @@ describe('lkcd verify', () => {
   }
 
   it.each([['compressed', DUMP_DH_COMPRESSED], ['raw', DUMP_DH_RAW]] as const)(
-    'a flipped bit in a %s page of dump.N: verify exits non-zero with one line naming the page\'s paddr', (_what, flags) => {
+    'a flipped bit in a %s page of dump.N: verify exits 4 (DUMP_DAMAGED) with one line naming the page\'s paddr', (_what, flags) => {
       const copy = path.join(tmp, `flip-${flags}`);
       copyRoot(root, copy);
       const pfn = flipBit(copy, flags);
-      cleanFailure(run('lkcd', copy, ['verify', '0']), 'lkcd', EX_DATAERR, `paddr ${hexs(pfn * PAGE_SIZE_N)}`);
+      const r = run('lkcd', copy, ['verify', '0']);
+      cleanFailure(r, 'lkcd', DUMP_DAMAGED, `paddr ${hexs(pfn * PAGE_SIZE_N)}`, 'damaged');
+      expect(r.stdout).toMatch(new RegExp(`^dump 0: .*DAMAGED: 1 page fail their checks \\(paddr ${hexs(pfn * PAGE_SIZE_N)}\\)\n$`));
       ok(run('lkcd', copy, ['verify', '1']));
     });
 });
@@ -244,31 +256,20 @@ describe('lkcd save on a bad dump device, or a bad etc/sysconfig/dump', () => {
   const BAD: BadDevice[] = [
     { name: 'random bytes', names: ['no LKCD dump', 'dh_magic_number'], make: (d) => fs.writeFileSync(d, incompressibleStream(44)(fs.statSync(d).size)) },
     {
-      name: 'truncated inside a record\'s page data', names: ['runs past the end of the device'], make: (d) => {
+      name: 'truncated inside a record\'s page data', names: ['inside the page data'], make: (d) => {
         const { records } = deviceRecords(d);
         const r = records[Math.floor(records.length / 2)];
         fs.truncateSync(d, r.offset + dump_page.size + Math.floor(r.size / 2));
       },
     },
     {
-      name: 'truncated inside a record header', names: ['past the end of the device'], make: (d) => {
+      name: 'truncated inside a record header', names: ['inside the record header'], make: (d) => {
         const { records } = deviceRecords(d);
         fs.truncateSync(d, records[Math.floor(records.length / 3)].offset + Math.floor(dump_page.size / 2));
       },
     },
     { name: 'dh_header_size 743', names: ['dh_header_size'], make: (d) => patchHeader(d, 'dh_header_size', dump_header.size + 1) },
     { name: 'dh_version 7', names: ['dh_version'], make: (d) => patchHeader(d, 'dh_version', 7) },
-    {
-      name: 'a page record past the end of memory (dp_address = dh_memory_size pages)', names: ['dp_address'], make: (d) => {
-        const { bytes, records } = deviceRecords(d);
-        const memPages = bytes.readBigUInt64LE(Number(DUMP_HEADER_OFFSET) + dump_header.offsetOf.dh_memory_size);
-        const fd = fs.openSync(d, 'r+');
-        const b = Buffer.alloc(8);
-        b.writeBigUInt64LE(memPages * PAGE_SIZE_N);
-        fs.writeSync(fd, b, 0, 8, records[records.length - 1].offset);
-        fs.closeSync(fd);
-      },
-    },
   ];
 
   it.each(BAD)('$name: one stderr line, non-zero exit, no new DUMPDIR/N, bounds, index and device unchanged', (bad) => {
@@ -279,6 +280,27 @@ describe('lkcd save on a bad dump device, or a bad etc/sysconfig/dump', () => {
     cleanFailure(run('lkcd', copy, ['save']), 'lkcd', null, deviceOf(copy), ...bad.names);
     expect(dumpDirState(copy)).toEqual(before);
     expect(dumpLikeEntries(copy)).toEqual(['0', '1']);
+  });
+
+  it('a page record moved past the end of memory (dp_address = dh_memory_size pages): saved as DAMAGED, exit 4, that page named and read as not present', () => {
+    const copy = path.join(tmp, 'bad-record-past-memory');
+    copyRoot(pending, copy);
+    const d = deviceOf(copy);
+    const { bytes, records } = deviceRecords(d);
+    const memPages = bytes.readBigUInt64LE(Number(DUMP_HEADER_OFFSET) + dump_header.offsetOf.dh_memory_size);
+    const last = records[records.length - 1];
+    const fd = fs.openSync(d, 'r+');
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(memPages * PAGE_SIZE_N);
+    fs.writeSync(fd, b, 0, 8, last.offset);
+    fs.closeSync(fd);
+    const r = run('lkcd', copy, ['save']);
+    cleanFailure(r, 'lkcd', DUMP_DAMAGED, 'dump 2 is DAMAGED', `PFN ${hexs(last.pfn)}`, 'dp_address');
+    expect(r.stdout.split('\n')[0]).toMatch(/^lkcd save: saved dump 2 to .*: \d+ pages, \d+ bytes, DAMAGED \(1 pages damaged\); panic "/);
+    expect(r.stdout).toContain(`damaged pages, kept in dump.2 but read as not present: paddr ${hexs(last.pfn * PAGE_SIZE_N)}`);
+    const read = run('lkcd', copy, ['read', '2', '--pfn', String(last.pfn)]);
+    cleanFailure(read, 'lkcd', EX_DATAERR, 'is not in the dump', 'damaged');
+    expect(listJson(copy).map((x) => [x.n, x.state])).toEqual([[0, 'complete'], [1, 'complete'], [2, 'damaged']]);
   });
 
   it.each([

@@ -37,6 +37,21 @@ import {
   ensureBuilt, expectCleanFailure, okRun, runTool, EX_DATAERR, EX_IOERR, EX_NOINPUT,
 } from '../helpers/cli.js';
 
+/** Exit statuses of a degraded result (src/cli/exit.ts). */
+const DUMP_TRUNCATED = 3;
+const DEVICE_IO = 5;
+
+/**
+ * A command whose work is done but whose dump is degraded: exit `status`,
+ * its normal output on stdout, then exactly one stderr line naming `names`.
+ * Returns stdout.
+ */
+function degradedRun(tool: 'lkcd', dir: string, args: string[], status: number, names: string[], env: Record<string, string> = {}): string {
+  const r = runTool(tool, dir, args, env);
+  expectCleanFailure(r, tool, status, ...names);
+  return r.stdout;
+}
+
 const dirs: string[] = [];
 beforeAll(() => ensureBuilt());
 afterAll(() => { for (const d of dirs) removeTempDir(d); });
@@ -106,7 +121,18 @@ function listed(r: Root): Array<{ n: number; pages: number; complete: boolean; m
 function indexMissing(r: Root, n: number): bigint[] {
   const index = DumpIndex.open(r.dumpdir, { readonly: true });
   try {
-    return expand(index.missing(n).map((m) => [m.start_pfn, m.end_pfn]));
+    // The dumper's own frames are listed too, but they are not missing.
+    return expand(index.missing(n).filter((m) => m.reason !== 'dumper').map((m) => [m.start_pfn, m.end_pfn]));
+  } finally {
+    index.close();
+  }
+}
+
+/** The reasons the index gives for dump n's missing ranges (the dumper's own frames left out). */
+function indexReasons(r: Root, n: number): string[] {
+  const index = DumpIndex.open(r.dumpdir, { readonly: true });
+  try {
+    return [...new Set(index.missing(n).map((m) => m.reason ?? 'unspecified').filter((x) => x !== 'dumper'))].sort();
   } finally {
     index.close();
   }
@@ -216,7 +242,10 @@ function readSaved(r: Root, n: number, snap: Snapshot): { pages: bigint[]; diffe
 
 /** `lkcd save` that saves dump n; returns the matched line's pages and bytes. */
 function expectSaved(r: Root, n: number, panic: string, state: string): { pages: number } {
-  const out = lines(okRun('lkcd', r.dir, ['save']));
+  // A TRUNCATED dump is saved whole, and the exit status says it is TRUNCATED (after the save's line).
+  const out = lines(state.startsWith('TRUNCATED')
+    ? degradedRun('lkcd', r.dir, ['save'], DUMP_TRUNCATED, [`dump ${n} is TRUNCATED`])
+    : okRun('lkcd', r.dir, ['save']));
   expect(out, out.join('\n')).toHaveLength(1);
   const m = new RegExp(`^lkcd save: saved dump ${n} to ${esc(path.join(r.dumpdir, String(n)))}: (\\d+) pages, (\\d+) bytes, ${esc(state)}; panic "${esc(panic)}"$`).exec(out[0]);
   expect(m, out[0]).not.toBeNull();
@@ -224,8 +253,10 @@ function expectSaved(r: Root, n: number, panic: string, state: string): { pages:
 }
 
 function expectVerified(r: Root, n: number, pages: number, truncated: boolean): void {
-  const out = okRun('lkcd', r.dir, ['verify', String(n)]);
-  expect(out).toMatch(new RegExp(`^dump ${n}: ${pages} pages verified \\(\\d+ compressed, \\d+ raw\\), sha256 matches${truncated ? '; TRUNCATED dump' : ''}\n$`));
+  const out = truncated
+    ? degradedRun('lkcd', r.dir, ['verify', String(n)], DUMP_TRUNCATED, [`dump ${n} is TRUNCATED`])
+    : okRun('lkcd', r.dir, ['verify', String(n)]);
+  expect(out).toMatch(new RegExp(`^dump ${n}: ${pages} pages verified \\(\\d+ compressed, \\d+ raw\\), checksums match, sha256 matches${truncated ? '; TRUNCATED dump: \\d+ pages missing' : ''}\n$`));
 }
 
 // ---- 1. power loss between the panic and the writeout ------------------------------------
@@ -338,7 +369,7 @@ describe.each(flipCases)('2. bits flipped in the saved dump: %s', (name, flips) 
     };
     crash = crashWithHooks(r, `bit flips: ${name}`, flips[0].when === 'before the boot' ? { beforeBoot: damage } : { afterBoot: damage });
     expect(damaged).toHaveLength(3);
-    config = lines(okRun('lkcd', r.dir, ['config']));
+    config = lines(degradedRun('lkcd', r.dir, ['config'], DUMP_TRUNCATED, ['TRUNCATED: 3 pages missing']));
   });
 
   it('stage 1 saved every selected page (so any page missing later is a damaged one)', () => {
@@ -363,6 +394,7 @@ describe.each(flipCases)('2. bits flipped in the saved dump: %s', (name, flips) 
     const [rec] = listed(r);
     expect(rec).toMatchObject({ n: 0, pages: saved, complete: false, missing_pages: 3 });
     expect(indexMissing(r, 0)).toEqual(sortPfns(damaged));
+    expect(indexReasons(r, 0)).toEqual(['damaged-in-memory']);
   });
 
   it('dump.0 holds every other saved page, each equal to RAM just before the panic, and lists the damaged ones missing', () => {
@@ -520,7 +552,10 @@ describe.each(deviceCases)('4. the dump device fails part-way: %s', (_name, c) =
     limit = DUMP_HEADER_OFFSET + BigInt(DUMP_BUFFER_SIZE) + kern + user / 2n;
     if (c.kind === 'small') fs.truncateSync(r.dev, Number(limit));
     const env: Record<string, string> = c.kind === 'eio' ? { LKCD_FAULT_DEVICE_EIO_FROM: String(limit) } : {};
-    first = lines(okRun('lkcd', r.dir, ['config'], env));
+    // The writeout is done as far as the device allows; the exit status says how it ended.
+    first = lines(c.kind === 'eio'
+      ? degradedRun('lkcd', r.dir, ['config'], DEVICE_IO, ['failed during the writeout', 'TRUNCATED'], env)
+      : degradedRun('lkcd', r.dir, ['config'], DUMP_TRUNCATED, ['TRUNCATED'], env));
   });
 
   it('the whole dump would not fit below the limit; every kernel page would', () => {
@@ -569,6 +604,7 @@ describe.each(deviceCases)('4. the dump device fails part-way: %s', (_name, c) =
     expect(notSaved.length).toBe(crash.stage1.pages.length - truncatedPages);
     expect(d.missing).toEqual(notSaved);
     expect(indexMissing(r, 0)).toEqual(notSaved);
+    expect(indexReasons(r, 0)).toEqual(['device']);
     const wrongPass = notSaved.filter((p) => crash.stage1.records.get(p)!.pass === DUMP_PASS_KERN || !(crash.snap.mask[Number(p)] & (DUMP_MASK_USED | DUMP_MASK_UNUSED))).map(hexs);
     expect(wrongPass).toEqual([]);
     const dump0 = path.join(r.dumpdir, '0', 'dump.0');
@@ -611,7 +647,7 @@ describe('4. a panic after a writeout cut short (frames kept for the retry), bef
     crash = crashWithHooks(r, 'first, cut short');
     const [kern, user] = crash.stage1.passBytes;
     const limit = DUMP_HEADER_OFFSET + BigInt(DUMP_BUFFER_SIZE) + kern + user / 2n;
-    const out = lines(okRun('lkcd', r.dir, ['config'], { LKCD_FAULT_DEVICE_EIO_FROM: String(limit) }));
+    const out = lines(degradedRun('lkcd', r.dir, ['config'], DEVICE_IO, ['failed during the writeout'], { LKCD_FAULT_DEVICE_EIO_FROM: String(limit) }));
     expect(out).toContain(`dump: the device could not hold the whole dump: its frames stay reserved in memory; run lkcd config again once ${r.dev} is mended or larger`);
     // The boot scripts save what the device holds (lkcd config; lkcd save), then the machine panics again.
     expectSaved(r, 0, 'first, cut short', `TRUNCATED (${/TRUNCATED: (\d+) pages missing/.exec(out[0])![1]} pages missing)`);

@@ -32,6 +32,8 @@ import {
 const MiB = 1n << 20n;
 const SCENARIO: Scenario = { mem: 32n * MiB, profile: 'database', seed: 21, level: DUMP_LEVEL_ALL_RAM, compress: DUMP_COMPRESS_GZIP };
 const MESSAGE = 'kill test panic';
+/** Exit status of a writeout cut short by the device (src/cli/exit.ts). */
+const DEVICE_IO = 5;
 /** `lkcd config`: every kill point up to here, then every CONFIG_STRIDE-th. */
 const CONFIG_ALL_UP_TO = 12;
 const CONFIG_STRIDE = 5;
@@ -139,7 +141,11 @@ describe('lkcd config (the stage 2 writeout) killed at each kill point, then rer
   it('after a device failing part-way (a TRUNCATED dump, frames kept), a retry writes the same bytes as an uninterrupted writeout', () => {
     copyRoot(afterPanic, work);
     const failFrom = 3 * Number(MiB);
-    const first = ok(run('lkcd', work, ['config'], { LKCD_FAULT_DEVICE_EIO_FROM: String(failFrom) }));
+    // The writeout cut short by the device exits DEVICE_IO (5) after its output, with one line saying so.
+    const cutShort = run('lkcd', work, ['config'], { LKCD_FAULT_DEVICE_EIO_FROM: String(failFrom) });
+    expect(cutShort.status).toBe(DEVICE_IO);
+    expect(cutShort.stderr).toMatch(/^lkcd: the dump device \S+ failed during the writeout: the dump on it is TRUNCATED \(\d+ pages missing\); the rest stays in memory for a retry\n$/);
+    const first = cutShort.stdout;
     expect(first).toMatch(/TRUNCATED/);
     expect(first).toMatch(/frames stay reserved in memory/);
     const cut = deviceDump(deviceOf(work));

@@ -32,15 +32,22 @@
  *       many data bytes are written), codec=rle|gzip, flip=OFF[:MASK] (xor a
  *       byte of the stored data, default mask 0xff).
  *   end [truncated] [dp_flags=N] [dp_size=N]
- *   trailer S-E ...          the LKCDMISS trailer, PFN ranges [S, E)
+ *   trailer S-E ...          the LKCDMISS trailer of older dumps, PFN ranges [S, E)
+ *   checksums [nolocator] [S-E:REASON ...]
+ *                            our extension area (after `end`): listed ranges with a reason
+ *                            (did-not-fit, dumper, ...), the checksums of the headers, the END
+ *                            record and every page record as written, the terminator; and the
+ *                            locator in the header buffer unless `nolocator`
  *   bytes FILL...            raw bytes (e.g. `bytes 6d*1000` for the kernel's 'm' tail)
  *
  * Corruptions, applied to the finished file in order:
  *   flip AT [MASK] | set8 AT V | set32 AT V | set64 AT V | truncate AT
  *   AT is a number or LABEL[+-N]: recK / dataK (the K-th page record's
- *   header / data, 0-based), end, trailer, eof.
+ *   header / data, 0-based), end, trailer, ext (the extension area), csum
+ *   (its LKCDCSUM block), locator, eof.
  */
 import fs from 'node:fs';
+import zlib from 'node:zlib';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { viewOf } from '../../src/codec/index.js';
@@ -50,12 +57,17 @@ import {
 } from '../../src/dump/codecs/index.js';
 import {
   DUMP_ASM_MAGIC_NUMBER, DUMP_ASM_VERSION_NUMBER, DUMP_DH_TRUNCATED, DUMP_MAGIC_LIVE, DUMP_MAGIC_NUMBER,
-  DUMP_MAX_NUM_CPUS,
+  DUMP_MAX_NUM_CPUS, DUMP_RANGE_NAMES,
 } from '../../src/dump/lkcd/constants.js';
 import { dump_header, type DumpHeader } from '../../src/dump/lkcd/dump_header.js';
 import { dump_header_asm } from '../../src/dump/lkcd/dump_header_asm.js';
 import { dump_page } from '../../src/dump/lkcd/dump_page.js';
 import { dump_header_v8, encodeLkcdMissingTrailer, LKCD_OFFSET_TO_FIRST_PAGE } from '../../src/dump/formats/lkcd.js';
+import {
+  CsumRecords, LKCD_CSUM_F_LOCATOR, LKCD_EXT_LOCATOR_OFFSET, encodeExtensionArea, encodeLocator, lkcd_csum_head, lkcd_csum_record,
+  lkcd_ext_header, lkcd_range, recordCrc32,
+} from '../../src/dump/formats/lkcd_ext.js';
+import type { DumpRange } from '../../src/dump/formats/types.js';
 import { pt_regs, type PtRegs } from '../../src/kernel/structs/pt_regs.js';
 
 // ---- the parsed spec -------------------------------------------------------------------------
@@ -94,6 +106,7 @@ export type MklkcdItem =
       codec?: DumpCompress; flips: Array<[number, number]>; line: number }
   | { kind: 'end'; truncated: boolean; dpFlags?: number; dpSize?: number }
   | { kind: 'trailer'; ranges: Array<[bigint, bigint]> }
+  | { kind: 'checksums'; ranges: DumpRange[]; locator: boolean }
   | { kind: 'bytes'; data: Uint8Array };
 
 export interface MklkcdCorruption {
@@ -127,6 +140,8 @@ export interface MklkcdResult {
   records: MklkcdRecordInfo[];
   endOffset: bigint | null;
   trailerOffset: bigint | null;
+  /** Offset of the extension area written by `checksums`, or null. */
+  extOffset: bigint | null;
   dataOffset: number;
 }
 
@@ -333,6 +348,18 @@ export function parseSpec(text: string): MklkcdSpec {
         items.push({ kind: 'trailer', ranges });
         break;
       }
+      case 'checksums': {
+        let locator = true;
+        const ranges: DumpRange[] = [];
+        for (const a of args) {
+          if (a === 'nolocator') { locator = false; continue; }
+          const m = /^(0x[0-9a-f]+|\d+)-(0x[0-9a-f]+|\d+):([a-z-]+)$/i.exec(a);
+          if (!m || !(DUMP_RANGE_NAMES as readonly string[]).includes(m[3])) throw new SpecError(line, `checksums range '${a}' is not START-END:REASON`);
+          ranges.push({ start: num(m[1], line), end: num(m[2], line), reason: m[3] as DumpRange['reason'] });
+        }
+        items.push({ kind: 'checksums', ranges, locator });
+        break;
+      }
       case 'bytes': pending.push({ tokens: t, line }); items.push({ kind: 'bytes', data: new Uint8Array(0) }); break;
       case 'flip': case 'set8': case 'set32': case 'set64': case 'truncate': {
         const need = key === 'truncate' ? 1 : key === 'flip' ? [1, 2] : 2;
@@ -493,6 +520,7 @@ export function buildLkcd(specOrText: MklkcdSpec | string): MklkcdResult {
   let pos = BigInt(dataOffset);
   let endOffset: bigint | null = null;
   let trailerOffset: bigint | null = null;
+  let ext: { at: bigint; item: Extract<MklkcdItem, { kind: 'checksums' }>; chunk: number } | null = null;
   let pageIndex = 0;
   const pageShift = BigInt(Math.log2(h.pageSize) | 0);
 
@@ -527,6 +555,14 @@ export function buildLkcd(specOrText: MklkcdSpec | string): MklkcdResult {
       records.push({ kind: 'end', offset: pos, dataOffset: pos + BigInt(hdr.length), pfn: null, dpSize: item.dpSize ?? 0, dpFlags: flags });
       chunks.push(hdr);
       pos += BigInt(hdr.length);
+    } else if (item.kind === 'checksums') {
+      // Filled in once the headers exist; its size depends only on the counts.
+      const size = extensionSize(item.ranges.length, pageIndex);
+      labels.set('ext', pos);
+      labels.set('csum', pos + BigInt(item.ranges.length ? lkcd_ext_header.size + item.ranges.length * lkcd_range.size : 0));
+      ext = { at: pos, item, chunk: chunks.length };
+      chunks.push(new Uint8Array(size));
+      pos += BigInt(size);
     } else if (item.kind === 'trailer') {
       const t = encodeLkcdMissingTrailer(item.ranges);
       labels.set('trailer', pos);
@@ -541,6 +577,8 @@ export function buildLkcd(specOrText: MklkcdSpec | string): MklkcdResult {
 
   const numPages = h.numPages === 'auto' ? pageIndex : h.numPages;
   let bytes = new Uint8Array(Buffer.concat([encodeHeaders(h, numPages, dataOffset), ...chunks]));
+  if (ext) writeExtension(bytes, ext.at, ext.item, records, h, dataOffset, endOffset);
+  labels.set('locator', BigInt(LKCD_EXT_LOCATOR_OFFSET));
   labels.set('eof', BigInt(bytes.length));
   for (const c of spec.corruptions) {
     const at = resolveOffset(c.at, labels, c.line);
@@ -557,7 +595,37 @@ export function buildLkcd(specOrText: MklkcdSpec | string): MklkcdResult {
     else if (c.op === 'set32') view.setUint32(at, Number(c.value & 0xffffffffn), true);
     else view.setBigUint64(at, c.value, true);
   }
-  return { bytes, pages, order, records, endOffset, trailerOffset, dataOffset };
+  return { bytes, pages, order, records, endOffset, trailerOffset, extOffset: ext?.at ?? null, dataOffset };
+}
+
+/** Bytes of an extension area with `ranges` ranges and `records` page records. */
+function extensionSize(ranges: number, records: number): number {
+  return (ranges ? lkcd_ext_header.size + ranges * lkcd_range.size : 0)
+    + lkcd_ext_header.size + lkcd_csum_head.size + records * lkcd_csum_record.size + lkcd_ext_header.size;
+}
+
+/** Writes the extension area for the records as they are in `bytes`, and the locator. */
+function writeExtension(bytes: Uint8Array, at: bigint, item: Extract<MklkcdItem, { kind: 'checksums' }>, records: MklkcdRecordInfo[],
+  h: MklkcdHeader, dataOffset: number, endOffset: bigint | null): void {
+  const csum = new CsumRecords();
+  for (const r of records) {
+    if (r.kind !== 'page') continue;
+    const o = Number(r.offset);
+    const hdr = bytes.subarray(o, o + dump_page.size);
+    const data = bytes.subarray(o + dump_page.size, o + dump_page.size + r.dpSize);
+    csum.add(Number(r.pfn! & 0xffffffffn), r.dpSize & 0xffff, r.dpFlags & 0xffff, recordCrc32(hdr, data));
+  }
+  const headerLen = (h.headerSize ?? dump_header.size) + dump_header_asm.size;
+  const end = endOffset === null ? new Uint8Array(0) : bytes.subarray(Number(endOffset), Number(endOffset) + dump_page.size);
+  const area = encodeExtensionArea({
+    ranges: item.ranges,
+    csum: {
+      data_offset: BigInt(dataOffset), header_len: headerLen, header_crc32: zlib.crc32(bytes.subarray(0, headerLen)) >>> 0,
+      end_crc32: zlib.crc32(end) >>> 0, flags: item.locator ? LKCD_CSUM_F_LOCATOR : 0, records: csum,
+    },
+  });
+  bytes.set(area, Number(at));
+  if (item.locator) bytes.set(encodeLocator(at, area), LKCD_EXT_LOCATOR_OFFSET);
 }
 
 /** Builds the dump and writes it to `file`. */

@@ -1,15 +1,27 @@
-import { CorruptDumpError, hex, viewOf } from '../../codec/index.js';
+/**
+ * The dump stage 1 saved in RAM ("in place"), read from nothing but the
+ * address of its config block (what crashdump= gives the next kernel):
+ * header, page index and pages. Its records are walked by the same walker
+ * as a dump file, framed and checked by stage 1's record table.
+ */
+import { CorruptDumpError, FaultError, hex, viewOf } from '../../codec/index.js';
 import { PAGE_SIZE, PAGE_SIZE_N, type PhysicalRam } from '../../machine/index.js';
+import { Kernel } from '../../kernel/index.js';
 import { makePageCodec, type PageCodec } from '../codecs/index.js';
 import {
-  DUMP_ASM_MAGIC_NUMBER, DUMP_DH_COMPRESSED, DUMP_DH_END, DUMP_DH_RAW, DUMP_MAGIC_NUMBER, DUMP_VERSION_NUMBER, type DumpCompress,
+  DUMP_ASM_MAGIC_NUMBER, DUMP_MAGIC_NUMBER, DUMP_VERSION_NUMBER, type DumpCompress,
 } from '../lkcd/constants.js';
 import { dump_header, type DumpHeader } from '../lkcd/dump_header.js';
 import { dump_header_asm, type DumpHeaderAsm } from '../lkcd/dump_header_asm.js';
 import { dump_page } from '../lkcd/dump_page.js';
 import { readBlock } from '../memdev/block.js';
-import { DUMP_STATE_SAVED, dump_missing_page, type DumpConfigBlock, type DumpSegment } from '../memdev/dump_config_block.js';
-import { Memdev } from '../memdev/memdev.js';
+import { DUMP_STATE_SAVED, type DumpConfigBlock, type DumpSegment } from '../memdev/dump_config_block.js';
+import {
+  dumperRanges, loadRecordTable, mergeListedRanges, readMissingList, recordTableExpectations, type ListedRange,
+} from '../memdev/lists.js';
+import { Memdev, memdevSource } from '../memdev/memdev.js';
+import { endRecordProblem, pfnSeen, walkLkcdRecords, type WalkOutcome } from './lkcd_walk.js';
+import type { DumpSource } from './types.js';
 
 export interface PageRecord {
   /** Logical offset of the record's dump_page header in the memdev. */
@@ -20,14 +32,15 @@ export interface PageRecord {
 }
 
 /**
- * A dump saved in memory by stage 1, read from nothing but the address of
- * its config block (what crashdump= gives the next kernel): header, page
- * index and pages, every record checked as stage 2's dph_valid() checks it.
+ * A dump saved in memory by stage 1. Opening checks every record against
+ * the record table (as stage 2 does) and throws the first problem: a dump
+ * damaged in RAM is stage 2's to salvage, page by page.
  */
 export class InplaceDump {
   private readonly index = new Map<bigint, PageRecord>();
   private readonly order: bigint[] = [];
   private readonly codec: PageCodec;
+  readonly source: DumpSource;
 
   private constructor(
     readonly ram: PhysicalRam,
@@ -38,6 +51,7 @@ export class InplaceDump {
     readonly asm: DumpHeaderAsm,
   ) {
     this.codec = makePageCodec(header.dh_dump_compress as DumpCompress);
+    this.source = memdevSource(memdev, memdev.handle.last_used_offset, `memdev at ${hex(Kernel.__va(blockPhys))}`);
   }
 
   static open(ram: PhysicalRam, blockPhys: bigint): InplaceDump {
@@ -63,30 +77,31 @@ export class InplaceDump {
   }
 
   private buildIndex(): void {
-    const maxPfn = this.ram.size / PAGE_SIZE_N;
+    const src = this.source;
+    const table = loadRecordTable(this.ram, this.block);
+    const expected = table ? recordTableExpectations(table) : null;
+    const limits = { pageSize: PAGE_SIZE, compress: this.header.dh_dump_compress as DumpCompress, memoryPages: this.ram.size / PAGE_SIZE_N };
+    const seen = pfnSeen(this.ram.size / PAGE_SIZE_N);
+    let firstIndex = 0;
     for (const seg of this.segments) {
-      let pos = seg.start;
-      let n = 0;
-      while (pos < seg.end) {
-        const dp = dump_page.decode(viewOf(this.memdev.read(pos, dump_page.size)));
-        const bad = (why: string): never => {
-          throw new CorruptDumpError(`invalid page record at memdev offset ${hex(pos)}: ${why}`, { struct: 'dump_page', offset: pos });
-        };
-        if (dp.dp_address % PAGE_SIZE_N !== 0n) bad(`dp_address ${hex(dp.dp_address)} is not page aligned`);
-        if (dp.dp_flags !== DUMP_DH_RAW && dp.dp_flags !== DUMP_DH_COMPRESSED) bad(`dp_flags ${hex(dp.dp_flags)}`);
-        if (dp.dp_size > PAGE_SIZE || (dp.dp_flags === DUMP_DH_RAW && dp.dp_size !== PAGE_SIZE)) bad(`dp_size ${dp.dp_size}`);
-        const pfn = dp.dp_address / PAGE_SIZE_N;
-        if (pfn >= maxPfn) bad(`page ${hex(dp.dp_address)} is beyond RAM`);
-        if (this.index.has(pfn)) bad(`duplicate page ${hex(dp.dp_address)}`);
-        this.index.set(pfn, { offset: pos, size: dp.dp_size, flags: dp.dp_flags, pass: seg.pass });
-        this.order.push(pfn);
-        pos += BigInt(dump_page.size + dp.dp_size);
-        n++;
+      const outcome: WalkOutcome = { end: null, broken: null, stoppedAt: seg.start, records: 0 };
+      for (const rec of walkLkcdRecords(src, limits, { start: seg.start, limit: seg.end, endRecord: false, firstIndex, expected, seen, outcome })) {
+        if (rec.problem) throw rec.problem;
+        this.index.set(rec.pfn, { offset: rec.offset, size: rec.dp.dp_size, flags: rec.dp.dp_flags, pass: seg.pass });
+        this.order.push(rec.pfn);
       }
-      if (pos !== seg.end || n !== seg.nr_pages) throw new CorruptDumpError(`segment [${hex(seg.start)}, ${hex(seg.end)}) ends at ${hex(pos)} after ${n} records (expected ${seg.nr_pages})`, { struct: 'dump_segment' });
+      if (outcome.broken) throw outcome.broken;
+      if (outcome.records !== seg.nr_pages) {
+        throw new CorruptDumpError(`segment [${hex(seg.start)}, ${hex(seg.end)}) holds ${outcome.records} records, its descriptor says ${seg.nr_pages}`, { struct: 'dump_segment', field: 'nr_pages' });
+      }
+      firstIndex += seg.nr_pages;
     }
-    const end = dump_page.decode(viewOf(this.memdev.read(this.block.end_offset, dump_page.size)));
-    if (!(end.dp_flags & DUMP_DH_END)) throw new CorruptDumpError(`no end record at memdev offset ${hex(this.block.end_offset)}`, { struct: 'dump_page', field: 'dp_flags' });
+    const end = new Uint8Array(dump_page.size);
+    if (src.readAt(end, this.block.end_offset) < end.length) {
+      throw new CorruptDumpError(`no end record at memdev offset ${hex(this.block.end_offset)}: the memdev ends before it`, { struct: 'dump_page', field: 'dp_flags' });
+    }
+    const problem = endRecordProblem(src, this.block.end_offset, dump_page.decode(viewOf(end), 0));
+    if (problem) throw problem;
   }
 
   /** PFNs present, in stream order. */
@@ -102,24 +117,22 @@ export class InplaceDump {
     return this.index.get(pfn);
   }
 
-  /** The page as it was when saved; throws if it was not saved. */
+  /** The page as it was when saved; throws FaultError if it was not saved. */
   readPage(pfn: bigint): Uint8Array {
     const r = this.index.get(pfn);
-    if (!r) throw new CorruptDumpError(`page ${hex(pfn * PAGE_SIZE_N)} is not in the dump`, { address: pfn * PAGE_SIZE_N, space: 'phys' });
+    if (!r) throw new FaultError(`page ${hex(pfn * PAGE_SIZE_N)} is not in the dump`, { address: pfn * PAGE_SIZE_N, space: 'phys' });
     const data = this.memdev.read(r.offset + BigInt(dump_page.size), r.size);
     return this.codec.decode(r.flags, data, new Uint8Array(PAGE_SIZE));
   }
 
+  /** Listed ranges with reasons: what stage 1 could not save, and the dumper's own frames. */
+  ranges(): ListedRange[] {
+    return mergeListedRanges([...readMissingList(this.ram, this.block).ranges, ...dumperRanges(this.ram, this.blockPhys, this.block)]);
+  }
+
   /** Ranges of pages the dump should hold but does not, as stage 1 recorded them. */
   missingRanges(): Array<[bigint, bigint]> {
-    const out: Array<[bigint, bigint]> = [];
-    let pfn = this.block.missing_root;
-    while (pfn !== 0n) {
-      const page = dump_missing_page.decode(viewOf(this.ram.read(pfn * PAGE_SIZE_N, PAGE_SIZE)));
-      for (let i = 0; i < page.count; i++) out.push([page.ranges[i].start, page.ranges[i].end]);
-      pfn = page.next_pfn;
-    }
-    return out;
+    return readMissingList(this.ram, this.block).ranges.map((r) => [r.start, r.end]);
   }
 
   close(): void {

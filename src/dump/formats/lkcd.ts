@@ -1,37 +1,47 @@
 /**
- * The saved LKCD dump file (`dump.N`), formats v8 and v9, read the way
- * crash (lkcd_v8.c: lkcd_dump_init_v8) and libkdumpfile (lkcd.c) read it:
+ * The LKCD dump (`dump.N`, or the dump on a dump device), formats v8 and
+ * v9, read the way crash (lkcd_v8.c: lkcd_dump_init_v8) and libkdumpfile
+ * (lkcd.c) read it:
  *
  *   offset 0                 dump_header (v8: 734 bytes, v9: 742)
  *   offset dh_header_size    dump_header_asm (x86_64, 6336 bytes)
+ *   LKCD_EXT_LOCATOR_OFFSET  ours, optional: where the extension area is (lkcd_ext.ts)
  *   first page record        v8: LKCD_OFFSET_TO_FIRST_PAGE (64 KiB); v9: dh_dump_buffer_size
  *   page records             { dump_page, dp_size bytes }, back to back, any PFN order
  *   end record               dump_page with DUMP_DH_END (optionally | DUMP_DH_TRUNCATED), dp_size 0
- *   optional trailer         ours: "LKCDMISS", count, crc32, count x { start_pfn, end_pfn }
+ *   extension area           ours, optional: listed ranges with reasons, checksums (lkcd_ext.ts)
  *   padding                  anything (the kernel fills the last buffer with 'm')
  *
- * Opening walks the page records once and keeps a PFN -> record index; the
- * walk is bounded by the file size, and nothing is sized from a header value
- * before that value is checked against the file and the page size.
+ * Opening walks the page records once (lkcd_walk.ts) and keeps a PFN ->
+ * record index. When the dump carries checksums, they frame the walk and
+ * every header, record header and page is checked against them. Nothing
+ * is sized from a header value before that value is checked against the
+ * source and the page size.
  */
 import zlib from 'node:zlib';
 import {
-  CorruptDumpError, DumpError, FaultError, InternalError, TruncatedError, bytes, defineStruct, hex, u32, u64,
-  viewOf, type Where,
+  CorruptDumpError, DumpError, FaultError, InternalError, TruncatedError, hex, u32, u64, viewOf, type Where,
 } from '../../codec/index.js';
 import { PAGE_SHIFT, PAGE_SIZE } from '../../machine/index.js';
 import {
-  DUMP_COMPRESS_NAMES, DUMP_COMPRESS_NONE, isDumpCompress, makePageCodec, type DumpCompress, type PageCodec,
+  DUMP_COMPRESS_NAMES, isDumpCompress, makePageCodec, type DumpCompress, type PageCodec,
 } from '../codecs/index.js';
 import {
-  DUMP_ASM_MAGIC_NUMBER, DUMP_DH_COMPRESSED, DUMP_DH_END, DUMP_DH_RAW, DUMP_DH_TRUNCATED, DUMP_MAGIC_LIVE,
-  DUMP_MAGIC_NUMBER,
+  DUMP_ASM_MAGIC_NUMBER, DUMP_DH_COMPRESSED, DUMP_DH_END, DUMP_DH_TRUNCATED, DUMP_MAGIC_LIVE, DUMP_MAGIC_NUMBER,
 } from '../lkcd/constants.js';
 import { dump_header, dump_header_v8, type DumpHeader } from '../lkcd/dump_header.js';
 import { dump_header_asm, type DumpHeaderAsm } from '../lkcd/dump_header_asm.js';
 import { dump_page, type DumpPage } from '../lkcd/dump_page.js';
 import {
-  closeDumpFile, openDumpFile, readDumpFileAt, type DumpAttributes, type DumpCompressionName, type DumpFile, type DumpFormatOps, type ProbedDump,
+  LKCD_CSUM_F_LOCATOR, crc32Of, parseExtensions, readLocator, recordCrc32, type CsumBlock, type LkcdExtensions, type LocatorFound,
+} from './lkcd_ext.js';
+import {
+  endRecordProblem, pageRecordProblem, recordWhere, walkLkcdRecords, type RecordExpectations, type RecordLimits, type WalkOutcome,
+} from './lkcd_walk.js';
+import {
+  openDumpFile, placeOf, readDumpFileAt, type ChecksumStatus, type DumpAttributes, type DumpCompressionName,
+  type DumpFile, type DumpFormatOps, type DumpIntegrity, type DumpProblem, type DumpRange, type DumpSource, type DumpState,
+  type ProbeOptions, type ProbedDump,
 } from './types.js';
 
 // ---- versions and layout constants ------------------------------------------------------
@@ -46,47 +56,15 @@ export const LKCD_DUMP_MCLX_V0 = 0x80000000;
 export const LKCD_DUMP_MCLX_V1 = 0x40000000;
 /** Offset of the first page record in a v8 dump (crash defs.h, libkdumpfile lkcd.c). */
 export const LKCD_OFFSET_TO_FIRST_PAGE = 65536;
-/** The flags an end record may carry. */
-const END_FLAGS_ALLOWED = DUMP_DH_END | DUMP_DH_TRUNCATED;
 
 export { dump_header_v8, type DumpHeaderV8 } from '../lkcd/dump_header.js';
-
-// ---- the missing-ranges trailer (our extension) ----------------------------------------
-
-/** ASCII magic of the trailer after the end record that lists PFN ranges the dump lacks. */
-export const LKCD_MISSING_TRAILER_MAGIC = 'LKCDMISS';
-
-/** Trailer header: magic, range count, zlib crc32 of the ranges' bytes. */
-export const lkcd_missing_trailer = defineStruct('lkcd_missing_trailer', {
-  magic: bytes(LKCD_MISSING_TRAILER_MAGIC.length),
-  count: u32,
-  crc32: u32,
-});
-
-/** One missing range: PFNs [start_pfn, end_pfn). */
-export const lkcd_missing_range = defineStruct('lkcd_missing_range', {
-  start_pfn: u64,
-  end_pfn: u64,
-});
-
-/** Encodes the trailer for `ranges` ([start, end) PFN pairs). */
-export function encodeLkcdMissingTrailer(ranges: ReadonlyArray<readonly [bigint, bigint]>): Uint8Array {
-  const out = new Uint8Array(lkcd_missing_trailer.size + ranges.length * lkcd_missing_range.size);
-  const view = viewOf(out);
-  ranges.forEach(([start_pfn, end_pfn], i) => {
-    lkcd_missing_range.encode({ start_pfn, end_pfn }, view, lkcd_missing_trailer.size + i * lkcd_missing_range.size);
-  });
-  lkcd_missing_trailer.encode({
-    magic: Buffer.from(LKCD_MISSING_TRAILER_MAGIC, 'latin1'),
-    count: ranges.length,
-    crc32: zlib.crc32(out.subarray(lkcd_missing_trailer.size)) >>> 0,
-  }, view, 0);
-  return out;
-}
+export {
+  LKCD_MISSING_TRAILER_MAGIC, encodeLkcdMissingTrailer, lkcd_missing_range, lkcd_missing_trailer,
+} from './lkcd_ext.js';
 
 // ---- public types --------------------------------------------------------------------
 
-/** Where one page lives in the file: its dump_page header's offset, dp_size and dp_flags. */
+/** Where one page lives in the dump: its dump_page header's offset, dp_size and dp_flags. */
 export interface LkcdPageRecord {
   offset: bigint;
   size: number;
@@ -96,29 +74,20 @@ export interface LkcdPageRecord {
 /** Finds a page's record without walking the file (e.g. from the SQLite index); null: not saved. */
 export type LkcdIndexLookup = (pfn: bigint) => LkcdPageRecord | null;
 
-export interface LkcdOpenOptions {
-  /** Replaces the walk: readPage() asks this, and checks the record header it points at. */
-  index?: LkcdIndexLookup;
+export interface LkcdOpenOptions extends ProbeOptions {
   /**
-   * With `index`: offset of the end record, so dump.truncated and the
-   * trailer are read without a walk. Without it they walk the file on
-   * first use.
+   * Called during the walk for each record that passed every check; an
+   * error it returns marks that page damaged (verify decompresses here, so
+   * the dump is read once).
    */
-  endOffset?: bigint;
-  /** Called during the walk with bytes walked and the file size. */
-  onProgress?: (doneBytes: bigint, totalBytes: bigint) => void;
+  inspect?: (pfn: bigint, dp: DumpPage, data: Uint8Array, offset: bigint) => DumpError | null;
 }
 
-export interface LkcdBadPage {
-  /** PFN of the record, or null for a problem that is not one page's (no end record, a broken trailer). */
-  pfn: bigint | null;
-  /** Offset of the record (or of the structure that is broken). */
-  offset: bigint;
-  error: DumpError;
-}
+/** Something that failed a check (a page, or a structure when pfn is null). */
+export type LkcdBadPage = DumpProblem;
 
 export interface LkcdVerifyResult {
-  /** Page records seen. */
+  /** Page records seen (good and bad). */
   pages: number;
   compressed: number;
   raw: number;
@@ -127,13 +96,18 @@ export interface LkcdVerifyResult {
   truncated: boolean;
   /** Offset of the end record, or null when there is none. */
   endOffset: bigint | null;
+  /** [start, end) of the ranges listed missing (not the dumper's own). */
   missingRanges: Array<[bigint, bigint]>;
+  ranges: DumpRange[];
+  state: DumpState;
+  checksum: ChecksumStatus;
+  notes: string[];
 }
 
 // ---- header ----------------------------------------------------------------------------
 
 /** Everything taken from the two headers, checked. */
-interface LkcdHeaders {
+export interface LkcdHeaders {
   version: number;
   /** The header in v9 shape; a v8 header gets dh_dump_buffer_size = LKCD_OFFSET_TO_FIRST_PAGE. */
   header: DumpHeader;
@@ -158,14 +132,14 @@ function isLkcdMagic(v: bigint): boolean {
 /** Adds the file to a decode error's place, shifting its offset to a file offset. */
 function inFile(err: unknown, file: DumpFile, base: bigint): unknown {
   if (err instanceof DumpError) {
-    const offset = err.where.offset === undefined ? base : base + BigInt(err.where.offset);
+    const offset = placeOf(file, err.where.offset === undefined ? base : base + BigInt(err.where.offset));
     return new DumpError(err.code, err.message, { ...err.where, file: file.path, offset }, { cause: err });
   }
   return err;
 }
 
 function headerWhere(file: DumpFile, field: keyof DumpHeader): Where {
-  return { file: file.path, struct: 'dump_header', field, offset: BigInt(dump_header.offsetOf[field]) };
+  return { file: file.path, struct: 'dump_header', field, offset: placeOf(file, BigInt(dump_header.offsetOf[field])) };
 }
 
 /**
@@ -173,7 +147,7 @@ function headerWhere(file: DumpFile, field: keyof DumpHeader): Where {
  * LKCD one in either byte order ("not mine"); throws for an LKCD file that
  * is broken or that this reader does not support.
  */
-function readHeaders(file: DumpFile): LkcdHeaders | null {
+export function readHeaders(file: DumpFile): LkcdHeaders | null {
   const headLen = dump_header.size + dump_header_asm.size;
   const head = new Uint8Array(Number(file.size < BigInt(headLen) ? file.size : BigInt(headLen)));
   const got = readDumpFileAt(file, head, 0n);
@@ -240,7 +214,7 @@ function readHeaders(file: DumpFile): LkcdHeaders | null {
   }
   const asmWhere = (field: keyof DumpHeaderAsm): Where => ({
     file: file.path, struct: 'dump_header_asm', field,
-    offset: BigInt(header.dh_header_size + dump_header_asm.offsetOf[field]),
+    offset: placeOf(file, BigInt(header.dh_header_size + dump_header_asm.offsetOf[field])),
   });
   if (asm.dha_magic_number !== DUMP_ASM_MAGIC_NUMBER) {
     throw new CorruptDumpError(`invalid magic number ${hex(asm.dha_magic_number)} for the x86_64 arch header`,
@@ -262,172 +236,9 @@ function readHeaders(file: DumpFile): LkcdHeaders | null {
   if (dataOffset > file.size) {
     throw new TruncatedError(
       `file of ${hex(file.size)} bytes ends before the first page record at offset ${hex(dataOffset)}`,
-      { file: file.path, offset: dataOffset, struct: 'dump_page' });
+      { file: file.path, offset: placeOf(file, dataOffset), struct: 'dump_page' });
   }
   return { version, header, asm, pageSize, compress, dataOffset };
-}
-
-// ---- sequential reading ------------------------------------------------------------------
-
-/** Window reads for a front-to-back walk: one read() per MiB instead of two per record. */
-class WindowReader {
-  private buf = new Uint8Array(1 << 20);
-  private start = 0n;
-  private len = 0;
-
-  constructor(private readonly file: DumpFile) {}
-
-  /** Up to `n` bytes at `offset` (fewer at the end of the file); valid until the next call. */
-  read(offset: bigint, n: number): Uint8Array {
-    if (offset >= this.start && offset + BigInt(n) <= this.start + BigInt(this.len)) {
-      const at = Number(offset - this.start);
-      return this.buf.subarray(at, at + n);
-    }
-    if (n > this.buf.length) this.buf = new Uint8Array(n);
-    this.len = readDumpFileAt(this.file, this.buf, offset);
-    this.start = offset;
-    return this.buf.subarray(0, Math.min(n, this.len));
-  }
-}
-
-interface RecordStep {
-  offset: bigint;
-  dp: DumpPage;
-}
-
-/**
- * Yields each record header from `dataOffset` up to and including the end
- * record. Throws TruncatedError when the file ends inside a record, or where
- * a record should start (no end record). A record's data is checked to lie
- * inside the file only when the consumer asks for the next record, so a
- * consumer must not read the data of a record whose header it rejected.
- */
-function* walkRecords(file: DumpFile, reader: WindowReader, dataOffset: bigint): Generator<RecordStep> {
-  let offset = dataOffset;
-  for (;;) {
-    if (offset === file.size) {
-      throw new TruncatedError(`no end record: the file ends at offset ${hex(offset)} where a page record should start`,
-        { file: file.path, offset, struct: 'dump_page', field: 'dp_flags' });
-    }
-    const bytesAt = reader.read(offset, dump_page.size);
-    let dp: DumpPage;
-    try {
-      dp = dump_page.decode(viewOf(bytesAt), 0);
-    } catch (e) {
-      throw inFile(e, file, offset);
-    }
-    if (dp.dp_flags & DUMP_DH_END) {
-      yield { offset, dp };
-      return;
-    }
-    // The consumer checks the header first: a dp_size that is corrupt is reported as such,
-    // not as a file cut short.
-    yield { offset, dp };
-    const dataEnd = offset + BigInt(dump_page.size) + BigInt(dp.dp_size);
-    if (dataEnd > file.size) {
-      throw new TruncatedError(
-        `file ends at ${hex(file.size)} inside the page data of the record at offset ${hex(offset)} (dp_size ${dp.dp_size})`,
-        { file: file.path, offset: offset + BigInt(dump_page.offsetOf.dp_size), struct: 'dump_page', field: 'dp_size' });
-    }
-    offset = dataEnd;
-  }
-}
-
-function recordWhere(file: DumpFile, offset: bigint, field: keyof DumpPage): Where {
-  return { file: file.path, struct: 'dump_page', field, offset: offset + BigInt(dump_page.offsetOf[field]) };
-}
-
-/**
- * The checks a page record must pass before its data is read: the end
- * record, then dp_flags, dp_address and dp_size of a page (crash
- * lkcd_v8.c, libkdumpfile lkcd_read_page(), stage 2's dph_valid()).
- */
-function recordProblem(file: DumpFile, offset: bigint, dp: DumpPage, pageSize: number, compress: DumpCompress): DumpError | null {
-  if (dp.dp_flags & DUMP_DH_END) {
-    if ((dp.dp_flags & ~END_FLAGS_ALLOWED) !== 0) {
-      return new CorruptDumpError(`end record has dp_flags ${hex(dp.dp_flags)}: only DUMP_DH_END and DUMP_DH_TRUNCATED may be set`,
-        recordWhere(file, offset, 'dp_flags'));
-    }
-    if (dp.dp_size !== 0) {
-      return new CorruptDumpError(`end record has dp_size ${dp.dp_size}, expected 0`, recordWhere(file, offset, 'dp_size'));
-    }
-    return null;
-  }
-  if (dp.dp_flags !== DUMP_DH_RAW && dp.dp_flags !== DUMP_DH_COMPRESSED) {
-    return new CorruptDumpError(`unknown page flags dp_flags ${hex(dp.dp_flags)}: expected DUMP_DH_RAW or DUMP_DH_COMPRESSED`,
-      recordWhere(file, offset, 'dp_flags'));
-  }
-  if (dp.dp_address % BigInt(pageSize) !== 0n) {
-    return new CorruptDumpError(`dp_address ${hex(dp.dp_address)} is not page aligned`, recordWhere(file, offset, 'dp_address'));
-  }
-  if (dp.dp_size > pageSize) {
-    return new CorruptDumpError(`dp_size ${dp.dp_size} exceeds page size ${pageSize}`, recordWhere(file, offset, 'dp_size'));
-  }
-  if (dp.dp_flags === DUMP_DH_RAW && dp.dp_size !== pageSize) {
-    return new CorruptDumpError(`raw page has dp_size ${dp.dp_size}, expected the page size ${pageSize}`,
-      recordWhere(file, offset, 'dp_size'));
-  }
-  if (dp.dp_flags === DUMP_DH_COMPRESSED) {
-    if (compress === DUMP_COMPRESS_NONE) {
-      return new CorruptDumpError('page is DUMP_DH_COMPRESSED but the dump\'s compression is none',
-        recordWhere(file, offset, 'dp_flags'));
-    }
-    if (dp.dp_size === 0) {
-      return new CorruptDumpError('compressed page has dp_size 0', recordWhere(file, offset, 'dp_size'));
-    }
-  }
-  return null;
-}
-
-function duplicateError(file: DumpFile, offset: bigint, pfn: number, previous: bigint): CorruptDumpError {
-  return new CorruptDumpError(`duplicate PFN ${hex(pfn)} (previous record at offset ${hex(previous)})`,
-    recordWhere(file, offset, 'dp_address'));
-}
-
-/** Reads the optional trailer after the end record at `endOffset`; [] when there is none. */
-function readTrailer(file: DumpFile, endOffset: bigint): Array<[bigint, bigint]> {
-  const at = endOffset + BigInt(dump_page.size);
-  const avail = file.size - at;
-  if (avail < BigInt(LKCD_MISSING_TRAILER_MAGIC.length)) return [];
-  const hdr = new Uint8Array(Number(avail < BigInt(lkcd_missing_trailer.size) ? avail : BigInt(lkcd_missing_trailer.size)));
-  readDumpFileAt(file, hdr, at);
-  if (Buffer.from(hdr.subarray(0, LKCD_MISSING_TRAILER_MAGIC.length)).toString('latin1') !== LKCD_MISSING_TRAILER_MAGIC) return [];
-  const where = (field: string, extra = 0n): Where => ({
-    file: file.path, struct: 'lkcd_missing_trailer', field,
-    offset: at + extra + BigInt(field in lkcd_missing_trailer.offsetOf
-      ? lkcd_missing_trailer.offsetOf[field as keyof typeof lkcd_missing_trailer.offsetOf] : 0),
-  });
-  if (hdr.length < lkcd_missing_trailer.size) {
-    throw new CorruptDumpError(`missing-ranges trailer is cut short: ${hdr.length} of ${lkcd_missing_trailer.size} header bytes`,
-      where('count'));
-  }
-  const t = lkcd_missing_trailer.decode(viewOf(hdr), 0);
-  const room = avail - BigInt(lkcd_missing_trailer.size);
-  const need = BigInt(t.count) * BigInt(lkcd_missing_range.size);
-  if (need > room) {
-    throw new CorruptDumpError(`missing-ranges trailer claims ${t.count} ranges (${need} bytes) but ${room} bytes follow it`,
-      where('count'));
-  }
-  const body = new Uint8Array(Number(need));
-  readDumpFileAt(file, body, at + BigInt(lkcd_missing_trailer.size));
-  const crc = zlib.crc32(body) >>> 0;
-  if (crc !== t.crc32) {
-    throw new CorruptDumpError(`missing-ranges trailer crc32 ${hex(t.crc32)} does not match its ranges (${hex(crc)})`,
-      where('crc32'));
-  }
-  const view = viewOf(body);
-  const out: Array<[bigint, bigint]> = [];
-  for (let i = 0; i < t.count; i++) {
-    const r = lkcd_missing_range.decode(view, i * lkcd_missing_range.size);
-    if (r.start_pfn >= r.end_pfn) {
-      throw new CorruptDumpError(`missing range ${i} [${hex(r.start_pfn)}, ${hex(r.end_pfn)}) is empty or reversed`, {
-        file: file.path, struct: 'lkcd_missing_range', field: 'end_pfn',
-        offset: at + BigInt(lkcd_missing_trailer.size + i * lkcd_missing_range.size + lkcd_missing_range.offsetOf.end_pfn),
-      });
-    }
-    out.push([r.start_pfn, r.end_pfn]);
-  }
-  return out;
 }
 
 // ---- the index -------------------------------------------------------------------------
@@ -439,14 +250,15 @@ class RecordTable {
   private offset = new Float64Array(1024);
   private size = new Uint32Array(1024);
   private flags = new Uint8Array(1024);
+  private crc = new Uint32Array(1024);
   private readonly byPfn = new Map<number, number>();
 
-  /** Index of the record already holding `pfn`, or -1. */
+  /** Index of the record holding `pfn`, or -1. */
   find(pfn: number): number {
     return this.byPfn.get(pfn) ?? -1;
   }
 
-  add(pfn: number, offset: bigint, size: number, flags: number): void {
+  add(pfn: number, offset: bigint, size: number, flags: number, crc: number): void {
     if (this.count === this.pfn.length) {
       const grow = <T extends Float64Array | Uint32Array | Uint8Array>(a: T): T => {
         const b = new (a.constructor as new (n: number) => T)(a.length * 2);
@@ -457,17 +269,23 @@ class RecordTable {
       this.offset = grow(this.offset);
       this.size = grow(this.size);
       this.flags = grow(this.flags);
+      this.crc = grow(this.crc);
     }
     const i = this.count++;
     this.pfn[i] = pfn;
     this.offset[i] = Number(offset);
     this.size[i] = size;
     this.flags[i] = flags;
+    this.crc[i] = crc;
     this.byPfn.set(pfn, i);
   }
 
   record(i: number): LkcdPageRecord {
     return { offset: BigInt(this.offset[i]), size: this.size[i], flags: this.flags[i] };
+  }
+
+  crcAt(i: number): number {
+    return this.crc[i];
   }
 
   pfnAt(i: number): number {
@@ -478,24 +296,60 @@ class RecordTable {
 /** dp_address >> PAGE_SHIFT is always below this, so every PFN of a record is a safe integer. */
 const PFN_LIMIT = 1n << BigInt(64 - PAGE_SHIFT);
 
+/** The checksum extension's records as the walker's expectations. */
+function csumExpectations(csum: CsumBlock): RecordExpectations {
+  const r = csum.records;
+  return {
+    count: r.count,
+    source: 'the checksum extension',
+    expect: (i) => ({ pfn: r.pfn[i], size: r.size[i], flags: r.flags[i] }),
+    check: (i, header, data) => recordCrc32(header, data) === r.crc[i],
+  };
+}
+
+/** What one walk of the records found. */
+interface WalkResult {
+  table: RecordTable;
+  problems: DumpProblem[];
+  damaged: Map<bigint, DumpError>;
+  /** Page records seen, good and bad. */
+  seen: number;
+  /** Records whose header passed every check, by dp_flags. */
+  compressed: number;
+  raw: number;
+  end: { offset: bigint; truncated: boolean; header: Uint8Array } | null;
+  /** What stopped the walk before an END record, if anything did. */
+  broken: DumpError | null;
+}
+
 // ---- the dump ----------------------------------------------------------------------------
 
-/** An open LKCD dump file. */
+/** An open LKCD dump. */
 export class LkcdDump implements ProbedDump {
   readonly attrs: DumpAttributes;
   private table: RecordTable | null = null;
   private end: { offset: bigint; truncated: boolean } | null = null;
-  private missing: Array<[bigint, bigint]> | null = null;
+  private listed: DumpRange[] | null = null;
+  private problems: DumpProblem[] = [];
+  private damaged = new Map<bigint, DumpError>();
+  private notes: string[] = [];
+  private checksum: ChecksumStatus = 'unverified';
+  private recordsSeen = 0;
+  private broken: DumpError | null = null;
+  private kinds = { compressed: 0, raw: 0 };
+  private extentEnd: bigint | null = null;
   private readonly codec: PageCodec;
+  private readonly inspectCodec: PageCodec | undefined;
   private readonly scratch: Uint8Array;
   private closed = false;
 
   private constructor(
-    readonly file: DumpFile,
+    readonly file: DumpSource,
     private readonly h: LkcdHeaders,
     private readonly opts: LkcdOpenOptions,
   ) {
     this.codec = makePageCodec(h.compress);
+    this.inspectCodec = (opts.inspect as { codec?: PageCodec } | undefined)?.codec;
     this.scratch = new Uint8Array(dump_page.size + h.pageSize);
     const header = h.header;
     const attrs: DumpAttributes = {
@@ -509,6 +363,8 @@ export class LkcdDump implements ProbedDump {
       'dump.pages': header.dh_num_pages,
       'crash.panic_string': header.dh_panic_string,
       'crash.time': header.dh_time.tv_sec,
+      'crash.time_usec': header.dh_time.tv_usec,
+      'dump.memory_pages': header.dh_memory_size,
       'linux.uts.release': header.dh_utsname_release,
       'linux.uts.nodename': header.dh_utsname_nodename,
       'linux.uts.version': header.dh_utsname_version,
@@ -526,18 +382,21 @@ export class LkcdDump implements ProbedDump {
   }
 
   /** Opens the dump in `file` (which it then owns), or returns null when `file` is not LKCD. */
-  static probe(file: DumpFile, opts: LkcdOpenOptions = {}): LkcdDump | null {
+  static probe(file: DumpSource, options: LkcdOpenOptions = {}): LkcdDump | null {
     const h = readHeaders(file);
     if (!h) return null;
+    const opts = options.verifyPages && !options.inspect ? { ...options, inspect: decodeInspector(file, h.compress) } : options;
     const dump = new LkcdDump(file, h, opts);
     try {
       if (opts.index) {
         if (opts.endOffset !== undefined) dump.readEndAt(opts.endOffset);
       } else {
-        dump.walk();
+        dump.open();
+        if (opts.mode !== 'salvage' && dump.problems.length > 0) throw dump.problems[0].error;
       }
     } catch (e) {
       dump.codec.close();
+      dump.inspectCodec?.close();
       throw e;
     }
     return dump;
@@ -566,57 +425,191 @@ export class LkcdDump implements ProbedDump {
     return this.endRecord().offset;
   }
 
+  /** Offset just past the dump's last byte that matters: the extension area, or the END record. */
+  get extent(): bigint {
+    this.live();
+    if (this.extentEnd === null) this.open();
+    return this.extentEnd!;
+  }
+
   private live(): void {
     if (this.closed) throw new InternalError(`LKCD dump ${this.file.path} used after close()`);
   }
 
-  private walk(): RecordTable {
-    if (this.table) return this.table;
-    const { file, h } = this;
-    const table = new RecordTable();
-    const reader = new WindowReader(file);
-    let n = 0;
-    for (const { offset, dp } of walkRecords(file, reader, h.dataOffset)) {
-      const problem = recordProblem(file, offset, dp, h.pageSize, h.compress);
-      if (problem) throw problem;
-      if (dp.dp_flags & DUMP_DH_END) {
-        this.setEnd(offset, dp);
-        break;
-      }
-      const pfn = Number(dp.dp_address >> BigInt(PAGE_SHIFT));
-      const prev = table.find(pfn);
-      if (prev >= 0) throw duplicateError(file, offset, pfn, table.record(prev).offset);
-      table.add(pfn, offset, dp.dp_size, dp.dp_flags);
-      if (++n % 4096 === 0) this.opts.onProgress?.(offset, file.size);
-    }
-    this.opts.onProgress?.(file.size, file.size);
-    this.table = table;
-    if (!this.opts.index) this.attrs['dump.pages'] = table.count;
-    this.missing = readTrailer(file, this.end!.offset);
-    return table;
+  private limits(): RecordLimits {
+    return { pageSize: this.h.pageSize, compress: this.h.compress, memoryPages: this.h.header.dh_memory_size };
   }
 
-  /** Reads the end record at `offset` (given by the caller's index) and the trailer after it. */
+  /**
+   * Reads the whole dump: the extension area (through the locator when it
+   * is sound, else after walking to END), then the records, framed by the
+   * checksums when there are some. Problems are collected, not thrown.
+   */
+  private open(): RecordTable {
+    if (this.table) return this.table;
+    const { file, h } = this;
+    const found = this.findExtensions();
+    const { locator, ext, areaAt } = found;
+    const problems = found.problems;
+    const csum = ext?.csum ?? null;
+    const walk = csum ? this.walkWithChecksums(csum, locator, areaAt, problems) : found.walk ?? this.walkRecords(null, h.dataOffset);
+    problems.push(...walk.problems);
+    if (ext) {
+      problems.push(...ext.problems);
+      this.notes = ext.notes;
+      if (ext.csumSeen && !csum && !ext.problems.length) {
+        problems.push({ pfn: null, offset: areaAt ?? 0n, error: new CorruptDumpError('the checksum extension cannot be read', { file: file.path, struct: 'lkcd_ext_header' }) });
+      }
+    }
+    this.problems = problems;
+    this.damaged = walk.damaged;
+    this.recordsSeen = walk.seen;
+    this.broken = walk.broken;
+    this.kinds = { compressed: walk.compressed, raw: walk.raw };
+    this.table = walk.table;
+    this.listed = ext?.ranges ?? [];
+    // A dump that has checksums (or a locator, or a checksum block that cannot be read) is never 'unverified'.
+    this.checksum = csum ? (problems.length ? 'failed' : 'verified') : ext?.csumSeen || locator ? 'failed' : 'unverified';
+    if (walk.end) this.setEnd(walk.end.offset, walk.end.truncated);
+    this.extentEnd = locator && !locator.problem ? locator.areaOffset + locator.areaLen
+      : ext ? ext.end : walk.end ? walk.end.offset + BigInt(dump_page.size) : file.size;
+    if (!this.opts.index) this.attrs['dump.pages'] = walk.table.count;
+    this.opts.onProgress?.(file.size, file.size);
+    return walk.table;
+  }
+
+  /**
+   * Finds the extension area: through the locator when it is sound (its
+   * bytes checked against the locator's CRC32), else after the END record
+   * of a walk that trusts the record headers (that walk is returned, to be
+   * used as is when the area holds no checksums).
+   */
+  private findExtensions(): { locator: LocatorFound | null; ext: LkcdExtensions | null; areaAt: bigint | null; walk: WalkResult | null; problems: DumpProblem[] } {
+    const { file, h } = this;
+    const problems: DumpProblem[] = [];
+    const locator = readLocator(file, h.dataOffset);
+    if (locator && !locator.problem) {
+      const crc = crc32Of(file, locator.areaOffset, locator.areaLen);
+      if (crc !== locator.areaCrc32) {
+        problems.push({ pfn: null, offset: locator.areaOffset, error: new CorruptDumpError(
+          `the extension area at offset ${hex(placeOf(file, locator.areaOffset))} was altered: crc32 ${hex(crc)}, the locator says ${hex(locator.areaCrc32)}`,
+          { file: file.path, struct: 'lkcd_ext_header', offset: placeOf(file, locator.areaOffset) }) });
+      }
+      const ext = parseExtensions(file, locator.areaOffset, locator.areaOffset + locator.areaLen);
+      return { locator, ext, areaAt: locator.areaOffset, walk: null, problems };
+    }
+    if (locator?.problem) problems.push(locator.problem);
+    const walk = this.walkRecords(null, h.dataOffset);
+    if (!walk.end) return { locator, ext: null, areaAt: null, walk, problems };
+    const areaAt = walk.end.offset + BigInt(dump_page.size);
+    return { locator, ext: parseExtensions(file, areaAt, file.size), areaAt, walk, problems };
+  }
+
+  /**
+   * The walk framed by the checksums: the headers, every record and the
+   * END record checked against them, the END record found where the area
+   * begins. Problems other than the walk's own go to `problems`.
+   */
+  private walkWithChecksums(csum: CsumBlock, locator: LocatorFound | null, areaAt: bigint | null, problems: DumpProblem[]): WalkResult {
+    const { file } = this;
+    if ((csum.flags & LKCD_CSUM_F_LOCATOR) && locator === null) {
+      problems.push({ pfn: null, offset: 0n, error: new CorruptDumpError(
+        'the extension locator in the header buffer is gone: the checksums say one was written',
+        { file: file.path, struct: 'lkcd_ext_locator', field: 'magic', offset: placeOf(file, 0n) }) });
+    }
+    problems.push(...this.checkHeaders(csum));
+    const walk = this.walkRecords(csumExpectations(csum), this.csumDataOffset(csum));
+    if (walk.end) {
+      const endCrc = crc32Of(file, walk.end.offset, BigInt(dump_page.size));
+      if (endCrc !== csum.end_crc32) {
+        problems.push({ pfn: null, offset: walk.end.offset, error: new CorruptDumpError(
+          `the END record at offset ${hex(placeOf(file, walk.end.offset))} was altered (crc32 ${hex(endCrc)}, the checksums say ${hex(csum.end_crc32)})`,
+          recordWhere(file, walk.end.offset, 'dp_flags')) });
+      }
+      if (areaAt !== null && walk.end.offset + BigInt(dump_page.size) !== areaAt) {
+        problems.push({ pfn: null, offset: walk.end.offset, error: new CorruptDumpError(
+          `the END record at offset ${hex(placeOf(file, walk.end.offset))} is not right before the extension area at ${hex(placeOf(file, areaAt))}`,
+          recordWhere(file, walk.end.offset, 'dp_flags')) });
+      }
+    }
+    return walk;
+  }
+
+  /** The headers as written, against the checksums: any altered byte of either is a problem. */
+  private checkHeaders(csum: CsumBlock): DumpProblem[] {
+    const { file, h } = this;
+    const len = BigInt(h.header.dh_header_size + dump_header_asm.size);
+    if (BigInt(csum.header_len) !== len) {
+      return [{ pfn: null, offset: 0n, error: new CorruptDumpError(
+        `the headers were altered: they are ${len} bytes, the checksums cover ${csum.header_len}`,
+        { file: file.path, struct: 'dump_header', field: 'dh_header_size', offset: placeOf(file, BigInt(dump_header.offsetOf.dh_header_size)) }) }];
+    }
+    const crc = crc32Of(file, 0n, len);
+    if (crc === csum.header_crc32) return [];
+    return [{ pfn: null, offset: 0n, error: new CorruptDumpError(
+      `the dump header or the arch header was altered (crc32 ${hex(crc)}, the checksums say ${hex(csum.header_crc32)})`,
+      { file: file.path, struct: 'dump_header', offset: placeOf(file, 0n) }) }];
+  }
+
+  /** Where the records start: the header's word, unless it was altered and the checksums' word is sound. */
+  private csumDataOffset(csum: CsumBlock): bigint {
+    const d = csum.data_offset;
+    const headersEnd = BigInt(this.h.header.dh_header_size + dump_header_asm.size);
+    return d !== this.h.dataOffset && d >= headersEnd && d % BigInt(this.h.pageSize) === 0n && d <= this.file.size ? d : this.h.dataOffset;
+  }
+
+  /** One walk of the records; good ones go in the table, the others are problems. */
+  private walkRecords(expected: RecordExpectations | null, start: bigint): WalkResult {
+    const { file } = this;
+    const outcome: WalkOutcome = { end: null, broken: null, stoppedAt: start, records: 0 };
+    const r: WalkResult = { table: new RecordTable(), problems: [], damaged: new Map(), seen: 0, compressed: 0, raw: 0, end: null, broken: outcome.broken };
+    const wantCrc = this.opts.pageCrc32 === true;
+    const inspect = this.opts.inspect;
+    for (const rec of walkLkcdRecords(file, this.limits(), { start, endRecord: true, expected, outcome, onProgress: this.opts.onProgress })) {
+      r.seen++;
+      let problem = rec.problem;
+      if (!problem) {
+        if (rec.dp.dp_flags === DUMP_DH_COMPRESSED) r.compressed++;
+        else r.raw++;
+        if (inspect) problem = inspect(rec.pfn, rec.dp, rec.data, rec.offset);
+      }
+      if (problem) {
+        r.problems.push({ pfn: rec.pfn, offset: rec.offset, error: problem });
+        // A damaged page reads as not present; the first problem names it.
+        if (!r.damaged.has(rec.pfn) && r.table.find(Number(rec.pfn)) < 0) r.damaged.set(rec.pfn, problem);
+        continue;
+      }
+      r.table.add(Number(rec.pfn), rec.offset, rec.dp.dp_size, rec.dp.dp_flags, wantCrc ? crc32Data(rec.data) : 0);
+    }
+    r.broken = outcome.broken;
+    if (outcome.broken) r.problems.push({ pfn: null, offset: outcome.stoppedAt, error: outcome.broken });
+    if (outcome.end) {
+      if (outcome.end.problem) r.problems.push({ pfn: null, offset: outcome.end.offset, error: outcome.end.problem });
+      r.end = { offset: outcome.end.offset, truncated: (outcome.end.dp.dp_flags & DUMP_DH_TRUNCATED) !== 0, header: outcome.end.header };
+    }
+    return r;
+  }
+
+  /** Reads the end record at `offset` (given by the caller's index) and the ranges listed after it. */
   private readEndAt(offset: bigint): void {
     const { file } = this;
     const buf = new Uint8Array(dump_page.size);
     if (offset < this.h.dataOffset || readDumpFileAt(file, buf, offset) < dump_page.size) {
-      throw new TruncatedError(`no end record at offset ${hex(offset)}`, { file: file.path, offset, struct: 'dump_page', field: 'dp_flags' });
+      throw new TruncatedError(`no end record at offset ${hex(placeOf(file, offset))}`, { file: file.path, offset: placeOf(file, offset), struct: 'dump_page', field: 'dp_flags' });
     }
     const dp = dump_page.decode(viewOf(buf), 0);
-    if (!(dp.dp_flags & DUMP_DH_END)) {
-      throw new CorruptDumpError(`the record at offset ${hex(offset)} is not the end record (dp_flags ${hex(dp.dp_flags)})`,
-        recordWhere(file, offset, 'dp_flags'));
-    }
-    const problem = recordProblem(file, offset, dp, this.h.pageSize, this.h.compress);
+    const problem = endRecordProblem(file, offset, dp);
     if (problem) throw problem;
-    this.setEnd(offset, dp);
-    this.missing = readTrailer(file, offset);
+    this.setEnd(offset, (dp.dp_flags & DUMP_DH_TRUNCATED) !== 0);
+    const ext = parseExtensions(file, offset + BigInt(dump_page.size), file.size);
+    if (ext.problems.length) throw ext.problems[0].error;
+    this.listed = ext.ranges;
+    this.notes = ext.notes;
   }
 
-  private setEnd(offset: bigint, dp: DumpPage): void {
-    this.end = { offset, truncated: (dp.dp_flags & DUMP_DH_TRUNCATED) !== 0 };
-    if (!this.lazyEnd) this.attrs['dump.truncated'] = this.end.truncated;
+  private setEnd(offset: bigint, truncated: boolean): void {
+    this.end = { offset, truncated };
+    if (!this.lazyEnd) this.attrs['dump.truncated'] = truncated;
   }
 
   /** An index replaced the walk and gave no end offset: dump.truncated is a getter that walks. */
@@ -625,25 +618,80 @@ export class LkcdDump implements ProbedDump {
   }
 
   private endRecord(): { offset: bigint; truncated: boolean } {
-    if (!this.end) this.walk();
-    return this.end!;
+    if (!this.end) {
+      this.open();
+      if (!this.end) throw this.broken ?? this.problems.find((p) => p.pfn === null)?.error ?? new TruncatedError(`${this.file.path}: no end record`, { file: this.file.path });
+    }
+    return this.end;
   }
 
-  /** Ranges [start_pfn, end_pfn) the trailer lists as missing; empty when there is no trailer. */
-  missingRanges(): Array<[bigint, bigint]> {
+  /** Listed ranges with their reasons: missing ones and the dumper's own frames. */
+  ranges(): DumpRange[] {
     this.live();
-    this.endRecord();
-    return this.missing!.map(([a, b]) => [a, b]);
+    if (this.listed === null) {
+      if (this.opts.index && !this.table) this.endRecord();
+      if (this.listed === null) this.open();
+    }
+    return this.listed!.map((r) => ({ ...r }));
   }
 
-  /** Where `pfn` is stored, or null when the dump does not hold it. */
+  /** Ranges [start_pfn, end_pfn) listed as missing (the dumper's own frames are not missing). */
+  missingRanges(): Array<[bigint, bigint]> {
+    return this.ranges().filter((r) => r.reason !== 'dumper').map((r) => [r.start, r.end]);
+  }
+
+  integrity(): DumpIntegrity {
+    this.live();
+    const ranges = this.ranges();
+    if (this.opts.index && !this.table) {
+      return { state: this.stateOf(ranges), checksum: this.checksum, ranges, problems: [], notes: [...this.notes] };
+    }
+    this.open();
+    return { state: this.stateOf(ranges), checksum: this.checksum, ranges, problems: [...this.problems], notes: [...this.notes] };
+  }
+
+  private stateOf(ranges: DumpRange[]): DumpState {
+    if (this.problems.length > 0) return 'damaged';
+    return this.endRecord().truncated || ranges.some((r) => r.reason !== 'dumper') ? 'truncated' : 'complete';
+  }
+
+  /** Damaged pages: present in the dump but failing a check; each reads as not present. */
+  damagedPages(): Map<bigint, DumpError> {
+    this.live();
+    this.open();
+    return new Map(this.damaged);
+  }
+
+  /** Records whose header passed every check, compressed and raw (a page damaged only in its data counts). */
+  get recordKinds(): { compressed: number; raw: number } {
+    this.live();
+    this.open();
+    return { ...this.kinds };
+  }
+
+  /** Page records seen by the walk, good and bad. */
+  get recordsWalked(): number {
+    this.live();
+    this.open();
+    return this.recordsSeen;
+  }
+
+  /** Where `pfn` is stored, or null when the dump does not hold it intact. */
   record(pfn: bigint): LkcdPageRecord | null {
     this.live();
     if (pfn < 0n || pfn >= PFN_LIMIT) return null;
     if (this.opts.index && !this.table) return this.checkedIndexRecord(pfn);
-    const table = this.walk();
+    const table = this.open();
     const i = table.find(Number(pfn));
     return i < 0 ? null : table.record(i);
+  }
+
+  /** CRC32 of the page's data, when opened with pageCrc32. */
+  pageCrc32(pfn: bigint): number | null {
+    if (!this.opts.pageCrc32) return null;
+    const table = this.open();
+    const i = table.find(Number(pfn));
+    return i < 0 ? null : table.crcAt(i);
   }
 
   /** The caller's index entry for `pfn`, checked against the record header it points at. */
@@ -653,20 +701,20 @@ export class LkcdDump implements ProbedDump {
     const { file } = this;
     const hdr = this.scratch.subarray(0, dump_page.size);
     if (rec.offset < this.h.dataOffset || readDumpFileAt(file, hdr, rec.offset) < dump_page.size) {
-      throw new TruncatedError(`index points PFN ${hex(pfn)} at offset ${hex(rec.offset)}, outside the page records`,
-        { file: file.path, offset: rec.offset, struct: 'dump_page' });
+      throw new TruncatedError(`index points PFN ${hex(pfn)} at offset ${hex(placeOf(file, rec.offset))}, outside the page records`,
+        { file: file.path, offset: placeOf(file, rec.offset), struct: 'dump_page' });
     }
     const dp = dump_page.decode(viewOf(hdr), 0);
     if (dp.dp_address !== pfn << BigInt(PAGE_SHIFT) || dp.dp_size !== rec.size || dp.dp_flags !== rec.flags) {
       throw new CorruptDumpError(
         `index entry for PFN ${hex(pfn)} (size ${rec.size}, flags ${hex(rec.flags)}) disagrees with the record at offset ` +
-        `${hex(rec.offset)} (dp_address ${hex(dp.dp_address)}, dp_size ${dp.dp_size}, dp_flags ${hex(dp.dp_flags)})`,
+        `${hex(placeOf(file, rec.offset))} (dp_address ${hex(dp.dp_address)}, dp_size ${dp.dp_size}, dp_flags ${hex(dp.dp_flags)})`,
         recordWhere(file, rec.offset, 'dp_address'));
     }
-    const problem = recordProblem(file, rec.offset, dp, this.h.pageSize, this.h.compress);
+    const problem = pageProblemOf(file, rec.offset, dp, this.limits());
     if (problem) throw problem;
     if (rec.offset + BigInt(dump_page.size + rec.size) > file.size) {
-      throw new TruncatedError(`file ends inside the page data of the record at offset ${hex(rec.offset)}`,
+      throw new TruncatedError(`file ends inside the page data of the record at offset ${hex(placeOf(file, rec.offset))}`,
         recordWhere(file, rec.offset, 'dp_size'));
     }
     return rec;
@@ -676,8 +724,11 @@ export class LkcdDump implements ProbedDump {
     const rec = this.record(pfn);
     const address = pfn << BigInt(PAGE_SHIFT);
     if (!rec) {
-      throw new FaultError(`PFN ${hex(pfn)} (physical address ${hex(address)}) is not in the dump`,
-        { file: this.file.path, address, space: 'phys' });
+      const damaged = this.table ? this.damaged.get(pfn) : undefined;
+      throw new FaultError(damaged
+        ? `PFN ${hex(pfn)} (physical address ${hex(address)}) is damaged in the dump: ${damaged.message}`
+        : `PFN ${hex(pfn)} (physical address ${hex(address)}) is not in the dump`,
+      { file: this.file.path, address, space: 'phys' });
     }
     const data = this.scratch.subarray(0, rec.size);
     const dataOffset = rec.offset + BigInt(dump_page.size);
@@ -689,7 +740,7 @@ export class LkcdDump implements ProbedDump {
 
   *pages(): Iterable<bigint> {
     this.live();
-    const table = this.walk();
+    const table = this.open();
     for (let i = 0; i < table.count; i++) yield BigInt(table.pfnAt(i));
   }
 
@@ -697,24 +748,54 @@ export class LkcdDump implements ProbedDump {
     if (this.closed) return;
     this.closed = true;
     this.codec.close();
-    closeDumpFile(this.file);
+    this.inspectCodec?.close();
+    this.file.close();
   }
+}
+
+/** An inspect hook that decodes every page (verifyPages), with its own codec. */
+function decodeInspector(file: DumpSource, compress: DumpCompress): NonNullable<LkcdOpenOptions['inspect']> & { codec: PageCodec } {
+  const codec = makePageCodec(compress);
+  const out = new Uint8Array(PAGE_SIZE);
+  const fn = (pfn: bigint, dp: DumpPage, data: Uint8Array, offset: bigint): DumpError | null => {
+    try {
+      codec.decode(dp.dp_flags, data, out);
+      return null;
+    } catch (e) {
+      const err = decodeProblem(file, pfn, offset, e);
+      if (!(err instanceof DumpError)) throw err;
+      return err;
+    }
+  };
+  return Object.assign(fn, { codec });
+}
+
+function crc32Data(data: Uint8Array): number {
+  return zlib.crc32(data) >>> 0;
+}
+
+function pageProblemOf(src: DumpSource, offset: bigint, dp: DumpPage, lim: RecordLimits): DumpError | null {
+  return pageRecordProblem(src, offset, dp, lim);
 }
 
 /** Decompresses one record's data into `out`, naming the PFN and the record's offset on failure. */
 function decodeRecord(
-  file: DumpFile, codec: PageCodec, pfn: bigint, rec: LkcdPageRecord, data: Uint8Array, out: Uint8Array,
+  file: DumpSource, codec: PageCodec, pfn: bigint, rec: LkcdPageRecord, data: Uint8Array, out: Uint8Array,
 ): Uint8Array {
   try {
     return codec.decode(rec.flags, data, out);
   } catch (e) {
-    if (e instanceof DumpError && e.code !== 'INTERNAL') {
-      const field = (e.where.field as keyof DumpPage | undefined) ?? 'dp_size';
-      throw new DumpError(e.code, `page data of PFN ${hex(pfn)}: ${e.message}`,
-        recordWhere(file, rec.offset, field in dump_page.offsetOf ? field : 'dp_size'), { cause: e });
-    }
-    throw e;
+    throw decodeProblem(file, pfn, rec.offset, e);
   }
+}
+
+function decodeProblem(file: DumpSource, pfn: bigint, offset: bigint, e: unknown): unknown {
+  if (e instanceof DumpError && e.code !== 'INTERNAL') {
+    const field = (e.where.field as keyof DumpPage | undefined) ?? 'dp_size';
+    return new DumpError(e.code, `page data of PFN ${hex(pfn)}: ${e.message}`,
+      recordWhere(file, offset, field in dump_page.offsetOf ? field : 'dp_size'), { cause: e });
+  }
+  return e;
 }
 
 // ---- entry points -----------------------------------------------------------------------
@@ -722,8 +803,29 @@ function decodeRecord(
 /** The format-table entry (src/dump/formats/index.ts). */
 export const lkcdFormat: DumpFormatOps = {
   name: 'lkcd',
-  probe: (file) => LkcdDump.probe(file),
+  probe: (file, opts) => LkcdDump.probe(file, opts),
 };
+
+function notLkcd(path: string): DumpError {
+  return new DumpError('UNSUPPORTED', `${path}: not an LKCD dump (no DUMP_MAGIC_NUMBER at offset 0)`,
+    { file: path, struct: 'dump_header', field: 'dh_magic_number', offset: 0n });
+}
+
+/** Opens an LKCD dump in `src` (which it then owns and closes). */
+export function openLkcdSource(src: DumpSource, opts: LkcdOpenOptions = {}): LkcdDump {
+  let dump: LkcdDump | null;
+  try {
+    dump = LkcdDump.probe(src, opts);
+  } catch (e) {
+    src.close();
+    throw e;
+  }
+  if (!dump) {
+    src.close();
+    throw notLkcd(src.path);
+  }
+  return dump;
+}
 
 /**
  * Opens `path` as an LKCD dump. With `opts.index` no walk is done: pages
@@ -731,20 +833,7 @@ export const lkcdFormat: DumpFormatOps = {
  * the record header it points at.
  */
 export function openLkcdFile(path: string, opts: LkcdOpenOptions = {}): LkcdDump {
-  const file = openDumpFile(path);
-  let dump: LkcdDump | null;
-  try {
-    dump = LkcdDump.probe(file, opts);
-  } catch (e) {
-    closeDumpFile(file);
-    throw e;
-  }
-  if (!dump) {
-    closeDumpFile(file);
-    throw new DumpError('UNSUPPORTED', `${path}: not an LKCD dump (no DUMP_MAGIC_NUMBER at offset 0)`,
-      { file: path, struct: 'dump_header', field: 'dh_magic_number', offset: 0n });
-  }
-  return dump;
+  return openLkcdSource(openDumpFile(path), opts);
 }
 
 /** Closes a dump opened by openLkcdFile. */
@@ -753,73 +842,75 @@ export function closeLkcdFile(dump: LkcdDump): void {
 }
 
 /**
- * Checks every record of the LKCD dump at `path` and decompresses every
- * page to exactly one page. Problems with single pages are collected, not
- * thrown, so one flipped bit is reported with its PFN and offset and the
- * check goes on; a structural end (file cut short, no end record, broken
- * trailer) is the last entry. A broken header is thrown.
+ * Checks every header, record and page of the LKCD dump in `src` (a path,
+ * or a source it then owns) against its structure and, when it has them,
+ * its checksums, and decompresses every page to exactly one page. Problems
+ * are collected, not thrown, so one flipped bit is reported with its PFN
+ * and offset and the check goes on. A broken header is thrown.
  */
-export function verifyLkcd(path: string, onProgress?: (doneBytes: bigint, totalBytes: bigint) => void): LkcdVerifyResult {
-  const file = openDumpFile(path);
+export function verifyLkcd(src: string | DumpSource, onProgress?: (doneBytes: bigint, totalBytes: bigint) => void): LkcdVerifyResult {
+  const dump = openLkcdSource(typeof src === 'string' ? openDumpFile(src) : src, { mode: 'salvage', onProgress, verifyPages: true });
   try {
-    const h = readHeaders(file);
-    if (!h) {
-      throw new DumpError('UNSUPPORTED', `${path}: not an LKCD dump (no DUMP_MAGIC_NUMBER at offset 0)`,
-        { file: path, struct: 'dump_header', field: 'dh_magic_number', offset: 0n });
-    }
-    const codec = makePageCodec(h.compress);
-    const result: LkcdVerifyResult = {
-      pages: 0, compressed: 0, raw: 0, bad: [], truncated: false, endOffset: null, missingRanges: [],
-    };
-    const seen = new Map<number, bigint>();
-    const out = new Uint8Array(h.pageSize);
-    const reader = new WindowReader(file);
+    const integ = dump.integrity();
+    const { compressed, raw } = dump.recordKinds;
+    let endOffset: bigint | null = null;
+    let truncated = false;
     try {
-      for (const { offset, dp } of walkRecords(file, reader, h.dataOffset)) {
-        if (dp.dp_flags & DUMP_DH_END) {
-          const problem = recordProblem(file, offset, dp, h.pageSize, h.compress);
-          if (problem) result.bad.push({ pfn: null, offset, error: problem });
-          result.endOffset = offset;
-          result.truncated = (dp.dp_flags & DUMP_DH_TRUNCATED) !== 0;
-          break;
-        }
-        result.pages++;
-        const pfnBig = dp.dp_address >> BigInt(PAGE_SHIFT);
-        const pfn = Number(pfnBig);
-        const problem = recordProblem(file, offset, dp, h.pageSize, h.compress);
-        if (problem) {
-          result.bad.push({ pfn: pfnBig, offset, error: problem });
-          continue;
-        }
-        if (dp.dp_flags === DUMP_DH_COMPRESSED) result.compressed++;
-        else result.raw++;
-        const prev = seen.get(pfn);
-        if (prev !== undefined) {
-          result.bad.push({ pfn: pfnBig, offset, error: duplicateError(file, offset, pfn, prev) });
-          continue;
-        }
-        seen.set(pfn, offset);
-        // Data cut off by the end of the file: the walk reports that as its structural end.
-        if (offset + BigInt(dump_page.size + dp.dp_size) > file.size) continue;
-        const data = reader.read(offset + BigInt(dump_page.size), dp.dp_size);
-        try {
-          decodeRecord(file, codec, pfnBig, { offset, size: dp.dp_size, flags: dp.dp_flags }, data, out);
-        } catch (e) {
-          if (!(e instanceof DumpError) || e.code === 'INTERNAL') throw e;
-          result.bad.push({ pfn: pfnBig, offset, error: e });
-        }
-        if (result.pages % 1024 === 0) onProgress?.(offset, file.size);
-      }
-      if (result.endOffset !== null) result.missingRanges = readTrailer(file, result.endOffset);
+      endOffset = dump.endOffset;
+      truncated = dump.attrs['dump.truncated'];
     } catch (e) {
       if (!(e instanceof DumpError) || e.code === 'INTERNAL') throw e;
-      result.bad.push({ pfn: null, offset: BigInt(e.where.offset ?? 0), error: e });
-    } finally {
-      codec.close();
     }
-    onProgress?.(file.size, file.size);
-    return result;
+    return {
+      pages: dump.recordsWalked, compressed, raw, bad: integ.problems, truncated, endOffset,
+      missingRanges: integ.ranges.filter((r) => r.reason !== 'dumper').map((r) => [r.start, r.end]),
+      ranges: integ.ranges, state: integ.state, checksum: integ.checksum, notes: integ.notes,
+    };
   } finally {
-    closeDumpFile(file);
+    dump.close();
+  }
+}
+
+/** Where a dump in a source ends and what its END says, found without a walk when the locator allows. */
+export interface LkcdExtent {
+  header: DumpHeader;
+  /** Offset just past the dump's last byte: the extension area's end, or the END record's. */
+  end: bigint;
+  endOffset: bigint;
+  truncated: boolean;
+}
+
+/**
+ * The extent of the LKCD dump in `src`: null when it is not LKCD; throws
+ * when its headers are broken, or when it has no locator and its records
+ * cannot be walked to an END record.
+ */
+export function lkcdExtent(src: DumpSource): LkcdExtent | null {
+  const h = readHeaders(src);
+  if (!h) return null;
+  const locator: LocatorFound | null = readLocator(src, h.dataOffset);
+  if (locator && !locator.problem && locator.areaOffset >= h.dataOffset + BigInt(dump_page.size)) {
+    const endOffset = locator.areaOffset - BigInt(dump_page.size);
+    const buf = new Uint8Array(dump_page.size);
+    if (src.readAt(buf, endOffset) === buf.length) {
+      const dp = dump_page.decode(viewOf(buf), 0);
+      if ((dp.dp_flags & DUMP_DH_END) !== 0 && !endRecordProblem(src, endOffset, dp)) {
+        return { header: h.header, end: locator.areaOffset + locator.areaLen, endOffset, truncated: (dp.dp_flags & DUMP_DH_TRUNCATED) !== 0 };
+      }
+    }
+  }
+  // No sound locator (or its END is altered): walk. The source stays the caller's.
+  const view: DumpSource = { path: src.path, size: src.size, base: src.base, readAt: (o, p) => src.readAt(o, p), close: () => undefined };
+  const dump = LkcdDump.probe(view, { mode: 'salvage' })!;
+  try {
+    let endOffset: bigint;
+    try {
+      endOffset = dump.endOffset;
+    } catch (e) {
+      throw e instanceof DumpError ? e : new InternalError(String(e));
+    }
+    return { header: h.header, end: dump.extent, endOffset, truncated: dump.attrs['dump.truncated'] };
+  } finally {
+    dump.close();
   }
 }

@@ -57,3 +57,26 @@ export function dumpLevelMask(level: number): number {
   if (level >= DUMP_LEVEL_HEADER) return DUMP_MASK_HEADER;
   return DUMP_LEVEL_NONE;
 }
+
+/**
+ * Why a range of frames is listed beside the dump (our extension): the
+ * reason code of a missing-ranges entry, in RAM (dump_missing_page.reason)
+ * and in the LKCDRNGS extension after the END record. DUMP_RANGE_DUMPER
+ * frames held the dumper's own data at the crash: listed so that every
+ * frame is accounted for, never counted as missing.
+ */
+export const DUMP_RANGE_UNSPECIFIED = 0; // written before reasons were kept (LKCDMISS, old in-RAM lists)
+export const DUMP_RANGE_NOFIT = 1;       // stage 1: no room left in memory
+export const DUMP_RANGE_DROPPED = 2;     // stage 1: the whole pass was dropped by the plan
+export const DUMP_RANGE_DAMAGED_RAM = 3; // stage 2: damaged in memory between the crash and the writeout
+export const DUMP_RANGE_DEVICE = 4;      // stage 2: the dump device was too small or failed
+export const DUMP_RANGE_DUMPER = 5;      // the dumper's own frames (config block, maps, bootstrap pages, buffer)
+
+/** The reasons by name, as the index and the CLIs show them. */
+export const DUMP_RANGE_NAMES = ['unspecified', 'did-not-fit', 'pass-dropped', 'damaged-in-memory', 'device', 'dumper'] as const;
+export type DumpRangeReasonName = (typeof DUMP_RANGE_NAMES)[number];
+
+/** The name of a reason code; an unknown code is 'unspecified'. */
+export function dumpRangeName(reason: number): DumpRangeReasonName {
+  return DUMP_RANGE_NAMES[reason] ?? 'unspecified';
+}

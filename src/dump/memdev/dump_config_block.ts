@@ -125,12 +125,17 @@ export const dump_config_block = defineStruct('dump_config_block', {
 });
 export type DumpConfigBlock = ValueOf<typeof dump_config_block>;
 
-/** A page of the missing-ranges list: [start, end) pfn ranges not saved, chained by pfn. */
+/**
+ * A page of the missing-ranges list: [start, end) pfn ranges not saved,
+ * chained by pfn. Every range of a page has the page's reason (a
+ * DUMP_RANGE_* code; 0 in lists written before reasons were kept, where
+ * this word was padding).
+ */
 export const MISSING_RANGES_PER_PAGE = 255;
 export const dump_missing_page = defineStruct('dump_missing_page', {
   next_pfn: u64,
   count: u32,
-  _pad: u32,
+  reason: u32,
   ranges: array(defineStruct('pfn_range', { start: u64, end: u64 }), MISSING_RANGES_PER_PAGE),
 });
 

@@ -1,6 +1,7 @@
 import { CorruptDumpError, InternalError, viewOf } from '../../codec/index.js';
 import { PAGE_SIZE, PAGE_SIZE_N, type PhysicalRam } from '../../machine/index.js';
 import { DUMP_IND_MAP_SZ, DUMP_MAP_SZ, type DumpMemdev } from './dump_config_block.js';
+import type { DumpSource } from '../formats/types.js';
 
 const PAGE = PAGE_SIZE;
 
@@ -37,11 +38,33 @@ export class Memdev {
     return pfn;
   }
 
+  /**
+   * Follows the indirect chain for nr_indirect pages, after checking the
+   * handle's counts against what RAM can need: the walk is bounded by the
+   * structure, and a cycle or a count that cannot be is named.
+   */
   private loadIndirect(): void {
     this.indirect = [];
-    let pfn = this.handle.indirect_map_root;
-    for (let i = 0; i < this.handle.nr_indirect; i++) {
+    const h = this.handle;
+    const where = (field: string): { struct: string; field: string } => ({ struct: 'dump_memdev', field });
+    // Maps covering every frame of RAM, plus one (arming allocates that many), and the indirect pages holding them.
+    const mapsForRam = this.maxPfn() / BigInt(DUMP_MAP_SZ) + 2n;
+    const indirectForRam = mapsForRam / BigInt(DUMP_IND_MAP_SZ) + 1n;
+    if (BigInt(h.nr_indirect) > indirectForRam) {
+      throw new CorruptDumpError(`memdev nr_indirect ${h.nr_indirect} exceeds the ${indirectForRam} indirect pages this RAM can need`, where('nr_indirect'));
+    }
+    if (h.nr_map_pages > h.nr_indirect * DUMP_IND_MAP_SZ) {
+      throw new CorruptDumpError(`memdev nr_map_pages ${h.nr_map_pages} exceeds what ${h.nr_indirect} indirect pages hold`, where('nr_map_pages'));
+    }
+    if (h.nr_data_pages > BigInt(h.nr_map_pages) * BigInt(DUMP_MAP_SZ)) {
+      throw new CorruptDumpError(`memdev nr_data_pages ${h.nr_data_pages} exceeds what ${h.nr_map_pages} map pages hold`, where('nr_data_pages'));
+    }
+    const seen = new Set<bigint>();
+    let pfn = h.indirect_map_root;
+    for (let i = 0; i < h.nr_indirect; i++) {
       this.indirect.push(this.checkPfn(pfn, 'indirect map'));
+      if (seen.has(pfn)) throw new CorruptDumpError(`memdev indirect map chain loops back to pfn 0x${pfn.toString(16)} after ${i} pages`, where('indirect_map_root'));
+      seen.add(pfn);
       pfn = this.ram.readU64(pfn * PAGE_SIZE_N + BigInt(DUMP_IND_MAP_SZ * 8));
     }
   }
@@ -131,6 +154,22 @@ export class Memdev {
     return out;
   }
 
+  /**
+   * The frames the memdev held when it was armed, before any page was
+   * saved: the indirect pages, and the map and data pages of its bootstrap
+   * space ([0, last_bs_offset) of the logical space).
+   */
+  *bootstrapFrames(): Generator<bigint> {
+    yield* this.indirect;
+    const dataPages = this.handle.last_bs_offset / PAGE_SIZE_N;
+    if (dataPages > this.handle.nr_data_pages) {
+      throw new CorruptDumpError(`memdev last_bs_offset ${this.handle.last_bs_offset} is beyond its ${this.handle.nr_data_pages} data pages`, { struct: 'dump_memdev', field: 'last_bs_offset' });
+    }
+    const maps = Number((dataPages + BigInt(DUMP_MAP_SZ) - 1n) / BigInt(DUMP_MAP_SZ));
+    for (let i = 0; i < maps; i++) yield this.checkPfn(this.mapPfn(i), 'map page');
+    for (let loc = 0n; loc < dataPages; loc++) yield this.lookup(loc);
+  }
+
   /** Every frame the memdev uses: indirect pages, map pages, data pages. */
   *frames(): Generator<bigint> {
     yield* this.indirect;
@@ -146,4 +185,21 @@ export class Memdev {
       for (let e = 0; e < Number(count); e++) yield this.checkPfn(view.getBigUint64(e * 8, true), 'data page');
     }
   }
+}
+
+/**
+ * The memdev's logical space [0, size) as a DumpSource, so the one record
+ * walker reads what stage 1 saved exactly as it reads a dump file.
+ */
+export function memdevSource(memdev: Memdev, size: bigint, name: string): DumpSource {
+  return {
+    path: name, size, base: 0n,
+    readAt(out: Uint8Array, position: bigint): number {
+      if (position < 0n || position >= size) return 0;
+      const n = size - position < BigInt(out.length) ? Number(size - position) : out.length;
+      out.set(memdev.read(position, n));
+      return n;
+    },
+    close(): void { /* RAM stays the caller's */ },
+  };
 }

@@ -11,6 +11,7 @@ import { WORKER_BATCH } from './compress_shared.js';
 import {
   DUMP_ASM_MAGIC_NUMBER, DUMP_ASM_VERSION_NUMBER, DUMP_BUFFER_SIZE, DUMP_DH_COMPRESSED, DUMP_DH_END, DUMP_MAGIC_NUMBER,
   DUMP_MASK_KERN, DUMP_MASK_UNUSED, DUMP_MASK_USED, DUMP_MAX_NUM_CPUS, DUMP_VERSION_NUMBER, DUMP_MAGIC_LIVE,
+  DUMP_RANGE_DROPPED, DUMP_RANGE_NOFIT,
   type DumpCompress,
 } from '../lkcd/constants.js';
 import { dump_header, type DumpHeader } from '../lkcd/dump_header.js';
@@ -331,20 +332,21 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
   }
 
   // ---- what did not fit ---------------------------------------------------------------
-  const missingRanges: Array<[bigint, bigint]> = [];
+  // Each range keeps why it is missing; neighbours merge only when their reasons agree.
+  const missingRanges: Array<{ start: bigint; end: bigint; reason: number }> = [];
   for (const pass of [DUMP_PASS_KERN, DUMP_PASS_USER, DUMP_PASS_UNUSED]) {
     for (const r of deferred[pass].ranges()) {
-      missingRanges.push(r);
+      missingRanges.push({ start: r[0], end: r[1], reason: DUMP_RANGE_NOFIT });
       figures[pass].missing += r[1] - r[0];
     }
   }
-  for (const r of droppedPages.ranges()) missingRanges.push(r);
+  for (const r of droppedPages.ranges()) missingRanges.push({ start: r[0], end: r[1], reason: DUMP_RANGE_DROPPED });
   for (let p = 0; p < 3; p++) if (dropped[p]) figures[p].missing = count[p];
-  missingRanges.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  // Neighbouring ranges of different passes merge into one.
+  missingRanges.sort((a, b) => (a.reason - b.reason) || (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
   for (let i = missingRanges.length - 1; i > 0; i--) {
-    if (missingRanges[i - 1][1] === missingRanges[i][0]) {
-      missingRanges[i - 1] = [missingRanges[i - 1][0], missingRanges[i][1]];
+    const [a, b] = [missingRanges[i - 1], missingRanges[i]];
+    if (a.reason === b.reason && a.end === b.start) {
+      a.end = b.end;
       missingRanges.splice(i, 1);
     }
   }
@@ -359,9 +361,15 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
   let missingRoot = 0n;
   let missingFrames = 0n;
   if (missingRanges.length > 0) {
-    const pagesNeeded = Math.ceil(missingRanges.length / MISSING_RANGES_PER_PAGE);
+    // One page of the list holds ranges of one reason (dump_missing_page.reason).
+    const chunks: Array<typeof missingRanges> = [];
+    for (const r of missingRanges) {
+      const last = chunks[chunks.length - 1];
+      if (last && last[0].reason === r.reason && last.length < MISSING_RANGES_PER_PAGE) last.push(r);
+      else chunks.push([r]);
+    }
     const pfns: bigint[] = [];
-    for (let i = 0; i < pagesNeeded; i++) {
+    for (let i = 0; i < chunks.length; i++) {
       const pfn = pool.shift();
       if (pfn === null) {
         say(`dump: no room for the whole missing-ranges list (${missingRanges.length} ranges)`);
@@ -372,10 +380,10 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
       pfns.push(pfn);
     }
     pfns.forEach((pfn, i) => {
-      const chunk = missingRanges.slice(i * MISSING_RANGES_PER_PAGE, (i + 1) * MISSING_RANGES_PER_PAGE);
-      const padded = [...chunk.map(([start, end]) => ({ start, end })), ...Array.from({ length: MISSING_RANGES_PER_PAGE - chunk.length }, () => ({ start: 0n, end: 0n }))];
+      const chunk = chunks[i];
+      const padded = [...chunk.map(({ start, end }) => ({ start, end })), ...Array.from({ length: MISSING_RANGES_PER_PAGE - chunk.length }, () => ({ start: 0n, end: 0n }))];
       const page = Buffer.alloc(PAGE_SIZE);
-      dump_missing_page.encode({ next_pfn: pfns[i + 1] ?? 0n, count: chunk.length, _pad: 0, ranges: padded }, viewOf(page));
+      dump_missing_page.encode({ next_pfn: pfns[i + 1] ?? 0n, count: chunk.length, reason: chunk[0].reason, ranges: padded }, viewOf(page));
       ram.write(pfn * PAGE_SIZE_N, page);
     });
     missingRoot = pfns[0] ?? 0n;

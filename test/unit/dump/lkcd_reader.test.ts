@@ -539,11 +539,20 @@ describe('System.map', () => {
     const view = viewOf(bytes);
     const eh = Elf64_Ehdr.decode(view, 0);
     expect(eh.e_type).toBe(ET_CORE);
-    expect(eh.e_phnum).toBe(3);
-    const ph = [0, 1, 2].map((i) => Elf64_Phdr.decode(view, Number(eh.e_phoff) + i * Elf64_Phdr.size));
+    // Pages 1-4, 6 and 0x10 are present: one PT_LOAD per run, in the kernel-text mapping (which covers
+    // physical [0, 0x8000)) and in the direct map; pages 0, 5, 7-0xf are in none.
+    expect(eh.e_phnum).toBe(6);
+    const ph = [0, 1, 2, 3, 4, 5].map((i) => Elf64_Phdr.decode(view, Number(eh.e_phoff) + i * Elf64_Phdr.size));
     expect(ph[0].p_type).toBe(PT_NOTE);
-    expect(ph[1]).toMatchObject({ p_type: PT_LOAD, p_vaddr: 0xffffffff80000000n, p_paddr: 0n, p_memsz: 0x8000n, p_align: 0n });
-    expect(ph[2]).toMatchObject({ p_type: PT_LOAD, p_vaddr: 0xffff888000000000n, p_paddr: 0n, p_memsz: 0x11000n, p_filesz: 0x11000n });
+    const loads = ph.slice(1).map((p) => [p.p_type, p.p_vaddr, p.p_paddr, p.p_memsz, p.p_filesz, p.p_align]);
+    expect(loads).toEqual([
+      [PT_LOAD, 0xffffffff80001000n, 0x1000n, 0x4000n, 0x4000n, 0n],
+      [PT_LOAD, 0xffffffff80006000n, 0x6000n, 0x1000n, 0x1000n, 0n],
+      [PT_LOAD, 0xffff888000001000n, 0x1000n, 0x4000n, 0x4000n, 0n],
+      [PT_LOAD, 0xffff888000006000n, 0x6000n, 0x1000n, 0x1000n, 0n],
+      [PT_LOAD, 0xffff888000010000n, 0x10000n, 0x1000n, 0x1000n, 0n],
+    ]);
+    expect(result.loads).toHaveLength(5);
 
     // Notes: NT_PRSTATUS with the dumping CPU's registers and pid, then VMCOREINFO.
     const notes = bytes.subarray(Number(ph[0].p_offset), Number(ph[0].p_offset + ph[0].p_filesz));
@@ -562,10 +571,16 @@ describe('System.map', () => {
     expect(pr.pr_reg.rsp).toBe(0xffffffff80007f00n);
     expect(Buffer.from(parsed[1].desc).toString('latin1')).toBe(vmcoreinfo);
 
-    // A page's bytes at its offset in the direct map, a hole as zeros, and the kernel-text copy.
-    const at = (load: number, paddr: bigint): Buffer => bytes.subarray(Number(ph[load].p_offset + paddr), Number(ph[load].p_offset + paddr) + PAGE);
-    expect(at(2, 0x10000n).equals(Buffer.from(built.pages.get(0x10n)!))).toBe(true);
-    expect(at(2, 0x5000n).equals(Buffer.alloc(PAGE))).toBe(true);
+    // A page's bytes at its offset in the load holding it (direct map, kernel text); no load holds an absent page.
+    const at = (load: number, paddr: bigint): Buffer => {
+      const off = Number(ph[load].p_offset + paddr - ph[load].p_paddr);
+      return bytes.subarray(off, off + PAGE);
+    };
+    expect(at(5, 0x10000n).equals(Buffer.from(built.pages.get(0x10n)!))).toBe(true);
+    expect(at(3, 0x3000n).equals(Buffer.from(built.pages.get(3n)!))).toBe(true);
     expect(at(1, 0x3000n).equals(Buffer.from(built.pages.get(3n)!))).toBe(true);
+    for (const absent of [0n, 5n, 7n, 0xfn]) {
+      expect(ph.slice(1).some((p) => absent * 4096n >= p.p_paddr && absent * 4096n < p.p_paddr + p.p_memsz), `pfn ${absent}`).toBe(false);
+    }
   });
 });

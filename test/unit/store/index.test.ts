@@ -56,6 +56,12 @@ function record(n: number, over: Partial<DumpRecord> = {}): DumpRecord {
     stored_bytes: 9_999,
     complete: false,
     missing_pages: 5,
+    state: 'truncated',
+    checksum: 'verified',
+    damaged_pages: 0,
+    memory_pages: 4096 + n,
+    dumper_pages: 98,
+    not_selected_pages: 1000 + n,
     sha256: n.toString(16).padStart(2, '0').repeat(32),
     signature: sig.signature,
     signature_text: sig.text,
@@ -93,7 +99,7 @@ describe('DumpIndex: records', () => {
   it('round-trips every field through listDumps, getDump and findBySha256', () => {
     const idx = openIndex();
     const a = record(1);
-    const b = record(2, { complete: true, missing_pages: 0, compress: 0, host: 'other', panic_string: 'x "quoted" \'y\'' });
+    const b = record(2, { complete: true, state: 'complete', checksum: 'unverified', not_selected_pages: null, missing_pages: 0, compress: 0, host: 'other', panic_string: 'x "quoted" \'y\'' });
     expect(idx.addDump(a, pages(3), log('one'), [{ start_pfn: 10n, end_pfn: 15n }])).toEqual({ n: 1, inserted: true });
     expect(idx.addDump(b, pages(3), log('two'), NO_MISSING)).toEqual({ n: 2, inserted: true });
 
@@ -116,7 +122,7 @@ describe('DumpIndex: records', () => {
     expect(idx.pageCount(1)).toBe(3);
     expect(idx.pageCount(7)).toBe(0);
     expect(idx.logLines(1)).toHaveLength(2);
-    expect(idx.missing(1)).toEqual([{ start_pfn: 3n, end_pfn: 8n }]);
+    expect(idx.missing(1)).toEqual([{ start_pfn: 3n, end_pfn: 8n, reason: 'unspecified' }]);
     expect(idx.searchLog('c')).toEqual([]);
   });
 
@@ -158,11 +164,15 @@ describe('DumpIndex: records', () => {
     const idx = openIndex();
     for (const [over, field] of [
       [{ sha256: 'xyz' }, 'sha256'], [{ pages: -1 }, 'pages'], [{ n: 1.5 }, 'n'], [{ host: 7 as unknown as string }, 'host'],
+      [{ state: 'fine' as unknown as 'complete' }, 'state'], [{ state: 'complete' }, 'complete'],
+      [{ checksum: 'ok' as unknown as 'verified' }, 'checksum'], [{ not_selected_pages: -3 }, 'not_selected_pages'],
     ] as const) {
       const err = thrown(() => idx.addDump(record(1, over), pages(1), [], NO_MISSING)) as DumpError;
       expect(err.code).toBe('USAGE');
       expect(err.where.field).toBe(field);
     }
+    const reason = thrown(() => idx.addDump(record(1), pages(1), [], [{ start_pfn: 1n, end_pfn: 2n, reason: 'lost' as unknown as 'dumper' }])) as DumpError;
+    expect([reason.code, reason.where.field]).toEqual(['USAGE', 'missing']);
     expect(idx.listDumps()).toEqual([]);
   });
 });
@@ -209,7 +219,7 @@ describe('DumpIndex: pages, missing ranges, log', () => {
 
   it('keeps missing ranges and returns log lines by seq with bigint timestamps', () => {
     const idx = openIndex();
-    const missing = [{ start_pfn: 0x500n, end_pfn: 0x510n }, { start_pfn: 0x20n, end_pfn: 0x21n }];
+    const missing: MissingRange[] = [{ start_pfn: 0x500n, end_pfn: 0x510n, reason: 'did-not-fit' }, { start_pfn: 0x20n, end_pfn: 0x21n, reason: 'dumper' }];
     const lines: LogLine[] = [
       { seq: 12, ts_nsec: 3n, level: 0, text: 'third' },
       { seq: 2, ts_nsec: 1n, level: 6, text: 'first' },
@@ -430,7 +440,9 @@ describe('migrations', () => {
       signature_text: 'Attempted to kill init!',
     });
     expect(idx.pageLocation(4, 17n)).toEqual({ pfn: 17n, offset: 69648n, size: 900, flags: 1 });
-    expect(idx.missing(4)).toEqual([{ start_pfn: 30n, end_pfn: 32n }]);
+    expect(idx.missing(4)).toEqual([{ start_pfn: 30n, end_pfn: 32n, reason: 'unspecified' }]);
+    // v4: a v1 row's state comes from complete; it was never checked against checksums.
+    expect(old).toMatchObject({ state: 'complete', checksum: 'unverified', damaged_pages: 0, not_selected_pages: null });
     expect(idx.searchLog('kill init')).toEqual([
       { n: 4, seq: 9, ts_nsec: 123456789n, text: 'Kernel panic - not syncing: Attempted to kill init!' },
     ]);
