@@ -5,3 +5,4 @@ export * from './memory.js';
 export * from './root.js';
 export * from './state.js';
 export * from './files.js';
+export * from './e820.js';
