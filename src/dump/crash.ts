@@ -1,6 +1,6 @@
 import { DumpError, hex } from '../codec/index.js';
 import {
-  BuddyAllocator, configForRam, kernelPanic, kernelWallClock, pt_regs, kexecFrames, kexecLoaded, Kernel, MemMap, printk, readKernelHeader,
+  BuddyAllocator, configForRam, crashKexec, kdumpBoot, kernelPanic, kernelWallClock, pt_regs, kexecFrames, kexecLoaded, Kernel, MemMap, printk, readKernelHeader,
   LOGLEVEL_INFO, type CrashCause, type KernelConfig, type PanicInfo, type RunningSystem,
 } from '../kernel/index.js';
 import { DUMP_FLAGS_NONDISRUPT, DUMP_FLAGS_SOFTBOOT } from './lkcd/constants.js';
@@ -17,7 +17,7 @@ export interface CrashOutcome {
   dump: Stage1Result | null;
   /** Why no dump was taken, when none was. */
   noDumpReason?: string;
-  after: 'kexec' | 'cold-reboot' | 'halted';
+  after: 'kexec' | 'cold-reboot' | 'halted' | 'kdump';
   console: string[];
   system: RunningSystem;
 }
@@ -61,6 +61,14 @@ export function crashMachine(sys: RunningSystem, cause: CrashCause, hooks: Crash
   const say = (l: string): void => { consoleLines.push(l); };
   const panic = kernelPanic(kernel, cause);
   sys.ram.flush();
+  // panic() runs crash_kexec() before the panic notifiers, and the LKCD dump driver is one:
+  // with a capture kernel loaded, kdump takes the crash and stage 1 never runs.
+  const jump = crashKexec(kernel, panic);
+  if (jump) {
+    hooks.beforeDump?.(sys);
+    say(`kdump: crash_kexec: registers saved in crash_notes, entering the capture kernel at ${hex(jump.entry)}`);
+    return { panic, dump: null, noDumpReason: 'kdump took the crash (a panic kernel is loaded)', after: 'kdump', console: consoleLines, system: kdumpBoot(sys, jump) };
+  }
   hooks.beforeDump?.(sys);
   const cfg = readDumpConfig(kernel);
   let dump: Stage1Result | null = null;

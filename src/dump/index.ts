@@ -27,3 +27,4 @@ export * from './formats/index.js';
 export * from './dump_memory.js';
 export * from './export_elf.js';
 export * from './faults.js';
+export * from './proc_vmcore_file.js';

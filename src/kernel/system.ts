@@ -18,6 +18,10 @@ import { findKernelTextElf } from './workload/elf_text.js';
 import { WorkloadFiller } from './workload/fill.js';
 import { profileByName, type Profile } from './workload/profiles.js';
 import { Prng } from './prng.js';
+import { crashkernelRegion } from './crashkernel.js';
+import { kexecCrashLoaded } from './kexec_crash.js';
+import { isKdumpKernel, procVmcore } from './vmcore/proc_vmcore.js';
+import type { PhysRange } from './boot_layout.js';
 
 export const MIN_RAM = 16n << 20n;
 export const MAX_RAM = 16n << 30n;
@@ -208,6 +212,13 @@ export interface SystemStatus {
   tasks: number;
   kernel_base: bigint;
   cr3: bigint;
+  /** The crashkernel= region, [start, end), or null. */
+  crashkernel: PhysRange | null;
+  kexec_crash_loaded: boolean;
+  /** A capture kernel (booted with elfcorehdr=). */
+  kdump: boolean;
+  /** Bytes of /proc/vmcore, or null when there is none. */
+  vmcore_bytes: bigint | null;
 }
 
 /** The machine as the running kernel sees it: every figure read from RAM. */
@@ -227,10 +238,14 @@ export function systemStatus(sys: RunningSystem): SystemStatus {
     boot_time: kernel.readU64('sim_boot_time'),
     profile: wl.profile,
     seed: wl.seed,
-    pages: { ...counts, total: memmap.maxPfn },
+    pages: { ...counts, total: memmap.frames },
     tasks: listTasks(kernel.mem, kernel.sym('init_task').address).length,
     kernel_base: sys.state.cpu.kernel_base,
     cr3: sys.state.cpu.cr3,
+    crashkernel: crashkernelRegion(kernel),
+    kexec_crash_loaded: kexecCrashLoaded(kernel) !== null,
+    kdump: isKdumpKernel(kernel),
+    vmcore_bytes: procVmcore(kernel)?.size ?? null,
   };
 }
 

@@ -29,7 +29,7 @@ export const boot_params = defineStruct('boot_params', {
   e820_table: array(e820_entry, E820_MAX_ENTRIES_ZEROPAGE), // 0x2d0
   _pad_cd0: bytes(0x1000 - 0xcd0),
 });
-export type BootParams = ValueOf<typeof boot_params>;
+export type ZeroPage = ValueOf<typeof boot_params>;
 
 /** setup_header.boot_flag and .header magics (Documentation/x86/boot.rst). */
 export const BOOT_FLAG_MAGIC = 0xaa55;
