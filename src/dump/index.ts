@@ -28,3 +28,8 @@ export * from './dump_memory.js';
 export * from './export_elf.js';
 export * from './faults.js';
 export * from './proc_vmcore_file.js';
+export * from './kdump/diskdump.js';
+export * from './codecs/lzo1x.js';
+export * from './codecs/snappy.js';
+export * from './codecs/zstd.js';
+export * from './codecs/xxhash64.js';

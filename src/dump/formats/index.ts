@@ -38,3 +38,6 @@ export function openDump(path: string, formats: readonly DumpFormatOps[] = DUMP_
 export function closeDump(dump: ProbedDump): void {
   dump.close();
 }
+export * from './kdump_compressed.js';
+export * from './elf_vmcore.js';
+export * from './vmcore_notes.js';

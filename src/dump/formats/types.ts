@@ -15,11 +15,15 @@ export interface DumpFile {
   readonly size: bigint;
 }
 
-/** Names of the formats in the table (src/dump/formats/index.ts). */
-export type DumpFormatName = 'lkcd' | 'inplace';
+/**
+ * Names of the formats in the table (src/dump/formats/index.ts); 'diskdump'
+ * (makedumpfile's kdump-compressed format) and 'elf' (an ELF vmcore) under
+ * libkdumpfile's names for them.
+ */
+export type DumpFormatName = 'lkcd' | 'inplace' | 'diskdump' | 'elf';
 
-/** `dump.compression`: dh_dump_compress by name. */
-export type DumpCompressionName = 'none' | 'rle' | 'gzip';
+/** `dump.compression`: dh_dump_compress by name, or the page codec of a kdump-compressed dump. */
+export type DumpCompressionName = 'none' | 'rle' | 'gzip' | 'zlib' | 'lzo' | 'snappy' | 'zstd';
 
 /**
  * Dump metadata under libkdumpfile's attribute names where it has one
