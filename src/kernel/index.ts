@@ -37,3 +37,4 @@ export * from './structs/resource.js';
 export * from './vmcore/vmcore.js';
 export * from './vmcore/proc_vmcore.js';
 export * from './kdump_boot.js';
+export * from './bootloader.js';

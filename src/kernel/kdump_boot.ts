@@ -5,7 +5,8 @@ import { readKernelHeader } from './kernel.js';
 import type { CrashJump } from './kexec_crash.js';
 import { kernelWallClock } from './panic.js';
 import { uts_namespace } from './structs/new_utsname.js';
-import { sim_workload, type RunningSystem } from './system.js';
+import { closeSystem, powerOn, sim_workload, type RunningSystem } from './system.js';
+import { readLoaderEntry } from './bootloader.js';
 
 /**
  * The capture kernel boots inside the crashkernel region: relocated to
@@ -32,4 +33,19 @@ export function kdumpBoot(sys: RunningSystem, jump: CrashJump): RunningSystem {
   const state = { ...sys.state, power: 'on' as const, cpu };
   writeState(sys.root, state);
   return { ...sys, state, kernel };
+}
+
+/**
+ * A reboot through the firmware: RAM does not survive, and the boot
+ * loader's default entry boots on cleared memory (as `machine reset`, but
+ * with the default entry's command line rather than the running kernel's).
+ */
+export function firmwareReboot(sys: RunningSystem): RunningSystem {
+  const root = sys.root;
+  const mem = sys.ram.size;
+  const wl = sys.kernel.readStruct(sim_workload, 'sim_workload');
+  const hostname = sys.kernel.readStruct(uts_namespace, 'init_uts_ns').name.nodename;
+  const entry = readLoaderEntry(root);
+  closeSystem(sys);
+  return powerOn(root, { mem, profile: 'idle', seed: wl.seed, hostname, cmdline: entry?.options });
 }

@@ -22,6 +22,7 @@ import { crashkernelRegion } from './crashkernel.js';
 import { kexecCrashLoaded } from './kexec_crash.js';
 import { isKdumpKernel, procVmcore } from './vmcore/proc_vmcore.js';
 import type { PhysRange } from './boot_layout.js';
+import { writeLoaderEntry } from './bootloader.js';
 
 export const MIN_RAM = 16n << 20n;
 export const MAX_RAM = 16n << 30n;
@@ -103,8 +104,10 @@ export function powerOn(root: MachineRoot, opts: PowerOnOptions): RunningSystem 
   writeState(root, { version: 1, power: 'off', ram_bytes: opts.mem, cpu: null });
   const ram = PhysicalRam.create(root.ramPath, opts.mem);
   const base = loadImage(ram, image);
+  const cmdline = opts.cmdline ?? defaultCmdline(config.release);
+  writeLoaderEntry(root, { linux: `/boot/vmlinuz-${config.release}`, options: cmdline });
   const params: BootParams = {
-    cmdline: opts.cmdline ?? defaultCmdline(config.release),
+    cmdline,
     hostname: opts.hostname ?? 'lkcd-sim',
     bootTime: EPOCH_BASE + BigInt(opts.seed % 3650) * 86400n,
     seed: opts.seed,
