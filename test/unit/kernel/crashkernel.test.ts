@@ -6,7 +6,7 @@
  * in the kernel's r_show format against System.map read from boot/.
  */
 import fs from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import {
   crashkernelRegion, findTopDown, iomemText, kexecCrashSize, memparse, parseCrashkernel, systemDmesg, MemMap, PG_reserved, pageFlag,
   buildFileNames,
