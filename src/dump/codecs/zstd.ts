@@ -291,6 +291,8 @@ interface FrameState {
   of: FseTable | null;
   ml: FseTable | null;
   rep: [number, number, number];
+  /** Window_Size: no match may reach further back. */
+  windowSize: number;
 }
 
 function readLiterals(src: Uint8Array, pos: number, end: number, st: FrameState): { literals: Uint8Array; bytes: number } {
@@ -444,6 +446,7 @@ function decodeBlock(src: Uint8Array, pos: number, end: number, out: Uint8Array,
       }
       emit(llen);
       if (offset > op - frameStart) fail(`match offset ${offset} before the start of the frame`);
+      if (offset > st.windowSize) fail(`match offset ${offset} beyond the window of ${st.windowSize} bytes`);
       if (op + mlen > out.length) throw new CorruptDumpError(`zstd frame: output exceeds ${out.length} bytes`, {});
       const from = op - offset;
       for (let k = 0; k < mlen; k++) out[op + k] = out[from + k];
@@ -476,7 +479,13 @@ function decodeFrame(src: Uint8Array, pos: number, out: Uint8Array, op: number):
   if (fhd & 0x08) fail('reserved bit of the frame header set');
   const checksum = (fhd >> 2) & 1;
   const dictFlag = fhd & 3;
-  if (!single) { need(1); pos++; }
+  let windowSize = 0;
+  if (!single) {
+    need(1);
+    const wd = src[pos++];
+    const base = 2 ** (10 + (wd >> 3));
+    windowSize = base + (base / 8) * (wd & 7);
+  }
   const dictBytes = [0, 1, 2, 4][dictFlag];
   need(dictBytes);
   let dictId = 0;
@@ -492,8 +501,10 @@ function decodeFrame(src: Uint8Array, pos: number, out: Uint8Array, op: number):
     if (fcsBytes === 2) fcs += 256;
     pos += fcsBytes;
   }
+  // Single-segment frames have a window of their whole content (RFC 8878 3.1.1.1.2).
+  if (single) windowSize = fcs ?? 0;
   const frameStart = op;
-  const st: FrameState = { huf: null, ll: null, of: null, ml: null, rep: [1, 4, 8] };
+  const st: FrameState = { huf: null, ll: null, of: null, ml: null, rep: [1, 4, 8], windowSize };
   for (;;) {
     need(3);
     const h = src[pos] | (src[pos + 1] << 8) | (src[pos + 2] << 16);

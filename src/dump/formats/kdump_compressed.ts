@@ -8,11 +8,11 @@
  * TypeScript, src/dump/codecs). Nothing is sized from a header value
  * before it is checked against the file.
  */
-import zlib from 'node:zlib';
 import {
   CorruptDumpError, DumpError, FaultError, TruncatedError, hex, viewOf,
 } from '../../codec/index.js';
 import { pt_regs } from '../../kernel/structs/pt_regs.js';
+import { openPageInflater, type PageInflater } from '../codecs/gzip.js';
 import { lzo1xDecompress } from '../codecs/lzo1x.js';
 import { snappyDecompress } from '../codecs/snappy.js';
 import { zstdDecompress } from '../codecs/zstd.js';
@@ -63,6 +63,10 @@ export class KdumpCompressedDump implements ProbedDump {
   private readonly descOffset: bigint;
   private readonly nrDesc: number;
   private readonly scratch = new Uint8Array(page_desc.size);
+  /** Stored bytes of the page being read (at most a block). */
+  private readonly stored: Uint8Array;
+  /** One zlib stream reused for every page (the lkcd-pagezip addon, or node:zlib). */
+  private inflater: PageInflater | null = null;
 
   constructor(
     private readonly file: DumpFile,
@@ -79,6 +83,7 @@ export class KdumpCompressedDump implements ProbedDump {
     endPfn: bigint,
   ) {
     const bs = header.block_size;
+    this.stored = new Uint8Array(bs);
     this.startPfn = startPfn;
     this.endPfn = endPfn;
     // Keep only the bits of [startPfn, endPfn): the descriptors of this file are for those.
@@ -171,16 +176,18 @@ export class KdumpCompressedDump implements ProbedDump {
     if (pd.offset < 0n || pd.offset + BigInt(pd.size) > this.file.size) {
       throw new TruncatedError(`${this.file.path}: data of page ${hex(pfn * BigInt(bs))} at ${hex(pd.offset)} (+${pd.size}) runs past the end of the file`, where);
     }
-    const data = new Uint8Array(pd.size);
-    readDumpFileAt(this.file, data, pd.offset);
-    if (!compressed) return data;
     const out = new Uint8Array(bs);
+    if (!compressed) {
+      readDumpFileAt(this.file, out, pd.offset);
+      return out;
+    }
+    const data = this.stored.subarray(0, pd.size);
+    readDumpFileAt(this.file, data, pd.offset);
     let n: number;
     try {
       if (compressed === DUMP_DH_COMPRESSED_ZLIB) {
-        const r = zlib.inflateSync(data, { maxOutputLength: bs });
-        out.set(r.subarray(0, bs));
-        n = r.length;
+        this.inflater ??= openPageInflater();
+        n = this.inflater.inflate(data, out);
       } else if (compressed === DUMP_DH_COMPRESSED_LZO) {
         n = lzo1xDecompress(data, out);
       } else if (compressed === DUMP_DH_COMPRESSED_SNAPPY) {
@@ -205,6 +212,8 @@ export class KdumpCompressedDump implements ProbedDump {
   }
 
   close(): void {
+    this.inflater?.close();
+    this.inflater = null;
     closeDumpFile(this.file);
   }
 }
