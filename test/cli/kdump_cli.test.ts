@@ -144,6 +144,21 @@ describe(`kdumpctl start, a panic, kdumpctl save with the real makedumpfile${too
     }
     expectCleanFailure(run('kdumpctl', root, ['save']), 'kdumpctl', EX_USAGE, 'not running in a capture kernel');
   });
+
+  it('after the reboot: kexec -p loads, kexec -s shows it, kexec -p -u unloads; kdumpctl start and stop', () => {
+    const out = expectOk(run('kexec', root, ['-p', image(root), '--command-line', 'console=ttyS0 irqpoll nr_cpus=1']));
+    const m = /^kexec: loaded panic kernel 5\.4\.0-lkcd at 0x6000000 in the crashkernel region 0x6000000-0x7ffffff, elfcorehdr at (0x[0-9a-f]+), \d+ KiB free after its boot; command line "console=ttyS0 irqpoll nr_cpus=1 elfcorehdr=(\d+)K"\n$/.exec(out);
+    expect(m, out).not.toBeNull();
+    // kexec-tools passes the header's address in KiB; it lies in the region.
+    expect(BigInt(m![2]) * 1024n).toBe(BigInt(m![1]));
+    expect(BigInt(m![1]) >= 0x6000000n && BigInt(m![1]) < 0x8000000n).toBe(true);
+    expect(expectOk(run('kexec', root, ['-s']))).toMatch(/^panic kernel: 5\.4\.0-lkcd, purgatory at 0x[0-9a-f]+, 6 segments, command line "console=ttyS0 irqpoll nr_cpus=1 elfcorehdr=\d+K"$/m);
+    expect(expectOk(run('kexec', root, ['-p', '-u']))).toBe('kexec: unloaded the panic kernel\n');
+    expect(expectOk(run('machine', root, ['proc', 'sys/kernel/kexec_crash_loaded']))).toBe('0\n');
+    expectOk(run('kdumpctl', root, ['start']));
+    expect(expectOk(run('kdumpctl', root, ['stop']))).toBe('kexec: unloaded kdump kernel\nStopping kdump: [OK]\n');
+    expect(run('kdumpctl', root, ['status']).status).toBe(EX_NOT_OPERATIONAL);
+  });
 });
 
 describe(`a core collector that fails${needs('vmcore-dmesg').reason}`, () => {
