@@ -173,7 +173,8 @@ await runCli('kdumpctl', async () => {
       try {
         r = kdumpSave(sys, conf, out);
       } catch (e) {
-        closeSystem(sys);
+        // The system may already be closed (a failed reboot); the first error is the one to report.
+        try { closeSystem(sys); } catch { /* already closed */ }
         throw e;
       }
       if (r.system) closeSystem(r.system);

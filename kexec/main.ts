@@ -39,7 +39,7 @@ await runCli('kexec', async () => {
     .conflicts('l', ['u', 'e', 's', 'p'])
     .conflicts('p', ['e', 's'])
     .conflicts('u', ['e', 's'])
-    .strict()
+    .strictOptions()
     .fail((msg, err) => { if (err) throw err; throw new UsageError(msg); })
     .help().version(false)
     .parseAsync();
@@ -47,10 +47,13 @@ await runCli('kexec', async () => {
   if (positional.length > 1) throw new UsageError(`one kernel image, not ${positional.length} (${positional.join(' ')})`);
   // kexec-tools takes the image as an argument: "kexec -p IMAGE" and "kexec -p --initrd=F IMAGE" both work.
   const panic = argv.p !== undefined ? (argv.p !== '' ? argv.p : positional[0] ?? '') : undefined;
-  if (argv.p !== undefined && argv.p !== '' && positional.length) throw new UsageError(`one kernel image, not two (${argv.p} ${positional[0]})`);
+  const load = argv.l !== undefined ? (argv.l !== '' ? argv.l : positional[0] ?? '') : undefined;
+  for (const given of [argv.p, argv.l]) {
+    if (given !== undefined && given !== '' && positional.length) throw new UsageError(`one kernel image, not two (${given} ${positional[0]})`);
+  }
   if (argv.l === undefined && argv.p === undefined && positional.length) throw new UsageError(`${positional[0]}: say -l or -p to load it`);
-  if (!argv.l && panic === undefined && !argv.u && !argv.e && !argv.s) throw new UsageError('give one of -l IMAGE, -p IMAGE, -u, -p -u, -e, -s (see --help)');
-  const loading = argv.l !== undefined || (panic !== undefined && !argv.u);
+  if (load === undefined && panic === undefined && !argv.u && !argv.e && !argv.s) throw new UsageError('give one of -l IMAGE, -p IMAGE, -u, -p -u, -e, -s (see --help)');
+  const loading = load !== undefined || (panic !== undefined && !argv.u);
   if (!loading && (argv['command-line'] !== undefined || argv.append !== undefined || argv['reuse-cmdline'])) {
     throw new UsageError('--command-line, --append and --reuse-cmdline go with -l or -p');
   }
@@ -79,9 +82,9 @@ await runCli('kexec', async () => {
       kexecLoadCrash(kernel, buddy, memmap, plan.spec);
       sys.ram.flush();
       process.stdout.write(`kexec: loaded panic kernel ${image.layout.config.release} at ${hex(plan.loadAddr)} in the crashkernel region ${hex(plan.region.start)}-${hex(plan.region.end - 1n)}, elfcorehdr at ${hex(plan.elfcorehdr)}, ${plan.freeAfterBoot >> 10n} KiB free after its boot; command line "${plan.cmdline}"\n`);
-    } else if (argv.l !== undefined) {
-      if (argv.l === '') throw new UsageError('-l needs a kernel image path');
-      const image = readKernelImageFile(argv.l);
+    } else if (load !== undefined) {
+      if (load === '') throw new UsageError('-l needs a kernel image path');
+      const image = readKernelImageFile(load);
       const loaded = kexecLoad(kernel, buddy, memmap, image, cmdline);
       sys.ram.flush();
       process.stdout.write(`kexec: loaded ${image.layout.config.release} (${image.segments.length} segments, entry ${hex(loaded.image.start)}) command line "${cmdline}"\n`);

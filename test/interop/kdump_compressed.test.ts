@@ -193,12 +193,13 @@ describe(`zstd and snappy pages in files written from the format's facts${synth.
       const file = path.join(m.dir, `synthetic-${tool}.kdump`);
       writeKdump(file, {
         release: '5.4.0-lkcd', nodename: 'lkcd-sim', maxMapnr: Math.max(...pagesAtCrash.keys()) + 1, status: flag, dumpLevel: 31, notes: note,
-        vmcoreinfo: { offset: 24, size: info.length }, pages,
+        vmcoreinfo: { offset: 24, size: info.length }, pages, eraseinfo: 'erase log_buf size 4096\n',
       });
       const dump = open(file);
       try {
         expect(dump.attrs['dump.compression']).toBe(tool);
         expect(dump.vmcoreinfo).toBe(info.toString('latin1'));
+        expect(dump.eraseinfo).toBe('erase log_buf size 4096\n');
         for (const [pfn, data] of pagesAtCrash) expect(Buffer.from(dump.readPage(BigInt(pfn))).equals(data), `pfn ${pfn}`).toBe(true);
         const want = [...pagesAtCrash.keys()].map((p) => [BigInt(p) * PAGE_SIZE_N, PAGE_SIZE] as [bigint, number]);
         expect(readerHashes('kdumpfile', file, want, m.dir)).toEqual([...pagesAtCrash.values()].map((d) => sha1(d)));

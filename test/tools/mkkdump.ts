@@ -32,6 +32,8 @@ export interface MkKdump {
   /** Offset of the VMCOREINFO desc inside `notes`, and its size. */
   vmcoreinfo?: { offset: number; size: number };
   pages: MkPage[];
+  /** ERASEINFO text, placed after the page data (offset_eraseinfo, size_eraseinfo). */
+  eraseinfo?: string;
 }
 
 function utsField(view: DataView, at: number, s: string): void {
@@ -91,5 +93,10 @@ export function writeKdump(file: string, k: MkKdump): void {
     data.push(Buffer.from(p.data));
     offset += p.data.length;
   });
+  if (k.eraseinfo) {
+    v.setBigInt64(s + 64, BigInt(offset), true);
+    v.setBigUint64(s + 72, BigInt(Buffer.byteLength(k.eraseinfo, 'latin1')), true);
+    data.push(Buffer.from(k.eraseinfo, 'latin1'));
+  }
   fs.writeFileSync(file, Buffer.concat([head, descs, ...data]), { mode: 0o600 });
 }
