@@ -26,8 +26,10 @@ function pyLib(lib: string): boolean {
   if (!findTool(PY)) return false;
   return spawnSync(PY, ['-c', `import ctypes; ctypes.CDLL('${lib}')`]).status === 0;
 }
-const haveLzo = pyLib('liblzo2.so.2');
-const haveSnappy = pyLib('libsnappy.so.1');
+// With LKCD_REQUIRE_TOOLS=1 a missing library fails the tests instead of skipping them.
+const required = process.env.LKCD_REQUIRE_TOOLS === '1';
+const haveLzo = required || pyLib('liblzo2.so.2');
+const haveSnappy = required || pyLib('libsnappy.so.1');
 
 beforeAll(() => {
   dir = makeTempDir('codecs');
