@@ -64,8 +64,10 @@ await runCli('kexec', async () => {
     const kernel = sys.kernel;
     const memmap = new MemMap(kernel);
     const buddy = new BuddyAllocator(kernel, memmap);
+    // kexec-tools' get_command_line(): a panic kernel reusing the command line does not get crashkernel=.
+    const reused = argv['reuse-cmdline'] ? procCmdline(kernel.readBytes('boot_command_line')) : '';
     const parts = [
-      argv['reuse-cmdline'] ? procCmdline(kernel.readBytes('boot_command_line')) : '',
+      panic !== undefined ? reused.split(' ').filter((w) => !w.startsWith('crashkernel=')).join(' ') : reused,
       argv['command-line'] ?? '',
       argv.append ?? '',
     ];
