@@ -166,7 +166,8 @@ export function runWorkload(sys: RunningSystem, seconds: number): { freed: bigin
   const { memmap, buddy } = allocators(kernel);
   const rng = new Prng(wl.seed ^ (wl.generation + 1) * 0x9e37);
   const filler = new WorkloadFiller(kernel, memmap, buddy, new ContentGenerator({ seed: wl.seed ^ (wl.generation + 1) }), wl.seed + wl.generation + 1);
-  const maxPfn = memmap.maxPfn;
+  // Frames with a struct page: [minPfn, maxPfn) (a capture kernel's start at its region).
+  const maxPfn = memmap.frames;
   const churnPerSecond = maxPfn / 2000n + 16n;
   let freed = 0n;
   let allocated = 0n;
@@ -174,7 +175,7 @@ export function runWorkload(sys: RunningSystem, seconds: number): { freed: bigin
   for (let s = 0; s < seconds; s++) {
     // Free: sample frames, release user and cache pages found.
     for (let i = 0n; i < churnPerSecond; i++) {
-      const pfn = BigInt(rng.below(Number(maxPfn)));
+      const pfn = memmap.minPfn + BigInt(rng.below(Number(maxPfn)));
       const p = memmap.get(pfn);
       if (p._mapcount === -129) continue;
       const isUser = (p.mapping & 1n) === 1n || ((p.flags >> 4n) & 1n) === 1n;
