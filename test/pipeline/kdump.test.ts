@@ -13,7 +13,7 @@ import { PAGE_SIZE_N } from '../../src/machine/index.js';
 import {
   isKdumpKernel, MemMap, procVmcore, systemDmesg, type PhysRange, type RunningSystem,
 } from '../../src/kernel/index.js';
-import { armDump, coldReset, copyProcVmcore, crashMachine, DUMP_FLAGS_DISKDUMP, DUMP_FLAGS_SOFTBOOT, DUMP_STATE_ARMED, readBlock } from '../../src/dump/index.js';
+import { armDump, coldReset, copyProcVmcore, crashMachine, exportLiveVmcore, DUMP_FLAGS_DISKDUMP, DUMP_FLAGS_SOFTBOOT, DUMP_STATE_ARMED, readBlock } from '../../src/dump/index.js';
 import { changedFrames, frameHashes } from '../helpers/ramdiff.js';
 import { findTool, needs, runTool } from '../helpers/tools.js';
 import { kdumpMachine, loadPanicKernel, pieces, ramHashes, readerHashes, region, sha1, systemRamOutside } from '../helpers/kdump.js';
@@ -79,6 +79,17 @@ describe('the capture kernel boots inside the crashkernel region alone', () => {
     expect(mm.minPfn).toBe(crashRegion.start / PAGE_SIZE_N);
     expect(mm.maxPfn <= crashRegion.end / PAGE_SIZE_N).toBe(true);
     expect(systemDmesg(capture)).toContain('elfcorehdr=');
+  });
+});
+
+describe(`the relocated capture kernel is itself readable${needs('vmcore-dmesg', 'crash').reason}`, () => {
+  it('its live ELF export gives vmcore-dmesg and crash --log its own log: phys_base and its page tables agree', () => {
+    const live = path.join(m.dir, 'capture-live.vmcore');
+    exportLiveVmcore(capture, live);
+    const own = systemDmesg(capture);
+    expect(own).toContain('elfcorehdr=');
+    if (findTool('vmcore-dmesg')) expect(runTool('vmcore-dmesg', [live]).stdout).toBe(own);
+    if (findTool('crash')) expect(runTool('crash', ['--log', live]).stdout).toBe(own);
   });
 });
 
