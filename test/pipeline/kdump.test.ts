@@ -13,7 +13,7 @@ import { PAGE_SIZE_N } from '../../src/machine/index.js';
 import {
   isKdumpKernel, MemMap, procVmcore, systemDmesg, type PhysRange, type RunningSystem,
 } from '../../src/kernel/index.js';
-import { armDump, coldReset, copyProcVmcore, crashMachine, exportLiveVmcore, DUMP_FLAGS_DISKDUMP, DUMP_FLAGS_SOFTBOOT, DUMP_STATE_ARMED, readBlock } from '../../src/dump/index.js';
+import { armDump, coldReset, copyProcVmcore, crashMachine, elfVmcoreFormat, exportLiveVmcore, openDump, DUMP_FLAGS_DISKDUMP, DUMP_FLAGS_SOFTBOOT, DUMP_STATE_ARMED, readBlock } from '../../src/dump/index.js';
 import { changedFrames, frameHashes } from '../helpers/ramdiff.js';
 import { findTool, needs, runTool } from '../helpers/tools.js';
 import { kdumpMachine, loadPanicKernel, pieces, ramHashes, readerHashes, region, sha1, systemRamOutside } from '../helpers/kdump.js';
@@ -116,6 +116,21 @@ describe('/proc/vmcore holds the crashed kernel\'s memory', () => {
 
   it.skipIf(!findTool('/usr/bin/python3'))('drgn reads the same physical memory', () => {
     expect(readerHashes('drgn', vmcore, ramPieces, m.dir)).toEqual(atCrash);
+  });
+
+  it('our ELF vmcore reader reads the same pages, and the release, node name and CRASHTIME from it', () => {
+    const dump = openDump(vmcore, [elfVmcoreFormat]);
+    try {
+      expect(dump.attrs['file.format']).toBe('elf');
+      expect(dump.attrs['linux.uts.release']).toBe('5.4.0-lkcd');
+      expect(dump.attrs['linux.uts.nodename']).toBe('lkcd-sim');
+      expect(dump.attrs['crash.time'] > 0n).toBe(true);
+      const got = ramPieces.map(([a, n]) => sha1(dump.readPage(a / PAGE_SIZE_N).subarray(Number(a % PAGE_SIZE_N), Number(a % PAGE_SIZE_N) + n)));
+      expect(got).toEqual(atCrash);
+      expect(() => dump.readPage(crashRegion.start / PAGE_SIZE_N)).toThrow(/is not in the dump/);
+    } finally {
+      dump.close();
+    }
   });
 
   it('differs from RAM before the panic only in the crashed kernel\'s image (the log, crash_notes, VMCOREINFO\'s CRASHTIME)', () => {
