@@ -4,8 +4,11 @@ import { hideBin } from 'yargs/helpers';
 import { formatSize, hex, UsageError } from '../src/codec/index.js';
 import { MachineRoot, resolveRoot } from '../src/machine/index.js';
 import {
-  BuddyAllocator, closeSystem, kexecLoad, kexecLoaded, kexecUnload, KERNEL_IMAGE_MAX_BYTES, MemMap, openSystem, readKernelImageFile,
+  BuddyAllocator, closeSystem, kexecCrashLoaded, kexecLoad, kexecLoadCrash, kexecLoaded, kexecUnload, kexecUnloadCrash,
+  KERNEL_IMAGE_MAX_BYTES, MemMap, openSystem, readKernelImageFile,
 } from '../src/kernel/index.js';
+import { planPanicLoad } from './load_panic.js';
+import { readInitrd } from './initrd.js';
 import { kexecReboot, pendingDump } from '../src/dump/index.js';
 import { runCli } from '../src/cli/run.js';
 import { cliExitHelp } from '../src/cli/exit.js';
@@ -27,6 +30,8 @@ await runCli('kexec', async () => {
     .usage('$0 [options]\n\nLoad a kernel into the simulated machine\'s RAM and reboot into it (kexec-tools options).')
     .option('root', { type: 'string', describe: 'machine root directory' })
     .option('l', { alias: 'load', type: 'string', describe: `load the kernel IMAGE into memory (a regular file of at most ${formatSize(BigInt(KERNEL_IMAGE_MAX_BYTES))})` })
+    .option('p', { alias: 'load-panic', type: 'string', describe: 'load the kernel IMAGE for use on panic (into the crashkernel region); with -u, unload it' })
+    .option('initrd', { type: 'string', describe: 'with -p: load this initramfs with the capture kernel' })
     .option('command-line', { type: 'string', describe: 'set the kernel command line' })
     .option('append', { type: 'string', describe: 'append to the kernel command line' })
     .option('reuse-cmdline', { type: 'boolean', describe: 'start from the running kernel\'s command line, less BOOT_IMAGE= (crashdump= is kept)' })
@@ -34,17 +39,29 @@ await runCli('kexec', async () => {
     .option('e', { alias: 'exec', type: 'boolean', describe: 'reboot into the loaded kernel now (no dump)' })
     .option('s', { alias: 'status', type: 'boolean', describe: 'show what is loaded' })
     .option('debug', { type: 'boolean' })
-    .conflicts('l', ['u', 'e', 's'])
+    .conflicts('l', ['u', 'e', 's', 'p'])
+    .conflicts('p', ['e', 's'])
     .conflicts('u', ['e', 's'])
-    .strict()
+    .strictOptions()
     .fail((msg, err) => { if (err) throw err; throw new UsageError(msg); })
     .epilogue(cliExitHelp('kexec'))
     .help().version(false)
     .parseAsync();
-  if (!argv.l && !argv.u && !argv.e && !argv.s) throw new UsageError('give one of -l IMAGE, -u, -e, -s (see --help)');
-  if (!argv.l && (argv['command-line'] !== undefined || argv.append !== undefined || argv['reuse-cmdline'])) {
-    throw new UsageError('--command-line, --append and --reuse-cmdline go with -l');
+  const positional = argv._.map(String);
+  if (positional.length > 1) throw new UsageError(`one kernel image, not ${positional.length} (${positional.join(' ')})`);
+  // kexec-tools takes the image as an argument: "kexec -p IMAGE" and "kexec -p --initrd=F IMAGE" both work.
+  const panic = argv.p !== undefined ? (argv.p !== '' ? argv.p : positional[0] ?? '') : undefined;
+  const load = argv.l !== undefined ? (argv.l !== '' ? argv.l : positional[0] ?? '') : undefined;
+  for (const given of [argv.p, argv.l]) {
+    if (given !== undefined && given !== '' && positional.length) throw new UsageError(`one kernel image, not two (${given} ${positional[0]})`);
   }
+  if (argv.l === undefined && argv.p === undefined && positional.length) throw new UsageError(`${positional[0]}: say -l or -p to load it`);
+  if (load === undefined && panic === undefined && !argv.u && !argv.e && !argv.s) throw new UsageError('give one of -l IMAGE, -p IMAGE, -u, -p -u, -e, -s (see --help)');
+  const loading = load !== undefined || (panic !== undefined && !argv.u);
+  if (!loading && (argv['command-line'] !== undefined || argv.append !== undefined || argv['reuse-cmdline'])) {
+    throw new UsageError('--command-line, --append and --reuse-cmdline go with -l or -p');
+  }
+  if (argv.initrd !== undefined && (panic === undefined || argv.u)) throw new UsageError('--initrd goes with -p');
   const root = new MachineRoot(resolveRoot(argv.root));
   await holdMachine(root, 'kexec', () => {
     let sys = openSystem(root);
@@ -52,15 +69,29 @@ await runCli('kexec', async () => {
       const kernel = sys.kernel;
       const memmap = new MemMap(kernel);
       const buddy = new BuddyAllocator(kernel, memmap);
-      if (argv.l !== undefined) {
-        if (argv.l === '') throw new UsageError('-l needs a kernel image path');
-        const image = readKernelImageFile(argv.l);
-        const parts = [
-          argv['reuse-cmdline'] ? procCmdline(kernel.readBytes('boot_command_line')) : '',
-          argv['command-line'] ?? '',
-          argv.append ?? '',
-        ];
-        const cmdline = parts.filter((p) => p !== '').join(' ');
+      // kexec-tools' get_command_line(): a panic kernel reusing the command line does not get crashkernel=.
+      const reused = argv['reuse-cmdline'] ? procCmdline(kernel.readBytes('boot_command_line')) : '';
+      const parts = [
+        panic !== undefined ? reused.split(' ').filter((w) => !w.startsWith('crashkernel=')).join(' ') : reused,
+        argv['command-line'] ?? '',
+        argv.append ?? '',
+      ];
+      const cmdline = parts.filter((p) => p !== '').join(' ');
+      if (panic !== undefined && argv.u) {
+        const had = kexecUnloadCrash(kernel, buddy);
+        sys.ram.flush();
+        process.stdout.write(had ? 'kexec: unloaded the panic kernel\n' : 'kexec: no panic kernel was loaded\n');
+      } else if (panic !== undefined) {
+        if (panic === '') throw new UsageError('-p needs a kernel image path');
+        const image = readKernelImageFile(panic);
+        const initrd = argv.initrd !== undefined ? readInitrd(argv.initrd) : null;
+        const plan = planPanicLoad(kernel, image, cmdline, initrd);
+        kexecLoadCrash(kernel, buddy, memmap, plan.spec);
+        sys.ram.flush();
+        process.stdout.write(`kexec: loaded panic kernel ${image.layout.config.release} at ${hex(plan.loadAddr)} in the crashkernel region ${hex(plan.region.start)}-${hex(plan.region.end - 1n)}, elfcorehdr at ${hex(plan.elfcorehdr)}, ${plan.freeAfterBoot >> 10n} KiB free after its boot; command line "${plan.cmdline}"\n`);
+      } else if (load !== undefined) {
+        if (load === '') throw new UsageError('-l needs a kernel image path');
+        const image = readKernelImageFile(load);
         const loaded = kexecLoad(kernel, buddy, memmap, image, cmdline);
         sys.ram.flush();
         process.stdout.write(`kexec: loaded ${image.layout.config.release} (${image.segments.length} segments, entry ${hex(loaded.image.start)}) command line "${cmdline}"\n`);
@@ -73,6 +104,8 @@ await runCli('kexec', async () => {
         process.stdout.write(loaded
           ? `loaded: ${loaded.image.release}, entry ${hex(loaded.image.start)}, ${loaded.image.nr_segments} segments, command line "${loaded.image.cmdline}"\n`
           : 'not loaded\n');
+        const crash = kexecCrashLoaded(kernel);
+        if (crash) process.stdout.write(`panic kernel: ${crash.image.release}, purgatory at ${hex(crash.image.start)}, ${crash.image.nr_segments} segments, command line "${crash.image.cmdline}"\n`);
       } else if (argv.e) {
         if (!kexecLoaded(kernel)) throw new UsageError('kexec -e: no kernel is loaded (use kexec -l first)');
         sys = kexecReboot(sys);

@@ -7,8 +7,11 @@ import {
   closeSystem, openSystem, PAGE_TYPES, powerOff, powerOn, PROFILE_NAMES, runWorkload, systemDmesg,
   systemStatus, systemTasks, taskStateName, type SystemStatus,
 } from '../kernel/index.js';
-import { coldReset, crashMachine, exportLiveVmcore, liveDump, pendingDump, procDumpValues, requestedReboot, type CrashOutcome } from '../dump/index.js';
-import { kernelOops, kexecLoaded, type CrashCause, type RunningSystem } from '../kernel/index.js';
+import { coldReset, copyProcVmcore, crashMachine, exportLiveVmcore, liveDump, pendingDump, procDumpValues, requestedReboot, type CrashOutcome } from '../dump/index.js';
+import {
+  crashNotesLocation, iomemText, kernelOops, kexecCrashLoaded, kexecCrashSize, kexecLoaded, procVmcore, vmcoreinfoNoteLocation,
+  type CrashCause, type RunningSystem,
+} from '../kernel/index.js';
 import { runSys } from './sys.js';
 import { holdMachine } from './hold.js';
 import { progressBar } from './progress.js';
@@ -31,7 +34,9 @@ function statusText(s: SystemStatus): string {
     `machine:   ${formatSize(s.ram_bytes)} RAM, ${s.pages.total} page frames, kernel at ${hex(s.kernel_base)}, CR3 ${hex(s.cr3)}`,
     `kernel:    Linux ${s.release} on ${s.hostname}, up ${up.toFixed(3)} s`,
     `cmdline:   ${s.cmdline}`,
-    `workload:  ${s.profile} (seed ${s.seed}), ${s.tasks} tasks`,
+    `workload:  ${s.profile || 'none'} (seed ${s.seed}), ${s.tasks} tasks`,
+    ...(s.crashkernel ? [`crashkernel: ${formatSize(s.crashkernel.end - s.crashkernel.start)} reserved at ${hex(s.crashkernel.start)}-${hex(s.crashkernel.end - 1n)}, panic kernel ${s.kexec_crash_loaded ? 'loaded' : 'not loaded'}`] : []),
+    ...(s.kdump ? [`kdump:     capture kernel${s.vmcore_bytes !== null ? `: /proc/vmcore of ${s.vmcore_bytes} bytes` : ': no /proc/vmcore (see machine dmesg)'}`] : []),
     'pages:',
     ...PAGE_TYPES.map((t) => `  ${t.padEnd(9)} ${String(s.pages[t]).padStart(10)}  ${pct(s.pages[t]).padStart(6)}`),
   ];
@@ -49,9 +54,22 @@ function procRead(sys: RunningSystem, p: string): string {
     return raw.subarray(0, raw.indexOf(0)).toString('latin1');
   }
   if (clean === 'sys/kernel/kexec_loaded') return kexecLoaded(sys.kernel) ? '1' : '0';
+  if (clean === 'sys/kernel/kexec_crash_loaded') return kexecCrashLoaded(sys.kernel) ? '1' : '0';
+  if (clean === 'sys/kernel/kexec_crash_size') return `${kexecCrashSize(sys.kernel)}`;
+  if (clean === 'iomem') return iomemText(sys.kernel).replace(/\n$/, '');
+  if (clean === 'sys/kernel/vmcoreinfo') {
+    const v = vmcoreinfoNoteLocation(sys.kernel);
+    return `${v.paddr.toString(16)} ${v.size.toString(16)}`;
+  }
+  const cpu = /^sys\/devices\/system\/cpu\/cpu0\/(crash_notes|crash_notes_size)$/.exec(clean);
+  if (cpu) {
+    const n = crashNotesLocation(sys.kernel, 0);
+    return cpu[1] === 'crash_notes' ? n.paddr.toString(16) : `${n.size}`;
+  }
   const m = /^sys\/kernel\/dump\/(addr|level|flags|compress|device)$/.exec(clean);
   if (m) return procDumpValues(sys.kernel)[m[1]];
-  throw new UsageError(`proc: no such file '${p}' (cmdline, sys/kernel/kexec_loaded, sys/kernel/dump/{addr,level,flags,compress,device})`);
+  if (clean === 'vmcore') throw new UsageError('proc: vmcore is a binary file: give -o FILE to copy it');
+  throw new UsageError(`proc: no such file '${p}' (${PROC_FILES})`);
 }
 
 /**
@@ -60,6 +78,8 @@ function procRead(sys: RunningSystem, p: string): string {
  * one dump at a time; the console says this crash was not dumped).
  */
 function dumpLost(out: CrashOutcome): string | null {
+  // The capture kernel holds the old kernel's memory in /proc/vmcore: kdumpctl save takes it from there.
+  if (out.after === 'kdump') return null;
   if (out.after === 'cold-reboot') {
     const had = out.dump ? 'the dump stage 1 saved' : out.heldDump ? `the dump held in memory at ${hex(out.heldDump)}` : null;
     return had
@@ -75,6 +95,9 @@ function dumpLost(out: CrashOutcome): string | null {
   return null;
 }
 
+const PROC_FILES = 'cmdline, iomem, vmcore -o FILE, sys/kernel/{kexec_loaded,kexec_crash_loaded,kexec_crash_size,vmcoreinfo}, '
+  + 'sys/devices/system/cpu/cpu0/{crash_notes,crash_notes_size}, sys/kernel/dump/{addr,level,flags,compress,device}';
+
 function crashAndReport(root: MachineRoot, cause: CrashCause): void {
   const sys = openSystem(root);
   let out: CrashOutcome | null = null;
@@ -85,6 +108,9 @@ function crashAndReport(root: MachineRoot, cause: CrashCause): void {
     if (out.after === 'kexec') {
       const pending = pendingDump(after.kernel);
       process.stdout.write(`kexec: booted ${after.kernel.release}${pending ? `; saved dump reserved at ${hex(pending.addr)}` : '; no saved dump found'}\n`);
+    } else if (out.after === 'kdump') {
+      const v = procVmcore(after.kernel);
+      process.stdout.write(`kdump: capture kernel ${after.kernel.release} booted in the crashkernel region at ${hex(after.state.cpu.kernel_base)}; ${v ? `/proc/vmcore holds ${v.size} bytes (machine proc vmcore -o FILE, kdumpctl save)` : 'no /proc/vmcore (see machine dmesg)'}\n`);
     } else if (out.after === 'cold-reboot') {
       process.stdout.write(`cold reboot: ${after.kernel.release} booted on cleared memory\n`);
     } else if (out.after === 'warm-reboot') {
@@ -233,12 +259,24 @@ await runCli('machine', async () => {
     (argv) => held(argv, () => {
       runSys(rootOf(argv), argv.action!, argv.path, argv.value, (s) => { process.stdout.write(s); });
     }))
-    .command('proc <path>', 'read a /proc file of the running kernel (cmdline, sys/kernel/dump/{addr,level,flags,compress,device}, sys/kernel/kexec_loaded)', (y) => y.epilogue(cliExitHelp('machine', 'proc'))
-      .positional('path', { type: 'string' }),
+    .command('proc <path>', `read a /proc or /sys file of the running kernel (${PROC_FILES})`, (y) => y.epilogue(cliExitHelp('machine', 'proc'))
+      .positional('path', { type: 'string' })
+      .option('o', { alias: 'output', type: 'string', describe: 'copy the file here (required for vmcore: streamed, zero pages left as holes, mode 0600)' }),
     (argv) => held(argv, () => {
       const sys = openSystem(rootOf(argv), { readOnly: true });
       try {
-        process.stdout.write(`${procRead(sys, argv.path!)}\n`);
+        const clean = argv.path!.replace(/^\/?(proc\/)?/, '');
+        if (clean === 'vmcore' && argv.o !== undefined) {
+          if (argv.o === '') throw new UsageError('-o needs a file name');
+          const bar = progressBar('vmcore');
+          const r = copyProcVmcore(sys.kernel, argv.o, bar);
+          bar.end();
+          process.stdout.write(`${argv.o}: ${r.bytes} bytes\n`);
+        } else if (argv.o !== undefined) {
+          throw new UsageError('-o goes with vmcore');
+        } else {
+          process.stdout.write(`${procRead(sys, argv.path!)}\n`);
+        }
       } finally {
         closeSystem(sys);
       }

@@ -3,3 +3,4 @@ export * from './field.js';
 export * from './struct.js';
 export * from './units.js';
 export * from './elf.js';
+export * from './elf_note.js';

@@ -1,8 +1,8 @@
 import { DumpError, hex } from '../codec/index.js';
 import {
-  BuddyAllocator, configForRam, interruptedTask, kernelPanic, kernelWallClock, pt_regs, kexecEntries, kexecFrames, kexecLoaded, Kernel,
-  listTasks, MemMap, printk, readKernelHeader, THREAD_SIZE_ORDER, LOGLEVEL_INFO, type CrashCause, type KernelConfig, type PanicInfo,
-  type RunningSystem,
+  BuddyAllocator, configForRam, crashKexec, interruptedTask, kdumpBoot, kernelPanic, kernelWallClock, pt_regs, kexecCrashLoaded, kexecEntries, kexecFrames,
+  kexecLoaded, Kernel, listTasks, MemMap, printk, readKernelHeader, THREAD_SIZE_ORDER, LOGLEVEL_INFO, type CrashCause, type KernelConfig,
+  type PanicInfo, type RunningSystem,
 } from '../kernel/index.js';
 import { PAGE_SIZE } from '../machine/index.js';
 import type { Kimage } from '../kernel/structs/kimage.js';
@@ -30,7 +30,7 @@ export interface CrashOutcome {
    * taken, and this one is kept by a kexec, lost by a cold reboot.
    */
   heldDump?: bigint;
-  after: 'kexec' | 'cold-reboot' | 'warm-reboot' | 'halted';
+  after: 'kexec' | 'cold-reboot' | 'warm-reboot' | 'halted' | 'kdump';
   /** What pstore kept: the dmesg zone of the panic record, the devices the devcoredump notifier dumped. */
   pstore: { dmesgZone: number | null; devcd: { dumped: string[]; skipped: string[] } | null };
   console: string[];
@@ -74,10 +74,32 @@ export function crashMachine(sys: RunningSystem, cause: CrashCause, hooks: Crash
   const consoleLines: string[] = [];
   const say = (l: string): void => { consoleLines.push(l); };
   const panic = kernelPanic(kernel, cause);
-  // panic(): the notifiers run first. The device-coredump notifier is registered with a higher
-  // priority than the dump driver's, so device state is copied before stage 1 reuses any frame.
+  sys.ram.flush();
+  // panic() runs crash_kexec() before the panic notifiers (the LKCD dump driver and the device-coredump
+  // notifier are ones) and before kmsg_dump(): with a capture kernel loaded, kdump takes the crash and
+  // neither stage 1 nor pstore runs. crash_kexec_post_notifiers moves crash_kexec() after the notifiers
+  // and kmsg_dump(); the LKCD driver still stands aside then, as its stage 1 would reuse frames the
+  // capture kernel reads through /proc/vmcore.
+  const postNotifiers = /(^|\s)crash_kexec_post_notifiers(\s|$)/.test(bootCommandLine(kernel));
+  const toKdump = (pstore: CrashOutcome['pstore']): CrashOutcome | null => {
+    const jump = crashKexec(kernel, panic);
+    if (!jump) return null;
+    hooks.beforeDump?.(sys);
+    say(`kdump: crash_kexec: registers saved in crash_notes, entering the capture kernel at ${hex(jump.entry)}`);
+    return { panic, dump: null, noDumpReason: 'kdump took the crash (a panic kernel is loaded)', after: 'kdump', console: consoleLines, system: kdumpBoot(sys, jump), pstore };
+  };
+  if (!postNotifiers) {
+    const kdump = toKdump({ dmesgZone: null, devcd: null });
+    if (kdump) return kdump;
+  }
+  // The notifiers: the device-coredump notifier is registered with a higher priority than the dump
+  // driver's, so device state is copied before stage 1 reuses any frame.
   const devcd = devcdPanicNotifier(kernel, simRegisterReader);
   sys.ram.flush();
+  if (postNotifiers && kexecCrashLoaded(kernel)) {
+    const kdump = toKdump({ dmesgZone: kmsgDump(kernel, KMSG_DUMP_PANIC), devcd });
+    if (kdump) return kdump;
+  }
   hooks.beforeDump?.(sys);
   const cfg = readDumpConfig(kernel);
   let dump: Stage1Result | null = null;

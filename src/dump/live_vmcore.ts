@@ -9,7 +9,7 @@ import { writeVmcore, type VmcoreResult } from './elf/index.js';
  */
 export function exportLiveVmcore(sys: RunningSystem, file: string, onProgress?: (done: bigint, total: bigint) => void): VmcoreResult {
   const { kernel, ram } = sys;
-  const imageStart = kernel.header.physical_start;
+  const imageStart = kernel.header.physical_start + kernel.physBase;
   return writeVmcore(file, {
     loads: [
       { vaddr: kernel.header.text_vaddr, paddr: imageStart, size: kernel.header.image_size },

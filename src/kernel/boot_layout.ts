@@ -27,12 +27,19 @@ function pageAlign(x: bigint): bigint {
 }
 
 export function bootLayout(ramBytes: bigint, config: KernelConfig): BootLayout {
+  return bootLayoutAt(config, config.physicalStart, 0n, ramBytes / BigInt(PAGE_SIZE));
+}
+
+/**
+ * The same for a kernel loaded at `loadAddr` (a relocated capture kernel)
+ * whose mem_map covers frames [minPfn, maxPfn).
+ */
+export function bootLayoutAt(config: KernelConfig, loadAddr: bigint, minPfn: bigint, maxPfn: bigint): BootLayout {
   const layout = kernelLayout(config);
-  const imageStart = config.physicalStart;
+  const imageStart = loadAddr;
   const imageEnd = imageStart + BigInt(layout.imageSize);
-  const maxPfn = ramBytes / BigInt(PAGE_SIZE);
   const memMapPhys = pageAlign(imageEnd);
-  const memMapBytes = pageAlign(maxPfn * BigInt(page.size));
+  const memMapBytes = pageAlign((maxPfn - minPfn) * BigInt(page.size));
   const earlyStart = memMapPhys + memMapBytes;
   const earlyEnd = earlyStart + EARLY_ALLOC_PAGES * PAGE_SIZE_N;
   return { imageStart, imageEnd, memMapPhys, memMapBytes, earlyStart, earlyEnd };

@@ -89,3 +89,19 @@ export const LOG_ALIGN = 8;
 
 export const KERNEL_RELEASE = '5.4.0-lkcd';
 export const KERNEL_RELEASE_LOWMEM = '5.4.0-lkcd-lowmem';
+
+/** The simulated machine has one CPU (NR_CPUS of its build). */
+export const NR_CPUS = 1;
+
+/** x86_64 crashkernel placement (arch/x86/kernel/setup.c, v5.4): 16 MiB alignment, below 4 GiB first. */
+export const CRASH_ALIGN = 16n << 20n;
+export const CRASH_ADDR_LOW_MAX = 4n << 30n;
+export const CRASH_ADDR_HIGH_MAX = 64n << 40n;
+
+/** kimage types (include/linux/kexec.h). */
+export const KEXEC_TYPE_DEFAULT = 0;
+export const KEXEC_TYPE_CRASH = 1;
+
+/** elfcorehdr_addr when no elfcorehdr= was given, and after vmcore_init consumed it (include/linux/crash_dump.h). */
+export const ELFCORE_ADDR_MAX = 0xffffffffffffffffn;
+export const ELFCORE_ADDR_ERR = 0xfffffffffffffffen;

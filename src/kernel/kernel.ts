@@ -20,6 +20,13 @@ export class Kernel {
     readonly mem: LiveMemory,
     readonly header: LkcdKernelHeader,
     readonly symbols: KernelSymbol[],
+    /**
+     * phys_base: where the image runs minus where it was linked to run
+     * (CONFIG_PHYSICAL_START). 0 for a kernel at its link address; a
+     * capture kernel loaded into the crashkernel region runs relocated,
+     * its virtual addresses unchanged, as a relocatable bzImage does.
+     */
+    readonly physBase: bigint = 0n,
   ) {
     this.byName = new Map(symbols.map((s) => [s.name, s]));
   }
@@ -27,19 +34,20 @@ export class Kernel {
   /** Opens the kernel the CPU is running: reads its header and kallsyms from RAM. */
   static open(ram: PhysicalRam, cpu: NonNullable<MachineState['cpu']>): Kernel {
     const header = readKernelHeader(ram, cpu.kernel_base);
+    const physBase = cpu.kernel_base - header.physical_start;
     const count = header.kallsyms_count;
     if (count === 0 || count > 4096 || header.kallsyms_entry_size !== kallsyms_entry.size) {
       throw new CorruptDumpError(`kernel header at 0x${cpu.kernel_base.toString(16)}: bad kallsyms table (count ${count})`,
         { struct: 'lkcd_kernel_header', field: 'kallsyms_count', address: cpu.kernel_base });
     }
-    const raw = ram.read(header.kallsyms_vaddr - __START_KERNEL_map, count * kallsyms_entry.size);
+    const raw = ram.read(header.kallsyms_vaddr - __START_KERNEL_map + physBase, count * kallsyms_entry.size);
     const view = viewOf(raw);
     const symbols: KernelSymbol[] = [];
     for (let i = 0; i < count; i++) {
       const e = kallsyms_entry.decode(view, i * kallsyms_entry.size);
       symbols.push({ name: e.name, address: e.address, size: e.size, type: e.type as SymbolType });
     }
-    return new Kernel(ram, new LiveMemory(ram, cpu.cr3), header, symbols);
+    return new Kernel(ram, new LiveMemory(ram, cpu.cr3), header, symbols, physBase);
   }
 
   get release(): string { return this.header.release; }
@@ -52,9 +60,14 @@ export class Kernel {
     return s;
   }
 
-  /** Physical address of a symbol in the kernel image. */
+  /** Physical address of a symbol in the kernel image (__pa_symbol). */
   symPhys(name: string): bigint {
-    return this.sym(name).address - __START_KERNEL_map;
+    return this.sym(name).address - __START_KERNEL_map + this.physBase;
+  }
+
+  /** __pa() of this kernel: a kernel-text address (phys_base applies) or a direct-map one. */
+  pa(vaddr: bigint): bigint {
+    return vaddr >= __START_KERNEL_map ? vaddr - __START_KERNEL_map + this.physBase : vaddr - PAGE_OFFSET;
   }
 
   readBytes(name: string, offset = 0, length?: number): Buffer {
@@ -93,7 +106,11 @@ export class Kernel {
     this.ram.write(paddr, struct.toBytes(value));
   }
 
-  /** Kernel virtual address (either mapping) to physical, without a page walk. */
+  /**
+   * Kernel virtual address (either mapping) to physical, without a page
+   * walk, for a kernel at its link address; the instance method pa()
+   * also handles a relocated kernel's text addresses.
+   */
   static __pa(vaddr: bigint): bigint {
     return vaddr >= __START_KERNEL_map ? vaddr - __START_KERNEL_map : vaddr - PAGE_OFFSET;
   }

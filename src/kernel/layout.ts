@@ -2,7 +2,7 @@ import { InternalError } from '../codec/index.js';
 import { PAGE_SIZE } from '../machine/index.js';
 import {
   __START_KERNEL_map, COMMAND_LINE_SIZE, KERNEL_RELEASE, KERNEL_RELEASE_LOWMEM, LOAD_PHYSICAL_ADDR,
-  LOWMEM_LIMIT, LOWMEM_PHYSICAL_START, VMCOREINFO_BYTES,
+  LOWMEM_LIMIT, LOWMEM_PHYSICAL_START, NR_CPUS, VMCOREINFO_BYTES,
 } from './constants.js';
 import { kallsyms_entry, lkcd_kernel_header } from './structs/kernel_header.js';
 import { uts_namespace } from './structs/new_utsname.js';
@@ -16,6 +16,9 @@ import { pglist_data } from './structs/pglist_data.js';
 import { ramoops_context } from './pstore/structs/ramoops_context.js';
 import { pstore_state } from './pstore/structs/pstore_state.js';
 import { devcd_state } from './pstore/structs/devcd.js';
+import { e820_table } from './structs/e820.js';
+import { resource } from './structs/resource.js';
+import { CRASH_CORE_NOTE_BYTES, VMCOREINFO_NOTE_SIZE } from './structs/crash_notes.js';
 
 /** A kernel build configuration: what makes two builds differ. */
 export interface KernelConfig {
@@ -125,6 +128,28 @@ function dataVars(): DataVar[] {
     { name: 'oops_cxt', size: ramoops_context.size, align: 64 },
     { name: 'pstore_state', size: pstore_state.size, align: 64 },
     { name: 'devcd_state', size: devcd_state.size, align: 64 },
+    // Memory map, relocation and kdump (arch/x86/kernel/e820.c, head64.c, kernel/crash_core.c, fs/proc/vmcore.c).
+    { name: 'e820_table', size: e820_table.size, align: 8 },
+    { name: 'phys_base', size: 8, align: 8 },
+    { name: 'min_low_pfn', size: 8, align: 8 },
+    { name: 'initrd_start', size: 8, align: 8 },
+    { name: 'initrd_end', size: 8, align: 8 },
+    { name: 'crashk_res', size: resource.size, align: 64 },
+    { name: 'kexec_crash_image', size: 8, align: 8 },
+    { name: 'crash_notes', size: 8, align: 8 },
+    // The per-CPU note_buf_t that crash_notes points to (alloc_percpu in the kernel).
+    { name: 'crash_notes_buf', size: CRASH_CORE_NOTE_BYTES * NR_CPUS, align: 64 },
+    { name: 'vmcoreinfo_note', size: VMCOREINFO_NOTE_SIZE, align: 64 },
+    { name: 'elfcorehdr_addr', size: 8, align: 8 },
+    { name: 'elfcorehdr_size', size: 8, align: 8 },
+    { name: 'elfcorebuf', size: 8, align: 8 },
+    { name: 'elfcorebuf_sz', size: 8, align: 8 },
+    { name: 'elfnotes_buf', size: 8, align: 8 },
+    { name: 'elfnotes_sz', size: 8, align: 8 },
+    { name: 'elfnotes_orig_sz', size: 8, align: 8 },
+    { name: 'vmcoredd_orig_sz', size: 8, align: 8 },
+    { name: 'vmcore_size', size: 8, align: 8 },
+    { name: 'vmcore_list', size: list_head.size, align: 16 },
   ];
 }
 

@@ -12,7 +12,9 @@ function index(vaddr: bigint, shift: number): number {
  * Builds the kernel's 4-level page tables in its .bss, as head_64.S and
  * init_mem_mapping() leave them: the direct map of all RAM with 1 GiB pages
  * (PGD[273] -> level3_direct_map_pgt), and the kernel-text map of the first
- * GiB with 2 MiB pages (PGD[511] -> level3_kernel_pgt[510] -> level2_kernel_pgt).
+ * GiB with 2 MiB pages (PGD[511] -> level3_kernel_pgt[510] -> level2_kernel_pgt),
+ * shifted by phys_base for a relocated kernel (__START_KERNEL_map + x maps
+ * phys_base + x, as head_64.S fixes up level2_kernel_pgt).
  * Returns CR3: the physical address of init_top_pgt.
  */
 export function buildPageTables(kernel: Kernel, ramBytes: bigint): bigint {
@@ -30,8 +32,8 @@ export function buildPageTables(kernel: Kernel, ramBytes: bigint): bigint {
     ram.writeU64(pudDirect + g * 8n, (g * gib) | __PAGE_KERNEL_LARGE);
   }
   const mib2 = 1n << BigInt(PMD_SHIFT);
-  for (let i = 0n; i * mib2 < ramBytes && i < BigInt(PTRS_PER_TABLE); i++) {
-    ram.writeU64(pmdKernel + i * 8n, (i * mib2) | __PAGE_KERNEL_LARGE);
+  for (let i = 0n; kernel.physBase + i * mib2 < ramBytes && i < BigInt(PTRS_PER_TABLE); i++) {
+    ram.writeU64(pmdKernel + i * 8n, (kernel.physBase + i * mib2) | __PAGE_KERNEL_LARGE);
   }
   return pgd;
 }

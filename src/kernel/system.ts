@@ -19,6 +19,11 @@ import { findKernelTextElf } from './workload/elf_text.js';
 import { WorkloadFiller } from './workload/fill.js';
 import { profileByName, type Profile } from './workload/profiles.js';
 import { Prng } from './prng.js';
+import { crashkernelRegion } from './crashkernel.js';
+import { kexecCrashLoaded } from './kexec_crash.js';
+import { isKdumpKernel, procVmcore } from './vmcore/proc_vmcore.js';
+import type { PhysRange } from './boot_layout.js';
+import { writeLoaderEntry } from './bootloader.js';
 
 export const MIN_RAM = 16n << 20n;
 export const MAX_RAM = 16n << 30n;
@@ -121,8 +126,10 @@ export function powerOn(root: MachineRoot, opts: PowerOnOptions): RunningSystem 
     // A replacement within the step: the old image (if any) comes back unless the step commits.
     ram = PhysicalRam.create(root.ramPath, opts.mem);
     const base = loadImage(ram, image);
+    const cmdline = opts.cmdline ?? defaultCmdline(config.release);
+    writeLoaderEntry(root, { linux: `/boot/vmlinuz-${config.release}`, options: cmdline });
     const params: BootParams = {
-      cmdline: opts.cmdline ?? defaultCmdline(config.release),
+      cmdline,
       hostname: opts.hostname ?? 'lkcd-sim',
       bootTime: EPOCH_BASE + BigInt(opts.seed % 3650) * 86400n,
       seed: opts.seed,
@@ -192,7 +199,8 @@ export function runWorkload(sys: RunningSystem, seconds: number): { freed: bigin
   const { memmap, buddy } = allocators(kernel);
   const rng = new Prng(wl.seed ^ (wl.generation + 1) * 0x9e37);
   const filler = new WorkloadFiller(kernel, memmap, buddy, new ContentGenerator({ seed: wl.seed ^ (wl.generation + 1) }), wl.seed + wl.generation + 1);
-  const maxPfn = memmap.maxPfn;
+  // Frames with a struct page: [minPfn, maxPfn) (a capture kernel's start at its region).
+  const maxPfn = memmap.frames;
   const churnPerSecond = maxPfn / 2000n + 16n;
   let freed = 0n;
   let allocated = 0n;
@@ -200,7 +208,7 @@ export function runWorkload(sys: RunningSystem, seconds: number): { freed: bigin
   for (let s = 0; s < seconds; s++) {
     // Free: sample frames, release user and cache pages found.
     for (let i = 0n; i < churnPerSecond; i++) {
-      const pfn = BigInt(rng.below(Number(maxPfn)));
+      const pfn = memmap.minPfn + BigInt(rng.below(Number(maxPfn)));
       const p = memmap.get(pfn);
       if (p._mapcount === -129) continue;
       const isUser = (p.mapping & 1n) === 1n || ((p.flags >> 4n) & 1n) === 1n;
@@ -241,6 +249,13 @@ export interface SystemStatus {
   tasks: number;
   kernel_base: bigint;
   cr3: bigint;
+  /** The crashkernel= region, [start, end), or null. */
+  crashkernel: PhysRange | null;
+  kexec_crash_loaded: boolean;
+  /** A capture kernel (booted with elfcorehdr=). */
+  kdump: boolean;
+  /** Bytes of /proc/vmcore, or null when there is none. */
+  vmcore_bytes: bigint | null;
 }
 
 /** The machine as the running kernel sees it: every figure read from RAM. */
@@ -260,10 +275,14 @@ export function systemStatus(sys: RunningSystem): SystemStatus {
     boot_time: kernel.readU64('sim_boot_time'),
     profile: wl.profile,
     seed: wl.seed,
-    pages: { ...counts, total: memmap.maxPfn },
+    pages: { ...counts, total: memmap.frames },
     tasks: listTasks(kernel.mem, kernel.sym('init_task').address).length,
     kernel_base: sys.state.cpu.kernel_base,
     cr3: sys.state.cpu.cr3,
+    crashkernel: crashkernelRegion(kernel),
+    kexec_crash_loaded: kexecCrashLoaded(kernel) !== null,
+    kdump: isKdumpKernel(kernel),
+    vmcore_bytes: procVmcore(kernel)?.size ?? null,
   };
 }
 

@@ -93,8 +93,8 @@ export class TaskManager {
     const addr = this.taskCache.alloc();
     const stack = this.allocStack(pid, spec.ip);
     const head = this.kernel.sym('init_task').address + TASKS_OFFSET;
-    const rd = (v: bigint): bigint => this.kernel.ram.readU64(Kernel.__pa(v));
-    const wr = (v: bigint, x: bigint): void => this.kernel.ram.writeU64(Kernel.__pa(v), x);
+    const rd = (v: bigint): bigint => this.kernel.ram.readU64(this.kernel.pa(v));
+    const wr = (v: bigint, x: bigint): void => this.kernel.ram.writeU64(this.kernel.pa(v), x);
     const prev = rd(head + 8n);
     const t: TaskStruct = {
       ...task_struct.zero(),
@@ -104,7 +104,7 @@ export class TaskManager {
       start_time: this.kernel.readU64('sim_clock_ns'), rss_pages: spec.rssPages ?? 0n,
       thread_regs: { ...zeroRegs(), ip: spec.ip, sp: stack + BigInt((PAGE_SIZE << THREAD_SIZE_ORDER) - 64 - 8), cs: 0x10n, ss: 0x18n, flags: 0x246n },
     };
-    this.kernel.ram.write(Kernel.__pa(addr), task_struct.toBytes(t));
+    this.kernel.ram.write(this.kernel.pa(addr), task_struct.toBytes(t));
     wr(prev, addr + TASKS_OFFSET);
     wr(head + 8n, addr + TASKS_OFFSET);
     this.pids.attach(addr, pid);

@@ -1,4 +1,4 @@
-import { CorruptDumpError } from '../codec/index.js';
+import { CorruptDumpError, encodeElfNote } from '../codec/index.js';
 import { PAGE_SIZE } from '../machine/index.js';
 import {
   PAGE_BUDDY_MAPCOUNT_VALUE, PAGE_OFFLINE_MAPCOUNT_VALUE, PG_hwpoison, PG_head, PG_lru, PG_private,
@@ -11,6 +11,10 @@ import { uts_namespace } from './structs/new_utsname.js';
 import { page } from './structs/page.js';
 import { printk_log } from './structs/printk_log.js';
 import { list_head } from './structs/list_head.js';
+import { VMCOREINFO_NOTE_NAME, VMCOREINFO_NOTE_SIZE } from './structs/crash_notes.js';
+
+/** n_type of the VMCOREINFO note (the kernel writes 0). */
+const VMCOREINFO_NOTE_TYPE = 0;
 
 /**
  * The VMCOREINFO text a 5.4 kernel exports (kernel/crash_core.c and
@@ -66,7 +70,7 @@ export function vmcoreinfoText(kernel: Kernel): string {
     ['NUMBER(PG_hwpoison)', PG_hwpoison],
     ['NUMBER(PAGE_BUDDY_MAPCOUNT_VALUE)', PAGE_BUDDY_MAPCOUNT_VALUE],
     ['NUMBER(PAGE_OFFLINE_MAPCOUNT_VALUE)', PAGE_OFFLINE_MAPCOUNT_VALUE],
-    ['NUMBER(phys_base)', 0],
+    ['NUMBER(phys_base)', kernel.physBase.toString()],
     ['SYMBOL(init_task)', sym('init_task')],
     ['NUMBER(KERNEL_IMAGE_SIZE)', 1 << 30],
     ['NUMBER(pgtable_l5_enabled)', 0],
@@ -84,6 +88,23 @@ export function storeVmcoreinfo(kernel: Kernel, text: string): void {
   buf.set(bytes);
   kernel.writeBytes('vmcoreinfo_data', buf);
   kernel.writeU64('vmcoreinfo_size', BigInt(bytes.length));
+  updateVmcoreinfoNote(kernel, bytes);
+}
+
+/**
+ * update_vmcoreinfo_note(): the VMCOREINFO text as an ELF note, followed by
+ * the empty final note, in vmcoreinfo_note; this is what kexec-tools points
+ * the ELF core header's VMCOREINFO PT_NOTE at (/sys/kernel/vmcoreinfo).
+ */
+function updateVmcoreinfoNote(kernel: Kernel, text: Uint8Array): void {
+  const buf = Buffer.alloc(VMCOREINFO_NOTE_SIZE);
+  buf.set(encodeElfNote(VMCOREINFO_NOTE_NAME, VMCOREINFO_NOTE_TYPE, text));
+  kernel.writeBytes('vmcoreinfo_note', buf);
+}
+
+/** /sys/kernel/vmcoreinfo: physical address and size of the note, "%pa %x". */
+export function vmcoreinfoNoteLocation(kernel: Kernel): { paddr: bigint; size: number } {
+  return { paddr: kernel.symPhys('vmcoreinfo_note'), size: VMCOREINFO_NOTE_SIZE };
 }
 
 /** Appends a line (e.g. CRASHTIME at panic), as vmcoreinfo_append_str() does. */

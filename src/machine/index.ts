@@ -10,3 +10,4 @@ export * from './process_identity.js';
 export * from './journal.js';
 export * from './hardware.js';
 export * from './lock.js';
+export * from './e820.js';

@@ -16,6 +16,7 @@ export const BIN = {
   machine: path.join(REPO, 'dist', 'src', 'cli', 'machine.js'),
   lkcd: path.join(REPO, 'dist', 'lkcd', 'main.js'),
   kexec: path.join(REPO, 'dist', 'kexec', 'main.js'),
+  kdumpctl: path.join(REPO, 'dist', 'kexec', 'kdumpctl.js'),
 } as const;
 export type Tool = keyof typeof BIN;
 

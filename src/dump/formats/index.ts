@@ -43,3 +43,6 @@ export function openDump(path: string | DumpSource, opts: ProbeOptions = {}, for
 export function closeDump(dump: ProbedDump): void {
   dump.close();
 }
+export * from './kdump_compressed.js';
+export * from './elf_vmcore.js';
+export * from './vmcore_notes.js';

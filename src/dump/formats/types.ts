@@ -29,12 +29,15 @@ export interface DumpSource {
 /** An open dump file: probes read it through the DumpSource methods. */
 export type DumpFile = DumpSource;
 
-/** Names of the formats in the table (src/dump/formats/index.ts). */
-/** Names of the formats the table may hold; readers added later extend it. */
-export type DumpFormatName = 'lkcd' | 'inplace' | 'kdump' | 'elf';
+/**
+ * Names of the formats in the table (src/dump/formats/index.ts); 'diskdump'
+ * (makedumpfile's kdump-compressed format) and 'elf' (an ELF vmcore) under
+ * libkdumpfile's names for them.
+ */
+export type DumpFormatName = 'lkcd' | 'inplace' | 'diskdump' | 'elf';
 
-/** `dump.compression`: dh_dump_compress by name. */
-export type DumpCompressionName = 'none' | 'rle' | 'gzip';
+/** `dump.compression`: dh_dump_compress by name, or the page codec of a kdump-compressed dump. */
+export type DumpCompressionName = 'none' | 'rle' | 'gzip' | 'zlib' | 'lzo' | 'snappy' | 'zstd';
 
 /**
  * Dump metadata under libkdumpfile's attribute names where it has one

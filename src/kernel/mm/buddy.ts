@@ -41,8 +41,8 @@ export class BuddyAllocator {
   private pfnOfLru(v: bigint): bigint {
     return this.memmap.pfnOfPageVirt(v);
   }
-  private rd(v: bigint): bigint { return this.kernel.ram.readU64(Kernel.__pa(v)); }
-  private wr(v: bigint, x: bigint): void { this.kernel.ram.writeU64(Kernel.__pa(v), x); }
+  private rd(v: bigint): bigint { return this.kernel.ram.readU64(this.kernel.pa(v)); }
+  private wr(v: bigint, x: bigint): void { this.kernel.ram.writeU64(this.kernel.pa(v), x); }
 
   private listAdd(entry: bigint, head: bigint): void {
     const next = this.rd(head);
@@ -135,7 +135,7 @@ export class BuddyAllocator {
     let base = pfn;
     while (cur < MAX_ORDER - 1) {
       const buddy = base ^ (1n << BigInt(cur));
-      if (buddy + (1n << BigInt(cur)) > this.memmap.maxPfn) break;
+      if (buddy < this.memmap.minPfn || buddy + (1n << BigInt(cur)) > this.memmap.maxPfn) break;
       const bp = this.memmap.get(buddy);
       if (!this.isBuddyHead(bp, cur)) break;
       this.listDel(this.lruVirt(buddy));

@@ -7,20 +7,29 @@ import { page, type Page } from '../structs/page.js';
 const SCAN_BATCH = 4096;
 
 /**
- * The FLATMEM mem_map array in RAM: one 64-byte struct page per frame,
- * found through the kernel's `mem_map` pointer.
+ * The FLATMEM mem_map array in RAM: one 64-byte struct page per frame
+ * from min_low_pfn (ARCH_PFN_OFFSET: 0 for a normal boot, the start of
+ * the crashkernel region for a capture kernel) to max_pfn, found through
+ * the kernel's `mem_map` pointer.
  */
 export class MemMap {
   readonly phys: bigint;
+  readonly minPfn: bigint;
   readonly maxPfn: bigint;
 
   constructor(readonly kernel: Kernel) {
-    this.phys = Kernel.__pa(kernel.readU64('mem_map'));
+    this.phys = kernel.pa(kernel.readU64('mem_map'));
+    this.minPfn = kernel.readU64('min_low_pfn');
     this.maxPfn = kernel.readU64('max_pfn');
   }
 
+  /** Frames that have a struct page. */
+  get frames(): bigint {
+    return this.maxPfn - this.minPfn;
+  }
+
   pagePhys(pfn: bigint): bigint {
-    return this.phys + pfn * BigInt(page.size);
+    return this.phys + (pfn - this.minPfn) * BigInt(page.size);
   }
   /** The struct page pointer of a frame (direct-map address, as pfn_to_page gives). */
   pageVirt(pfn: bigint): bigint {
@@ -28,7 +37,7 @@ export class MemMap {
   }
   /** The frame a struct page pointer (or a pointer into one) belongs to. */
   pfnOfPageVirt(vaddr: bigint): bigint {
-    return (Kernel.__pa(vaddr) - this.phys) / BigInt(page.size);
+    return (this.kernel.pa(vaddr) - this.phys) / BigInt(page.size) + this.minPfn;
   }
 
   get(pfn: bigint): Page {

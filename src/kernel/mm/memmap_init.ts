@@ -44,7 +44,7 @@ export function initMemMap(kernel: Kernel, memmap: MemMap, freeRanges: Array<[bi
   const freeTail = Buffer.from(page.toBytes(blankPage()));
   let bi = 0;
   let freed = 0n;
-  for (let base = 0n; base < memmap.maxPfn; base += BATCH) {
+  for (let base = memmap.minPfn; base < memmap.maxPfn; base += BATCH) {
     const n = memmap.maxPfn - base < BATCH ? memmap.maxPfn - base : BATCH;
     const buf = Buffer.alloc(Number(n) * page.size);
     buf.fill(reserved);
@@ -72,11 +72,11 @@ export function initMemMap(kernel: Kernel, memmap: MemMap, freeRanges: Array<[bi
   return freed;
 }
 
-/** Complement of sorted, non-overlapping reserved pfn ranges within [0, maxPfn). */
-export function freeRangesOutside(reserved: Array<[bigint, bigint]>, maxPfn: bigint): Array<[bigint, bigint]> {
+/** Complement of reserved pfn ranges within [minPfn, maxPfn). */
+export function freeRangesOutside(reserved: Array<[bigint, bigint]>, maxPfn: bigint, minPfn = 0n): Array<[bigint, bigint]> {
   const sorted = [...reserved].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const out: Array<[bigint, bigint]> = [];
-  let cur = 0n;
+  let cur = minPfn;
   for (const [s, e] of sorted) {
     if (s > cur) out.push([cur, s < maxPfn ? s : maxPfn]);
     if (e > cur) cur = e;

@@ -66,7 +66,7 @@ export function forEachPageTypeRaw(read: StructPageReader, start: bigint, end: b
 
 /** forEachPageTypeRaw over the running kernel's mem_map. */
 export function forEachPageType(memmap: MemMap, fn: (pfn: bigint, type: PageType) => void,
-  start = 0n, end = memmap.maxPfn): void {
+  start = memmap.minPfn, end = memmap.maxPfn): void {
   forEachPageTypeRaw((pfn, count) => memmap.kernel.ram.read(memmap.pagePhys(pfn), count * STRUCT_PAGE_SIZE), start, end, fn);
 }
 

@@ -1,4 +1,5 @@
 import { hex } from '../../codec/index.js';
+import { memparse } from '../crashkernel.js';
 import type { PhysRange } from '../boot_layout.js';
 
 /**
@@ -58,14 +59,10 @@ export function kstrtoint(text: string): number | null {
   return s >= -(1n << 31n) && s < 1n << 31n ? Number(s) : null;
 }
 
-/** memparse(): a number with an optional K, M, G, T, P or E suffix (binary multiples). */
-export function memparse(text: string): { value: bigint; rest: string } | null {
-  const m = /^(0x[0-9a-f]+|0[0-7]*|[1-9][0-9]*)([kmgtpe]?)/i.exec(text);
-  if (!m) return null;
-  const base = kstrtoull(m[1]);
-  if (base === null) return null;
-  const shift = { '': 0n, k: 10n, m: 20n, g: 30n, t: 40n, p: 50n, e: 60n }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g' | 't' | 'p' | 'e'];
-  return { value: base << shift, rest: text.slice(m[0].length) };
+/** The kernel's memparse() (src/kernel/crashkernel.ts), and what is left of the text after it; null: no number. */
+function memparseRest(text: string): { value: bigint; rest: string } | null {
+  const r = memparse(text, 0);
+  return r.end === 0 ? null : { value: r.value, rest: text.slice(r.end) };
 }
 
 /** One memmap=nn$ss range (E820_TYPE_RESERVED), or why the word was not one. */
@@ -81,12 +78,12 @@ export function parseMemmap(params: KernelParams): MemmapEntry[] {
   const out: MemmapEntry[] = [];
   for (const v of params.all('memmap')) {
     for (const text of v.split(',')) {
-      const size = memparse(text);
+      const size = memparseRest(text);
       if (!size || size.rest[0] !== '$') {
         out.push({ ok: false, text, why: 'only memmap=nn$ss (reserve) is supported' });
         continue;
       }
-      const start = memparse(size.rest.slice(1));
+      const start = memparseRest(size.rest.slice(1));
       if (!start || start.rest !== '' || size.value === 0n) {
         out.push({ ok: false, text, why: 'not a size and an address' });
         continue;

@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import {
   DEVCD_ZONE_SIG, inheritPersistentRamParams, KMSG_DUMP_OOPS, KMSG_DUMP_PANIC, kmsgDumpGetBuffer, kmsgHeader, kstrtoull,
-  memparse, parseKernelParams, parseMemmap, persistent_ram_buffer, PRZ_FLAG_ZAP_OLD, PSTORE_TYPE_CONSOLE, PSTORE_TYPE_DEVCOREDUMP,
+  parseKernelParams, parseMemmap, persistent_ram_buffer, PRZ_FLAG_ZAP_OLD, PSTORE_TYPE_CONSOLE, PSTORE_TYPE_DEVCOREDUMP,
   PSTORE_TYPE_DMESG, PSTORE_TYPE_FTRACE, PSTORE_TYPE_PMSG, ramoops_context, ramoopsLayout, ramoopsParams, readKmsgHeader,
   rebootMode, zbufsizeDeflate, zoneBufferSize, pstore_file, devcd_region, devcd_device, devcd_registry, vmcoredd_header,
 } from '../../../src/kernel/pstore/index.js';
+import { memparse } from '../../../src/kernel/crashkernel.js';
 import { dataSize, zoneTable } from '../../helpers/ramoops_decoder.js';
 
 const params = (cmd: string): ReturnType<typeof ramoopsParams> => ramoopsParams(parseKernelParams(cmd));
@@ -36,7 +37,7 @@ describe('ramoops module parameters on the command line', () => {
   });
 
   it('memmap=nn$ss reserves with memparse sizes; other forms are reported, not guessed', () => {
-    expect(memparse('1088K')).toEqual({ value: 1088n * 1024n, rest: '' });
+    expect(memparse('1088K')).toEqual({ value: 1088n * 1024n, end: 5 });
     const e = parseMemmap(parseKernelParams('memmap=1M$84M memmap=64K@0x1000 memmap=4K$0x2000,2M$1G'));
     expect(e.map((x) => (x.ok ? [x.range.start, x.range.end] : x.text))).toEqual([[84n << 20n, 85n << 20n], '64K@0x1000', [0x2000n, 0x3000n], [1n << 30n, (1n << 30n) + (2n << 20n)]]);
   });
