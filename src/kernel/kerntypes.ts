@@ -15,6 +15,8 @@ import { idr, xa_node, xarray } from './structs/xarray.js';
 import { pglist_data } from './structs/pglist_data.js';
 import { kexec_segment, kimage } from './structs/kimage.js';
 import { sim_workload } from './structs/sim_workload.js';
+import { e820_entry, e820_table } from './structs/e820.js';
+import { resource } from './structs/resource.js';
 import { ramoops_context } from './pstore/structs/ramoops_context.js';
 import { persistent_ram_buffer } from './pstore/structs/persistent_ram_buffer.js';
 import { pstore_state } from './pstore/structs/pstore_state.js';
@@ -29,6 +31,7 @@ export const KERNEL_STRUCTS: readonly StructLayout[] = [
   kmem_cache, dump_config, lkcd_kernel_header, kallsyms_entry,
   hlist_head, hlist_node, callback_head, wait_queue_head, upid, pid, xarray, idr, xa_node, pid_namespace,
   pglist_data, kexec_segment, kimage, sim_workload,
+  e820_entry, e820_table, resource,
   ramoops_context, persistent_ram_buffer, pstore_state, devcd_region, devcd_device, devcd_registry, devcd_state,
 ];
 

@@ -62,12 +62,12 @@ export class PidAllocator {
     const head = pidAddr + TASKS_OFFSET_IN_PID + BigInt(PIDTYPE_PID * hlist_head.size);
     const node = task + PID_LINKS_OFFSET + BigInt(PIDTYPE_PID * hlist_node.size);
     const ram = this.kernel.ram;
-    const first = ram.readU64(Kernel.__pa(head));
-    ram.writeU64(Kernel.__pa(node), first);
-    ram.writeU64(Kernel.__pa(node) + 8n, head);
-    if (first !== 0n) ram.writeU64(Kernel.__pa(first) + 8n, node);
-    ram.writeU64(Kernel.__pa(head), node);
-    ram.writeU64(Kernel.__pa(task) + BigInt(task_struct.offsetOf.thread_pid), pidAddr);
+    const first = ram.readU64(this.kernel.pa(head));
+    ram.writeU64(this.kernel.pa(node), first);
+    ram.writeU64(this.kernel.pa(node) + 8n, head);
+    if (first !== 0n) ram.writeU64(this.kernel.pa(first) + 8n, node);
+    ram.writeU64(this.kernel.pa(head), node);
+    ram.writeU64(this.kernel.pa(task) + BigInt(task_struct.offsetOf.thread_pid), pidAddr);
   }
 
   /** init_task gets init_struct_pid (pid 0, not in the idr). */
@@ -79,7 +79,7 @@ export class PidAllocator {
   attach(task: bigint, nr: number): bigint {
     const ns = this.kernel.sym('init_pid_ns').address;
     const addr = this.pidCache.alloc();
-    this.kernel.ram.write(Kernel.__pa(addr), pid.toBytes(this.blankPid(addr, nr, ns)));
+    this.kernel.ram.write(this.kernel.pa(addr), pid.toBytes(this.blankPid(addr, nr, ns)));
     this.idr().store(nr, addr);
     const nsv = this.kernel.readStruct(pid_namespace, 'init_pid_ns');
     this.kernel.writeStruct(pid_namespace, 'init_pid_ns', {

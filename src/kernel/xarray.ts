@@ -27,16 +27,16 @@ export class XarrayWriter {
   ) {}
 
   private readNode(addr: bigint): XaNode {
-    return xa_node.decode(viewOf(this.kernel.ram.read(Kernel.__pa(addr), xa_node.size)));
+    return xa_node.decode(viewOf(this.kernel.ram.read(this.kernel.pa(addr), xa_node.size)));
   }
   private writeNode(addr: bigint, node: XaNode): void {
-    this.kernel.ram.write(Kernel.__pa(addr), xa_node.toBytes(node));
+    this.kernel.ram.write(this.kernel.pa(addr), xa_node.toBytes(node));
   }
   private head(): bigint {
-    return this.kernel.ram.readU64(Kernel.__pa(this.xa) + BigInt(xarray.offsetOf.xa_head));
+    return this.kernel.ram.readU64(this.kernel.pa(this.xa) + BigInt(xarray.offsetOf.xa_head));
   }
   private setHead(v: bigint): void {
-    this.kernel.ram.writeU64(Kernel.__pa(this.xa) + BigInt(xarray.offsetOf.xa_head), v);
+    this.kernel.ram.writeU64(this.kernel.pa(this.xa) + BigInt(xarray.offsetOf.xa_head), v);
   }
 
   private newNode(shift: number, parent: bigint, offset: number): bigint {

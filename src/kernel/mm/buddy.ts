@@ -218,8 +218,8 @@ export class BuddyAllocator {
       let e = this.rd(head);
       let n = 0n;
       while (e !== head) {
-        const off = Kernel.__pa(e) - LRU_OFFSET - this.memmap.pagePhys(0n);
-        if (off < 0n || off % BigInt(page.size) !== 0n || off / BigInt(page.size) >= this.memmap.maxPfn) bad(`entry ${hex(e)} is not the lru of a struct page in mem_map`);
+        const off = this.kernel.pa(e) - LRU_OFFSET - this.memmap.pagePhys(this.memmap.minPfn);
+        if (off < 0n || off % BigInt(page.size) !== 0n || off / BigInt(page.size) >= this.memmap.frames) bad(`entry ${hex(e)} is not the lru of a struct page in mem_map`);
         const pfn = this.pfnOfLru(e);
         if (!this.isBuddyHead(this.memmap.get(pfn), o)) bad(`pfn ${hex(pfn)} on the list is not a free block of order ${o}`);
         out.push([pfn, o]);
