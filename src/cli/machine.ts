@@ -227,7 +227,7 @@ await runCli('machine', async () => {
         closeSystem(sys);
       }
     }))
-    .command('panic [message]', 'panic the kernel: notifiers (stage 1 of the dump, device coredumps), kmsg dump to pstore, then kexec (or a firmware restart: warm with reboot=warm, else cold; a cold one loses the dump: exit 6)', (y) => y.epilogue(cliExitHelp('machine', 'panic'))
+    .command('panic [message]', 'panic the kernel: with fadump registered the firmware copies boot memory and restarts into the capture boot; with a panic kernel loaded kdump boots it; else the notifiers (stage 1 of the dump, device coredumps), kmsg dump to pstore, then kexec (or a firmware restart: warm with reboot=warm, else cold; a cold one loses the dump: exit 6)', (y) => y.epilogue(cliExitHelp('machine', 'panic'))
       .positional('message', { type: 'string', default: 'panic requested from the console' }),
     (argv) => held(argv, () => { crashAndReport(rootOf(argv), { kind: 'panic', message: argv.message! }); }))
     .command('oops', 'inject an oops in the simulated driver (panic_on_oops): like a real driver bug', (y) => y.epilogue(cliExitHelp('machine', 'oops'))
@@ -271,7 +271,7 @@ await runCli('machine', async () => {
         closeSystem(r.system);
       }
     }))
-    .command('sys <action> [path] [value]', 'the running kernel\'s /sys: ls [PATH], cat PATH, rm PATH (pstore files), write PATH VALUE, export DIR [PATH] (real files, default fs/pstore)', (y) => y.epilogue(cliExitHelp('machine', 'sys'))
+    .command('sys <action> [path] [value]', 'the running kernel\'s /sys: ls [PATH], cat PATH, rm PATH (pstore files), write PATH VALUE (e.g. kernel/fadump/registered 1, kernel/fadump/release_mem 1), export DIR [PATH] (real files, default fs/pstore)', (y) => y.epilogue(cliExitHelp('machine', 'sys'))
       .positional('action', { type: 'string', choices: ['ls', 'cat', 'rm', 'write', 'export'] })
       .positional('path', { type: 'string' })
       .positional('value', { type: 'string' }),

@@ -4,7 +4,7 @@ import {
   kexecLoaded, Kernel, listTasks, MemMap, printk, readKernelHeader, THREAD_SIZE_ORDER, LOGLEVEL_INFO, type CrashCause, type KernelConfig,
   type PanicInfo, type RunningSystem,
 } from '../kernel/index.js';
-import { PAGE_SIZE } from '../machine/index.js';
+import { PAGE_SIZE, PlatformFirmware } from '../machine/index.js';
 import type { Kimage } from '../kernel/structs/kimage.js';
 import { DUMP_FLAGS_NONDISRUPT, DUMP_FLAGS_SOFTBOOT } from './lkcd/constants.js';
 import { readDumpConfig } from './driver.js';
@@ -81,9 +81,10 @@ export function crashMachine(sys: RunningSystem, cause: CrashCause, hooks: Crash
   // notifier, nor the panic kmsg_dump runs; the firmware preserves memory as the panic left it.
   const fadump = crashFadump(kernel, panic);
   if (fadump) {
-    hooks.beforeDump?.(sys);
     say(`fadump: crash_fadump: crash info header at ${hex(fadump.headerAddr)} filled, calling ibm,os-term`);
-    const term = fadumpOsTerm(sys, fadump);
+    const firmware = new PlatformFirmware(sys.root, sys.ram);
+    if (firmware.registration()) hooks.beforeDump?.(sys);
+    const term = fadumpOsTerm(sys, fadump, firmware);
     if (term) {
       const rmr = term.dump.rmr_region;
       say(`fadump: the firmware saved the CPU state and copied boot memory [0x0-${hex(rmr.source_len - 1n)}] to ${hex(rmr.destination_address)}; restarting without clearing memory`);

@@ -130,6 +130,31 @@ describe('fadump=on: the sysfs files, kdumpctl in fadump mode, a crash, save and
   });
 });
 
+describe('a crash info header corrupted in RAM while the system ran', () => {
+  it('machine panic: the capture boot says so in one line and boots normally; the crash exits 6 (the dump is lost), naming why', () => {
+    const root = powerOn('corrupt');
+    expectOk(run('kdumpctl', root, ['start']));
+    const m = /^fadump: {4}registered; boot memory (\d+)M/m.exec(expectOk(run('machine', root, ['status'])))!;
+    // The header follows the page of CPU state data and the boot memory copy in the area, which starts at the end of boot memory.
+    const hdr = 2 * (Number(m[1]) << 20) + 4096;
+    const fd = fs.openSync(path.join(root, 'lib', 'machine', 'ram'), 'r+');
+    try {
+      const magic = Buffer.alloc(8);
+      fs.readSync(fd, magic, 0, 8, hdr);
+      expect(magic.toString('latin1')).toBe('FNIPMDAF');
+      fs.writeSync(fd, Buffer.from('FADMPINF', 'latin1'), 0, 8, hdr);
+    } finally {
+      fs.closeSync(fd);
+    }
+    const r = run('machine', root, ['panic', 'corrupt header']);
+    expectCleanFailure(r, 'machine', 6, 'the firmware preserved memory, but the capture boot could not use the dump (see machine dmesg: fadump)');
+    expect(r.stdout).toMatch(/^fadump: 5\.4\.0-lkcd booted by the firmware in boot memory; no \/proc\/vmcore \(see machine dmesg\)$/m);
+    const log = expectOk(run('machine', root, ['dmesg']));
+    expect(log.split('\n').filter((l) => /fadump: (Crash|Dump|Unable)/.test(l)).map((l) => l.replace(/^\[[ \d.]+\] /, ''))).toEqual(['fadump: Crash info header is not valid.']);
+    expect(expectOk(run('machine', root, ['status']))).toMatch(/^fadump: {4}not registered; boot memory \d+M, \d+K reserved/m);
+  });
+});
+
 describe('boot memory too small for a capture boot', () => {
   it('the boot says so in one line and reserves nothing; kdumpctl start fails naming why', () => {
     const root = powerOn('small', 'fadump_reserve_mem=4M');

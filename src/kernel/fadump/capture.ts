@@ -48,7 +48,11 @@ const PT_REGS_BY_ID = new Map<bigint, keyof PtRegs>(
 );
 
 /** Why the capture boot could not use the dump: the kernel's one line. */
-class FadumpInvalid extends Error {}
+class FadumpInvalid extends CorruptDumpError {
+  constructor(line: string) {
+    super(line, { struct: 'fadump_crash_info_header' });
+  }
+}
 
 function reservedPage(): ReturnType<typeof blankPage> {
   return { ...blankPage(), flags: pageFlag(PG_reserved), _refcount: 1 };
@@ -198,7 +202,7 @@ export function setupFadump(kernel: Kernel, memmap: MemMap, buddy: BuddyAllocato
     try {
       hdr = processFadump(kernel, memmap, buddy);
     } catch (e) {
-      if (!(e instanceof FadumpInvalid) && !(e instanceof CorruptDumpError)) throw e;
+      if (!(e instanceof CorruptDumpError)) throw e;
       printk(kernel, `fadump: ${e.message}`, LOGLEVEL_ERR);
       fadumpInvalidateReleaseMem(kernel, memmap, buddy, firmware);
     }

@@ -88,8 +88,7 @@ export interface FadumpOsTerm {
  * the machine keeping RAM (null when the firmware holds no registration:
  * the caller's panic path goes on).
  */
-export function fadumpOsTerm(sys: RunningSystem, crash: FadumpCrash): FadumpOsTerm | null {
-  const firmware = new PlatformFirmware(sys.root, sys.ram);
+export function fadumpOsTerm(sys: RunningSystem, crash: FadumpCrash, firmware = new PlatformFirmware(sys.root, sys.ram)): FadumpOsTerm | null {
   const dump = firmware.osTerm(crash.cpus);
   if (!dump) return null;
   return { dump, system: firmwareRestart(sys, firmware) };

@@ -50,28 +50,31 @@ export function initFadumpMemStruct(fw: FwDump, addr: bigint): { fdm: FadumpMemS
   return { fdm, end: at };
 }
 
-/** register_fw_dump(): the RTAS call and what the kernel logs for its status; returns -errno or 0. */
-function registerFwDump(kernel: Kernel, firmware: PlatformFirmware, fdm: FadumpMemStruct): { err: number; why: string } {
+/** How a registration failed: the errno a write to fadump_registered returns, and why. */
+export interface FadumpRegisterError { errno: string; why: string }
+
+/** register_fw_dump(): the RTAS call and what the kernel logs for its status; null when registered. */
+function registerFwDump(kernel: Kernel, firmware: PlatformFirmware, fdm: FadumpMemStruct): FadumpRegisterError | null {
   const rc = firmware.configureKernelDump(FADUMP_REGISTER, fdm);
   switch (rc) {
     case RTAS_OUT_SUCCESS:
       printk(kernel, 'fadump: firmware-assisted kernel dump registration is successful', LOGLEVEL_INFO);
       setFwDumpFlag(kernel, FW_DUMP_REGISTERED, true);
-      return { err: 0, why: '' };
+      return null;
     case RTAS_OUT_DUMP_ALREADY_REGISTERED:
       printk(kernel, 'fadump: firmware-assisted kernel dump is already registered.', LOGLEVEL_ERR);
       setFwDumpFlag(kernel, FW_DUMP_REGISTERED, true);
-      return { err: -17, why: 'the firmware says a dump is already registered' };
+      return { errno: 'File exists', why: 'the firmware says a dump is already registered' };
     case RTAS_OUT_PARAM_ERROR:
       printk(kernel, `fadump: Failed to register firmware-assisted kernel dump. Parameter Error(${rc}).`, LOGLEVEL_ERR);
-      return { err: -22, why: `the firmware refused the registration: parameter error (${rc})` };
+      return { errno: 'Invalid argument', why: `the firmware refused the registration: parameter error (${rc})` };
     case RTAS_OUT_HW_ERROR:
       printk(kernel, `fadump: Failed to register firmware-assisted kernel dump. Hardware Error(${rc}).`, LOGLEVEL_ERR);
-      return { err: -5, why: `the firmware refused the registration: hardware error (${rc})` };
+      return { errno: 'Input/output error', why: `the firmware refused the registration: hardware error (${rc})` };
     case RTAS_OUT_DUMP_ACTIVE:
     default:
       printk(kernel, `fadump: Failed to register. Unknown Error(${rc}).`, LOGLEVEL_ERR);
-      return { err: -5, why: `the firmware refused the registration (status ${rc})` };
+      return { errno: 'Input/output error', why: `the firmware refused the registration (status ${rc})` };
   }
 }
 
@@ -80,9 +83,9 @@ function registerFwDump(kernel: Kernel, firmware: PlatformFirmware, fdm: FadumpM
  * info header (FADMPINF, crashing_cpu CPU_UNKNOWN) right after the boot
  * memory copy, the ELF core header after it, then the RTAS call.
  */
-export function registerFadump(kernel: Kernel, firmware: PlatformFirmware): { err: number; why: string } {
+export function registerFadump(kernel: Kernel, firmware: PlatformFirmware): FadumpRegisterError | null {
   const fw = readFwDump(kernel);
-  if (fw.reserve_dump_area_size === 0n) return { err: -19, why: 'no memory is reserved for it (see machine dmesg: fadump)' };
+  if (fw.reserve_dump_area_size === 0n) return { errno: 'No such device', why: 'no memory is reserved for it (see machine dmesg: fadump)' };
   const fdm = readFdm(kernel, 'fdm');
   const area = { start: fw.reserve_dump_area_start, end: fw.reserve_dump_area_start + fw.reserve_dump_area_size };
   const memory = usablePfnRanges(readE820(kernel)).map(([s, e]) => ({ start: s * PAGE_SIZE_N, end: e * PAGE_SIZE_N }));
@@ -97,7 +100,7 @@ export function registerFadump(kernel: Kernel, firmware: PlatformFirmware): { er
   });
   const phnum = (elf.length - Elf64_Ehdr.size) / Elf64_Phdr.size;
   if (elfAddr + BigInt(elf.length) > area.end || phnum > fadumpMaxPhdrs(memory.length)) {
-    return { err: -22, why: `the ELF core header of ${phnum} program headers does not fit the reserved area ending at ${hex(area.end)}` };
+    return { errno: 'Invalid argument', why: `the ELF core header of ${phnum} program headers does not fit the reserved area ending at ${hex(area.end)}` };
   }
   // init_fadump_header()
   kernel.writePhysStruct(fadump_crash_info_header, hdrAddr, {
@@ -150,7 +153,7 @@ export function fadumpRegisteredStore(kernel: Kernel, firmware: PlatformFirmware
     case '1': {
       if (dumpRegistered(fw)) fail('File exists', 'already registered');
       const r = registerFadump(kernel, firmware!);
-      if (r.err !== 0) fail(r.err === -19 ? 'No such device' : r.err === -17 ? 'File exists' : r.err === -5 ? 'Input/output error' : 'Invalid argument', r.why);
+      if (r) fail(r.errno, r.why);
       return;
     }
     default:
