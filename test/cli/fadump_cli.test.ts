@@ -61,6 +61,8 @@ describe('fadump=on: the sysfs files, kdumpctl in fadump mode, a crash, save and
     expectCleanFailure(run('machine', root, ['sys', 'write', 'kernel/fadump_release_mem', '1']), 'machine', EX_NOINPUT, 'fadump_release_mem: No such file');
     expectCleanFailure(run('machine', root, ['sys', 'write', 'kernel/fadump_enabled', '0']), 'machine', EX_USAGE, 'Permission denied');
     expectCleanFailure(run('machine', root, ['sys', 'write', 'kernel/fadump/registered', '2']), 'machine', EX_USAGE, 'registered: write error: Invalid argument');
+    // No kdump beside it: crashkernel= would be fadump's boot memory size, and no region is reserved.
+    expectCleanFailure(run('kexec', root, ['-p', path.join(root, 'boot', 'vmlinuz-5.4.0-lkcd')]), 'kexec', EX_USAGE, 'booted with fadump=on');
   });
 
   it('kdumpctl: status says not operational (3); start registers (echo 1, read back) and again; status 0; estimate reports fadump\'s reservation', () => {
