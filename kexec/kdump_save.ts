@@ -14,7 +14,7 @@ import path from 'node:path';
 import { DumpError, UsageError, ioError } from '../src/codec/index.js';
 import { ensureDir, fsyncDir } from '../src/machine/index.js';
 import {
-  closeSystem, firmwareReboot, isKdumpKernel, kernelWallClock, powerOff, procVmcore, type RunningSystem,
+  captureDesign, closeSystem, firmwareReboot, isKdumpKernel, kernelWallClock, powerOff, procVmcore, type CaptureDesign, type RunningSystem,
 } from '../src/kernel/index.js';
 import { copyProcVmcore } from '../src/dump/index.js';
 import type { KdumpAction, KdumpConf } from './kdump_conf.js';
@@ -46,6 +46,8 @@ function fsyncFile(file: string): void {
 }
 
 export interface SaveResult {
+  /** The design whose capture boot this is (the dump is indexed under it). */
+  design: CaptureDesign;
   dir: string;
   /** The directory as the machine sees it (<path>/127.0.0.1-<date>/). */
   shown: string;
@@ -85,10 +87,13 @@ export function kdumpSave(sys: RunningSystem, conf: KdumpConf, say: (l: string) 
   const kernel = sys.kernel;
   if (!isKdumpKernel(kernel)) throw new UsageError('not running in a capture kernel (the running kernel has no elfcorehdr=): load one with kdumpctl start, then crash the machine');
   if (!procVmcore(kernel)) throw new DumpError('NOINPUT', '/proc/vmcore is not available: the capture kernel could not build it (see machine dmesg)');
+  // kdump.sh runs the same way in a fadump capture boot (the dracut fadump module checks rtas/ibm,kernel-dump).
+  const design = captureDesign(kernel) ?? 'kdump';
   const dir = path.join(conf.dir, `${KDUMP_LOCAL_HOST}-${kdumpDateDir(kernelWallClock(kernel).sec)}`);
   const shown = path.posix.join(conf.path, path.basename(dir)) + '/';
   if (fs.existsSync(path.join(dir, 'vmcore'))) throw new DumpError('USAGE', `${shown}vmcore already exists: this crash was saved`);
   ensureDir(dir, 0o700);
+  say(`kdump: dump design ${design}${design === 'fadump' ? ': /proc/vmcore reads boot memory from the copy the firmware made' : ''}`);
   say(`kdump: saving to ${shown}`);
   const procDir = path.join(sys.root.dir, 'proc');
   ensureDir(procDir, 0o700);
@@ -152,5 +157,5 @@ export function kdumpSave(sys: RunningSystem, conf: KdumpConf, say: (l: string) 
   const action = saved ? conf.finalAction : conf.failureAction;
   say(`kdump: executing ${saved ? 'final' : 'failure'} action ${action}`);
   const system = act(sys, action, say);
-  return { dir, shown, saved, action, system, exitcode };
+  return { design, dir, shown, saved, action, system, exitcode };
 }

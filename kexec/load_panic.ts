@@ -14,7 +14,7 @@ import { E820_TYPE_RAM, E820_TYPE_RESERVED, PAGE_SIZE, PAGE_SIZE_N, type E820Ran
 import {
   BOOT_FLAG_MAGIC, BOOT_PROTOCOL_VERSION, boot_params, bootLayoutAt, COMMAND_LINE_SIZE, crashNotesLocation,
   E820_MAX_ENTRIES_ZEROPAGE, e820_entry, iomemResources, NR_CPUS, PAGE_OFFSET, SETUP_HEADER_MAGIC, sim_purgatory,
-  SIM_PURGATORY_MAGIC, vmcoreinfoNoteLocation, CAPTURE_KERNEL_MIN_FREE,
+  SIM_PURGATORY_MAGIC, vmcoreinfoNoteLocation, CAPTURE_KERNEL_MIN_FREE, fadumpStatus,
   type CrashLoadSpec, type CrashSegment, type Kernel, type KernelImage, type PhysRange,
 } from '../src/kernel/index.js';
 import { crashCreateElf64Headers, excludeRegion, type MemoryRange } from './crashdump_elf.js';
@@ -86,6 +86,8 @@ function deleteFromMap(map: E820Range[], addr: bigint, size: bigint): E820Range[
 export function planPanicLoad(kernel: Kernel, image: KernelImage, cmdline: string, initrd: Uint8Array | null): PanicLoadPlan {
   const region = crashRegionFromIomem(kernel);
   if (!region) {
+    // With fadump=on, crashkernel= sizes fadump's boot memory and no region is reserved for kdump (POWER's early_init_devtree).
+    if (fadumpStatus(kernel)) throw new UsageError('memory for crashkernel is not reserved: this kernel booted with fadump=on, which takes crashkernel= as its boot memory size (use kdumpctl start to register fadump, or boot without fadump=on for kdump)');
     throw new UsageError('memory for crashkernel is not reserved: boot with crashkernel=SIZE (e.g. crashkernel=32M), then load the capture kernel');
   }
   const config = image.layout.config;

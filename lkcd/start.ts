@@ -17,6 +17,7 @@ import { lkcdConfig } from './config.js';
 import { lkcdSave } from './save.js';
 import { dumpDirFor } from './query.js';
 import { lkcdPstoreSave, type PstoreSaveReport } from './pstore.js';
+import { DESIGNS, runDesignFlow, type Design, type DesignFlowResult } from './designs.js';
 
 interface Step { name: string; seconds: number }
 
@@ -33,12 +34,15 @@ function step<T>(steps: Step[], name: string, fn: () => T): T {
  * `npm start`: the whole pipeline on the default machine under var/ —
  * power on, arm the dump, run the workload, panic (or Alt+SysRq+d), soft
  * boot with crashdump=, write the dump out, save it — then a summary.
+ * `--design kdump` and `--design fadump` run those designs' flows instead
+ * (lkcd/designs.ts), with the same kind of summary.
  */
 await runCli('start', async () => {
   const argv = await yargs(hideBin(process.argv))
     .scriptName('npm start --')
-    .usage('$0 [options]\n\nThe whole LKCD soft-boot crash-dump pipeline on the simulated machine under var/ (or --root):\npower on, lkcd config, workload, panic, kexec soft boot with crashdump=, lkcd config (writeout), lkcd save\n(and with --pstore, lkcd pstore save of the ramoops records the panic left).\nRun it again and the next dump lands beside the first.')
+    .usage('$0 [options]\n\nThe whole LKCD soft-boot crash-dump pipeline on the simulated machine under var/ (or --root):\npower on, lkcd config, workload, panic, kexec soft boot with crashdump=, lkcd config (writeout), lkcd save\n(and with --pstore, lkcd pstore save of the ramoops records the panic left).\nRun it again and the next dump lands beside the first.\n\n--design kdump: power on with crashkernel=32M, kdumpctl start (kexec -p), workload, panic (the capture kernel\nboots in the region), kdumpctl save (vmcore-dmesg, the real makedumpfile, final action reboot).\n--design fadump: power on with fadump=on, kdumpctl start (registers fadump with the firmware), workload, panic\n(the firmware copies boot memory and restarts; the capture boot exports /proc/vmcore), kdumpctl save.')
     .option('root', { type: 'string', describe: 'machine root (default: $LKCD_ROOT, else var/ of the checkout)' })
+    .option('design', { type: 'string', choices: DESIGNS as string[], default: 'lkcd', describe: 'which crash-dump design runs: LKCD soft boot, kdump or fadump' })
     .option('mem', { type: 'string', default: '1G', describe: 'RAM size, 16M to 16G' })
     .option('profile', { type: 'string', default: 'database', describe: `workload: ${PROFILE_NAMES.join(', ')}` })
     .option('seed', { type: 'string', default: '1', describe: 'workload seed (same seed, same memory)' })
@@ -58,6 +62,15 @@ await runCli('start', async () => {
   const seconds = parseInteger(argv.seconds, '--seconds');
   const steps: Step[] = [];
   const out = (s = ''): void => { process.stdout.write(`${s}\n`); };
+  const design = argv.design as Design;
+  if (design !== 'lkcd') {
+    if (argv.live || argv.pstore) throw new UsageError(`--${argv.live ? 'live' : 'pstore'} goes with --design lkcd`);
+    const r = await holdMachine(root, 'start', () => runDesignFlow(root, design, {
+      mem, profile: argv.profile, seed, seconds, message: argv.message, onNote: (l) => process.stderr.write(`start: ${l}\n`),
+    }, (name, fn) => step(steps, name, fn)), { prepare: true });
+    designSummary(r, root, mem, argv.message, steps, argv.root !== undefined, out);
+    return;
+  }
 
   // The whole pipeline is one command on the machine: no other command slips in between its steps.
   const { armed, dump, crashed, writeout, saved, pstore } = await holdMachine(root, 'start', () => {
@@ -126,3 +139,32 @@ await runCli('start', async () => {
   if (hasVmlinux) out(`  gdb -batch -ex 'p init_uts_ns.name.release' -ex 'p jiffies' ${vmlinux} /tmp/vmcore-${rec.n}   (drgn: see README)`);
   if (pstore) out(`  npx lkcd${r} pstore list; npx lkcd${r} search 'not syncing'`);
 });
+
+/** The summary of a kdump or fadump flow, in the shape of the LKCD one. */
+function designSummary(r: DesignFlowResult, root: MachineRoot, mem: bigint, message: string, steps: Step[], rootGiven: boolean, out: (s?: string) => void): void {
+  const total = steps.reduce((a, s) => a + s.seconds, 0);
+  const w = Math.max(...steps.map((s) => s.name.length));
+  const mib = (b: number | bigint): string => `${(Number(b) / (1 << 20)).toFixed(1)} MiB`;
+  out(`lkcd-softboot: the ${r.design} crash-dump flow on a ${formatSize(mem)} machine under ${root.dir}`);
+  out();
+  for (const s of steps) out(`  ${s.name.padEnd(w)}  ${s.seconds.toFixed(1).padStart(6)} s`);
+  out(`  ${'total'.padEnd(w)}  ${total.toFixed(1).padStart(6)} s`);
+  out();
+  const v = r.vmcore;
+  out(`  crashed   Kernel panic - not syncing: ${message}`);
+  out(r.design === 'kdump'
+    ? `  reserved  ${mib(r.reservedBytes)} while healthy: the crashkernel= region the capture kernel boots in`
+    : `  reserved  ${mib(r.reservedBytes)} while healthy: fadump's area (CPU state, the copy of boot memory, the headers)`);
+  out(`  saved     ${v.pages} pages of the ${v.memoryPages} below max_mapnr, by makedumpfile (dump level ${v.level}, ${v.compression}), design ${r.save.design}`);
+  out(`  dump      ${mib(v.bytes)} for ${mib(v.memoryPages * 4096n)} of memory below max_mapnr: ratio ${(Number(v.memoryPages * 4096n) / v.bytes).toFixed(2)}`);
+  out(`  files     ${v.file} and vmcore-dmesg.txt`);
+  for (const l of [...r.armLines, ...r.crashLines.slice(-1), ...r.saveLines.filter((x) => /final action|booted/.test(x))]) out(`  log       ${l}`);
+  out();
+  out('Next:');
+  const opt = rootGiven ? ` --root ${root.dir}` : '';
+  out(`  crash --osrelease ${v.file}; vmcore-dmesg is in ${path.join(path.dirname(v.file), 'vmcore-dmesg.txt')}`);
+  out(`  npx kdumpctl${opt} start   (arms the design again after the reboot, as kdump.service does at boot), then npx machine${opt} panic`);
+  if (r.design === 'fadump') {
+    out(`  in the capture boot, instead of kdumpctl save's reboot: npx machine${opt} proc vmcore -o /tmp/vmcore && npx machine${opt} sys write kernel/fadump/release_mem 1`);
+  }
+}

@@ -36,11 +36,22 @@ function statusText(s: SystemStatus): string {
     `cmdline:   ${s.cmdline}`,
     `workload:  ${s.profile || 'none'} (seed ${s.seed}), ${s.tasks} tasks`,
     ...(s.crashkernel ? [`crashkernel: ${formatSize(s.crashkernel.end - s.crashkernel.start)} reserved at ${hex(s.crashkernel.start)}-${hex(s.crashkernel.end - 1n)}, panic kernel ${s.kexec_crash_loaded ? 'loaded' : 'not loaded'}`] : []),
+    ...(s.fadump ? [fadumpLine(s)] : []),
     ...(s.kdump ? [`kdump:     capture kernel${s.vmcore_bytes !== null ? `: /proc/vmcore of ${s.vmcore_bytes} bytes` : ': no /proc/vmcore (see machine dmesg)'}`] : []),
     'pages:',
     ...PAGE_TYPES.map((t) => `  ${t.padEnd(9)} ${String(s.pages[t]).padStart(10)}  ${pct(s.pages[t]).padStart(6)}`),
   ];
   return lines.join('\n') + '\n';
+}
+
+/** The status line of firmware-assisted dump: registration, boot memory, what is held. */
+function fadumpLine(s: SystemStatus): string {
+  const f = s.fadump!;
+  const held = f.reserved ? `${formatSize(f.reserved.end - f.reserved.start)} reserved at ${hex(f.reserved.start)}-${hex(f.reserved.end - 1n)}` : 'nothing reserved (see machine dmesg)';
+  if (f.dumpActive) {
+    return `fadump:    dump active: ${s.vmcore_bytes !== null ? `/proc/vmcore of ${s.vmcore_bytes} bytes` : 'no /proc/vmcore'}; boot memory ${formatSize(f.bootMemorySize)}, ${held} until release_mem`;
+  }
+  return `fadump:    ${f.registered ? 'registered' : 'not registered'}; boot memory ${formatSize(f.bootMemorySize)}, ${held}`;
 }
 
 function statusJson(s: SystemStatus): string {
@@ -80,6 +91,9 @@ function procRead(sys: RunningSystem, p: string): string {
 function dumpLost(out: CrashOutcome): string | null {
   // The capture kernel holds the old kernel's memory in /proc/vmcore: kdumpctl save takes it from there.
   if (out.after === 'kdump') return null;
+  if (out.after === 'fadump') {
+    return procVmcore(out.system.kernel) ? null : 'the firmware preserved memory, but the capture boot could not use the dump (see machine dmesg: fadump)';
+  }
   if (out.after === 'cold-reboot') {
     const had = out.dump ? 'the dump stage 1 saved' : out.heldDump ? `the dump held in memory at ${hex(out.heldDump)}` : null;
     return had
@@ -101,6 +115,7 @@ const PROC_FILES = 'cmdline, iomem, vmcore -o FILE, sys/kernel/{kexec_loaded,kex
 function crashAndReport(root: MachineRoot, cause: CrashCause): void {
   const sys = openSystem(root);
   let out: CrashOutcome | null = null;
+  let lost: string | null = null;
   try {
     out = crashMachine(sys, cause);
     for (const l of out.console) process.stdout.write(`${l}\n`);
@@ -111,6 +126,9 @@ function crashAndReport(root: MachineRoot, cause: CrashCause): void {
     } else if (out.after === 'kdump') {
       const v = procVmcore(after.kernel);
       process.stdout.write(`kdump: capture kernel ${after.kernel.release} booted in the crashkernel region at ${hex(after.state.cpu.kernel_base)}; ${v ? `/proc/vmcore holds ${v.size} bytes (machine proc vmcore -o FILE, kdumpctl save)` : 'no /proc/vmcore (see machine dmesg)'}\n`);
+    } else if (out.after === 'fadump') {
+      const v = procVmcore(after.kernel);
+      process.stdout.write(`fadump: ${after.kernel.release} booted by the firmware in boot memory; ${v ? `/proc/vmcore holds ${v.size} bytes (machine proc vmcore -o FILE, kdumpctl save; then machine sys write kernel/fadump/release_mem 1)` : 'no /proc/vmcore (see machine dmesg)'}\n`);
     } else if (out.after === 'cold-reboot') {
       process.stdout.write(`cold reboot: ${after.kernel.release} booted on cleared memory\n`);
     } else if (out.after === 'warm-reboot') {
@@ -119,11 +137,12 @@ function crashAndReport(root: MachineRoot, cause: CrashCause): void {
     const p = out.pstore;
     if (p.dmesgZone !== null) process.stdout.write(`pstore: the panic log was saved in ramoops dmesg zone ${p.dmesgZone}\n`);
     if (p.devcd) process.stdout.write(`pstore: device coredump of ${p.devcd.dumped.length} device${p.devcd.dumped.length === 1 ? '' : 's'}${p.devcd.skipped.length ? `; no room for ${p.devcd.skipped.join(', ')}` : ''}\n`);
+    // Decided while the machine is open (a fadump capture boot is asked whether it has /proc/vmcore).
+    lost = dumpLost(out);
   } finally {
     closeSystem(out ? out.system : sys);
   }
   // After the normal output and the committed step: the exit status says the dump is gone.
-  const lost = dumpLost(out);
   if (lost) throw new DegradedResult('DUMP_LOST', lost);
 }
 
@@ -208,7 +227,7 @@ await runCli('machine', async () => {
         closeSystem(sys);
       }
     }))
-    .command('panic [message]', 'panic the kernel: notifiers (stage 1 of the dump, device coredumps), kmsg dump to pstore, then kexec (or a firmware restart: warm with reboot=warm, else cold; a cold one loses the dump: exit 6)', (y) => y.epilogue(cliExitHelp('machine', 'panic'))
+    .command('panic [message]', 'panic the kernel: with fadump registered the firmware copies boot memory and restarts into the capture boot; with a panic kernel loaded kdump boots it; else the notifiers (stage 1 of the dump, device coredumps), kmsg dump to pstore, then kexec (or a firmware restart: warm with reboot=warm, else cold; a cold one loses the dump: exit 6)', (y) => y.epilogue(cliExitHelp('machine', 'panic'))
       .positional('message', { type: 'string', default: 'panic requested from the console' }),
     (argv) => held(argv, () => { crashAndReport(rootOf(argv), { kind: 'panic', message: argv.message! }); }))
     .command('oops', 'inject an oops in the simulated driver (panic_on_oops): like a real driver bug', (y) => y.epilogue(cliExitHelp('machine', 'oops'))
@@ -252,7 +271,7 @@ await runCli('machine', async () => {
         closeSystem(r.system);
       }
     }))
-    .command('sys <action> [path] [value]', 'the running kernel\'s /sys: ls [PATH], cat PATH, rm PATH (pstore files), write PATH VALUE, export DIR [PATH] (real files, default fs/pstore)', (y) => y.epilogue(cliExitHelp('machine', 'sys'))
+    .command('sys <action> [path] [value]', 'the running kernel\'s /sys: ls [PATH], cat PATH, rm PATH (pstore files), write PATH VALUE (e.g. kernel/fadump/registered 1, kernel/fadump/release_mem 1), export DIR [PATH] (real files, default fs/pstore)', (y) => y.epilogue(cliExitHelp('machine', 'sys'))
       .positional('action', { type: 'string', choices: ['ls', 'cat', 'rm', 'write', 'export'] })
       .positional('path', { type: 'string' })
       .positional('value', { type: 'string' }),

@@ -1,11 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ioError, UsageError } from '../codec/index.js';
-import { ensureDir, fsyncDir, type MachineRoot } from '../machine/index.js';
+import { ensureDir, fsyncDir, PlatformFirmware, type MachineRoot } from '../machine/index.js';
 import { closeSystem, normaliseSysPath, openSystem, Sysfs, type SysfsEntry } from '../kernel/index.js';
 
 /** ls -l style permission string. */
 function modeString(e: SysfsEntry): string {
+  if (e.kind === 'file' && e.link !== undefined) return 'lrwxrwxrwx';
   const bits = ['r', 'w', 'x'];
   let s = e.kind === 'dir' ? 'd' : '-';
   for (let i = 8; i >= 0; i--) s += e.mode & (1 << i) ? bits[(8 - i) % 3] : '-';
@@ -16,9 +17,9 @@ function timeString(sec: bigint): string {
   return new Date(Number(sec) * 1000).toISOString().replace('T', ' ').slice(0, 19);
 }
 
-/** `machine sys ls PATH`: one line per entry, "MODE SIZE MTIME(UTC) NAME", a directory's name ending in "/". */
+/** `machine sys ls PATH`: one line per entry, "MODE SIZE MTIME(UTC) NAME", a directory's name ending in "/", a link's followed by " -> TARGET". */
 export function sysLsText(entries: readonly SysfsEntry[]): string {
-  return entries.map((e) => `${modeString(e)} ${String(e.kind === 'file' ? e.size : 0).padStart(8)} ${timeString(e.mtimeSec)} ${e.name}${e.kind === 'dir' ? '/' : ''}\n`).join('');
+  return entries.map((e) => `${modeString(e)} ${String(e.kind === 'file' ? e.size : 0).padStart(8)} ${timeString(e.mtimeSec)} ${e.name}${e.kind === 'dir' ? '/' : ''}${e.kind === 'file' && e.link !== undefined ? ` -> ${e.link}` : ''}\n`).join('');
 }
 
 /**
@@ -38,6 +39,8 @@ export function sysExport(sysfs: Sysfs, sub: string, dir: string): string[] {
     for (const e of sysfs.list(p)) {
       const child = p === '' ? e.name : `${p}/${e.name}`;
       if (e.kind === 'dir') { walk(child); continue; }
+      // A write-only attribute (fadump_release_mem) has nothing to read.
+      if ((e.mode & 0o444) === 0) continue;
       const file = path.join(target, e.name);
       const tmp = path.join(target, `.${e.name}.tmp-${process.pid}`);
       try {
@@ -69,7 +72,7 @@ export function runSys(root: MachineRoot, action: string, p: string | undefined,
   const writes = action === 'rm' || action === 'write';
   const sys = openSystem(root, { readOnly: !writes });
   try {
-    const sysfs = new Sysfs(sys.kernel);
+    const sysfs = new Sysfs(sys.kernel, undefined, { firmware: new PlatformFirmware(sys.root, sys.ram) });
     switch (action) {
       case 'ls':
         out(sysLsText(sysfs.list(p ?? '')));

@@ -1,10 +1,10 @@
 import { DumpError, hex } from '../codec/index.js';
 import {
-  BuddyAllocator, configForRam, crashKexec, interruptedTask, kdumpBoot, kernelPanic, kernelWallClock, pt_regs, kexecCrashLoaded, kexecEntries, kexecFrames,
+  BuddyAllocator, configForRam, crashFadump, crashKexec, fadumpOsTerm, interruptedTask, kdumpBoot, kernelPanic, kernelWallClock, pt_regs, kexecCrashLoaded, kexecEntries, kexecFrames,
   kexecLoaded, Kernel, listTasks, MemMap, printk, readKernelHeader, THREAD_SIZE_ORDER, LOGLEVEL_INFO, type CrashCause, type KernelConfig,
   type PanicInfo, type RunningSystem,
 } from '../kernel/index.js';
-import { PAGE_SIZE } from '../machine/index.js';
+import { PAGE_SIZE, PlatformFirmware } from '../machine/index.js';
 import type { Kimage } from '../kernel/structs/kimage.js';
 import { DUMP_FLAGS_NONDISRUPT, DUMP_FLAGS_SOFTBOOT } from './lkcd/constants.js';
 import { readDumpConfig } from './driver.js';
@@ -30,7 +30,7 @@ export interface CrashOutcome {
    * taken, and this one is kept by a kexec, lost by a cold reboot.
    */
   heldDump?: bigint;
-  after: 'kexec' | 'cold-reboot' | 'warm-reboot' | 'halted' | 'kdump';
+  after: 'kexec' | 'cold-reboot' | 'warm-reboot' | 'halted' | 'kdump' | 'fadump';
   /** What pstore kept: the dmesg zone of the panic record, the devices the devcoredump notifier dumped. */
   pstore: { dmesgZone: number | null; devcd: { dumped: string[]; skipped: string[] } | null };
   console: string[];
@@ -75,6 +75,23 @@ export function crashMachine(sys: RunningSystem, cause: CrashCause, hooks: Crash
   const say = (l: string): void => { consoleLines.push(l); };
   const panic = kernelPanic(kernel, cause);
   sys.ram.flush();
+  // fadump first: setup_fadump() forces crash_kexec_post_notifiers, and its panic notifier runs
+  // before every other (priority INT_MAX, "to notify the firmware ASAP", as since Linux 6.0): so
+  // with fadump registered neither kdump, nor stage 1 of the LKCD driver, nor the device-coredump
+  // notifier, nor the panic kmsg_dump runs; the firmware preserves memory as the panic left it.
+  const fadump = crashFadump(kernel, panic);
+  if (fadump) {
+    say(`fadump: crash_fadump: crash info header at ${hex(fadump.headerAddr)} filled, calling ibm,os-term`);
+    const firmware = new PlatformFirmware(sys.root, sys.ram);
+    if (firmware.registration()) hooks.beforeDump?.(sys);
+    const term = fadumpOsTerm(sys, fadump, firmware);
+    if (term) {
+      const rmr = term.dump.rmr_region;
+      say(`fadump: the firmware saved the CPU state and copied boot memory [0x0-${hex(rmr.source_len - 1n)}] to ${hex(rmr.destination_address)}; restarting without clearing memory`);
+      return { panic, dump: null, noDumpReason: 'fadump took the crash (firmware-assisted dump registered)', after: 'fadump', console: consoleLines, system: term.system, pstore: { dmesgZone: null, devcd: null } };
+    }
+    say('fadump: ibm,os-term: the firmware holds no registration; the panic goes on');
+  }
   // panic() runs crash_kexec() before the panic notifiers (the LKCD dump driver and the device-coredump
   // notifier are ones) and before kmsg_dump(): with a capture kernel loaded, kdump takes the crash and
   // neither stage 1 nor pstore runs. crash_kexec_post_notifiers moves crash_kexec() after the notifiers

@@ -1,6 +1,6 @@
-import { writeState } from '../machine/index.js';
+import { PlatformFirmware, writeState } from '../machine/index.js';
 import {
-  bootKernel, buildKernel, configForRam, kernelWallClock, loadImage, printk, readKernelImageFile,
+  bootKernel, buildKernel, configForRam, fadumpCleanup, kernelWallClock, loadImage, printk, readKernelImageFile,
   sim_workload, startWorkload, uts_namespace, profileByName, LOGLEVEL_EMERG, LOGLEVEL_WARNING, type RunningSystem,
 } from '../kernel/index.js';
 import {
@@ -34,6 +34,9 @@ export function firmwareReboot(sys: RunningSystem, why: string, opts: { requeste
   } else {
     kmsgDump(old, KMSG_DUMP_EMERG);
   }
+  // machine_restart() -> fadump_cleanup(): a waiting dump is invalidated, a registration withdrawn.
+  const firmware = new PlatformFirmware(sys.root, sys.ram);
+  fadumpCleanup(old, firmware);
   sys.ram.flush();
   if (mode === 'cold') {
     const next = coldReset(sys);
@@ -47,9 +50,10 @@ export function firmwareReboot(sys: RunningSystem, why: string, opts: { requeste
   const config = configForRam(sys.ram.size);
   const image = readKernelImageFile(buildKernel(sys.root.bootDir, config, () => findKernelTextElf()).vmlinuz);
   const base = loadImage(sys.ram, image);
+  firmware.boot('warm');
   const { kernel, cpu } = bootKernel(sys.ram, base, {
     cmdline, hostname, bootTime: now.sec + 1n, seed: wl.seed + 1,
-    earlyReserve: (k) => crashdumpReserve(k, config),
+    earlyReserve: (k) => crashdumpReserve(k, config), firmware,
   });
   printk(kernel, `reboot: warm boot after ${why}; memory contents were kept (reboot=warm)`, LOGLEVEL_WARNING);
   startWorkload(kernel, profileByName('idle'), wl.seed);

@@ -1,6 +1,6 @@
-import { writeState } from '../machine/index.js';
+import { PlatformFirmware, writeState } from '../machine/index.js';
 import {
-  bootKernel, configForRam, kernelWallClock, machineKexec, powerOn, printk, readKernelHeader, sim_workload, uts_namespace,
+  bootKernel, configForRam, fadumpCleanup, kernelWallClock, machineKexec, powerOn, printk, readKernelHeader, sim_workload, uts_namespace,
   LOGLEVEL_WARNING, type RunningSystem,
 } from '../kernel/index.js';
 import { crashdumpReserve } from './crashdump_boot.js';
@@ -18,6 +18,9 @@ export function kexecReboot(sys: RunningSystem): RunningSystem {
   const uts = old.readStruct(uts_namespace, 'init_uts_ns').name;
   const now = kernelWallClock(old);
   const wl = old.readStruct(sim_workload, 'sim_workload');
+  // The kexec down path withdraws a fadump registration: the firmware must not copy boot memory over the next kernel.
+  const firmware = new PlatformFirmware(sys.root, sys.ram);
+  fadumpCleanup(old, firmware);
   const jump = machineKexec(old);
   const header = readKernelHeader(sys.ram, jump.entry);
   const config = { release: header.release, physicalStart: header.physical_start };
@@ -27,6 +30,7 @@ export function kexecReboot(sys: RunningSystem): RunningSystem {
     bootTime: now.sec + 1n,
     seed: wl.seed + 1,
     earlyReserve: (k) => crashdumpReserve(k, config),
+    firmware,
   });
   kernel.writeStruct(sim_workload, 'sim_workload', { ...wl, generation: 0, run_seconds: 0n });
   // Holding a dump, the new kernel reloads kexec with the same crashdump= (LKCD's init scripts did).

@@ -1,5 +1,5 @@
 import { CorruptDumpError, DumpError, formatSize, hex, viewOf } from '../codec/index.js';
-import { firmwareE820, PAGE_SIZE_N, usablePfnRanges, type E820Range, type PhysicalRam } from '../machine/index.js';
+import { firmwareE820, PAGE_SIZE_N, usablePfnRanges, type E820Range, type PhysicalRam, type PlatformFirmware } from '../machine/index.js';
 import { bootLayoutAt, type BootLayout, type PhysRange } from './boot_layout.js';
 import { reserveCrashkernel } from './crashkernel.js';
 import { initCrashNotes } from './crash_core.js';
@@ -20,6 +20,8 @@ import { uts_namespace } from './structs/new_utsname.js';
 import { TaskManager, type PageSource } from './tasks.js';
 import { storeVmcoreinfo, vmcoreinfoText } from './vmcoreinfo.js';
 import { memmapReservations, pstoreInit } from './pstore/init.js';
+import { fadumpReserveMem } from './fadump/reserve.js';
+import { setupFadump } from './fadump/capture.js';
 
 export interface BootParams {
   cmdline: string;
@@ -39,6 +41,13 @@ export interface BootParams {
    * used instead of `cmdline` and the firmware's map.
    */
   zeroPage?: bigint;
+  /**
+   * The platform firmware the kernel talks to (RTAS on POWER): what it
+   * says about firmware-assisted dump (rtas/ibm,kernel-dump, the section
+   * sizes) and where fadump registers. Absent, the platform has none and
+   * fadump=on says it is not supported.
+   */
+  firmware?: PlatformFirmware;
 }
 
 export interface BootResult {
@@ -213,7 +222,10 @@ export function bootKernel(ram: PhysicalRam, kernelBase: bigint, params: BootPar
   ];
   const usable = usablePfnRanges(e820);
   const freeSoFar = subtractPfns(usable, reservedPfns).map(([s, e]) => ({ start: s * PAGE_SIZE_N, end: e * PAGE_SIZE_N }));
-  const crash = reserveCrashkernel(kernel, handed.cmdline, systemRamBytes(e820), freeSoFar);
+  // early_init_devtree(): fadump_reserve_mem() first; crashkernel= is reserved for kdump only when fadump reserved nothing.
+  const fadump = fadumpReserveMem(kernel, handed.cmdline, params.firmware ?? null, e820, freeSoFar, config);
+  for (const r of fadump ?? []) reservedPfns.push(physRangeToPfns(r.start, r.end));
+  const crash = fadump ? null : reserveCrashkernel(kernel, handed.cmdline, systemRamBytes(e820), freeSoFar);
   if (crash) reservedPfns.push(physRangeToPfns(crash.start, crash.end));
   tick(300);
   const memmap = new MemMap(kernel);
@@ -242,13 +254,15 @@ export function bootKernel(ram: PhysicalRam, kernelBase: bigint, params: BootPar
   printk(kernel, `smpboot: CPU0: lkcd-softboot virtual CPU (family: 0x6, model: 0x55, stepping: 0x4)`);
   printk(kernel, `devtmpfs: initialized`);
   tick(400);
-  // Initcalls: ramoops and pstore, then the drivers that register device state with it.
+  // Initcalls: fadump (subsys), ramoops and pstore, then the drivers that register device state with it.
+  const buddy = new BuddyAllocator(kernel, memmap);
+  const fadumpElfcorehdr = setupFadump(kernel, memmap, buddy, params.firmware ?? null);
   pstoreInit(kernel, memmap, memmapRes.ranges);
   printk(kernel, `EXT4-fs (vda1): mounted filesystem with ordered data mode. Opts: (null)`);
   printk(kernel, `Freeing unused kernel image memory: 1024K`);
   tick(200);
   printk(kernel, `Run /sbin/init as init process`, LOGLEVEL_INFO);
-  vmcoreInit(kernel, new BuddyAllocator(kernel, memmap), handed.cmdline);
+  vmcoreInit(kernel, buddy, handed.cmdline, fadumpElfcorehdr);
   tasks.create({ comm: 'systemd', state: TASK_INTERRUPTIBLE, kthread: false, mm: 1n, ip: kernel.sym('do_syscall_64').address });
   kernel.flush();
   return { kernel, cpu, layout: blayout };

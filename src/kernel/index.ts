@@ -41,3 +41,5 @@ export * from './vmcore/vmcore.js';
 export * from './vmcore/proc_vmcore.js';
 export * from './kdump_boot.js';
 export * from './bootloader.js';
+export * from './fadump/index.js';
+export * from './capture_design.js';

@@ -1,5 +1,5 @@
 import { DumpError } from '../codec/index.js';
-import { writeState } from '../machine/index.js';
+import { PlatformFirmware, writeState } from '../machine/index.js';
 import { bootKernel } from './boot.js';
 import { readKernelHeader } from './kernel.js';
 import type { CrashJump } from './kexec_crash.js';
@@ -7,6 +7,7 @@ import { kernelWallClock } from './panic.js';
 import { uts_namespace } from './structs/new_utsname.js';
 import { closeSystem, powerOn, sim_workload, type RunningSystem } from './system.js';
 import { readLoaderEntry } from './bootloader.js';
+import { fadumpCleanup } from './fadump/capture.js';
 
 /**
  * The capture kernel boots inside the crashkernel region: relocated to
@@ -23,6 +24,7 @@ export function kdumpBoot(sys: RunningSystem, jump: CrashJump): RunningSystem {
   try {
     booted = bootKernel(sys.ram, jump.entry, {
       cmdline: '', hostname: uts.nodename, bootTime: now.sec + 1n, seed: wl.seed + 1, zeroPage: jump.zeroPage,
+      firmware: new PlatformFirmware(sys.root, sys.ram),
     });
   } catch (e) {
     throw e instanceof DumpError ? new DumpError(e.code, `the capture kernel failed to boot: ${e.message}`, e.where, { cause: e }) : e;
@@ -46,6 +48,8 @@ export function firmwareReboot(sys: RunningSystem): RunningSystem {
   const wl = sys.kernel.readStruct(sim_workload, 'sim_workload');
   const hostname = sys.kernel.readStruct(uts_namespace, 'init_uts_ns').name.nodename;
   const entry = readLoaderEntry(root);
+  // machine_restart() -> fadump_cleanup(): a fadump capture boot invalidates its dump at the firmware.
+  fadumpCleanup(sys.kernel, new PlatformFirmware(root, sys.ram));
   closeSystem(sys);
   return powerOn(root, { mem, profile: 'idle', seed: wl.seed, hostname, cmdline: entry?.options });
 }

@@ -21,6 +21,8 @@ import { ramoops_context } from './pstore/structs/ramoops_context.js';
 import { persistent_ram_buffer } from './pstore/structs/persistent_ram_buffer.js';
 import { pstore_state } from './pstore/structs/pstore_state.js';
 import { devcd_region, devcd_device, devcd_registry, devcd_state } from './pstore/structs/devcd.js';
+import { fadump_mem_struct, fadump_reg_entry, fadump_reg_save_area_header, fadump_section, fadump_section_header } from '../machine/rtas_fadump.js';
+import { cpumask, fadump_crash_info_header, fw_dump } from './fadump/structs.js';
 
 export const KERNTYPES_FORMAT = 'lkcd-softboot-kerntypes';
 export const KERNTYPES_VERSION = 1;
@@ -33,6 +35,8 @@ export const KERNEL_STRUCTS: readonly StructLayout[] = [
   pglist_data, kexec_segment, kimage, sim_workload,
   e820_entry, e820_table, resource,
   ramoops_context, persistent_ram_buffer, pstore_state, devcd_region, devcd_device, devcd_registry, devcd_state,
+  fadump_section, fadump_section_header, fadump_mem_struct, fadump_reg_save_area_header, fadump_reg_entry,
+  cpumask, fadump_crash_info_header, fw_dump,
 ];
 
 /**

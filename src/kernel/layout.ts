@@ -19,6 +19,8 @@ import { devcd_state } from './pstore/structs/devcd.js';
 import { e820_table } from './structs/e820.js';
 import { resource } from './structs/resource.js';
 import { CRASH_CORE_NOTE_BYTES, VMCOREINFO_NOTE_SIZE } from './structs/crash_notes.js';
+import { fadump_mem_struct } from '../machine/rtas_fadump.js';
+import { fw_dump } from './fadump/structs.js';
 
 /** A kernel build configuration: what makes two builds differ. */
 export interface KernelConfig {
@@ -83,6 +85,7 @@ export const TEXT_FUNCTIONS = [
   'do_invalid_op', 'page_fault', 'no_context', '__handle_sysrq', 'sysrq_handle_crash', 'sysrq_handle_dump',
   'dump_execute', 'dump_overlay_sequencer', 'dump_compress_gzip', 'crash_kexec', 'machine_kexec',
   'relocate_kernel', 'sim_driver_ioctl', 'sim_driver_oops', 'worker_thread', 'kthread', 'ret_from_fork',
+  'crash_fadump',
 ] as const;
 
 interface DataVar { name: string; size: number; align: number }
@@ -150,6 +153,12 @@ function dataVars(): DataVar[] {
     { name: 'vmcoredd_orig_sz', size: 8, align: 8 },
     { name: 'vmcore_size', size: 8, align: 8 },
     { name: 'vmcore_list', size: list_head.size, align: 16 },
+    // Firmware-assisted dump (arch/powerpc/kernel/fadump.c): fw_dump, the structure registered
+    // with the firmware (fdm), a copy of the firmware's rtas/ibm,kernel-dump (fdm_active), crashing_cpu.
+    { name: 'fw_dump', size: fw_dump.size, align: 8 },
+    { name: 'fdm', size: fadump_mem_struct.size, align: 8 },
+    { name: 'fdm_active', size: fadump_mem_struct.size, align: 8 },
+    { name: 'crashing_cpu', size: 4, align: 4 },
   ];
 }
 

@@ -1,5 +1,7 @@
 import { DumpError, UsageError } from '../codec/index.js';
+import type { PlatformFirmware } from '../machine/index.js';
 import type { Kernel } from './kernel.js';
+import { fadumpDirAttrs, fadumpKernelAttrs, writeOnlyRead, type FadumpAttr } from './fadump/sysfs.js';
 import {
   devcdDisable, devcdDisabled, pstoreFiles, pstoreRead, pstoreUnlink, readDevcdState, readRamoops,
 } from './pstore/index.js';
@@ -23,6 +25,8 @@ export interface SysfsFile {
   write?(value: string): void;
   /** Present where unlink(2) works (pstorefs). */
   unlink?(): void;
+  /** A symbolic link: its target, relative to the directory; `mode` and reads and writes are the target's. */
+  link?: string;
 }
 
 export interface SysfsDir {
@@ -35,12 +39,18 @@ export interface SysfsDir {
 
 export type SysfsEntry = SysfsFile | SysfsDir;
 
+/** Hardware a sysfs file may act on besides the kernel's RAM. */
+export interface SysfsContext {
+  /** The platform firmware (fadump registers with it). */
+  firmware?: PlatformFirmware;
+}
+
 export interface SysfsProvider {
   /** The directory under /sys it fills, e.g. "fs/pstore". */
   readonly dir: string;
   /** Whether the directory exists in this kernel (a mounted fs, a loaded module). */
   present(kernel: Kernel): boolean;
-  files(kernel: Kernel): SysfsFile[];
+  files(kernel: Kernel, ctx: SysfsContext): SysfsFile[];
 }
 
 /** Wall-clock boot time: the mtime of sysfs attributes. */
@@ -97,8 +107,39 @@ const devcoredumpProvider: SysfsProvider = {
   })],
 };
 
+function fadumpFile(kernel: Kernel, dir: string, a: FadumpAttr & { link?: string }, resolve: (name: string) => FadumpAttr | undefined): SysfsFile {
+  const target = a.link ? resolve(a.link.replace(/^\.\.\//, '')) : a;
+  const path = `/sys/${dir}/${a.name}`;
+  return {
+    ...textAttr(kernel, a.name, target?.mode ?? a.mode, () => (target?.show ? target.show() : writeOnlyRead(path)),
+      target?.store ? (v) => target.store!(path, v) : undefined),
+    ...(a.link ? { link: a.link } : {}),
+  };
+}
+
+/**
+ * /sys/kernel: fadump's 2011 files (arch/powerpc/kernel/fadump.c
+ * fadump_init_files). Other /sys/kernel files (kexec_crash_size, ...)
+ * are read through `machine proc`.
+ */
+const fadumpKernelProvider: SysfsProvider = {
+  dir: 'kernel',
+  present: (kernel) => fadumpKernelAttrs(kernel, {}).length > 0,
+  files: (kernel, ctx) => fadumpKernelAttrs(kernel, ctx).map((a) => fadumpFile(kernel, 'kernel', a, () => undefined)),
+};
+
+/** /sys/kernel/fadump: the newer names (links to the 2011 files) and mem_reserved. */
+const fadumpDirProvider: SysfsProvider = {
+  dir: 'kernel/fadump',
+  present: (kernel) => fadumpDirAttrs(kernel).length > 0,
+  files: (kernel, ctx) => {
+    const old = fadumpKernelAttrs(kernel, ctx);
+    return fadumpDirAttrs(kernel).map((a) => fadumpFile(kernel, 'kernel/fadump', a, (n) => old.find((o) => o.name === n)));
+  },
+};
+
 /** Every provider of the simulated kernel's sysfs. */
-export const SYSFS_PROVIDERS: readonly SysfsProvider[] = [pstoreProvider, ramoopsParamsProvider, devcoredumpProvider];
+export const SYSFS_PROVIDERS: readonly SysfsProvider[] = [pstoreProvider, ramoopsParamsProvider, devcoredumpProvider, fadumpKernelProvider, fadumpDirProvider];
 
 /** "/sys/fs/pstore/x", "sys/fs/pstore/x/" and "fs/pstore/x" all name the same file. */
 export function normaliseSysPath(p: string): string {
@@ -110,7 +151,7 @@ export function normaliseSysPath(p: string): string {
 
 /** The /sys tree of a running kernel. */
 export class Sysfs {
-  constructor(readonly kernel: Kernel, readonly providers: readonly SysfsProvider[] = SYSFS_PROVIDERS) {}
+  constructor(readonly kernel: Kernel, readonly providers: readonly SysfsProvider[] = SYSFS_PROVIDERS, readonly ctx: SysfsContext = {}) {}
 
   private presentDirs(): string[] {
     return this.providers.filter((p) => p.present(this.kernel)).map((p) => p.dir);
@@ -134,7 +175,7 @@ export class Sysfs {
     const prefix = p === '' ? '' : `${p}/`;
     const dirs = new Set<string>();
     for (const d of this.presentDirs()) if (d.startsWith(prefix) && d !== p) dirs.add(d.slice(prefix.length).split('/')[0]);
-    const files = this.providers.filter((x) => x.dir === p && x.present(this.kernel)).flatMap((x) => x.files(this.kernel));
+    const files = this.providers.filter((x) => x.dir === p && x.present(this.kernel)).flatMap((x) => x.files(this.kernel, this.ctx));
     return [...[...dirs].sort().map((d) => this.dirEntry(d)), ...files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))];
   }
 
@@ -144,7 +185,7 @@ export class Sysfs {
     if (this.isDir(p)) return true;
     const slash = p.lastIndexOf('/');
     const dir = p.slice(0, Math.max(0, slash));
-    return this.providers.some((x) => x.dir === dir && x.present(this.kernel) && x.files(this.kernel).some((f) => f.name === p.slice(slash + 1)));
+    return this.providers.some((x) => x.dir === dir && x.present(this.kernel) && x.files(this.kernel, this.ctx).some((f) => f.name === p.slice(slash + 1)));
   }
 
   lookup(path: string): SysfsEntry {
@@ -153,7 +194,7 @@ export class Sysfs {
     const slash = p.lastIndexOf('/');
     const dir = p.slice(0, Math.max(0, slash));
     const name = p.slice(slash + 1);
-    const f = this.providers.filter((x) => x.dir === dir && x.present(this.kernel)).flatMap((x) => x.files(this.kernel)).find((x) => x.name === name);
+    const f = this.providers.filter((x) => x.dir === dir && x.present(this.kernel)).flatMap((x) => x.files(this.kernel, this.ctx)).find((x) => x.name === name);
     if (!f) throw new DumpError('NOINPUT', `/sys/${p}: No such file or directory`, { file: `/sys/${p}` });
     return f;
   }

@@ -1,6 +1,6 @@
 import { DumpError, formatSize, hex, UsageError, wrapError } from '../codec/index.js';
 import {
-  lockMachine, MachineRoot, PhysicalRam, readState, requireRunning, writeState, type MachineLock, type MachineState,
+  lockMachine, MachineRoot, PhysicalRam, PlatformFirmware, readState, requireRunning, writeState, type MachineLock, type MachineState,
 } from '../machine/index.js';
 import { BuddyAllocator } from './mm/buddy.js';
 import { bootKernel, buddyPageSource, type BootParams } from './boot.js';
@@ -24,6 +24,7 @@ import { kexecCrashLoaded } from './kexec_crash.js';
 import { isKdumpKernel, procVmcore } from './vmcore/proc_vmcore.js';
 import type { PhysRange } from './boot_layout.js';
 import { writeLoaderEntry } from './bootloader.js';
+import { fadumpStatus, type FadumpStatus } from './fadump/state.js';
 
 export const MIN_RAM = 16n << 20n;
 export const MAX_RAM = 16n << 30n;
@@ -128,12 +129,16 @@ export function powerOn(root: MachineRoot, opts: PowerOnOptions): RunningSystem 
     const base = loadImage(ram, image);
     const cmdline = opts.cmdline ?? defaultCmdline(config.release);
     writeLoaderEntry(root, { linux: `/boot/vmlinuz-${config.release}`, options: cmdline });
+    // The firmware starts from nothing at a cold boot: no registration, no waiting dump.
+    const firmware = new PlatformFirmware(root, ram);
+    firmware.boot('cold');
     const params: BootParams = {
       cmdline,
       hostname: opts.hostname ?? 'lkcd-sim',
       bootTime: EPOCH_BASE + BigInt(opts.seed % 3650) * 86400n,
       seed: opts.seed,
       earlyReserve: opts.earlyReserve,
+      firmware,
     };
     const { kernel, cpu } = bootKernel(ram, base, params);
     startWorkload(kernel, profile, opts.seed);
@@ -252,8 +257,10 @@ export interface SystemStatus {
   /** The crashkernel= region, [start, end), or null. */
   crashkernel: PhysRange | null;
   kexec_crash_loaded: boolean;
-  /** A capture kernel (booted with elfcorehdr=). */
+  /** A kdump capture kernel (booted with elfcorehdr=). */
   kdump: boolean;
+  /** Firmware-assisted dump, when fadump=on: registered, a dump active, boot memory, the area held. */
+  fadump: FadumpStatus | null;
   /** Bytes of /proc/vmcore, or null when there is none. */
   vmcore_bytes: bigint | null;
 }
@@ -281,7 +288,8 @@ export function systemStatus(sys: RunningSystem): SystemStatus {
     cr3: sys.state.cpu.cr3,
     crashkernel: crashkernelRegion(kernel),
     kexec_crash_loaded: kexecCrashLoaded(kernel) !== null,
-    kdump: isKdumpKernel(kernel),
+    kdump: isKdumpKernel(kernel) && !fadumpStatus(kernel)?.dumpActive,
+    fadump: fadumpStatus(kernel),
     vmcore_bytes: procVmcore(kernel)?.size ?? null,
   };
 }

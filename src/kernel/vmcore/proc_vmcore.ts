@@ -48,17 +48,18 @@ function orderFor(bytes: number): number {
 const oldMem = (kernel: Kernel): OldMemReader => (paddr, out) => kernel.ram.readInto(paddr, out);
 
 /**
- * vmcore_init(): builds /proc/vmcore from elfcorehdr= and stores it in
- * this kernel's memory. A header that is missing or broken is logged as
+ * vmcore_init(): builds /proc/vmcore from elfcorehdr= (or the header
+ * fadump's capture boot prepared) and stores it in this kernel's memory. A header that is missing or broken is logged as
  * the kernel logs it ("Kdump: vmcore not initialized"); the boot goes on
  * without /proc/vmcore.
  */
-export function vmcoreInit(kernel: Kernel, buddy: BuddyAllocator, cmdline: string): void {
+export function vmcoreInit(kernel: Kernel, buddy: BuddyAllocator, cmdline: string, fadumpElfcorehdr: { addr: bigint; size: bigint } | null = null): void {
   for (const v of ['elfcorebuf', 'elfcorebuf_sz', 'elfnotes_buf', 'elfnotes_sz', 'elfnotes_orig_sz', 'vmcoredd_orig_sz', 'vmcore_size']) kernel.writeU64(v, 0n);
   const head = kernel.sym('vmcore_list').address;
   kernel.writeStruct(list_head, 'vmcore_list', { next: head, prev: head });
   kernel.writeU64('elfcorehdr_size', 0n);
-  const arg = parseElfcorehdrArg(cmdline);
+  // fadump's setup_fadump() sets elfcorehdr_addr itself when no elfcorehdr= was given.
+  const arg = parseElfcorehdrArg(cmdline) ?? fadumpElfcorehdr;
   if (arg === null) {
     kernel.writeU64('elfcorehdr_addr', ELFCORE_ADDR_MAX);
     return;
@@ -158,6 +159,29 @@ export function procVmcore(kernel: Kernel): VmcoreLayout | null {
     e = v.list.next;
   }
   return { elfcorebuf, elfnotes, elfnotesOrigSize: Number(notesOrig), vmcoreddSize: 0, chunks, size: kernel.readU64('vmcore_size') };
+}
+
+/**
+ * vmcore_cleanup(): /proc/vmcore goes away and its memory (the headers,
+ * the notes, the struct vmcore pages) returns to the allocator. Used by
+ * fadump's release_mem; a no-op when there is no /proc/vmcore.
+ */
+export function vmcoreCleanup(kernel: Kernel, buddy: BuddyAllocator): void {
+  const layout = procVmcore(kernel);
+  if (!layout) return;
+  const entryPages = new Set<bigint>();
+  const head = kernel.sym('vmcore_list').address;
+  let e = kernel.readStruct(list_head, 'vmcore_list').next;
+  // procVmcore() walked the same list within its program header bound; the pages of its entries are freed once each.
+  for (let i = 0; e !== head && i < layout.chunks.length; i++) {
+    entryPages.add(Kernel.__pa(e) / PAGE_SIZE_N);
+    e = kernel.readPhysStruct(vmcore_struct, Kernel.__pa(e)).list.next;
+  }
+  for (const pfn of entryPages) buddy.free(pfn, 0);
+  buddy.free(Kernel.__pa(kernel.readU64('elfcorebuf')) / PAGE_SIZE_N, orderFor(layout.elfcorebuf.length));
+  buddy.free(Kernel.__pa(kernel.readU64('elfnotes_buf')) / PAGE_SIZE_N, orderFor(layout.elfnotes.length));
+  for (const v of ['elfcorebuf', 'elfcorebuf_sz', 'elfnotes_buf', 'elfnotes_sz', 'elfnotes_orig_sz', 'vmcoredd_orig_sz', 'vmcore_size']) kernel.writeU64(v, 0n);
+  kernel.writeStruct(list_head, 'vmcore_list', { next: head, prev: head });
 }
 
 /** read_vmcore(): `out.length` bytes of /proc/vmcore at `pos`. */
