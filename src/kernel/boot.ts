@@ -243,7 +243,7 @@ export function bootKernel(ram: PhysicalRam, kernelBase: bigint, params: BootPar
   printk(kernel, `devtmpfs: initialized`);
   tick(400);
   // Initcalls: ramoops and pstore, then the drivers that register device state with it.
-  pstoreInit(kernel, memmap, memmapRes.ranges);
+  pstoreInit(kernel, memmap, memmapRes.ranges, params.seed);
   printk(kernel, `EXT4-fs (vda1): mounted filesystem with ordered data mode. Opts: (null)`);
   printk(kernel, `Freeing unused kernel image memory: 1024K`);
   tick(200);

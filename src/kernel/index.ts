@@ -41,3 +41,4 @@ export * from './vmcore/vmcore.js';
 export * from './vmcore/proc_vmcore.js';
 export * from './kdump_boot.js';
 export * from './bootloader.js';
+export * from './rtc.js';

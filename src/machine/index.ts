@@ -11,3 +11,4 @@ export * from './journal.js';
 export * from './hardware.js';
 export * from './lock.js';
 export * from './e820.js';
+export * from './rtc.js';
