@@ -76,7 +76,7 @@ await runCli('lkcd', async () => {
         for (const d of dumps) {
           const t = new Date(d.time_sec * 1000).toISOString().replace('T', ' ').slice(0, 19);
           const state = d.state === 'complete' ? 'complete' : d.state.toUpperCase();
-          out(`${String(d.n).padStart(3)}  ${t}  ${d.host.padEnd(12).slice(0, 12)}  ${d.release.padEnd(18).slice(0, 18)}  ${String(d.pages).padStart(7)}  ${String(d.stored_bytes).padStart(9)}  ${(d.raw_bytes / Math.max(d.stored_bytes, 1)).toFixed(2).padStart(6)}  ${state.padEnd(9)}  ${d.panic_string}\n`);
+          out(`${String(d.n).padStart(3)}  ${t}  ${d.host.padEnd(12).slice(0, 12)}  ${d.release.padEnd(18).slice(0, 18)}  ${String(d.pages).padStart(7)}  ${String(d.stored_bytes).padStart(9)}  ${(d.raw_bytes / Math.max(d.stored_bytes, 1)).toFixed(2).padStart(6)}  ${state.padEnd(9)}  ${d.panic_string}${d.same_as != null ? `  (same as ${d.same_as})` : ''}\n`);
         }
       } finally { index.close(); }
     })
