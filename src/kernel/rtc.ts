@@ -29,12 +29,12 @@ export function rtcFollowKernel(root: MachineRoot, kernel: Kernel): RtcTime {
  * (read_persistent_clock64() in timekeeping_init()), in whole seconds: the
  * RTC caught up with the kernel that ran before, if its clock is known (a
  * warm restart; a cold one was followed at its last step), plus
- * BOOT_SECONDS for the restart itself. The RTC is moved on to it, within
- * the running step.
+ * BOOT_SECONDS for the restart itself, rounded up to the next second. The
+ * RTC is moved on to it, within the running step.
  */
 export function rtcBootTime(root: MachineRoot, previous: Kernel | null): bigint {
   const now = previous ? rtcFollowKernel(root, previous) : readRtc(root);
-  const boot = now.sec + BOOT_SECONDS;
+  const boot = now.sec + BOOT_SECONDS + (now.nsec > 0 ? 1n : 0n);
   advanceRtc(root, { sec: boot, nsec: 0 });
   return boot;
 }
