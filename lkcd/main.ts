@@ -44,12 +44,12 @@ await runCli('lkcd', async () => {
       const r = lkcdConfig(rootOf(argv), (l) => out(`${l}\n`), { force: argv.force });
       if (r.degraded) throw r.degraded;
     }))
-    .command('save', 'copy the dump on DUMPDEV to DUMPDIR/N (dump.N, map.N, kerntypes.N, analysis.N, vmlinux.N), check it, index it, mark it saved; exits 3 for a TRUNCATED dump, 4 for a DAMAGED one', (y) => y.epilogue(cliExitHelp('lkcd', 'save')), (argv) => holdMachine(rootOf(argv), 'lkcd', () => {
+    .command('save', 'copy the dump on DUMPDEV to DUMPDIR/N (dump.N, map.N, kerntypes.N, analysis.N, vmlinux.N), check it, index it, mark it saved (a dump marked saved is not saved again; one identical to a saved dump but not marked is saved as a new N, same_as the first); exits 3 for a TRUNCATED dump, 4 for a DAMAGED one', (y) => y.epilogue(cliExitHelp('lkcd', 'save')), (argv) => holdMachine(rootOf(argv), 'lkcd', () => {
       const r = lkcdSave(rootOf(argv));
       for (const l of r.lines) out(`${l}\n`);
       if (r.degraded) throw r.degraded;
     }))
-    .command('list', 'the saved dumps (an index that lost its dumps is rebuilt from DUMPDIR/N first)', (y) => y.epilogue(cliExitHelp('lkcd', 'list')).option('json', { type: 'boolean', default: false }), (argv) => {
+    .command('list', 'the saved dumps, each with its state and, when byte-identical to an earlier dump, which one (same_as); an index that lost its dumps is rebuilt from DUMPDIR/N first', (y) => y.epilogue(cliExitHelp('lkcd', 'list')).option('json', { type: 'boolean', default: false }), (argv) => {
       const dumpdir = dumpDirFor(rootOf(argv));
       // A missing or empty index must not hide the dumps in DUMPDIR/N: index them first (needs the DUMPDIR lock).
       const file = path.join(dumpdir, INDEX_FILE);

@@ -160,7 +160,7 @@ await runCli('machine', async () => {
     .command('power-off', 'turn the machine off (RAM is cleared at the next power-on)', (y) => y.epilogue(cliExitHelp('machine', 'power-off')), (argv) => held(argv, () => {
       powerOff(rootOf(argv));
     }))
-    .command('status', 'RAM, kernel, command line and page counts, read from the kernel in RAM', (y) => y.epilogue(cliExitHelp('machine', 'status'))
+    .command('status', 'RAM, kernel, the RTC and boot time, command line and page counts, read from the kernel in RAM and the RTC', (y) => y.epilogue(cliExitHelp('machine', 'status'))
       .option('json', { type: 'boolean', default: false }),
     (argv) => held(argv, () => {
       const sys = openSystem(rootOf(argv), { readOnly: true });
