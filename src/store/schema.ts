@@ -173,6 +173,21 @@ export const MIGRATIONS: readonly Migration[] = [
       db.exec('CREATE INDEX dumps_sha256 ON dumps(sha256)');
     },
   },
+  {
+    version: 7,
+    description: 'a pstore record is its sha256 and its time: pstore_records.sha256 no longer UNIQUE, UNIQUE (sha256, time_sec) instead',
+    rebuildsTables: true,
+    up(db) {
+      // The files pstorefs shows carry no time in their text (it is their mtime): the records of
+      // two crashes may be byte-identical, and each is kept.
+      rebuildTable(db, 'pstore_records', (sql) => {
+        const out = sql.replace(/(\bsha256\s+TEXT\s+NOT\s+NULL)\s+UNIQUE\b/i, '$1');
+        if (out === sql) throw new InternalError('migration 7: the pstore_records table has no sha256 ... UNIQUE column to relax');
+        return out;
+      });
+      db.exec('CREATE UNIQUE INDEX pstore_records_identity ON pstore_records(sha256, time_sec)');
+    },
+  },
 ];
 
 /**

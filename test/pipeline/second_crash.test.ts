@@ -129,23 +129,43 @@ describe('the README flow twice on a fresh root', () => {
 });
 
 describe('npm start twice on a fresh root', () => {
+  /** The start script as `npm start -- ARGS` runs it. */
+  const start = (root: string, ...args: string[]): string => {
+    const r = spawnSync(process.execPath, [path.join(REPO, 'dist', 'lkcd', 'start.js'), '--root', root, '--mem', '32M', '--seconds', '2', ...args],
+      { cwd: REPO, encoding: 'utf8', timeout: 300_000, env: { ...process.env, LKCD_NO_PROGRESS: '1' } });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    return r.stdout;
+  };
+
   it('leaves log/dump/0 and log/dump/1, two dumps of two crashes', () => {
     const root = path.join(tmp, 'start');
-    const start = (): string => {
-      const r = spawnSync(process.execPath, [path.join(REPO, 'dist', 'lkcd', 'start.js'), '--root', root, '--mem', '32M', '--seconds', '2'],
-        { cwd: REPO, encoding: 'utf8', timeout: 300_000, env: { ...process.env, LKCD_NO_PROGRESS: '1' } });
-      expect(r.stderr).toBe('');
-      expect(r.status).toBe(0);
-      return r.stdout;
-    };
     const dumpdir = dumpDirOf(root);
-    expect(start()).toContain(`  files     ${path.join(dumpdir, '0', 'dump.0')} (+ map.0,`);
-    expect(start()).toContain(`  files     ${path.join(dumpdir, '1', 'dump.1')} (+ map.1,`);
+    expect(start(root)).toContain(`  files     ${path.join(dumpdir, '0', 'dump.0')} (+ map.0,`);
+    expect(start(root)).toContain(`  files     ${path.join(dumpdir, '1', 'dump.1')} (+ map.1,`);
     expect(dumpLikeEntries(root)).toEqual(['0', '1']);
     for (const n of [0, 1]) for (const f of SAVED_FILES(n)) expect(fs.existsSync(path.join(dumpdir, String(n), f)), f).toBe(true);
     const rows = list(root);
     expect(rows.map((d) => [d.n, d.same_as])).toEqual([[0, null], [1, null]]);
     expect(dumpTimeNs(path.join(dumpdir, '1', 'dump.1'))).toBeGreaterThan(dumpTimeNs(path.join(dumpdir, '0', 'dump.0')));
+  });
+
+  it('with --pstore, each crash\'s records are archived and linked to its own dump, though their bytes are the same', () => {
+    const root = path.join(tmp, 'start-pstore');
+    const archived = (out: string): string => /^ {2}pstore {4}archived 3 records to (\S+): /m.exec(out)![1];
+    const first = start(root, '--pstore');
+    const second = start(root, '--pstore');
+    expect(first).toMatch(/^ {2}pstore {4}the crash's full dump is dump 0$/m);
+    expect(second).toMatch(/^ {2}pstore {4}the crash's full dump is dump 1$/m);
+    const dirs = [archived(first), archived(second)];
+    expect(dirs[1]).not.toBe(dirs[0]);
+    // The records' text carries no time (pstorefs gives it as the mtime): the two dmesg files are identical.
+    expect(fs.readFileSync(path.join(dirs[0], 'dmesg-ramoops-0')).equals(fs.readFileSync(path.join(dirs[1], 'dmesg-ramoops-0')))).toBe(true);
+    const rows = JSON.parse(ok(run('lkcd', root, ['pstore', 'list', '--json']))) as Array<{ dir: string; file: string; dump_n: number | null }>;
+    expect(rows.map((r) => [path.basename(r.dir) === path.basename(dirs[0]) ? 0 : 1, r.file, r.dump_n])).toEqual([
+      [0, 'console-ramoops-0', 0], [0, 'devcoredump-ramoops-0', 0], [0, 'dmesg-ramoops-0', 0],
+      [1, 'console-ramoops-0', 1], [1, 'devcoredump-ramoops-0', 1], [1, 'dmesg-ramoops-0', 1],
+    ]);
   });
 });
 

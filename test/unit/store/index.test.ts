@@ -7,8 +7,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { needs } from '../../helpers/tools.js';
 import { CorruptDumpError, DumpError } from '../../../src/codec/errors.js';
 import {
-  APPLICATION_ID, DumpIndex, INDEX_FILE, MIGRATIONS, SCHEMA_VERSION, panicSignature,
-  type DumpRecord, type LogLine, type MissingRange, type PageRow,
+  APPLICATION_ID, DumpIndex, INDEX_FILE, MIGRATIONS, PstoreIndex, SCHEMA_VERSION, panicSignature,
+  type DumpRecord, type LogLine, type MissingRange, type PageRow, type PstoreRecordRow,
 } from '../../../src/store/index.js';
 
 const SQLITE3 = '/usr/bin/sqlite3';
@@ -507,12 +507,34 @@ describe('migrations', () => {
     db.prepare(`INSERT INTO pstore_records (dir, file, type, record_id, time_sec, crash_time, size, compressed, reason, oops_count, panic_string, ecc_notice, sha256, saved_at)
       VALUES ('d', 'dmesg-ramoops-0', 'dmesg', 0, 1600000000, 1600000010, 10, 0, 'Panic', 1, 'Attempted to kill init!', '', '${'77'.repeat(32)}', 1)`).run();
     expect(db.prepare('SELECT dump_n, skew FROM pstore_dump_links ORDER BY dump_n').all()).toEqual([{ dump_n: 4, skew: 10 }]);
-    // Lookups by sha256 use the new index; pstore records keep their own UNIQUE sha256.
+    // Lookups by sha256 use the new index.
     expect(db.prepare('EXPLAIN QUERY PLAN SELECT n FROM dumps WHERE sha256 = ?').all('x')
       .map((r) => (r as { detail: string }).detail).join(' ')).toContain('dumps_sha256');
     expect(db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'dumps'").pluck().get()).not.toMatch(/UNIQUE/i);
-    expect(db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'pstore_records'").pluck().get()).toMatch(/sha256\s+TEXT NOT NULL UNIQUE/);
     expect(idx.integrityCheck()).toBe('ok');
+  });
+
+  it('version 7: a pstore record is its sha256 and its time; the same bytes at another time are another record', () => {
+    const idx = openIndex();
+    const pidx = PstoreIndex.of(idx);
+    const row = (time: number): PstoreRecordRow => ({
+      dir: `/d/${time}`, file: 'dmesg-ramoops-0', type: 'dmesg', record_id: 0, time_sec: time, crash_time: time, size: 10, compressed: false,
+      reason: 'Panic', oops_count: 1, panic_string: 'p', ecc_notice: '', sha256: '5e'.repeat(32), saved_at: 1,
+    });
+    const first = pidx.add(row(1795000045), log('Kernel panic - not syncing: p'));
+    expect(first.inserted).toBe(true);
+    // Archived again after a kill: the same record.
+    expect(pidx.add(row(1795000045), log('x'))).toEqual({ id: first.id, inserted: false });
+    // The same bytes from a later crash.
+    const second = pidx.add(row(1795000053), log('Kernel panic - not syncing: p'));
+    expect(second.inserted).toBe(true);
+    expect(pidx.list().map((r) => [r.id, r.time_sec])).toEqual([[first.id, 1795000045], [second.id, 1795000053]]);
+    expect(pidx.findRecord('5e'.repeat(32), 1795000053)?.id).toBe(second.id);
+    expect(pidx.findRecord('5e'.repeat(32), 1795000000)).toBeNull();
+    expect(pidx.findBySha256('5e'.repeat(32))?.id).toBe(first.id);
+    const db = idx.connection;
+    expect(db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'pstore_records'").pluck().get()).not.toMatch(/sha256\s+TEXT NOT NULL UNIQUE/);
+    expect(() => db.prepare('INSERT INTO pstore_records SELECT NULL, dir, file || \'x\', type, record_id, time_sec, crash_time, size, compressed, reason, oops_count, panic_string, ecc_notice, sha256, saved_at FROM pstore_records WHERE id = ?').run(first.id)).toThrow(/UNIQUE/);
   });
 
   it('version 6 refuses an index whose pages refer to a dump it does not hold, naming the file, and leaves it at version 5', () => {
