@@ -141,7 +141,7 @@ describe('a step killed at any system call rolls back to before it, or is comple
     const out = sweep('replace', false, {});
     expectAtomic(out, ['before', 'after']);
     const base = snap(path.join(tmp, 'replace-base'));
-    expect(base).toEqual({ ram: 'absent', state: 'absent' });
+    expect(base).toEqual({ ram: 'absent', state: 'absent', rtc: 'absent' });
   });
 
   it('a crash that changes RAM, lets it go and cold-boots a new image, all in one step', () => {
