@@ -72,6 +72,8 @@ export function openSystem(root: MachineRoot, opts: { readOnly?: boolean } = {})
   const lock = lockMachine(root);
   try {
     const state = requireRunning(root);
+    // The step ends by moving the RTC on: a corrupt one is refused before the command changes anything.
+    if (!opts.readOnly) readRtc(root);
     const ram = PhysicalRam.open(root.ramPath, state.ram_bytes, { readOnly: opts.readOnly });
     try {
       return { root, state, ram, kernel: Kernel.open(ram, state.cpu), lock };

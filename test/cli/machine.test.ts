@@ -227,6 +227,11 @@ describe('machine: missing and corrupt machine state', () => {
     bytes[8] ^= 1;
     fs.writeFileSync(rtc, bytes);
     expectCleanFailure(runMachine(['status', '--root', root]), EX_DATAERR, rtc, 'RTC checksum');
+    // A command that would change the machine refuses it before doing anything.
+    const ram = fs.readFileSync(path.join(root, 'lib', 'machine', 'ram'));
+    expectCleanFailure(runMachine(['run', '--root', root, '--seconds', '1']), EX_DATAERR, rtc, 'RTC checksum');
+    expect(fs.readFileSync(path.join(root, 'lib', 'machine', 'ram')).equals(ram)).toBe(true);
+    expect(fs.readFileSync(rtc).equals(bytes)).toBe(true);
   });
 
   it('a state.json with a CR3 that is not a number exits 65 naming it', () => {
