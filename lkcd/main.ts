@@ -44,12 +44,12 @@ await runCli('lkcd', async () => {
       const r = lkcdConfig(rootOf(argv), (l) => out(`${l}\n`), { force: argv.force });
       if (r.degraded) throw r.degraded;
     }))
-    .command('save', 'copy the dump on DUMPDEV to DUMPDIR/N (dump.N, map.N, kerntypes.N, analysis.N, vmlinux.N), check it, index it, mark it saved; exits 3 for a TRUNCATED dump, 4 for a DAMAGED one', (y) => y.epilogue(cliExitHelp('lkcd', 'save')), (argv) => holdMachine(rootOf(argv), 'lkcd', () => {
+    .command('save', 'copy the dump on DUMPDEV to DUMPDIR/N (dump.N, map.N, kerntypes.N, analysis.N, vmlinux.N), check it, index it, mark it saved (a dump marked saved is not saved again; one identical to a saved dump but not marked is saved as a new N, same_as the first); exits 3 for a TRUNCATED dump, 4 for a DAMAGED one', (y) => y.epilogue(cliExitHelp('lkcd', 'save')), (argv) => holdMachine(rootOf(argv), 'lkcd', () => {
       const r = lkcdSave(rootOf(argv));
       for (const l of r.lines) out(`${l}\n`);
       if (r.degraded) throw r.degraded;
     }))
-    .command('list', 'the saved dumps (an index that lost its dumps is rebuilt from DUMPDIR/N first)', (y) => y.epilogue(cliExitHelp('lkcd', 'list')).option('json', { type: 'boolean', default: false }), (argv) => {
+    .command('list', 'the saved dumps, each with its state and, when byte-identical to an earlier dump, which one (same_as); an index that lost its dumps is rebuilt from DUMPDIR/N first', (y) => y.epilogue(cliExitHelp('lkcd', 'list')).option('json', { type: 'boolean', default: false }), (argv) => {
       const dumpdir = dumpDirFor(rootOf(argv));
       // A missing or empty index must not hide the dumps in DUMPDIR/N: index them first (needs the DUMPDIR lock).
       const file = path.join(dumpdir, INDEX_FILE);
@@ -76,7 +76,7 @@ await runCli('lkcd', async () => {
         for (const d of dumps) {
           const t = new Date(d.time_sec * 1000).toISOString().replace('T', ' ').slice(0, 19);
           const state = d.state === 'complete' ? 'complete' : d.state.toUpperCase();
-          out(`${String(d.n).padStart(3)}  ${t}  ${d.host.padEnd(12).slice(0, 12)}  ${d.release.padEnd(18).slice(0, 18)}  ${String(d.pages).padStart(7)}  ${String(d.stored_bytes).padStart(9)}  ${(d.raw_bytes / Math.max(d.stored_bytes, 1)).toFixed(2).padStart(6)}  ${state.padEnd(9)}  ${d.panic_string}\n`);
+          out(`${String(d.n).padStart(3)}  ${t}  ${d.host.padEnd(12).slice(0, 12)}  ${d.release.padEnd(18).slice(0, 18)}  ${String(d.pages).padStart(7)}  ${String(d.stored_bytes).padStart(9)}  ${(d.raw_bytes / Math.max(d.stored_bytes, 1)).toFixed(2).padStart(6)}  ${state.padEnd(9)}  ${d.panic_string}${d.same_as != null ? `  (same as ${d.same_as})` : ''}\n`);
         }
       } finally { index.close(); }
     })

@@ -90,8 +90,8 @@ export interface PstoreSaveReport { lines: string[]; dir: string | null; records
  * dumps' (lkcd search finds both) and its crash facts (which link it to a
  * dump of the same crash), and only then unlinks it from pstorefs, which
  * erases the record from persistent RAM. A record already archived (same
- * sha256) is only unlinked, so a rerun after a kill neither loses nor
- * duplicates anything.
+ * sha256 and time) is only unlinked, so a rerun after a kill neither loses
+ * nor duplicates anything.
  */
 export function lkcdPstoreSave(root: MachineRoot): PstoreSaveReport {
   const sys = openSystem(root);
@@ -112,7 +112,8 @@ export function lkcdPstoreSave(root: MachineRoot): PstoreSaveReport {
     const index = DumpIndex.open(conf.DUMPDIR);
     try {
       const pidx = PstoreIndex.of(index);
-      const fresh = taken.filter((t) => !pidx.findBySha256(t.sha));
+      // A record is its bytes and its time: the same bytes from another crash are archived again.
+      const fresh = taken.filter((t) => !pidx.findRecord(t.sha, Number(t.file.mtimeSec)));
       const lines: string[] = [];
       const ids: number[] = [];
       let dir: string | null = null;

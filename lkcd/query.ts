@@ -175,6 +175,7 @@ export function showText(o: OpenedDump, header: DumpHeader): string {
       : `no: DAMAGED, ${r.damaged_pages} pages damaged${r.missing_pages ? `, ${r.missing_pages} pages missing` : ''}`],
     ['checksums', r.checksum === 'verified' ? 'verified: every header, record and page matches' : r.checksum === 'failed' ? 'FAILED: see lkcd verify' : 'none in the dump (unverified)'],
     ['sha256', r.sha256],
+    ...(r.same_as != null ? [['same as', `dump ${r.same_as}: byte-identical (same sha256), saved from a device not marked saved: another crash, or a restored device`] as [string, string]] : []),
     ['signature', `${r.signature}  ${r.signature_text}`],
     ['vmlinux', vmlinuxShowText(vmlinuxStatus(o.dir, r.n, o.dump, o.syms.byName))],
   ];

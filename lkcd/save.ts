@@ -3,11 +3,11 @@ import zlib from 'node:zlib';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DegradedResult, DumpError, hex, ioError } from '../src/codec/index.js';
-import { ensureDir, fsyncDir, PAGE_SIZE_N, type MachineRoot } from '../src/machine/index.js';
+import { ensureDir, fsyncDir, PAGE_SIZE, PAGE_SIZE_N, type MachineRoot } from '../src/machine/index.js';
 import { buildFileNames, closeSystem, openSystem } from '../src/kernel/index.js';
 import {
   BlockDevice, DUMP_COMPRESS_NAMES, DUMP_DH_COMPRESSED, deviceDumpSha256, findDeviceDump, pfnRanges, killPoint, notSelectedFrames,
-  openDump, readSavedMark, writeSavedMark, type DeviceDump, type DumpIntegrity, type DumpProblem, type ProbedDump,
+  openDump, readDeviceMark, writeSavedMark, writeSavingMark, type DeviceDump, type DumpIntegrity, type DumpProblem, type ProbedDump,
 } from '../src/dump/index.js';
 import {
   DumpIndex, INDEX_FILE, panicSignature, type DumpRecord, type LogLine, type MissingRange, type PageRow,
@@ -297,6 +297,21 @@ export function recoverEmptyIndex(index: DumpIndex, dumpdir: string, who: string
 }
 
 /**
+ * The N a cut-short save of the dump `sha` chose (the device's
+ * LKCD_MARK_SAVING mark), if that save can still be finished as N: the
+ * index holds no other dump as N, and DUMPDIR/N is absent or is the
+ * directory that save renamed into place. Null when N went to another dump.
+ */
+function resumableN(index: DumpIndex, dumpdir: string, n: number, sha: string): number | null {
+  const indexed = index.getDump(n);
+  if (indexed && indexed.sha256 !== sha) return null;
+  const dir = dumpDirOf(dumpdir, n);
+  if (!fs.existsSync(dir)) return n;
+  const file = path.join(dir, `dump.${n}`);
+  return fs.existsSync(file) && sha256File(file) === sha ? n : null;
+}
+
+/**
  * `lkcd save`: finds a dump on DUMPDEV, copies it to DUMPDIR/N/ (dump.N,
  * map.N, kerntypes.N, analysis.N, and vmlinux.N when the build's debug
  * vmlinux has the dump kernel's build ID) through a temporary directory, opens the
@@ -304,7 +319,9 @@ export function recoverEmptyIndex(index: DumpIndex, dumpdir: string, who: string
  * place, indexes it (a damaged dump as damaged, its bad pages named),
  * bumps `bounds`, and only then marks the device dump as saved. Killed at
  * any point, a rerun finishes the job without a duplicate or a gap: the
- * dump is known by its sha256.
+ * device's mark names the dump by sha256 and the N its save chose before
+ * anything was written. A dump identical to one already saved but not
+ * marked on this device is another crash's, saved as a new N.
  */
 export function lkcdSave(root: MachineRoot): SaveReport {
   const sys = openSystem(root, { readOnly: true });
@@ -321,24 +338,30 @@ export function lkcdSave(root: MachineRoot): SaveReport {
     const found = findDeviceDump(dev);
     if (!found) return { lines: [`lkcd save: no dump on ${conf.DUMPDEV}`], n: null };
     const sha = deviceDumpSha256(dev, found);
-    const mark = readSavedMark(dev);
-    if (mark && mark.sha256 === sha) return { lines: [`lkcd save: the dump on ${conf.DUMPDEV} was already saved as ${mark.n}`], n: mark.n };
+    // The device's mark tells this dump's own save from an identical dump of another crash.
+    const mark = readDeviceMark(dev);
+    const mine = mark && mark.sha256 === sha ? mark : null;
+    if (mine?.state === 'saved') return { lines: [`lkcd save: the dump on ${conf.DUMPDEV} was already saved as ${mine.n}`], n: mine.n };
     index = DumpIndex.open(conf.DUMPDIR);
     recoverEmptyIndex(index, conf.DUMPDIR, 'lkcd save', (l) => lines.push(l));
-    const indexed = index.findBySha256(sha);
-    if (indexed) {
-      if (readBounds(conf.DUMPDIR) <= indexed.n) writeBounds(conf.DUMPDIR, indexed.n + 1);
-      writeSavedMark(dev, sha, indexed.n);
-      return { lines: [...lines, `lkcd save: the dump on ${conf.DUMPDEV} is dump ${indexed.n}; marked saved`], n: indexed.n };
+    // A save of this very dump cut short: finish it as the N it chose, from wherever it stopped.
+    let n = mine?.state === 'saving' ? resumableN(index, conf.DUMPDIR, mine.n, sha) : null;
+    if (n !== null && index.getDump(n)?.sha256 === sha) {
+      if (readBounds(conf.DUMPDIR) <= n) writeBounds(conf.DUMPDIR, n + 1);
+      writeSavedMark(dev, sha, n);
+      return { lines: [...lines, `lkcd save: the dump on ${conf.DUMPDEV} is dump ${n}; marked saved`], n };
     }
-    let n = readBounds(conf.DUMPDIR);
-    for (;;) {
-      const dir = dumpDirOf(conf.DUMPDIR, n);
-      if (!fs.existsSync(dir)) break;
-      const f = path.join(dir, `dump.${n}`);
-      // A directory renamed into place by a save killed before indexing: finish that save.
-      if (fs.existsSync(f) && sha256File(f) === sha) break;
-      n++;
+    // Not marked on this device, yet byte-identical to a dump already saved: another crash (or this
+    // device restored from a copy), saved as a dump of its own, which says which one it matches.
+    const sameAs = index.findBySha256(sha);
+    // The device's first page as it was, put back if this save fails before anything is in DUMPDIR.
+    let unmarked: Buffer | null = null;
+    if (n === null) {
+      n = readBounds(conf.DUMPDIR);
+      while (fs.existsSync(dumpDirOf(conf.DUMPDIR, n))) n++;
+      unmarked = dev.read(0n, PAGE_SIZE);
+      writeSavingMark(dev, sha, n);
+      killPoint('save marked saving');
     }
     const dir = dumpDirOf(conf.DUMPDIR, n);
     // Filled while the copy is written, so indexing it reads nothing twice; empty when a save
@@ -377,8 +400,12 @@ export function lkcdSave(root: MachineRoot): SaveReport {
           fsyncDir(conf.DUMPDIR);
           killPoint('save renamed');
         } catch (e) {
-          // Nothing half-written is left to look like a dump; the device dump stays unsaved.
+          // Nothing half-written is left to look like a dump; the device dump stays unsaved, as it was.
           fs.rmSync(tmp, { recursive: true, force: true });
+          if (unmarked) {
+            dev.write(0n, unmarked);
+            dev.sync();
+          }
           throw e;
         }
       }
@@ -393,6 +420,7 @@ export function lkcdSave(root: MachineRoot): SaveReport {
     const rec = r.record;
     lines.push(`lkcd save: saved dump ${n} to ${dir}: ${rec.pages} pages, ${rec.stored_bytes} bytes, ${stateText(rec)}; panic "${rec.panic_string}"`);
     if (vmlinuxLine) lines.push(vmlinuxLine);
+    if (sameAs && sameAs.n !== n) lines.push(`lkcd save: dump ${n} is byte-identical to dump ${sameAs.n} (same sha256), but the dump on ${conf.DUMPDEV} was not marked saved: another crash, kept as a dump of its own`);
     if (rec.state === 'damaged') {
       const shown: string[] = [];
       for (const m of index.missing(n)) {

@@ -27,12 +27,18 @@ function held(argv: { root?: string }, fn: () => void): Promise<void> {
   return holdMachine(rootOf(argv), 'machine', fn);
 }
 
+/** Seconds since the epoch as `2026-11-18 08:53:21 UTC`. */
+function utc(sec: bigint): string {
+  return `${new Date(Number(sec) * 1000).toISOString().replace('T', ' ').slice(0, 19)} UTC`;
+}
+
 function statusText(s: SystemStatus): string {
   const pct = (n: bigint): string => `${((Number(n) * 100) / Number(s.pages.total)).toFixed(1)}%`;
   const up = Number(s.uptime_ns / 1_000_000n) / 1000;
   const lines = [
     `machine:   ${formatSize(s.ram_bytes)} RAM, ${s.pages.total} page frames, kernel at ${hex(s.kernel_base)}, CR3 ${hex(s.cr3)}`,
     `kernel:    Linux ${s.release} on ${s.hostname}, up ${up.toFixed(3)} s`,
+    `clock:     RTC ${utc(s.rtc_sec)}, booted ${utc(s.boot_time)}`,
     `cmdline:   ${s.cmdline}`,
     `workload:  ${s.profile || 'none'} (seed ${s.seed}), ${s.tasks} tasks`,
     ...(s.crashkernel ? [`crashkernel: ${formatSize(s.crashkernel.end - s.crashkernel.start)} reserved at ${hex(s.crashkernel.start)}-${hex(s.crashkernel.end - 1n)}, panic kernel ${s.kexec_crash_loaded ? 'loaded' : 'not loaded'}`] : []),
@@ -173,7 +179,7 @@ await runCli('machine', async () => {
     .command('power-off', 'turn the machine off (RAM is cleared at the next power-on)', (y) => y.epilogue(cliExitHelp('machine', 'power-off')), (argv) => held(argv, () => {
       powerOff(rootOf(argv));
     }))
-    .command('status', 'RAM, kernel, command line and page counts, read from the kernel in RAM', (y) => y.epilogue(cliExitHelp('machine', 'status'))
+    .command('status', 'RAM, kernel, the RTC and boot time, command line and page counts, read from the kernel in RAM and the RTC', (y) => y.epilogue(cliExitHelp('machine', 'status'))
       .option('json', { type: 'boolean', default: false }),
     (argv) => held(argv, () => {
       const sys = openSystem(rootOf(argv), { readOnly: true });

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import { CorruptDumpError, DumpError, hex, viewOf, wrapError } from '../codec/index.js';
+import { bytes, CorruptDumpError, defineStruct, DumpError, hex, u32, viewOf, wrapError } from '../codec/index.js';
 import { PAGE_SIZE } from '../machine/index.js';
 import type { BlockDevice } from './device.js';
 import { DUMP_BUFFER_SIZE, DUMP_HEADER_OFFSET } from './lkcd/constants.js';
@@ -67,20 +67,62 @@ export function deviceDumpSha256(dev: BlockDevice, d: DeviceDump, onProgress?: (
  * The "saved" mark: a small record in the first page of the device (the
  * area LKCD leaves free before DUMP_HEADER_OFFSET), naming the dump it
  * marks by sha256 and the N it was saved as. The dump itself stays intact.
+ * `lkcd save` writes it twice: LKCD_MARK_SAVING with the N it chose before
+ * it writes anything to DUMPDIR (so a rerun after a kill finishes that
+ * save, as that N, and never takes it for another crash's identical dump),
+ * then LKCD_MARK_SAVED once the dump is indexed. A new writeout clears
+ * the page, so a later crash is never taken for the dump saved before.
  */
 export const LKCD_SAVED_MAGIC = Buffer.from('LKCDSAVD', 'latin1');
 
-export function readSavedMark(dev: BlockDevice): { sha256: string; n: number } | null {
-  const b = dev.read(0n, 48);
-  if (!b.subarray(0, 8).equals(LKCD_SAVED_MAGIC)) return null;
-  return { n: b.readUInt32LE(8), sha256: b.subarray(16, 48).toString('hex') };
+/** sm_state: the dump is saved as sm_n (0, so marks from before sm_state read as saved). */
+export const LKCD_MARK_SAVED = 0;
+/** sm_state: `lkcd save` is saving the dump as sm_n and has not finished. */
+export const LKCD_MARK_SAVING = 1;
+
+export const lkcd_saved_mark = defineStruct('lkcd_saved_mark', {
+  sm_magic: bytes(8),
+  sm_n: u32,
+  sm_state: u32,
+  sm_sha256: bytes(32),
+});
+
+/** What the device's mark says: the dump with this sha256 is saved, or being saved, as n. */
+export interface DeviceMark { state: 'saved' | 'saving'; sha256: string; n: number }
+
+/**
+ * The device's mark, or null when it has none (never saved, or cleared by
+ * a writeout); a mark whose state this program does not know is refused.
+ */
+export function readDeviceMark(dev: BlockDevice): DeviceMark | null {
+  const m = lkcd_saved_mark.decode(viewOf(dev.read(0n, lkcd_saved_mark.size)));
+  if (!Buffer.from(m.sm_magic).equals(LKCD_SAVED_MAGIC)) return null;
+  if (m.sm_state !== LKCD_MARK_SAVED && m.sm_state !== LKCD_MARK_SAVING) {
+    throw new CorruptDumpError(`${dev.path}: saved mark with unknown sm_state ${m.sm_state}`,
+      { file: dev.path, struct: 'lkcd_saved_mark', field: 'sm_state', offset: lkcd_saved_mark.offsetOf.sm_state });
+  }
+  return { state: m.sm_state === LKCD_MARK_SAVED ? 'saved' : 'saving', sha256: Buffer.from(m.sm_sha256).toString('hex'), n: m.sm_n };
 }
 
-export function writeSavedMark(dev: BlockDevice, sha256: string, n: number): void {
+/** The mark of a dump that `lkcd save` finished saving, or null (no mark, or a save not finished). */
+export function readSavedMark(dev: BlockDevice): { sha256: string; n: number } | null {
+  const m = readDeviceMark(dev);
+  return m && m.state === 'saved' ? { sha256: m.sha256, n: m.n } : null;
+}
+
+function writeMark(dev: BlockDevice, sha256: string, n: number, state: number): void {
   const b = Buffer.alloc(PAGE_SIZE);
-  LKCD_SAVED_MAGIC.copy(b, 0);
-  b.writeUInt32LE(n, 8);
-  Buffer.from(sha256, 'hex').copy(b, 16);
+  lkcd_saved_mark.encode({ sm_magic: LKCD_SAVED_MAGIC, sm_n: n, sm_state: state, sm_sha256: Buffer.from(sha256, 'hex') }, viewOf(b));
   dev.write(0n, b);
   dev.sync();
+}
+
+/** Marks the device dump saved as n (the last step of `lkcd save`). */
+export function writeSavedMark(dev: BlockDevice, sha256: string, n: number): void {
+  writeMark(dev, sha256, n, LKCD_MARK_SAVED);
+}
+
+/** Marks the device dump as being saved as n (before `lkcd save` writes anything to DUMPDIR). */
+export function writeSavingMark(dev: BlockDevice, sha256: string, n: number): void {
+  writeMark(dev, sha256, n, LKCD_MARK_SAVING);
 }

@@ -1,6 +1,6 @@
 import { PlatformFirmware, writeState } from '../machine/index.js';
 import {
-  bootKernel, buildKernel, configForRam, fadumpCleanup, kernelWallClock, loadImage, printk, readKernelImageFile,
+  bootKernel, buildKernel, configForRam, fadumpCleanup, loadImage, printk, readKernelImageFile, rtcBootTime,
   sim_workload, startWorkload, uts_namespace, profileByName, LOGLEVEL_EMERG, LOGLEVEL_WARNING, type RunningSystem,
 } from '../kernel/index.js';
 import {
@@ -46,13 +46,13 @@ export function firmwareReboot(sys: RunningSystem, why: string, opts: { requeste
   }
   const hostname = old.readStruct(uts_namespace, 'init_uts_ns').name.nodename;
   const wl = old.readStruct(sim_workload, 'sim_workload');
-  const now = kernelWallClock(old);
+  const bootTime = rtcBootTime(sys.root, old);
   const config = configForRam(sys.ram.size);
   const image = readKernelImageFile(buildKernel(sys.root.bootDir, config, () => findKernelTextElf()).vmlinuz);
   const base = loadImage(sys.ram, image);
   firmware.boot('warm');
   const { kernel, cpu } = bootKernel(sys.ram, base, {
-    cmdline, hostname, bootTime: now.sec + 1n, seed: wl.seed + 1,
+    cmdline, hostname, bootTime, seed: wl.seed + 1,
     earlyReserve: (k) => crashdumpReserve(k, config), firmware,
   });
   printk(kernel, `reboot: warm boot after ${why}; memory contents were kept (reboot=warm)`, LOGLEVEL_WARNING);

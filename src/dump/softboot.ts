@@ -1,6 +1,6 @@
 import { PlatformFirmware, writeState } from '../machine/index.js';
 import {
-  bootKernel, configForRam, fadumpCleanup, kernelWallClock, machineKexec, powerOn, printk, readKernelHeader, sim_workload, uts_namespace,
+  bootKernel, configForRam, fadumpCleanup, machineKexec, powerOn, printk, readKernelHeader, rtcBootTime, rtcFollowKernel, sim_workload, uts_namespace,
   LOGLEVEL_WARNING, type RunningSystem,
 } from '../kernel/index.js';
 import { crashdumpReserve } from './crashdump_boot.js';
@@ -16,18 +16,19 @@ import { reloadKexecForHeldDump } from './held_dump.js';
 export function kexecReboot(sys: RunningSystem): RunningSystem {
   const old = sys.kernel;
   const uts = old.readStruct(uts_namespace, 'init_uts_ns').name;
-  const now = kernelWallClock(old);
   const wl = old.readStruct(sim_workload, 'sim_workload');
   // The kexec down path withdraws a fadump registration: the firmware must not copy boot memory over the next kernel.
   const firmware = new PlatformFirmware(sys.root, sys.ram);
   fadumpCleanup(old, firmware);
+  // The RTC has gone on with the old kernel's clock; the kexec takes a second of it.
+  const bootTime = rtcBootTime(sys.root, old);
   const jump = machineKexec(old);
   const header = readKernelHeader(sys.ram, jump.entry);
   const config = { release: header.release, physicalStart: header.physical_start };
   const { kernel, cpu } = bootKernel(sys.ram, jump.entry, {
     cmdline: jump.cmdline,
     hostname: uts.nodename,
-    bootTime: now.sec + 1n,
+    bootTime,
     seed: wl.seed + 1,
     earlyReserve: (k) => crashdumpReserve(k, config),
     firmware,
@@ -63,6 +64,8 @@ export function coldReboot(sys: RunningSystem, reason: string): RunningSystem {
 function replaceRam(sys: RunningSystem, boot: (root: RunningSystem['root'], mem: bigint) => RunningSystem): RunningSystem {
   const { root, lock } = sys;
   const mem = sys.ram.size;
+  // The RTC ran on until the power went: the cold boot reads it after the old kernel's last moment.
+  rtcFollowKernel(root, sys.kernel);
   sys.ram.detach();
   const fresh = boot(root, mem);
   // powerOn's own hold is nested in the command's: the command's goes on with the new system.

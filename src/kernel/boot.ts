@@ -257,7 +257,7 @@ export function bootKernel(ram: PhysicalRam, kernelBase: bigint, params: BootPar
   // Initcalls: fadump (subsys), ramoops and pstore, then the drivers that register device state with it.
   const buddy = new BuddyAllocator(kernel, memmap);
   const fadumpElfcorehdr = setupFadump(kernel, memmap, buddy, params.firmware ?? null);
-  pstoreInit(kernel, memmap, memmapRes.ranges);
+  pstoreInit(kernel, memmap, memmapRes.ranges, params.seed);
   printk(kernel, `EXT4-fs (vda1): mounted filesystem with ordered data mode. Opts: (null)`);
   printk(kernel, `Freeing unused kernel image memory: 1024K`);
   tick(200);

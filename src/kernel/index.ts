@@ -43,3 +43,4 @@ export * from './kdump_boot.js';
 export * from './bootloader.js';
 export * from './fadump/index.js';
 export * from './capture_design.js';
+export * from './rtc.js';

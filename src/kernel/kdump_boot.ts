@@ -3,7 +3,7 @@ import { PlatformFirmware, writeState } from '../machine/index.js';
 import { bootKernel } from './boot.js';
 import { readKernelHeader } from './kernel.js';
 import type { CrashJump } from './kexec_crash.js';
-import { kernelWallClock } from './panic.js';
+import { rtcBootTime } from './rtc.js';
 import { uts_namespace } from './structs/new_utsname.js';
 import { closeSystem, powerOn, sim_workload, type RunningSystem } from './system.js';
 import { readLoaderEntry } from './bootloader.js';
@@ -17,13 +17,13 @@ import { fadumpCleanup } from './fadump/capture.js';
 export function kdumpBoot(sys: RunningSystem, jump: CrashJump): RunningSystem {
   const old = sys.kernel;
   const uts = old.readStruct(uts_namespace, 'init_uts_ns').name;
-  const now = kernelWallClock(old);
   const wl = old.readStruct(sim_workload, 'sim_workload');
   readKernelHeader(sys.ram, jump.entry);
+  const bootTime = rtcBootTime(sys.root, old);
   let booted;
   try {
     booted = bootKernel(sys.ram, jump.entry, {
-      cmdline: '', hostname: uts.nodename, bootTime: now.sec + 1n, seed: wl.seed + 1, zeroPage: jump.zeroPage,
+      cmdline: '', hostname: uts.nodename, bootTime, seed: wl.seed + 1, zeroPage: jump.zeroPage,
       firmware: new PlatformFirmware(sys.root, sys.ram),
     });
   } catch (e) {

@@ -1,6 +1,6 @@
 import { DumpError, formatSize, hex, UsageError, wrapError } from '../codec/index.js';
 import {
-  lockMachine, MachineRoot, PhysicalRam, PlatformFirmware, readState, requireRunning, writeState, type MachineLock, type MachineState,
+  compareRtcTime, lockMachine, MachineRoot, PhysicalRam, PlatformFirmware, readRtc, readState, requireRunning, writeState, type MachineLock, type MachineState,
 } from '../machine/index.js';
 import { BuddyAllocator } from './mm/buddy.js';
 import { bootKernel, buddyPageSource, type BootParams } from './boot.js';
@@ -25,11 +25,10 @@ import { isKdumpKernel, procVmcore } from './vmcore/proc_vmcore.js';
 import type { PhysRange } from './boot_layout.js';
 import { writeLoaderEntry } from './bootloader.js';
 import { fadumpStatus, type FadumpStatus } from './fadump/state.js';
+import { kernelRealTime, rtcBootTime, rtcFollowKernel } from './rtc.js';
 
 export const MIN_RAM = 16n << 20n;
 export const MAX_RAM = 16n << 30n;
-/** The epoch of simulated boots: seeds shift it by whole days so dumps differ in time. */
-const EPOCH_BASE = 1795000000n;
 
 export { sim_workload } from './structs/sim_workload.js';
 
@@ -74,6 +73,8 @@ export function openSystem(root: MachineRoot, opts: { readOnly?: boolean } = {})
   const lock = lockMachine(root);
   try {
     const state = requireRunning(root);
+    // The step ends by moving the RTC on: a corrupt one is refused before the command changes anything.
+    if (!opts.readOnly) readRtc(root);
     const ram = PhysicalRam.open(root.ramPath, state.ram_bytes, { readOnly: opts.readOnly });
     try {
       return { root, state, ram, kernel: Kernel.open(ram, state.cpu), lock };
@@ -87,8 +88,19 @@ export function openSystem(root: MachineRoot, opts: { readOnly?: boolean } = {})
   }
 }
 
-/** Commits the step (RAM and hardware state), closes RAM and releases the lock. */
+/**
+ * Commits the step (RAM and hardware state, the RTC moved on to the
+ * kernel's clock), closes RAM and releases the lock.
+ */
 export function closeSystem(sys: RunningSystem): void {
+  try {
+    if (sys.ram.writable && !sys.ram.isClosed) rtcFollowKernel(sys.root, sys.kernel);
+  } finally {
+    closeRam(sys);
+  }
+}
+
+function closeRam(sys: RunningSystem): void {
   try {
     sys.ram.close();
   } finally {
@@ -135,7 +147,8 @@ export function powerOn(root: MachineRoot, opts: PowerOnOptions): RunningSystem 
     const params: BootParams = {
       cmdline,
       hostname: opts.hostname ?? 'lkcd-sim',
-      bootTime: EPOCH_BASE + BigInt(opts.seed % 3650) * 86400n,
+      // From the RTC, within the step (a kill puts it back with RAM): every boot has its own time.
+      bootTime: rtcBootTime(root, null),
       seed: opts.seed,
       earlyReserve: opts.earlyReserve,
       firmware,
@@ -144,7 +157,10 @@ export function powerOn(root: MachineRoot, opts: PowerOnOptions): RunningSystem 
     startWorkload(kernel, profile, opts.seed);
     const state = { version: 1 as const, power: 'on' as const, ram_bytes: opts.mem, cpu };
     writeState(root, state);
-    if (opts.commit !== false) ram.commit();
+    if (opts.commit !== false) {
+      rtcFollowKernel(root, kernel);
+      ram.commit();
+    }
     return { root, state, ram, kernel, lock };
   } catch (e) {
     // Nothing half-booted is left: the step is undone here, as it would be after a kill.
@@ -248,6 +264,9 @@ export interface SystemStatus {
   cmdline: string;
   uptime_ns: bigint;
   boot_time: bigint;
+  /** The RTC (lib/machine/rtc), seconds and nanoseconds: it runs with the kernel's clock, never behind it. */
+  rtc_sec: bigint;
+  rtc_nsec: number;
   profile: string;
   seed: number;
   pages: PageCounts & { total: bigint };
@@ -273,6 +292,10 @@ export function systemStatus(sys: RunningSystem): SystemStatus {
   const uts = kernel.readStruct(uts_namespace, 'init_uts_ns');
   const cmdline = kernel.readBytes('boot_command_line');
   const wl = kernel.readStruct(sim_workload, 'sim_workload');
+  // What the RTC reads now: it ticks with the kernel, and is written back at the end of each step.
+  const stored = readRtc(sys.root);
+  const real = kernelRealTime(kernel);
+  const rtc = compareRtcTime(real, stored) > 0 ? real : stored;
   return {
     ram_bytes: sys.ram.size,
     release: uts.name.release,
@@ -280,6 +303,8 @@ export function systemStatus(sys: RunningSystem): SystemStatus {
     cmdline: cmdline.subarray(0, cmdline.indexOf(0)).toString('latin1'),
     uptime_ns: kernel.readU64('sim_clock_ns'),
     boot_time: kernel.readU64('sim_boot_time'),
+    rtc_sec: rtc.sec,
+    rtc_nsec: rtc.nsec,
     profile: wl.profile,
     seed: wl.seed,
     pages: { ...counts, total: memmap.frames },

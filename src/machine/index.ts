@@ -13,3 +13,4 @@ export * from './lock.js';
 export * from './e820.js';
 export * from './rtas_fadump.js';
 export * from './firmware.js';
+export * from './rtc.js';

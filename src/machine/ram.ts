@@ -55,8 +55,12 @@ export class PhysicalRam {
     private readonly fd: number,
     readonly size: bigint,
     private readonly maxChunks: number,
-    private readonly writable: boolean,
+    /** Opened for writing: the image runs a step of the machine. */
+    readonly writable: boolean,
   ) {}
+
+  /** Closed (or let go of by detach): nothing more is read or written through it. */
+  get isClosed(): boolean { return this.closed; }
 
   private get journalPath(): string { return journalPathOf(this.path); }
 

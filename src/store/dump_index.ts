@@ -37,14 +37,20 @@ const SHA256_HEX = /^[0-9a-f]{64}$/i;
  * Columns of DumpRecord, in the order the statements below use. Typed as a
  * Record so that a field added to DumpRecord without a column fails to compile.
  */
-const DUMP_COLUMN_SET: Record<keyof DumpRecord, true> = {
+const DUMP_COLUMN_SET: Record<Exclude<keyof DumpRecord, 'same_as'>, true> = {
   n: true, dir: true, time_sec: true, time_usec: true, host: true, release: true, version: true, machine: true,
   panic_string: true, level: true, compress: true, flags: true, pages: true, pages_compressed: true,
   raw_bytes: true, stored_bytes: true, complete: true, missing_pages: true, sha256: true, signature: true,
   signature_text: true, saved_at: true, state: true, checksum: true, damaged_pages: true, memory_pages: true,
   dumper_pages: true, not_selected_pages: true,
 };
-const DUMP_COLUMNS = Object.keys(DUMP_COLUMN_SET) as ReadonlyArray<keyof DumpRecord>;
+const DUMP_COLUMNS = Object.keys(DUMP_COLUMN_SET) as ReadonlyArray<Exclude<keyof DumpRecord, 'same_as'>>;
+
+/**
+ * DumpRecord.same_as, derived when a row is read (never stored): the
+ * lowest earlier n whose dump.N has the same sha256, or NULL.
+ */
+const SAME_AS_SQL = '(SELECT min(e.n) FROM dumps e WHERE e.sha256 = dumps.sha256 AND e.n < dumps.n) AS same_as';
 
 const STRING_FIELDS = ['dir', 'host', 'release', 'version', 'machine', 'panic_string', 'signature', 'signature_text'] as const;
 const COUNT_FIELDS = [
@@ -52,7 +58,7 @@ const COUNT_FIELDS = [
   'stored_bytes', 'missing_pages', 'saved_at', 'damaged_pages', 'memory_pages', 'dumper_pages',
 ] as const;
 
-type DumpRow = Omit<DumpRecord, 'complete'> & { complete: number };
+type DumpRow = Omit<DumpRecord, 'complete' | 'same_as'> & { complete: number; same_as: number | null };
 /** Raw rows read with safeIntegers: every INTEGER comes back as bigint. */
 type PageTuple = [pfn: bigint, offset: bigint, size: bigint, flags: bigint, crc32: bigint | null];
 type LogTuple = [seq: bigint, ts_nsec: bigint, level: bigint, text: string];
@@ -162,9 +168,11 @@ export class DumpIndex {
 
   /**
    * Indexes one dump with its pages, log lines and missing ranges in a single
-   * transaction. A dump whose sha256 is already indexed is not added again:
-   * its n comes back with `inserted: false`. A different dump already holding
-   * `rec.n` is an error (CORRUPT): DUMPDIR and its index disagree.
+   * transaction. The same dump (sha256) already indexed as `rec.n` is not
+   * added again: `inserted: false`. A different dump already holding `rec.n`
+   * is an error (CORRUPT): DUMPDIR and its index disagree. A dump identical
+   * to one indexed under another n is another crash's: it is added, and
+   * reads back with `same_as` naming the earlier one.
    */
   addDump(
     rec: DumpRecord,
@@ -176,9 +184,8 @@ export class DumpIndex {
     checkRecord(rec);
     const sha256 = rec.sha256.toLowerCase();
     return this.guard(() => `indexing dump ${rec.n}`, () => this.db.transaction(() => {
-      const same = this.st.dumpBySha.get(sha256);
-      if (same) return { n: same.n, inserted: false };
       const taken = this.st.dumpByN.get(rec.n);
+      if (taken && taken.sha256 === sha256) return { n: rec.n, inserted: false };
       if (taken) {
         throw new CorruptDumpError(
           `dump ${rec.n} is already indexed with sha256 ${taken.sha256} (${taken.dir}), not ${sha256} (${rec.dir})`,
@@ -219,6 +226,7 @@ export class DumpIndex {
     });
   }
 
+  /** The first dump (lowest n) whose dump.N has this sha256, or null. */
   findBySha256(sha: string): DumpRecord | null {
     return this.guard(() => 'looking up sha256', () => {
       const row = this.st.dumpBySha.get(sha.toLowerCase());
@@ -398,11 +406,12 @@ export class DumpIndex {
 
 function prepareStatements(db: Db): Statements {
   const cols = DUMP_COLUMNS.join(', ');
+  const read = `${cols}, ${SAME_AS_SQL}`;
   const safe = <S extends Statement>(s: S): S => s.safeIntegers(true).raw(true) as S;
   return {
-    dumpByN: db.prepare(`SELECT ${cols} FROM dumps WHERE n = ?`),
-    dumpBySha: db.prepare(`SELECT ${cols} FROM dumps WHERE sha256 = ?`),
-    allDumps: db.prepare(`SELECT ${cols} FROM dumps ORDER BY n`),
+    dumpByN: db.prepare(`SELECT ${read} FROM dumps WHERE n = ?`),
+    dumpBySha: db.prepare(`SELECT ${read} FROM dumps WHERE sha256 = ? ORDER BY n LIMIT 1`),
+    allDumps: db.prepare(`SELECT ${read} FROM dumps ORDER BY n`),
     signatures: db.prepare('SELECT n, signature, signature_text FROM dumps ORDER BY n'),
     insertDump: db.prepare(`INSERT INTO dumps (${cols}) VALUES (${DUMP_COLUMNS.map(() => '?').join(', ')})`),
     insertPage: db.prepare('INSERT INTO pages (dump_n, pfn, offset, size, flags, crc32) VALUES (?, ?, ?, ?, ?, ?)'),
@@ -450,7 +459,7 @@ function logRowids(n: number): [bigint, bigint] {
 }
 
 function toRecord(row: DumpRow): DumpRecord {
-  return { ...row, complete: row.complete !== 0, not_selected_pages: row.not_selected_pages ?? null };
+  return { ...row, complete: row.complete !== 0, not_selected_pages: row.not_selected_pages ?? null, same_as: row.same_as ?? null };
 }
 
 function toPage([pfn, offset, size, flags, crc32]: PageTuple): PageRow {

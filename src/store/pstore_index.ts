@@ -71,8 +71,9 @@ export class PstoreIndex {
   }
 
   /**
-   * Adds a record and its log lines in one transaction; a record whose
-   * sha256 is already indexed is not added again (`inserted: false`).
+   * Adds a record and its log lines in one transaction; a record already
+   * indexed (the same sha256 and time) is not added again (`inserted:
+   * false`). The same bytes at another time are another crash's record.
    */
   add(rec: PstoreRecordRow, lines: Iterable<LogLine>): { id: number; inserted: boolean } {
     if (!/^[0-9a-f]{64}$/.test(rec.sha256)) throw new UsageError(`pstore record ${rec.file}: sha256 '${rec.sha256}' is not 64 lower-case hex digits`);
@@ -80,7 +81,7 @@ export class PstoreIndex {
       if (!Number.isSafeInteger(rec[k]) || rec[k] < 0) throw new UsageError(`pstore record ${rec.file}: ${k} ${rec[k]} is not a non-negative integer`);
     }
     return this.guard(`indexing pstore record ${rec.file}`, () => this.db.transaction(() => {
-      const same = this.db.prepare('SELECT id FROM pstore_records WHERE sha256 = ?').pluck().get(rec.sha256) as number | undefined;
+      const same = this.db.prepare('SELECT id FROM pstore_records WHERE sha256 = ? AND time_sec = ?').pluck().get(rec.sha256, rec.time_sec) as number | undefined;
       if (same !== undefined) return { id: same, inserted: false };
       const r = this.db.prepare(`INSERT INTO pstore_records (${COLUMNS.join(', ')}) VALUES (${COLUMNS.map(() => '?').join(', ')})`)
         .run(...COLUMNS.map((c) => (c === 'compressed' ? (rec.compressed ? 1 : 0) : rec[c])));
@@ -91,8 +92,15 @@ export class PstoreIndex {
     }).immediate());
   }
 
+  /** The first record archived with this sha256, or null. */
   findBySha256(sha: string): PstoreListed | null {
-    const row = this.guard('looking up a pstore record', () => this.db.prepare(`${SELECT} WHERE p.sha256 = ?`).get(sha.toLowerCase()) as Row | undefined);
+    const row = this.guard('looking up a pstore record', () => this.db.prepare(`${SELECT} WHERE p.sha256 = ? ORDER BY p.id LIMIT 1`).get(sha.toLowerCase()) as Row | undefined);
+    return row ? toListed(row) : null;
+  }
+
+  /** The record archived with this sha256 and time (its file's mtime, seconds), or null. */
+  findRecord(sha: string, timeSec: number): PstoreListed | null {
+    const row = this.guard('looking up a pstore record', () => this.db.prepare(`${SELECT} WHERE p.sha256 = ? AND p.time_sec = ?`).get(sha.toLowerCase(), timeSec) as Row | undefined);
     return row ? toListed(row) : null;
   }
 

@@ -11,6 +11,12 @@ export const APPLICATION_ID = 0x4c4b4344;
 export interface Migration {
   readonly version: number;
   readonly description: string;
+  /**
+   * The step rebuilds a table other tables refer to: it runs with foreign
+   * keys off (SQLite's procedure for schema changes ALTER TABLE cannot
+   * make), and must leave PRAGMA foreign_key_check empty.
+   */
+  readonly rebuildsTables?: boolean;
   up(db: Database): void;
 }
 
@@ -154,7 +160,60 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 6,
+    description: 'dumps.sha256 no longer UNIQUE (an identical dump of another crash is a dump of its own); index on dumps(sha256)',
+    rebuildsTables: true,
+    up(db) {
+      rebuildTable(db, 'dumps', (sql) => {
+        const out = sql.replace(/(\bsha256\s+TEXT\s+NOT\s+NULL)\s+UNIQUE\b/i, '$1');
+        if (out === sql) throw new InternalError('migration 6: the dumps table has no sha256 ... UNIQUE column to relax');
+        return out;
+      });
+      db.exec('CREATE INDEX dumps_sha256 ON dumps(sha256)');
+    },
+  },
+  {
+    version: 7,
+    description: 'a pstore record is its sha256 and its time: pstore_records.sha256 no longer UNIQUE, UNIQUE (sha256, time_sec) instead',
+    rebuildsTables: true,
+    up(db) {
+      // The files pstorefs shows carry no time in their text (it is their mtime): the records of
+      // two crashes may be byte-identical, and each is kept.
+      rebuildTable(db, 'pstore_records', (sql) => {
+        const out = sql.replace(/(\bsha256\s+TEXT\s+NOT\s+NULL)\s+UNIQUE\b/i, '$1');
+        if (out === sql) throw new InternalError('migration 7: the pstore_records table has no sha256 ... UNIQUE column to relax');
+        return out;
+      });
+      db.exec('CREATE UNIQUE INDEX pstore_records_identity ON pstore_records(sha256, time_sec)');
+    },
+  },
 ];
+
+/**
+ * Rebuilds `table` with the CREATE TABLE statement `edit` makes of its
+ * current one (SQLite's twelve-step procedure: new table, copy, drop,
+ * rename), keeping every row, its indexes and the views over it. Built
+ * from the table's own stored SQL, so columns added by earlier migrations
+ * come along. Runs with foreign keys off (a migration marked rebuildsTables).
+ */
+function rebuildTable(db: Database, table: string, edit: (createSql: string) => string): void {
+  const sql = db.prepare("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?").pluck().get(table) as string | undefined;
+  if (!sql) throw new InternalError(`rebuilding ${table}: no such table`);
+  const created = edit(sql);
+  const head = new RegExp(`^CREATE TABLE\\s+"?${table}"?\\s*\\(`, 'i');
+  if (!head.test(created)) throw new InternalError(`rebuilding ${table}: unexpected CREATE TABLE statement`);
+  const indexes = db.prepare("SELECT sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL").pluck().all(table) as string[];
+  const views = db.prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'view'").all() as Array<{ name: string; sql: string }>;
+  const temp = `${table}_rebuilt`;
+  for (const v of views) db.exec(`DROP VIEW "${v.name}"`);
+  db.exec(created.replace(head, `CREATE TABLE "${temp}" (`));
+  db.exec(`INSERT INTO "${temp}" SELECT * FROM "${table}"`);
+  db.exec(`DROP TABLE "${table}"`);
+  db.exec(`ALTER TABLE "${temp}" RENAME TO "${table}"`);
+  for (const i of indexes) db.exec(i);
+  for (const v of views) db.exec(v.sql);
+}
 
 /** The version a file has after every migration has run. */
 export const SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1].version;
@@ -199,17 +258,30 @@ export function checkSchema(db: Database, file: string): number {
  */
 export function migrate(db: Database, file: string, now: () => number): number {
   for (const m of MIGRATIONS) {
-    db.transaction(() => {
-      const current = checkSchema(db, file);
-      if (current >= m.version) return;
-      if (current !== m.version - 1) {
-        throw new InternalError(`MIGRATIONS skips from version ${current} to ${m.version}`, { file });
-      }
-      m.up(db);
-      db.prepare('INSERT INTO schema_history (version, applied_at, description) VALUES (?, ?, ?)')
-        .run(m.version, now(), m.description);
-      db.pragma(`user_version = ${m.version}`);
-    }).immediate();
+    // PRAGMA foreign_keys is a no-op inside a transaction: set it around the step.
+    const foreignKeys = db.pragma('foreign_keys', { simple: true }) as number;
+    if (m.rebuildsTables && userVersion(db) < m.version) db.pragma('foreign_keys = OFF');
+    try {
+      db.transaction(() => {
+        const current = checkSchema(db, file);
+        if (current >= m.version) return;
+        if (current !== m.version - 1) {
+          throw new InternalError(`MIGRATIONS skips from version ${current} to ${m.version}`, { file });
+        }
+        m.up(db);
+        if (m.rebuildsTables) {
+          const broken = db.pragma('foreign_key_check') as Array<{ table: string; parent: string }>;
+          if (broken.length) {
+            throw new CorruptDumpError(`${file}: migration ${m.version}: ${broken.length} rows of ${broken[0].table} refer to missing ${broken[0].parent} rows`, { file });
+          }
+        }
+        db.prepare('INSERT INTO schema_history (version, applied_at, description) VALUES (?, ?, ?)')
+          .run(m.version, now(), m.description);
+        db.pragma(`user_version = ${m.version}`);
+      }).immediate();
+    } finally {
+      if (m.rebuildsTables) db.pragma(`foreign_keys = ${foreignKeys ? 'ON' : 'OFF'}`);
+    }
   }
   return userVersion(db);
 }

@@ -57,6 +57,13 @@ export interface DumpRecord {
   signature_text: string;
   /** Epoch seconds when `lkcd save` indexed the dump. */
   saved_at: number;
+  /**
+   * The earlier dump this one is byte-identical to (the lowest n with the
+   * same sha256: another crash with the same memory, or a device restored
+   * from a copy), or null. Derived by the index when a row is read; never
+   * stored, and ignored by addDump.
+   */
+  same_as?: number | null;
 }
 
 /** Where one page record lives in dump.N. */

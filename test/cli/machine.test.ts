@@ -215,6 +215,25 @@ describe('machine: missing and corrupt machine state', () => {
     expectCleanFailure(runMachine(['status', '--root', root]), EX_DATAERR, stateJsonOf(root));
   });
 
+  it('an RTC file whose checksum fails exits 65 naming it; status shows the RTC it holds otherwise', () => {
+    const root = poweredOnRoot();
+    const rtc = path.join(root, 'lib', 'machine', 'rtc');
+    const good = runMachine(['status', '--root', root]);
+    expect(good.status).toBe(0);
+    // rtc_sec at offset 8 of the 24-byte file: the RTC status prints.
+    const sec = fs.readFileSync(rtc).readBigUInt64LE(8);
+    expect(good.stdout).toContain(`clock:     RTC ${new Date(Number(sec) * 1000).toISOString().replace('T', ' ').slice(0, 19)} UTC, booted `);
+    const bytes = fs.readFileSync(rtc);
+    bytes[8] ^= 1;
+    fs.writeFileSync(rtc, bytes);
+    expectCleanFailure(runMachine(['status', '--root', root]), EX_DATAERR, rtc, 'RTC checksum');
+    // A command that would change the machine refuses it before doing anything.
+    const ram = fs.readFileSync(path.join(root, 'lib', 'machine', 'ram'));
+    expectCleanFailure(runMachine(['run', '--root', root, '--seconds', '1']), EX_DATAERR, rtc, 'RTC checksum');
+    expect(fs.readFileSync(path.join(root, 'lib', 'machine', 'ram')).equals(ram)).toBe(true);
+    expect(fs.readFileSync(rtc).equals(bytes)).toBe(true);
+  });
+
   it('a state.json with a CR3 that is not a number exits 65 naming it', () => {
     const root = poweredOnRoot();
     const state = JSON.parse(fs.readFileSync(stateJsonOf(root), 'utf8')) as { cpu: { cr3: string } };

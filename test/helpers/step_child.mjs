@@ -12,6 +12,9 @@ const [root, scenario, killAt] = process.argv.slice(2);
 const K = Number(killAt);
 const dist = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'src', 'machine', 'index.js');
 const m = await import(dist);
+// A real machine's cold reset (src/dump/softboot.ts coldReset): the kernel and dump layers, loaded before counting.
+const k = scenario === 'reset' ? await import(path.join(path.dirname(dist), '..', 'kernel', 'index.js')) : null;
+const d = scenario === 'reset' ? await import(path.join(path.dirname(dist), '..', 'dump', 'index.js')) : null;
 
 let calls = 0;
 for (const name of ['writeSync', 'renameSync', 'unlinkSync', 'rmSync', 'ftruncateSync', 'fsyncSync', 'linkSync']) {
@@ -84,6 +87,14 @@ switch (scenario) {
     scribble(ram, 8);
     m.writeState(machine, state('on', 0x7000n));
     ram.close();
+    lock.release();
+    break;
+  }
+  case 'reset': {
+    // The reset button on a running machine: the RTC caught up with the old kernel, a cold boot
+    // that reads it, RAM replaced, the RTC caught up with the new kernel; all one step.
+    const lock = m.lockMachine(machine, 'step_child reset');
+    k.closeSystem(d.coldReset(k.openSystem(machine)));
     lock.release();
     break;
   }

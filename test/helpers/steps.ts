@@ -25,11 +25,14 @@ export function truthOfPanic(dir: string, twin: string, message: string): Truth 
   return truth;
 }
 
+/** The hardware files a machine keeps under lib/machine/ between commands. */
+const HARDWARE_FILES = ['ram', 'state.json', 'rtc'];
+
 /** Files of an unfinished step or a held lock under lib/machine/ (none may be left once commands are done). */
 export function machineLeftovers(dir: string): string[] {
   const m = path.join(dir, 'lib', 'machine');
   if (!fs.existsSync(m)) return [];
-  return fs.readdirSync(m).filter((f) => f !== 'ram' && f !== 'state.json').sort();
+  return fs.readdirSync(m).filter((f) => !HARDWARE_FILES.includes(f)).sort();
 }
 
 export interface TimedRun { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; ms: number }

@@ -738,14 +738,22 @@ describe('6a. a stale dump device (its dump already saved)', () => {
     expect(fs.readFileSync(path.join(r.dumpdir, 'bounds'), 'utf8')).toBe('1\n');
   });
 
-  it('with the saved mark lost, lkcd save finds the dump in the index by its sha256 and only marks it saved', () => {
+  it('with the saved mark lost, the identical dump is not taken for dump 0: it is saved as dump 1, same_as 0, then marked', () => {
+    // Nothing on the device says this is the dump saved as 0: it may as well be another crash
+    // that left byte-identical memory (issue 15). It is kept, and says which dump it matches.
     const fd = fs.openSync(r.dev, 'r+');
     fs.writeSync(fd, Buffer.alloc(4096), 0, 4096, 0);
     fs.closeSync(fd);
-    expect(okRun('lkcd', r.dir, ['save'])).toBe(`lkcd save: the dump on ${r.dev} is dump 0; marked saved\n`);
-    expect(okRun('lkcd', r.dir, ['save'])).toBe(`lkcd save: the dump on ${r.dev} was already saved as 0\n`);
-    expect(listed(r).map((d) => d.n)).toEqual([0]);
-    expect(dumpdirEntries(r).filter((e) => /^\d+$/.test(e) || e.startsWith('.saving'))).toEqual(['0']);
+    const out = lines(okRun('lkcd', r.dir, ['save']));
+    expect(out[0]).toMatch(new RegExp(`^lkcd save: saved dump 1 to ${esc(path.join(r.dumpdir, '1'))}: \\d+ pages, \\d+ bytes, complete; panic "saved once"$`));
+    expect(out.filter((l) => l.includes('byte-identical'))).toEqual([`lkcd save: dump 1 is byte-identical to dump 0 (same sha256), but the dump on ${r.dev} was not marked saved: another crash, kept as a dump of its own`]);
+    expect(okRun('lkcd', r.dir, ['save'])).toBe(`lkcd save: the dump on ${r.dev} was already saved as 1\n`);
+    const rows = JSON.parse(okRun('lkcd', r.dir, ['list', '--json'])) as Array<{ n: number; sha256: string; same_as: number | null }>;
+    expect(rows.map((d) => [d.n, d.same_as])).toEqual([[0, null], [1, 0]]);
+    expect(rows[1].sha256).toBe(rows[0].sha256);
+    expect(sha256(path.join(r.dumpdir, '1', 'dump.1'))).toBe(sha256(path.join(r.dumpdir, '0', 'dump.0')));
+    expect(dumpdirEntries(r).filter((e) => /^\d+$/.test(e) || e.startsWith('.saving'))).toEqual(['0', '1']);
+    expect(fs.readFileSync(path.join(r.dumpdir, 'bounds'), 'utf8')).toBe('2\n');
   });
 });
 

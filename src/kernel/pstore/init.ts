@@ -64,7 +64,7 @@ function compressParam(params: KernelParams): PstoreCompress {
  * then pstorefs is mounted with the records read; last, ours, the
  * device-coredump frontend and the drivers that register with it.
  */
-export function pstoreInit(kernel: Kernel, memmap: MemMap, reserved: readonly PhysRange[]): void {
+export function pstoreInit(kernel: Kernel, memmap: MemMap, reserved: readonly PhysRange[], seed: number): void {
   if (!hasSymbol(kernel, RAMOOPS_CXT_SYMBOL) || !readPstoreState(kernel)) return;
   const params = parseKernelParams(bootCommandLine(kernel));
   const { pdata, errors } = ramoopsParams(params);
@@ -129,7 +129,7 @@ export function pstoreInit(kernel: Kernel, memmap: MemMap, reserved: readonly Ph
   });
   printk(kernel, ramoopsUsingLine(cxt), LOGLEVEL_INFO);
   pstoreMount(kernel, records);
-  if (zones.some((z) => z.zone.type === PSTORE_TYPE_DEVCOREDUMP) && devcdInit(kernel, memmap)) probeSimDrivers(kernel, memmap);
+  if (zones.some((z) => z.zone.type === PSTORE_TYPE_DEVCOREDUMP) && devcdInit(kernel, memmap)) probeSimDrivers(kernel, memmap, seed);
 }
 
 /** Whether [start, end) lies inside the union of `ranges`. */

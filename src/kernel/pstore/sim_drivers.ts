@@ -99,11 +99,13 @@ export const simRegisterReader: RegisterReader = (kernel, dumpName, _addr, count
 /**
  * The drivers' init: each takes a page for its state, fills it, and
  * registers its buffers and register block with the device-coredump
- * frontend. Returns the physical address of each driver's page.
+ * frontend. Returns the physical address of each driver's page. The
+ * content follows the boot's seed, not its time, so a machine's RAM
+ * depends on the time only where the kernel stores times.
  */
-export function probeSimDrivers(kernel: Kernel, memmap: MemMap): Map<string, bigint> {
+export function probeSimDrivers(kernel: Kernel, memmap: MemMap, seed: number): Map<string, bigint> {
   const buddy = new BuddyAllocator(kernel, memmap);
-  const rng = new Prng(Number(kernel.readU64('sim_boot_time') & 0xffffffffn));
+  const rng = new Prng((seed ^ 0xdecd) >>> 0);
   const out = new Map<string, bigint>();
   for (const drv of SIM_DRIVERS) {
     const pfn = buddy.alloc(0);

@@ -17,6 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MachineRoot, lockMachine, readMachineLock, writeState } from '../../../src/machine/index.js';
+import { closeSystem, powerOn } from '../../../src/kernel/index.js';
 import { ensureBuilt, REPO } from '../../helpers/cli.js';
 import { makeTempDir, removeTempDir } from '../../helpers/machine.js';
 
@@ -47,10 +48,10 @@ function makeRoot(dir: string, withMachine: boolean): void {
 
 const hashOf = (file: string): string => (fs.existsSync(file) ? crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex') : 'absent');
 
-interface Snap { ram: string; state: string }
+interface Snap { ram: string; state: string; rtc: string }
 function snap(dir: string): Snap {
   const root = new MachineRoot(dir);
-  return { ram: hashOf(root.ramPath), state: hashOf(root.statePath) };
+  return { ram: hashOf(root.ramPath), state: hashOf(root.statePath), rtc: hashOf(path.join(root.machineDir, 'rtc')) };
 }
 
 function runChild(dir: string, scenario: string, k: number): { signal: string | null; status: number | null; stdout: string; stderr: string } {
@@ -72,9 +73,14 @@ function killPoints(calls: number): number[] {
  * with lockMachine, and classifies the result against the truths. Returns
  * the outcome per K ('before', 'after', or the problem).
  */
-function sweep(scenario: string, withMachine: boolean, truths: Record<string, Snap>): Map<number, string> {
+function sweep(scenario: string, withMachine: boolean | ((dir: string) => void), truths: Record<string, Snap>): Map<number, string> {
   const base = path.join(tmp, `${scenario}-base`);
-  makeRoot(base, withMachine);
+  if (typeof withMachine === 'function') {
+    fs.rmSync(base, { recursive: true, force: true });
+    withMachine(base);
+  } else {
+    makeRoot(base, withMachine);
+  }
   const work = path.join(tmp, `${scenario}-work`);
   const copy = (): void => {
     fs.rmSync(work, { recursive: true, force: true });
@@ -101,9 +107,9 @@ function sweep(scenario: string, withMachine: boolean, truths: Record<string, Sn
     const lock = lockMachine(root, 'journal.test recovery');
     lock.release();
     const got = snap(at);
-    const name = Object.entries(all).find(([, s]) => s.ram === got.ram && s.state === got.state)?.[0];
+    const name = Object.entries(all).find(([, s]) => s.ram === got.ram && s.state === got.state && s.rtc === got.rtc)?.[0];
     const left = ['ram.journal', 'ram.replaced', 'lock'].filter((f) => fs.existsSync(path.join(root.machineDir, f)));
-    outcome.set(k, left.length ? `left ${left.join(', ')}` : name ?? `a mix: ram ${got.ram.slice(0, 8)}, state ${got.state.slice(0, 8)}`);
+    outcome.set(k, left.length ? `left ${left.join(', ')}` : name ?? `a mix: ram ${got.ram.slice(0, 8)}, state ${got.state.slice(0, 8)}, rtc ${got.rtc.slice(0, 8)}`);
   }
   return outcome;
 }
@@ -135,7 +141,7 @@ describe('a step killed at any system call rolls back to before it, or is comple
     const out = sweep('replace', false, {});
     expectAtomic(out, ['before', 'after']);
     const base = snap(path.join(tmp, 'replace-base'));
-    expect(base).toEqual({ ram: 'absent', state: 'absent' });
+    expect(base).toEqual({ ram: 'absent', state: 'absent', rtc: 'absent' });
   });
 
   it('a crash that changes RAM, lets it go and cold-boots a new image, all in one step', () => {
@@ -168,6 +174,22 @@ describe('a step killed at any system call rolls back to before it, or is comple
 
   it('a command under the machine lock: the next one takes the dead holder\'s lock over and rolls back', () => {
     expectAtomic(sweep('locked', true, {}), ['before', 'after']);
+  });
+
+  it('a cold reset of a running 16M machine: the RTC goes back with RAM and state.json, or on with them', () => {
+    const out = sweep('reset', (dir) => closeSystem(powerOn(new MachineRoot(dir), { mem: 16n * BigInt(MiB), profile: 'idle', seed: 9 })), {});
+    expectAtomic(out, ['before', 'after']);
+    expect([...out.values()]).toContain('after');
+    // The reset moves the RTC on: before and after differ in it, so a kill that left RAM and the RTC
+    // of different sides would have matched neither.
+    const once = path.join(tmp, 'reset-once');
+    fs.rmSync(once, { recursive: true, force: true });
+    fs.cpSync(path.join(tmp, 'reset-base'), once, { recursive: true });
+    expect(runChild(once, 'reset', 0).status).toBe(0);
+    const [before, after] = [snap(path.join(tmp, 'reset-base')), snap(once)];
+    expect(before.rtc).not.toBe('absent');
+    expect(after.rtc).not.toBe(before.rtc);
+    expect(after.ram).not.toBe(before.ram);
   });
 });
 

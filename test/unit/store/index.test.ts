@@ -7,8 +7,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { needs } from '../../helpers/tools.js';
 import { CorruptDumpError, DumpError } from '../../../src/codec/errors.js';
 import {
-  APPLICATION_ID, DumpIndex, INDEX_FILE, MIGRATIONS, SCHEMA_VERSION, panicSignature,
-  type DumpRecord, type LogLine, type MissingRange, type PageRow,
+  APPLICATION_ID, DumpIndex, INDEX_FILE, MIGRATIONS, PstoreIndex, SCHEMA_VERSION, panicSignature,
+  type DumpRecord, type LogLine, type MissingRange, type PageRow, type PstoreRecordRow,
 } from '../../../src/store/index.js';
 
 const SQLITE3 = '/usr/bin/sqlite3';
@@ -103,27 +103,49 @@ describe('DumpIndex: records', () => {
     expect(idx.addDump(a, pages(3), log('one'), [{ start_pfn: 10n, end_pfn: 15n }])).toEqual({ n: 1, inserted: true });
     expect(idx.addDump(b, pages(3), log('two'), NO_MISSING)).toEqual({ n: 2, inserted: true });
 
-    expect(idx.listDumps()).toEqual([a, b]);
-    expect(idx.getDump(1)).toEqual(a);
-    expect(idx.getDump(2)).toEqual(b);
+    // same_as is derived when read: neither is identical to an earlier dump.
+    const [ra, rb] = [{ ...a, same_as: null }, { ...b, same_as: null }];
+    expect(idx.listDumps()).toEqual([ra, rb]);
+    expect(idx.getDump(1)).toEqual(ra);
+    expect(idx.getDump(2)).toEqual(rb);
     expect(idx.getDump(3)).toBeNull();
-    expect(idx.findBySha256(b.sha256)).toEqual(b);
-    expect(idx.findBySha256(b.sha256.toUpperCase())).toEqual(b);
+    expect(idx.findBySha256(b.sha256)).toEqual(rb);
+    expect(idx.findBySha256(b.sha256.toUpperCase())).toEqual(rb);
     expect(idx.findBySha256('ab'.repeat(32))).toBeNull();
     expect(typeof idx.getDump(1)?.complete).toBe('boolean');
   });
 
-  it('returns the existing n for a sha256 already indexed, and inserts nothing', () => {
+  it('returns inserted: false for the same dump (n and sha256) indexed again, and inserts nothing', () => {
     const idx = openIndex();
     idx.addDump(record(1), pages(3), log('a', 'b'), [{ start_pfn: 3n, end_pfn: 8n }]);
-    const again = idx.addDump(record(7, { sha256: record(1).sha256 }), pages(3, 100n), log('c'), [{ start_pfn: 9n, end_pfn: 10n }]);
+    const again = idx.addDump(record(1), pages(5, 100n), log('c'), [{ start_pfn: 9n, end_pfn: 10n }]);
     expect(again).toEqual({ n: 1, inserted: false });
     expect(idx.listDumps().map((d) => d.n)).toEqual([1]);
     expect(idx.pageCount(1)).toBe(3);
-    expect(idx.pageCount(7)).toBe(0);
     expect(idx.logLines(1)).toHaveLength(2);
     expect(idx.missing(1)).toEqual([{ start_pfn: 3n, end_pfn: 8n, reason: 'unspecified' }]);
     expect(idx.searchLog('c')).toEqual([]);
+  });
+
+  it('indexes a dump identical to an earlier one under its own n, with same_as naming the first of them', () => {
+    const idx = openIndex();
+    const sha = record(1).sha256;
+    idx.addDump(record(1), pages(3), log('a', 'b'), NO_MISSING);
+    idx.addDump(record(2), pages(2), log('x'), NO_MISSING);
+    // Another crash that happened to leave byte-identical memory, then a third.
+    expect(idx.addDump(record(4, { sha256: sha }), pages(3, 100n), log('c'), [{ start_pfn: 9n, end_pfn: 10n }])).toEqual({ n: 4, inserted: true });
+    expect(idx.addDump(record(6, { sha256: sha.toUpperCase() }), pages(1), [], NO_MISSING)).toEqual({ n: 6, inserted: true });
+    expect(idx.listDumps().map((d) => [d.n, d.same_as])).toEqual([[1, null], [2, null], [4, 1], [6, 1]]);
+    expect(idx.getDump(4)?.same_as).toBe(1);
+    expect(idx.findBySha256(sha)?.n).toBe(1);
+    // Each has its own rows.
+    expect(idx.pageCount(4)).toBe(3);
+    expect(idx.pageLocation(4, 100n)?.pfn).toBe(100n);
+    expect(idx.missing(4)).toEqual([{ start_pfn: 9n, end_pfn: 10n, reason: 'unspecified' }]);
+    expect(idx.searchLog('c').map((h) => h.n)).toEqual([4]);
+    // Removing the first leaves the others pointing at the lowest one left.
+    expect(idx.removeDump(1)).toBe(true);
+    expect(idx.listDumps().map((d) => [d.n, d.same_as])).toEqual([[2, null], [4, null], [6, 4]]);
   });
 
   it('throws CORRUPT when n is taken by a different sha256, and changes nothing', () => {
@@ -455,12 +477,80 @@ describe('migrations', () => {
     const db = new Database(file, { readonly: true });
     expect(db.prepare('SELECT version FROM schema_history ORDER BY version').pluck().all()).toEqual(MIGRATIONS.map((m) => m.version));
     expect(db.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'dumps' AND sql IS NOT NULL")
-      .pluck().all()).toEqual(['dumps_signature']);
+      .pluck().all()).toEqual(['dumps_signature', 'dumps_sha256']);
     expect(db.prepare('EXPLAIN QUERY PLAN SELECT n FROM dumps WHERE signature = ?').all('x')
       .map((r) => (r as { detail: string }).detail).join(' ')).toContain('dumps_signature');
     db.close();
 
     // Opening again runs nothing twice.
     expect(openIndex().schemaVersion).toBe(SCHEMA_VERSION);
+  });
+
+  it('version 6 drops UNIQUE from dumps.sha256 by rebuilding the table: rows, indexes, the pstore view and foreign keys survive', () => {
+    const file = path.join(dumpdir, INDEX_FILE);
+    const v1 = new Database(file);
+    v1.exec(V1_SCHEMA);
+    v1.close();
+    const idx = openIndex();
+    const sha = '4a'.repeat(32);
+    // The v1 row is intact, and an identical dump of another crash now has a row of its own.
+    expect(idx.getDump(4)).toMatchObject({ n: 4, sha256: sha, host: 'oldhost', state: 'complete', same_as: null });
+    expect(idx.addDump(record(9, { sha256: sha }), pages(2), log('again'), NO_MISSING)).toEqual({ n: 9, inserted: true });
+    expect(idx.getDump(9)?.same_as).toBe(4);
+    expect(idx.pageLocation(4, 16n)).toEqual({ pfn: 16n, offset: 65536n, size: 4096, flags: 2 });
+    // Foreign keys are on again for the connection, and still enforced.
+    const db = idx.connection;
+    expect(db.pragma('foreign_keys', { simple: true })).toBe(1);
+    expect(() => db.prepare('INSERT INTO pages (dump_n, pfn, offset, size, flags) VALUES (77, 1, 0, 1, 1)').run()).toThrow(/FOREIGN KEY/);
+    expect(db.pragma('foreign_key_check')).toEqual([]);
+    // The v5 view over dumps was put back and still joins.
+    db.prepare(`INSERT INTO pstore_records (dir, file, type, record_id, time_sec, crash_time, size, compressed, reason, oops_count, panic_string, ecc_notice, sha256, saved_at)
+      VALUES ('d', 'dmesg-ramoops-0', 'dmesg', 0, 1600000000, 1600000010, 10, 0, 'Panic', 1, 'Attempted to kill init!', '', '${'77'.repeat(32)}', 1)`).run();
+    expect(db.prepare('SELECT dump_n, skew FROM pstore_dump_links ORDER BY dump_n').all()).toEqual([{ dump_n: 4, skew: 10 }]);
+    // Lookups by sha256 use the new index.
+    expect(db.prepare('EXPLAIN QUERY PLAN SELECT n FROM dumps WHERE sha256 = ?').all('x')
+      .map((r) => (r as { detail: string }).detail).join(' ')).toContain('dumps_sha256');
+    expect(db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'dumps'").pluck().get()).not.toMatch(/UNIQUE/i);
+    expect(idx.integrityCheck()).toBe('ok');
+  });
+
+  it('version 7: a pstore record is its sha256 and its time; the same bytes at another time are another record', () => {
+    const idx = openIndex();
+    const pidx = PstoreIndex.of(idx);
+    const row = (time: number): PstoreRecordRow => ({
+      dir: `/d/${time}`, file: 'dmesg-ramoops-0', type: 'dmesg', record_id: 0, time_sec: time, crash_time: time, size: 10, compressed: false,
+      reason: 'Panic', oops_count: 1, panic_string: 'p', ecc_notice: '', sha256: '5e'.repeat(32), saved_at: 1,
+    });
+    const first = pidx.add(row(1795000045), log('Kernel panic - not syncing: p'));
+    expect(first.inserted).toBe(true);
+    // Archived again after a kill: the same record.
+    expect(pidx.add(row(1795000045), log('x'))).toEqual({ id: first.id, inserted: false });
+    // The same bytes from a later crash.
+    const second = pidx.add(row(1795000053), log('Kernel panic - not syncing: p'));
+    expect(second.inserted).toBe(true);
+    expect(pidx.list().map((r) => [r.id, r.time_sec])).toEqual([[first.id, 1795000045], [second.id, 1795000053]]);
+    expect(pidx.findRecord('5e'.repeat(32), 1795000053)?.id).toBe(second.id);
+    expect(pidx.findRecord('5e'.repeat(32), 1795000000)).toBeNull();
+    expect(pidx.findBySha256('5e'.repeat(32))?.id).toBe(first.id);
+    const db = idx.connection;
+    expect(db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'pstore_records'").pluck().get()).not.toMatch(/sha256\s+TEXT NOT NULL UNIQUE/);
+    expect(() => db.prepare('INSERT INTO pstore_records SELECT NULL, dir, file || \'x\', type, record_id, time_sec, crash_time, size, compressed, reason, oops_count, panic_string, ecc_notice, sha256, saved_at FROM pstore_records WHERE id = ?').run(first.id)).toThrow(/UNIQUE/);
+  });
+
+  it('version 6 refuses an index whose pages refer to a dump it does not hold, naming the file, and leaves it at version 5', () => {
+    const file = path.join(dumpdir, INDEX_FILE);
+    const v1 = new Database(file);
+    v1.exec(V1_SCHEMA);
+    // Written with foreign keys off (as a hand edit or another tool would), so nothing stopped it.
+    v1.pragma('foreign_keys = OFF');
+    v1.exec('INSERT INTO pages VALUES (8, 1, 0, 4096, 1)');
+    v1.close();
+    const err = thrown(() => openIndex()) as DumpError;
+    expect(err.code).toBe('CORRUPT');
+    expect(err.message).toBe(`${file}: migration 6: 1 rows of pages refer to missing dumps rows`);
+    const db = new Database(file, { readonly: true });
+    expect(db.pragma('user_version', { simple: true })).toBe(5);
+    expect(db.prepare("SELECT sql FROM sqlite_schema WHERE name = 'dumps'").pluck().get()).toMatch(/sha256 TEXT NOT NULL UNIQUE/);
+    db.close();
   });
 });
