@@ -12,6 +12,7 @@ import { readLoaderEntry } from '../bootloader.js';
 import { buildKernel } from '../build.js';
 import { crashSaveVmcoreinfo } from '../crash_core.js';
 import { readKernelImageFile } from '../image.js';
+import { rtcBootTime } from '../rtc.js';
 import type { Kernel } from '../kernel.js';
 import { configForRam } from '../layout.js';
 import { kernelWallClock, type PanicInfo } from '../panic.js';
@@ -105,14 +106,15 @@ export function firmwareRestart(sys: RunningSystem, firmware: PlatformFirmware):
   const old = sys.kernel;
   const hostname = old.readStruct(uts_namespace, 'init_uts_ns').name.nodename;
   const wl = old.readStruct(sim_workload, 'sim_workload');
-  const now = kernelWallClock(old);
+  // The RTC has gone on with the crashed kernel's clock; the firmware boot takes a second of it.
+  const bootTime = rtcBootTime(sys.root, old);
   const cmdline = readLoaderEntry(sys.root)?.options ?? bootCommandLine(old);
   firmware.boot('warm');
   const config = configForRam(sys.ram.size);
   const image = readKernelImageFile(buildKernel(sys.root.bootDir, config, () => findKernelTextElf()).vmlinuz);
   const base = loadImage(sys.ram, image);
   const { kernel, cpu } = bootKernel(sys.ram, base, {
-    cmdline, hostname, bootTime: now.sec + 1n, seed: wl.seed + 1, firmware,
+    cmdline, hostname, bootTime, seed: wl.seed + 1, firmware,
   });
   kernel.writeStruct(sim_workload, 'sim_workload', { ...sim_workload.zero(), seed: wl.seed, profile: '' });
   sys.ram.flush();
