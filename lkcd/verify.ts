@@ -6,7 +6,7 @@
  */
 import { CorruptDumpError, DegradedResult, hex } from '../src/codec/index.js';
 import { PAGE_SIZE_N } from '../src/machine/index.js';
-import { DUMP_DH_COMPRESSED, openDump, type DumpIntegrity, type DumpProblem } from '../src/dump/index.js';
+import { openDump, type DumpIntegrity, type DumpProblem } from '../src/dump/index.js';
 import { DumpIndex } from '../src/store/index.js';
 import { openIndexedDump } from './query.js';
 import { pagesFailingIndexCrc, sha256File } from './save.js';
@@ -38,7 +38,7 @@ export function verifySavedDump(dumpdir: string, n: number, onProgress?: (done: 
   try {
     found = dump.integrity();
     pages = dump.attrs['dump.pages'];
-    for (const pfn of dump.pages()) if (dump.record?.(pfn)?.flags === DUMP_DH_COMPRESSED) compressed++;
+    if (dump.compressed) for (const pfn of dump.pages()) if (dump.compressed(pfn)) compressed++;
   } finally {
     dump.close();
   }

@@ -4,7 +4,9 @@
  * Pages come from the PT_LOADs by p_paddr; bytes of a page no PT_LOAD
  * covers read as zero when another part of the page is covered (the
  * partial page at the end of a RAM range), and a page no PT_LOAD touches
- * is not in the dump. Notes: VMCOREINFO and NT_PRSTATUS.
+ * is not in the dump. Notes: VMCOREINFO and NT_PRSTATUS. A file cut short
+ * (a PT_LOAD whose data runs past its end) opens TRUNCATED: each such load
+ * keeps the whole pages the file still holds, the rest is not in the dump.
  */
 import {
   CorruptDumpError, DumpError, EI_CLASS, EI_DATA, ELFCLASS64, ELFDATA2LSB, ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, EM_X86_64,
@@ -12,7 +14,10 @@ import {
 } from '../../codec/index.js';
 import { pt_regs } from '../../kernel/structs/pt_regs.js';
 import { new_utsname } from '../../kernel/structs/new_utsname.js';
-import { closeDumpFile, readDumpFileAt, type DumpAttributes, type DumpFile, type DumpFormatOps, type DumpIntegrity, type ProbedDump } from './types.js';
+import {
+  closeDumpFile, readDumpFileAt, type DumpAttributes, type DumpFile, type DumpFormatOps, type DumpIntegrity, type DumpProblem,
+  type ProbeOptions, type ProbedDump,
+} from './types.js';
 import { readVmcoreNotes, vmcoreinfoKeys, type VmcoreNotes } from './vmcore_notes.js';
 
 const PAGE_SIZE = 4096;
@@ -28,8 +33,13 @@ export class ElfVmcoreDump implements ProbedDump {
   readonly loads: readonly Load[];
   private readonly ranges: Array<[bigint, bigint]>;
 
-  constructor(private readonly file: DumpFile, loads: Load[], readonly notes: VmcoreNotes) {
+  /** What a cut-short file lost, one line per load it clipped. */
+  private readonly cut: string[];
+  private readonly problems: DumpProblem[] = [];
+
+  constructor(private readonly file: DumpFile, loads: Load[], readonly notes: VmcoreNotes, cut: string[] = []) {
     this.loads = loads;
+    this.cut = cut;
     // Page ranges [first, end) any PT_LOAD touches, merged.
     const spans = loads.filter((l) => l.memsz > 0n)
       .map((l) => [l.paddr / PAGE, (l.paddr + l.memsz + PAGE - 1n) / PAGE] as [bigint, bigint])
@@ -62,8 +72,29 @@ export class ElfVmcoreDump implements ProbedDump {
       'crash.current_task': 0n,
       'crash.regs': notes.prstatus[0]?.regs ?? pt_regs.zero(),
       'dump.data_offset': loads.length ? loads.reduce((m, l) => (l.offset < m ? l.offset : m), loads[0].offset) : 0n,
-      'dump.truncated': false,
+      'dump.truncated': cut.length > 0,
     };
+  }
+
+  /** The VMCOREINFO note's text, or null. */
+  vmcoreinfoText(): string | null {
+    return this.notes.vmcoreinfo;
+  }
+
+  /** Reads every page (verifyPages): one whose bytes cannot be read is a problem. */
+  verifyAll(onProgress?: (done: bigint, total: bigint) => void): void {
+    const total = BigInt(this.attrs['dump.pages']);
+    let done = 0n;
+    for (const pfn of this.pages()) {
+      try {
+        this.readPage(pfn);
+      } catch (e) {
+        if (!(e instanceof DumpError) || e.code === 'INTERNAL' || e.code === 'IO') throw e;
+        this.problems.push({ pfn, offset: BigInt(e.where.offset ?? 0), error: e });
+      }
+      if (++done % 4096n === 0n) onProgress?.(done, total);
+    }
+    onProgress?.(total, total);
   }
 
   /** init_uts_ns.name through a PT_LOAD's virtual range (as vmcore-dmesg translates), or null. */
@@ -121,9 +152,13 @@ export class ElfVmcoreDump implements ProbedDump {
     for (const [s, e] of this.ranges) for (let p = s; p < e; p++) yield p;
   }
 
-  /** An ELF vmcore has no checksums and no completeness mark: what its PT_LOADs hold is the dump. */
+  /** An ELF vmcore has no checksums and no completeness mark: what its PT_LOADs hold is the dump, unless the file was cut short. */
   integrity(): DumpIntegrity {
-    return { state: 'complete', checksum: 'unverified', ranges: [], problems: [], notes: ['ELF vmcores carry no checksums'] };
+    return {
+      state: this.problems.length ? 'damaged' : this.cut.length ? 'truncated' : 'complete',
+      checksum: 'unverified', ranges: [], problems: [...this.problems],
+      notes: ['ELF vmcores carry no checksums', ...this.cut],
+    };
   }
 
   close(): void {
@@ -131,8 +166,21 @@ export class ElfVmcoreDump implements ProbedDump {
   }
 }
 
-/** Opens an ELF64 x86_64 core file, or returns null when the file is not ELF. */
-export function probeElfVmcore(file: DumpFile): ElfVmcoreDump | null {
+/** Opens an ELF64 x86_64 core file, or returns null when the file is not ELF; verifyPages reads every page. */
+export function probeElfVmcore(file: DumpFile, opts: ProbeOptions = {}): ElfVmcoreDump | null {
+  const dump = openElfVmcore(file);
+  if (dump && opts.verifyPages) {
+    dump.verifyAll(opts.onProgress);
+    const first = dump.integrity().problems[0];
+    if (first && opts.mode !== 'salvage') {
+      dump.close();
+      throw first.error;
+    }
+  }
+  return dump;
+}
+
+function openElfVmcore(file: DumpFile): ElfVmcoreDump | null {
   const eb = new Uint8Array(Elf64_Ehdr.size);
   const got = readDumpFileAt(file, eb, 0n);
   if (got < 4 || eb[0] !== ELFMAG0 || eb[1] !== ELFMAG1 || eb[2] !== ELFMAG2 || eb[3] !== ELFMAG3) return null;
@@ -153,7 +201,16 @@ export function probeElfVmcore(file: DumpFile): ElfVmcoreDump | null {
   const phdrs: Elf64Phdr[] = Array.from({ length: eh.e_phnum }, (_, i) => Elf64_Phdr.decode(viewOf(table), i * Elf64_Phdr.size));
   const loads: Load[] = [];
   const noteParts: Uint8Array[] = [];
+  const cut: string[] = [];
   phdrs.forEach((ph, i) => {
+    if (ph.p_offset + ph.p_filesz > file.size && ph.p_type === PT_LOAD && ph.p_filesz <= ph.p_memsz) {
+      // Cut short: keep the whole pages the file still holds, and let the rest be absent (never zeros).
+      const have = ph.p_offset >= file.size ? 0n : ((file.size - ph.p_offset) / PAGE) * PAGE;
+      cut.push(`cut short: PT_LOAD ${i} (paddr ${hex(ph.p_paddr)}) needs ${hex(ph.p_offset + ph.p_filesz)} bytes of the file, which ends at ${hex(file.size)}; ` +
+        `its last ${(ph.p_filesz - have + PAGE - 1n) / PAGE} pages are not in the dump`);
+      loads.push({ paddr: ph.p_paddr, vaddr: ph.p_vaddr, offset: ph.p_offset, filesz: have, memsz: have });
+      return;
+    }
     if (ph.p_offset + ph.p_filesz > file.size) {
       throw new TruncatedError(`${file.path}: program header ${i} (${hex(ph.p_offset)} +${hex(ph.p_filesz)}) runs past the end of the file (${file.size} bytes)`, { file: file.path, struct: 'Elf64_Phdr', field: 'p_filesz' });
     }
@@ -173,7 +230,7 @@ export function probeElfVmcore(file: DumpFile): ElfVmcoreDump | null {
     vmcoreinfo: notes.find((n) => n.vmcoreinfo !== null)?.vmcoreinfo ?? null,
     prstatus: notes.flatMap((n) => n.prstatus),
   };
-  return new ElfVmcoreDump(file, loads, merged);
+  return new ElfVmcoreDump(file, loads, merged, cut);
 }
 
 export const elfVmcoreFormat: DumpFormatOps = {

@@ -814,10 +814,7 @@ export class LkcdDump implements ProbedDump {
   /** Listed ranges with their reasons: missing ones and the dumper's own frames. */
   ranges(): DumpRange[] {
     this.live();
-    if (this.listed === null) {
-      if (this.opts.index && !this.table) this.endRecord();
-      if (this.listed === null) this.open();
-    }
+    if (this.listed === null) this.open();
     return this.listed!.map((r) => ({ ...r }));
   }
 

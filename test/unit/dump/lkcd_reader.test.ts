@@ -393,7 +393,6 @@ describe('probe', () => {
   it.each([
     ['an empty file', new Uint8Array(0)],
     ['a short file', new Uint8Array([0xed, 0x23, 0x8f])],
-    ['an ELF file', new Uint8Array(Buffer.from('7f454c46020101000000000000000000', 'hex'))],
     ['text', new Uint8Array(Buffer.from('not a dump at all\n'.repeat(100)))],
   ])('returns null for %s, and openDump says "unknown dump format"', (_, bytes) => {
     const file = path.join(dir, `other.${serial++}`);
@@ -410,6 +409,19 @@ describe('probe', () => {
     expect(caught(() => openLkcdFile(file)).code).toBe('UNSUPPORTED');
   });
 
+  it('16 bytes of an ELF header: not LKCD; the ELF reader of the table takes it and finds it cut short', () => {
+    const file = path.join(dir, `other.${serial++}`);
+    fs.writeFileSync(file, Buffer.from('7f454c46020101000000000000000000', 'hex'));
+    const f = openDumpFile(file);
+    try {
+      expect(lkcdFormat.probe(f)).toBeNull();
+    } finally {
+      closeDumpFile(f);
+    }
+    const err = caught(() => openDump(file));
+    expect([err.code, err.where.struct]).toEqual(['TRUNCATED', 'Elf64_Ehdr']);
+  });
+
   it('a missing file is one NOINPUT line naming it', () => {
     const file = path.join(dir, 'no-such-dump');
     const err = caught(() => openDump(file));
@@ -418,8 +430,8 @@ describe('probe', () => {
     expect(err.message).not.toContain('\n');
   });
 
-  it('the table holds lkcd', () => {
-    expect(DUMP_FORMATS.map((f) => f.name)).toEqual(['lkcd']);
+  it('the table holds lkcd, then makedumpfile\'s kdump-compressed format and ELF vmcores', () => {
+    expect(DUMP_FORMATS.map((f) => f.name)).toEqual(['lkcd', 'diskdump', 'elf']);
   });
 });
 
