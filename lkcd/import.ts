@@ -22,13 +22,14 @@ export interface ImportOptions {
   kerntypes?: string;
 }
 
-/** An existing regular file given on the command line, resolved; one line when it is not. */
+/** An existing regular file given on the command line (`what`: '' for FILE, or its option), resolved; one line when it is not. */
 function inputFile(file: string, what: string): string {
-  const resolved = resolvePath(file, `${what} ${file}`);
-  refuseSpecialFile(resolved, `${what} ${file}`);
+  const named = `${what ? `${what} ` : ''}${file}`;
+  const resolved = resolvePath(file, named);
+  refuseSpecialFile(resolved, named);
   const st = fs.statSync(resolved, { throwIfNoEntry: false });
-  if (!st) throw new DumpError('NOINPUT', `${what} ${file}: no such file`, { file });
-  if (!st.isFile()) throw new DumpError('IO', `${what} ${file} is a directory, not a regular file`, { file });
+  if (!st) throw new DumpError('NOINPUT', `${named}: no such file`, { file });
+  if (!st.isFile()) throw new DumpError('IO', `${named} is a directory, not a regular file`, { file });
   return resolved;
 }
 
@@ -49,10 +50,17 @@ function checkKerntypes(file: string): void {
 
 export function lkcdImport(root: MachineRoot, file: string, opts: ImportOptions = {}): AddReport {
   const conf = sysconfigFor(root);
-  const src = inputFile(file, 'lkcd import:');
-  const map = opts.map !== undefined ? inputFile(opts.map, 'lkcd import: --map') : null;
-  if (map) readSystemMap(readRegularFile(map, SIDE_FILE_MAX_BYTES, 'System.map').toString('utf8'));
-  const kerntypes = opts.kerntypes !== undefined ? inputFile(opts.kerntypes, 'lkcd import: --kerntypes') : null;
+  const src = inputFile(file, '');
+  const map = opts.map !== undefined ? inputFile(opts.map, '--map') : null;
+  if (map) {
+    try {
+      readSystemMap(readRegularFile(map, SIDE_FILE_MAX_BYTES, 'System.map').toString('utf8'));
+    } catch (e) {
+      if (e instanceof DumpError && e.code === 'CORRUPT') throw new DumpError('CORRUPT', `--map ${opts.map}: ${e.message}`, { ...e.where, file: map }, { cause: e });
+      throw e;
+    }
+  }
+  const kerntypes = opts.kerntypes !== undefined ? inputFile(opts.kerntypes, '--kerntypes') : null;
   if (kerntypes) checkKerntypes(kerntypes);
   // The format table says what it is before anything is copied: an unknown format is one line.
   openDump(src).close();

@@ -333,6 +333,6 @@ function otherFrames(o: OpenedDump): Rows {
     ['frames of RAM', `${memory} (${kdumpc ? 'max_mapnr' : 'up to the highest page a PT_LOAD covers'})`],
     ['saved', `${r.pages}`],
     ['damaged', `${r.damaged_pages}${r.damaged_pages ? ' (kept in the dump, read as not present)' : ''}`],
-    ['not in the dump', `${out} (${kdumpc ? `excluded by the core collector's dump level ${r.level}, ` : ''}holes between RAM ranges, the crashkernel region)`],
+    ['not in the dump', `${out} (${kdumpc ? `excluded by makedumpfile's dump level ${r.level}, or not RAM` : 'in no PT_LOAD\'s file bytes: excluded (zero-filled past p_filesz), or not RAM'})`],
   ];
 }

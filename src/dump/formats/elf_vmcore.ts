@@ -4,7 +4,10 @@
  * Pages come from the PT_LOADs by p_paddr; bytes of a page no PT_LOAD
  * covers read as zero when another part of the page is covered (the
  * partial page at the end of a RAM range), and a page no PT_LOAD touches
- * is not in the dump. Notes: VMCOREINFO and NT_PRSTATUS. A file cut short
+ * is not in the dump. Nor is a page that lies wholly past a PT_LOAD's
+ * p_filesz: that is how makedumpfile -E leaves out the pages its dump
+ * level excludes, and libkdumpfile too has no data for them (the ELF
+ * zero-fill would give zeros that were never in RAM). Notes: VMCOREINFO and NT_PRSTATUS. A file cut short
  * (a PT_LOAD whose data runs past its end) opens TRUNCATED: each such load
  * keeps the whole pages the file still holds, the rest is not in the dump.
  */
@@ -40,9 +43,9 @@ export class ElfVmcoreDump implements ProbedDump {
   constructor(private readonly file: DumpFile, loads: Load[], readonly notes: VmcoreNotes, cut: string[] = []) {
     this.loads = loads;
     this.cut = cut;
-    // Page ranges [first, end) any PT_LOAD touches, merged.
-    const spans = loads.filter((l) => l.memsz > 0n)
-      .map((l) => [l.paddr / PAGE, (l.paddr + l.memsz + PAGE - 1n) / PAGE] as [bigint, bigint])
+    // Page ranges [first, end) any PT_LOAD's file bytes touch, merged.
+    const spans = loads.filter((l) => l.filesz > 0n)
+      .map((l) => [l.paddr / PAGE, (l.paddr + l.filesz + PAGE - 1n) / PAGE] as [bigint, bigint])
       .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     this.ranges = [];
     for (const [s, e] of spans) {
@@ -64,7 +67,7 @@ export class ElfVmcoreDump implements ProbedDump {
       'crash.panic_string': '',
       'crash.time': BigInt(info.get('CRASHTIME') ?? '0'),
       'crash.time_usec': 0n,
-      'dump.memory_pages': this.ranges.reduce((m, [, e]) => (e > m ? e : m), 0n),
+      'dump.memory_pages': loads.reduce((m, l) => ((l.paddr + l.memsz + PAGE - 1n) / PAGE > m ? (l.paddr + l.memsz + PAGE - 1n) / PAGE : m), 0n),
       'linux.uts.release': uts?.release ?? info.get('OSRELEASE') ?? '',
       'linux.uts.nodename': uts?.nodename ?? '',
       'linux.uts.version': uts?.version ?? '',
