@@ -17,7 +17,7 @@ import { ensureDir, fsyncDir, type MachineRoot } from '../src/machine/index.js';
 import { buildFileNames } from '../src/kernel/index.js';
 import { killPoint } from '../src/dump/index.js';
 import { DumpIndex, type DumpDesign, type DumpRecord } from '../src/store/index.js';
-import { analysisText, readDumpFacts } from './analysis.js';
+import { analysisText, panicFromLog, readDumpFacts } from './analysis.js';
 import { saveVmlinux } from './debuginfo.js';
 import { acquireSaveLock, dumpDirOf, readBounds, writeBounds } from './dumpdir.js';
 import { dumpFileOf, readOrigin, writeOrigin, type DumpOrigin } from './origin.js';
@@ -128,7 +128,7 @@ export function addDump(dumpdir: string, d: NewDump): AddReport {
           const f = known.findings;
           const text = analysisText(n, known.dump, known.facts, {
             pages: known.dump.attrs['dump.pages'], compressed: f.compressed, storedBytes: fs.statSync(file).size, missingPages: f.missingPages,
-            damagedPages: f.damaged.length, state: f.integrity.state, checksum: f.integrity.checksum,
+            damagedPages: f.damaged.length, state: f.integrity.state, checksum: f.integrity.checksum, panic: panicFromLog(known.facts.log) ?? undefined,
           });
           fs.writeFileSync(path.join(tmp, `analysis.${n}`), text, { mode: 0o600 });
           fsyncDir(tmp);

@@ -91,7 +91,7 @@ await runCli('lkcd', async () => {
     .command('show <n>', 'the header fields of the dump\'s format (LKCD\'s as crash help -L names them, a kdump-compressed file\'s disk_dump_header and kdump_sub_header, an ELF vmcore\'s program headers and notes), our figures (design, format, RLE convention), where every frame of RAM went, and where its debug vmlinux is', (y) => y.epilogue(cliExitHelp('lkcd', 'show')).positional('n', { type: 'string' }).option('json', { type: 'boolean', default: false }), (argv) => {
       const o = openIndexedDump(dumpDirFor(rootOf(argv)), parseDumpNumber(argv.n!));
       try {
-        if (argv.json) out(json({ header: formatHeaders(o.dump), attrs: o.dump.attrs, record: o.rec, ranges: o.ranges, vmlinux: vmlinuxStatus(o.dir, o.rec.n, o.dump, o.syms?.byName ?? null) }));
+        if (argv.json) out(json({ ...formatHeaders(o.dump), attrs: o.dump.attrs, record: o.rec, ranges: o.ranges, vmlinux: vmlinuxStatus(o.dir, o.rec.n, o.dump, o.syms?.byName ?? null) }));
         else out(showText(o));
       } finally { o.close(); }
     })

@@ -238,16 +238,20 @@ function elfRows(d: ElfVmcoreDump): Rows {
   ];
 }
 
-/** The dump's own headers, for `lkcd show --json`: LKCD's two, diskdump's two, an ELF vmcore's loads and notes. */
+/**
+ * The dump's own headers, for `lkcd show --json`: `header` is the format's main one (LKCD's
+ * dump_header, a kdump-compressed file's disk_dump_header, an ELF vmcore's loads and notes), then
+ * what goes with it (LKCD's dump_header_asm and its NR_CPUS, the kdump_sub_header, VMCOREINFO).
+ */
 export function formatHeaders(d: ProbedDump): Record<string, unknown> {
-  if (d instanceof LkcdDump) return { dump_header: d.header, dump_header_asm: d.asmHeader, nr_cpus: d.nrCpus };
+  if (d instanceof LkcdDump) return { header: d.header, dump_header_asm: d.asmHeader, nr_cpus: d.nrCpus };
   if (d instanceof KdumpCompressedDump) {
-    return { disk_dump_header: { ...d.header, signature: Buffer.from(d.header.signature).toString('latin1') }, kdump_sub_header: d.sub, vmcoreinfo: d.vmcoreinfo };
+    return { header: { ...d.header, signature: Buffer.from(d.header.signature).toString('latin1') }, kdump_sub_header: d.sub, vmcoreinfo: d.vmcoreinfo };
   }
   if (d instanceof ElfVmcoreDump) {
-    return { loads: d.loads, notes: d.notes.notes.map((n) => ({ name: n.name, type: n.type, size: n.desc.length })), vmcoreinfo: d.notes.vmcoreinfo };
+    return { header: { loads: d.loads, notes: d.notes.notes.map((n) => ({ name: n.name, type: n.type, size: n.desc.length })) }, vmcoreinfo: d.notes.vmcoreinfo };
   }
-  return {};
+  return { header: null };
 }
 
 /**

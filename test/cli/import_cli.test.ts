@@ -157,9 +157,11 @@ describe('lkcd import of LKCD dumps from another writer, with --map', () => {
     expect(show).toMatch(/^\s+design: import \(from .*\)$/m);
     if (rle) expect(show).toMatch(rle === 'kernel' ? /^\s+RLE runs: the kernel's: 00 N V is N\+1 copies/m : /^\s+RLE runs: libkdumpfile's: 00 N V is N copies/m);
     else expect(show).not.toMatch(/RLE runs/);
-    const json = JSON.parse(ok(run('lkcd', root, ['show', String(n), '--json']))) as { header: { nr_cpus: number; dump_header_asm: { dha_smp_current_task: number[] } } };
-    expect(json.header.nr_cpus).toBe(c.nrCpus);
-    expect(json.header.dump_header_asm.dha_smp_current_task).toHaveLength(c.nrCpus);
+    const json = JSON.parse(ok(run('lkcd', root, ['show', String(n), '--json']))) as {
+      header: { dh_version: number }; nr_cpus: number; dump_header_asm: { dha_smp_current_task: number[] }; record: { design: string };
+    };
+    expect([json.header.dh_version, json.nr_cpus, json.record.design]).toEqual([c.version, c.nrCpus, 'import']);
+    expect(json.dump_header_asm.dha_smp_current_task).toHaveLength(c.nrCpus);
 
     const held = new Set(pages.map((p) => p.pfn));
     readsEqualRam(n, (pfn) => held.has(pfn));
@@ -323,6 +325,18 @@ describe('lkcd import refuses, in one line, with the table\'s status', () => {
       fs.writeFileSync(f, b);
       return f;
     }, EX_DATAERR, ['dha_header_size 1000']],
+    ['an RLE dump whose pages fit neither convention (some only N+1, some only N): 65', () => {
+      const pages = ramPages('ordered').slice(0x200, 0x300);
+      const kernel = foreignLkcd({ version: 9, nrCpus: 8, compress: 'rle-kernel', pages });
+      const lib = foreignLkcd({ version: 9, nrCpus: 8, compress: 'rle-libkdumpfile', pages });
+      const f = path.join(tmp, 'mixed-rle.lkcd');
+      fs.writeFileSync(f, Buffer.concat([
+        lib.bytes.subarray(0, lib.records[0x80].offset),
+        ...kernel.records.slice(0x80).map((r) => kernel.bytes.subarray(r.offset, r.offset + 16 + r.size)),
+        kernel.bytes.subarray(kernel.endOffset!, kernel.endOffset! + 16),
+      ]));
+      return f;
+    }, EX_DATAERR, ['fit neither run-length convention', 'dh_dump_compress']],
     ['a missing file: 66', () => path.join(tmp, 'no-such-dump'), EX_NOINPUT, ['no such file']],
     ['a FIFO: 74, no hang', () => { const f = path.join(tmp, 'fifo'); spawnSync('mkfifo', [f]); return f; }, EX_IOERR, ['is a FIFO']],
   ];

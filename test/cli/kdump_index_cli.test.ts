@@ -86,6 +86,11 @@ describe(`kdumpctl save indexes its vmcore beside lkcd save's dump${tools.reason
     expect(show).toMatch(/^\s+vmlinux: .*vmlinux\.0 \(build ID [0-9a-f]{40}, matches the dump\)$/m);
     expect(show).not.toMatch(/^\s+dh_/m);
     expect(ok(run('lkcd', root, ['verify', '0']))).toMatch(/^dump 0: \d+ pages verified \(\d+ compressed, \d+ raw\), no checksums in the dump \(unverified\), sha256 matches\n$/);
+    const analysis = ok(run('lkcd', root, ['analyze', '0']));
+    expect(analysis).toMatch(/^\s+panic string: indexed by kdumpctl$/m);
+    expect(analysis).toMatch(/^\s+call site: panic\+0x[0-9a-f]+$/m);
+    expect(analysis).toMatch(/^\s+0\s+\S+\s+0x[0-9a-f]+\s+\[swapper\/0\]$/m);
+    expect(fs.readFileSync(path.join(dumpDirOf(root), '0', 'analysis.0'), 'utf8')).toBe(analysis);
   });
 
   tools.it('lkcd export 0 --elf opens in crash: --osrelease, and --log prints lkcd dmesg 0', () => {
