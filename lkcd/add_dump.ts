@@ -93,7 +93,11 @@ export function addDump(dumpdir: string, d: NewDump): AddReport {
     recoverEmptyIndex(index, dumpdir, d.who, (l) => lines.push(l));
     const sha = sha256File(d.file);
     const indexed = index.findBySha256(sha);
-    if (indexed) return { lines, n: indexed.n, record: indexed, already: true };
+    if (indexed) {
+      // A run killed after indexing left bounds behind: bring it up, as lkcd save does.
+      if (readBounds(dumpdir) <= indexed.n) writeBounds(dumpdir, indexed.n + 1);
+      return { lines, n: indexed.n, record: indexed, already: true };
+    }
     const n = nextNumber(dumpdir, sha);
     const dir = dumpDirOf(dumpdir, n);
     const known: KnownDump = { sha };

@@ -362,6 +362,30 @@ describe('lkcd import refuses, in one line, with the table\'s status', () => {
     cleanFailure(run('lkcd', root, ['import', file, '--kerntypes', badTypes]), 'lkcd', EX_DATAERR, 'Kerntypes');
   });
 
+  it.each([
+    [1, 'with its files written, before the rename: the rerun imports it'],
+    [2, 'after the rename, before indexing: the rerun finds it by sha256 and indexes it'],
+    [3, 'after indexing, before bounds: the rerun says it is that dump (64) and brings bounds up'],
+  ])('killed at kill point %i (%s): one dump, no leftover, no gap', (k, _what) => {
+    const file = path.join(tmp, `kill-${k}.lkcd`);
+    fs.writeFileSync(file, foreignLkcd({ version: 9, nrCpus: 8, compress: 'gzip', pages: ramPages('ordered').slice(k * 100, k * 100 + 200), release: RELEASE }).bytes);
+    const n = lastN() + 1;
+    const killed = run('lkcd', root, ['import', file], { LKCD_KILL_AT: String(k) });
+    expect(killed.signal).toBe('SIGKILL');
+    const again = run('lkcd', root, ['import', file]);
+    if (k < 3) {
+      ok(again);
+      expect(again.stdout).toContain(`as dump ${n} `);
+    } else {
+      cleanFailure(again, 'lkcd', EX_USAGE, `is already dump ${n}`);
+    }
+    next = n + 1;
+    expect(listJson(root).filter((d) => d.source === file).map((d) => d.n)).toEqual([n]);
+    expect(fs.readFileSync(path.join(dumpDirOf(root), 'bounds'), 'utf8')).toBe(`${n + 1}\n`);
+    expect(fs.readdirSync(dumpDirOf(root)).filter((f) => f.startsWith('.adding'))).toEqual([]);
+    readsEqualRam(n, (pfn) => pfn >= k * 100 && pfn < k * 100 + 200);
+  });
+
   it('an imported dump keeps its design through lkcd reindex; its directory holds origin.N, dump.N 0600 in a 0700 directory', () => {
     const before = listJson(root).map(({ saved_at: _s, ...rest }) => rest);
     // One imported dump is DAMAGED: reindex indexes it as such and exits 4.
