@@ -8,7 +8,7 @@ import { dumpDirOf } from './dumpdir.js';
 import { loadSysconfig, type SysconfigDump } from './sysconfig.js';
 import { SymbolTable } from './symbols.js';
 import { vmlinuxShowText, vmlinuxStatus } from './debuginfo.js';
-import { loadDumpMap } from './save.js';
+import { loadDumpMap, missingText } from './save.js';
 
 /**
  * DUMPDIR from etc/sysconfig/dump alone, without writing a default config:
@@ -283,7 +283,7 @@ export function showText(o: OpenedDump): string {
   ours.push(
     ['raw bytes', `${r.raw_bytes}`],
     ['stored bytes', `${r.stored_bytes} (ratio ${(r.raw_bytes / Math.max(r.stored_bytes, 1)).toFixed(2)})`],
-    ['complete', r.state === 'complete' ? 'yes' : r.state === 'truncated' ? `no: TRUNCATED, ${r.missing_pages} pages missing`
+    ['complete', r.state === 'complete' ? 'yes' : r.state === 'truncated' ? `no: TRUNCATED, ${missingText(r.missing_pages, r.notes)}`
       : `no: DAMAGED, ${r.damaged_pages} pages damaged${r.missing_pages ? `, ${r.missing_pages} pages missing` : ''}`],
     ['checksums', r.checksum === 'verified' ? 'verified: every header, record and page matches' : r.checksum === 'failed' ? 'FAILED: see lkcd verify' : 'none in the dump (unverified)'],
     ['sha256', r.sha256],

@@ -220,11 +220,26 @@ export function loadDumpMap(dir: string, n: number): SymbolTable | null {
   return fs.existsSync(file) ? SymbolTable.load(file) : null;
 }
 
+/**
+ * Why a TRUNCATED dump is incomplete when no listed range says so: the
+ * reader's note (an LKCD file cut short before its END record, a
+ * kdump-compressed file makedumpfile did not finish), or null.
+ */
+export function truncationNote(notes: string): string | null {
+  return notes.split('\n').find((l) => l.startsWith('cut short: ') || l.startsWith('makedumpfile did not finish')) ?? null;
+}
+
+/** "N pages missing", or, when none are listed, why the dump is incomplete ("cut short ..."). */
+export function missingText(missing: number, notes: string): string {
+  const why = missing === 0 ? truncationNote(notes) : null;
+  return why ? why.replace(/^cut short: /, 'cut short, ').replace(/;.*$/, '') : `${missing} pages missing`;
+}
+
 /** The word for a dump's state in one line: complete, TRUNCATED (...), DAMAGED (...), and "unverified" when it has no checksums. */
 export function stateText(rec: DumpRecord): string {
   const s = rec.state === 'damaged'
     ? `DAMAGED (${rec.damaged_pages} pages damaged${rec.missing_pages ? `, ${rec.missing_pages} pages missing` : ''})`
-    : rec.state === 'truncated' ? `TRUNCATED (${rec.missing_pages} pages missing)` : 'complete';
+    : rec.state === 'truncated' ? `TRUNCATED (${missingText(rec.missing_pages, rec.notes)})` : 'complete';
   return rec.checksum === 'unverified' ? `${s}, unverified (no checksums in the dump)` : s;
 }
 
@@ -235,7 +250,8 @@ export function degradedOf(rec: DumpRecord, first?: DumpProblem): DegradedResult
     return new DegradedResult('DUMP_DAMAGED', `dump ${rec.n} is DAMAGED: ${rec.damaged_pages} page${rec.damaged_pages === 1 ? '' : 's'} fail their checks and read as not present; ${what}`, { file: rec.dir });
   }
   if (rec.state === 'truncated') {
-    return new DegradedResult('DUMP_TRUNCATED', `dump ${rec.n} is TRUNCATED: ${rec.missing_pages} pages missing (lkcd show ${rec.n} lists them by reason)`, { file: rec.dir });
+    const listed = rec.missing_pages > 0 || truncationNote(rec.notes) === null;
+    return new DegradedResult('DUMP_TRUNCATED', `dump ${rec.n} is TRUNCATED: ${missingText(rec.missing_pages, rec.notes)}${listed ? ` (lkcd show ${rec.n} lists them by reason)` : ''}`, { file: rec.dir });
   }
   return null;
 }

@@ -178,13 +178,15 @@ describe('lkcd import of LKCD dumps from another writer, with --map', () => {
     const cut = full.records[3000];
     const file = path.join(tmp, 'cut-short.lkcd');
     fs.writeFileSync(file, full.bytes.subarray(0, cut.offset + 16 + Math.floor(cut.size / 2)));
-    const { n } = importOk(file, ['--map', map], DUMP_TRUNCATED, ['is TRUNCATED']);
+    const { n, out } = importOk(file, ['--map', map], DUMP_TRUNCATED, ['is TRUNCATED: cut short, no END record, the file ends at offset 0x']);
+    expect(out).toMatch(/TRUNCATED \(cut short, no END record, the file ends at offset 0x[0-9a-f]+\)/);
     expect(rowOf(n)).toMatchObject({ state: 'truncated', pages: 3000 });
     expect(ok(run('lkcd', root, ['show', String(n)]))).toMatch(/^\s+cut short: no END record, the file ends at offset 0x[0-9a-f]+; 3000 page records before it are whole/m);
     readsEqualRam(n, (pfn) => pfn < 3000);
     const v = run('lkcd', root, ['verify', String(n)]);
-    cleanFailure(v, 'lkcd', DUMP_TRUNCATED, `dump ${n} is TRUNCATED`);
-    expect(v.stdout).toMatch(new RegExp(`^dump ${n}: 3000 pages verified`));
+    cleanFailure(v, 'lkcd', DUMP_TRUNCATED, `dump ${n} is TRUNCATED: cut short`);
+    expect(v.stdout).toMatch(new RegExp(`^dump ${n}: 3000 pages verified .*; TRUNCATED dump: cut short, no END record`));
+    expect(ok(run('lkcd', root, ['show', String(n)]))).toMatch(/^\s+complete: no: TRUNCATED, cut short, no END record, the file ends at offset 0x[0-9a-f]+$/m);
   });
 
   it('a page whose gzip stream is broken: imported DAMAGED, exit 4 naming it; it reads as not present, every other page as RAM', () => {
