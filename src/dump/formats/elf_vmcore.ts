@@ -39,6 +39,10 @@ export class ElfVmcoreDump implements ProbedDump {
   /** What a cut-short file lost, one line per load it clipped. */
   private readonly cut: string[];
   private readonly problems: DumpProblem[] = [];
+  /** Loads whose bytes no earlier load also covers: a page found in one needs no scan of the others. */
+  private readonly alone: ReadonlySet<Load>;
+  /** The load the last page came from (pages are mostly read in order). */
+  private lastLoad: Load | null = null;
 
   constructor(private readonly file: DumpFile, loads: Load[], readonly notes: VmcoreNotes, cut: string[] = []) {
     this.loads = loads;
@@ -52,6 +56,18 @@ export class ElfVmcoreDump implements ProbedDump {
       const last = this.ranges[this.ranges.length - 1];
       if (last && s <= last[1]) { if (e > last[1]) last[1] = e; } else this.ranges.push([s, e]);
     }
+    // In program header order the first load to cover a byte wins; a load that overlaps no other can be used
+    // alone. Sorted by start, a load overlaps another exactly when it starts before the furthest end of those
+    // before it, or ends after the start of the one after it.
+    const byStart = loads.filter((l) => l.memsz > 0n).sort((a, b) => (a.paddr < b.paddr ? -1 : a.paddr > b.paddr ? 1 : 0));
+    const alone = new Set<Load>();
+    let reach = -1n;
+    byStart.forEach((l, k) => {
+      const next = byStart[k + 1];
+      if (l.paddr >= reach && (!next || l.paddr + l.memsz <= next.paddr)) alone.add(l);
+      if (l.paddr + l.memsz > reach) reach = l.paddr + l.memsz;
+    });
+    this.alone = alone;
     const info = notes.vmcoreinfo ? vmcoreinfoKeys(notes.vmcoreinfo) : new Map<string, string>();
     const uts = this.readUtsname(info);
     const pages = this.ranges.reduce((n, [s, e]) => n + Number(e - s), 0);
@@ -113,16 +129,29 @@ export class ElfVmcoreDump implements ProbedDump {
   }
 
   has(pfn: bigint): boolean {
-    return this.ranges.some(([s, e]) => pfn >= s && pfn < e);
+    // Binary search of the merged, sorted ranges.
+    let lo = 0;
+    let hi = this.ranges.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const [s, e] = this.ranges[mid];
+      if (pfn < s) hi = mid - 1;
+      else if (pfn >= e) lo = mid + 1;
+      else return true;
+    }
+    return false;
   }
 
   readPage(pfn: bigint): Uint8Array {
     if (!this.has(pfn)) throw new FaultError(`${this.file.path}: page ${hex(pfn * PAGE)} is not in the dump`, { address: pfn * PAGE, space: 'phys', file: this.file.path });
     const out = new Uint8Array(PAGE_SIZE);
     const start = pfn * PAGE;
-    // The common case: one PT_LOAD holds the whole page in the file.
-    const whole = this.loads.find((l) => l.paddr <= start && start + PAGE <= l.paddr + l.filesz);
+    // The common case: one PT_LOAD holds the whole page in the file (the last one used, when nothing overlaps it).
+    const holds = (l: Load): boolean => l.paddr <= start && start + PAGE <= l.paddr + l.filesz;
+    const last = this.lastLoad;
+    const whole = last && this.alone.has(last) && holds(last) ? last : this.loads.find(holds);
     if (whole) {
+      this.lastLoad = whole;
       if (readDumpFileAt(this.file, out, whole.offset + (start - whole.paddr)) !== PAGE_SIZE) {
         throw new TruncatedError(`${this.file.path}: PT_LOAD data for page ${hex(start)} runs past the end of the file`, { file: this.file.path, offset: whole.offset + (start - whole.paddr) });
       }
