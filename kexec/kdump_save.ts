@@ -18,6 +18,7 @@ import {
 } from '../src/kernel/index.js';
 import { copyProcVmcore } from '../src/dump/index.js';
 import type { KdumpAction, KdumpConf } from './kdump_conf.js';
+import { indexCapturedVmcore } from '../lkcd/add_dump.js';
 
 /** kdump-lib-initramfs.sh: HOST_IP is 127.0.0.1 for a local dump target. */
 export const KDUMP_LOCAL_HOST = '127.0.0.1';
@@ -57,6 +58,23 @@ export interface SaveResult {
   action: KdumpAction;
   /** The machine after the action: the rebooted kernel, the capture kernel (shell), or null (powered off). */
   system: RunningSystem | null;
+}
+
+/**
+ * Indexes the saved vmcore beside the LKCD dumps (lkcd list, show, read,
+ * dmesg, verify, export). The vmcore is saved whatever happens here: a
+ * failure to index it is said in one line, and lkcd import can add it later.
+ */
+function indexVmcore(sys: RunningSystem, design: CaptureDesign, vmcore: string, say: (l: string) => void): void {
+  try {
+    const r = indexCapturedVmcore(sys.root, design, vmcore);
+    if (r.already) say(`kdumpctl save: ${vmcore} is already dump ${r.n} in the index`);
+    for (const l of r.lines) say(l);
+    if (r.degraded) say(`kdumpctl save: ${r.degraded.message}`);
+  } catch (e) {
+    if (!(e instanceof DumpError) || e.code === 'INTERNAL') throw e;
+    say(`kdumpctl save: the vmcore is saved but not indexed: ${e.message}`);
+  }
 }
 
 /** Runs the final or failure action. */
@@ -146,6 +164,7 @@ export function kdumpSave(sys: RunningSystem, conf: KdumpConf, say: (l: string) 
       fsyncDir(dir);
       saved = true;
       say('kdump: saving vmcore complete');
+      indexVmcore(sys, design, path.join(dir, 'vmcore'), say);
     } else {
       say(`kdump: saving vmcore failed, exitcode:${exitcode}`);
     }

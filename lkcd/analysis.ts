@@ -1,9 +1,9 @@
-import { hex } from '../src/codec/index.js';
+import { DumpError, hex } from '../src/codec/index.js';
 import { PAGE_SIZE } from '../src/machine/index.js';
 import {
-  forEachPageTypeRaw, formatDmesg, listTasks, page, PAGE_TYPES, readLogRecords, taskStateName, type LogRecord, type PageType,
+  forEachPageTypeRaw, formatDmesg, listTasks, page, PAGE_TYPES, taskStateName, type LogRecord, type PageType,
 } from '../src/kernel/index.js';
-import { DumpMemory, kernelSymbolsFromMap, type ProbedDump } from '../src/dump/index.js';
+import { kernelViewOf, type KernelView, type ProbedDump } from '../src/dump/index.js';
 import type { SymbolTable } from './symbols.js';
 
 export interface DumpFacts {
@@ -18,17 +18,32 @@ export interface DumpFacts {
 
 const message = (e: unknown): string => (e as Error).message;
 
-/** What can be read out of a saved dump through its page tables: log, tasks, mem_map. */
-export function readDumpFacts(dump: ProbedDump, syms: SymbolTable): DumpFacts {
-  const ks = kernelSymbolsFromMap(syms.byName);
-  const mem = new DumpMemory(dump, ks.cr3);
-  const facts: DumpFacts = { log: null, pageTypes: null, tasks: null, callSite: syms.symbolize(dump.attrs['crash.regs'].ip) };
-  try { facts.log = readLogRecords(mem, ks.log); } catch (e) { facts.logError = message(e); }
-  try { facts.tasks = listTasks(mem, ks.init_task); } catch (e) { facts.tasksError = message(e); }
+/**
+ * What can be read out of a saved dump through its page tables: log, tasks,
+ * mem_map, with the System.map kept beside it, or (`syms` null) with what
+ * the dump's own VMCOREINFO note names. What cannot be read says why.
+ */
+export function readDumpFacts(dump: ProbedDump, syms: SymbolTable | null): DumpFacts {
+  const ip = dump.attrs['crash.regs'].ip;
+  let view: KernelView;
   try {
-    const memMapSym = syms.byName.get('mem_map');
-    const maxPfnSym = syms.byName.get('max_pfn');
-    if (memMapSym === undefined || maxPfnSym === undefined) throw new Error('System.map lacks mem_map or max_pfn');
+    view = kernelViewOf(dump, syms?.byName ?? null);
+  } catch (e) {
+    if (!(e instanceof DumpError) || e.code === 'INTERNAL') throw e;
+    const why = syms ? message(e) : `no System.map, and ${message(e)}`;
+    return { log: null, logError: why, pageTypes: null, pageTypesError: why, tasks: null, tasksError: why, callSite: syms?.symbolize(ip) ?? hex(ip) };
+  }
+  const mem = view.memory;
+  const facts: DumpFacts = { log: null, pageTypes: null, tasks: null, callSite: syms ? syms.symbolize(ip) : view.symbolize(ip) };
+  try { facts.log = view.log(); } catch (e) { facts.logError = message(e); }
+  try {
+    if (view.initTask === null) throw new Error(`${view.source} does not name init_task`);
+    facts.tasks = listTasks(mem, view.initTask);
+  } catch (e) { facts.tasksError = message(e); }
+  try {
+    const memMapSym = view.memMap;
+    const maxPfnSym = view.maxPfn;
+    if (memMapSym === null || maxPfnSym === null) throw new Error(`${view.source} does not name both mem_map and max_pfn`);
     const rd64 = (va: bigint): bigint => Buffer.from(mem.read('virt', va, 8)).readBigUInt64LE(0);
     const memMap = rd64(memMapSym);
     const maxPfn = rd64(maxPfnSym);
@@ -41,12 +56,24 @@ export function readDumpFacts(dump: ProbedDump, syms: SymbolTable): DumpFacts {
 
 const REG_ORDER = ['ip', 'sp', 'flags', 'ax', 'bx', 'cx', 'dx', 'si', 'di', 'bp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'cs', 'ss', 'orig_ax'] as const;
 
+/** What the crashed kernel's panic() logged ("Kernel panic - not syncing: MSG"), the newest; null when the log has none. */
+export function panicFromLog(log: readonly LogRecord[] | null): string | null {
+  if (!log) return null;
+  for (let i = log.length - 1; i >= 0; i--) {
+    const m = /^Kernel panic - not syncing: (.*)$/.exec(log[i].text);
+    if (m) return m[1];
+  }
+  return null;
+}
+
 export interface AnalysisFigures {
   pages: number; compressed: number; storedBytes: number; missingPages: number;
   /** Pages dump.N holds that fail their checks (they read as not present). */
   damagedPages?: number;
   state?: 'complete' | 'truncated' | 'damaged';
   checksum?: 'verified' | 'failed' | 'unverified';
+  /** The panic string when the dump's header has none (kdump, ELF: taken from the log). */
+  panic?: string;
 }
 
 /** The lcrash-style report written to analysis.N and printed by `lkcd analyze N`. */
@@ -55,7 +82,7 @@ export function analysisText(n: number, dump: ProbedDump, facts: DumpFacts, fig:
   const out: string[] = [];
   const when = new Date(Number(a['crash.time']) * 1000).toUTCString();
   out.push(`lkcd analysis of dump ${n}`, '');
-  out.push(`    panic string: ${a['crash.panic_string']}`);
+  out.push(`    panic string: ${a['crash.panic_string'] || fig.panic || ''}`);
   out.push(`            time: ${when} (${a['crash.time']})`);
   out.push(`            host: ${a['linux.uts.nodename']}`);
   out.push(`         release: ${a['linux.uts.release']} ${a['linux.uts.version']} ${a['linux.uts.machine']}`);

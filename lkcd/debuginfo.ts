@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DumpError, ioError } from '../src/codec/index.js';
 import { buildFileNames, elfFileBuildId } from '../src/kernel/index.js';
-import { DumpMemory, kernelSymbolsFromMap, readVmcoreinfoText, type ProbedDump } from '../src/dump/index.js';
+import { kernelViewOf, type ProbedDump } from '../src/dump/index.js';
 
 /** The value of `key=` in VMCOREINFO text, or null. */
 function vmcoreinfoValue(text: string, key: string): string | null {
@@ -17,12 +17,12 @@ function vmcoreinfoValue(text: string, key: string): string | null {
 }
 
 /**
- * The build ID the dump's kernel recorded in its VMCOREINFO, read from the
- * dump's own memory; null when that kernel recorded none.
+ * The build ID the dump's kernel recorded in its VMCOREINFO (the dump's
+ * note, or read from its memory through System.map); null when that
+ * kernel recorded none.
  */
-export function dumpBuildId(dump: ProbedDump, systemMap: ReadonlyMap<string, bigint>): string | null {
-  const ks = kernelSymbolsFromMap(systemMap);
-  const text = readVmcoreinfoText(new DumpMemory(dump, ks.cr3), ks.vmcoreinfo_data, ks.vmcoreinfo_size);
+export function dumpBuildId(dump: ProbedDump, systemMap: ReadonlyMap<string, bigint> | null): string | null {
+  const text = kernelViewOf(dump, systemMap).vmcoreinfo();
   const id = vmcoreinfoValue(text, 'BUILD-ID');
   return id && /^[0-9a-f]{2,128}$/.test(id) ? id : null;
 }
@@ -38,7 +38,7 @@ export function vmlinuxFileOf(dir: string, n: number): string {
  * save` prints to say why (no vmlinux built, another build's, no build ID
  * in the dump): a kept vmlinux is the normal case, shown by `lkcd show`.
  */
-export function saveVmlinux(bootDir: string, release: string, dump: ProbedDump, systemMap: ReadonlyMap<string, bigint>, tmpDir: string, n: number): string | null {
+export function saveVmlinux(bootDir: string, release: string, dump: ProbedDump, systemMap: ReadonlyMap<string, bigint> | null, tmpDir: string, n: number): string | null {
   const built = buildFileNames(bootDir, release);
   let want: string | null;
   try {
@@ -77,7 +77,7 @@ export interface VmlinuxStatus {
 }
 
 /** Where dump N's vmlinux is and whether its build ID is still the dump kernel's. */
-export function vmlinuxStatus(dir: string, n: number, dump: ProbedDump, systemMap: ReadonlyMap<string, bigint>): VmlinuxStatus {
+export function vmlinuxStatus(dir: string, n: number, dump: ProbedDump, systemMap: ReadonlyMap<string, bigint> | null): VmlinuxStatus {
   const file = vmlinuxFileOf(dir, n);
   let dumpId: string | null;
   try {

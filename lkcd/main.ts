@@ -8,7 +8,7 @@ import { cliExitHelp } from '../src/cli/exit.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { hex, parseSize } from '../src/codec/index.js';
-import { exportDumpAsElf, LkcdDump } from '../src/dump/index.js';
+import { exportDumpAsElf, kernelViewOf } from '../src/dump/index.js';
 import { DumpIndex, INDEX_FILE, PstoreIndex } from '../src/store/index.js';
 import { formatDmesg } from '../src/kernel/index.js';
 import { progressBar } from '../src/cli/progress.js';
@@ -17,13 +17,14 @@ import { lkcdConfig } from './config.js';
 import {
   degradedOf, dumpDirNumbers, lkcdSave, recoverEmptyIndex, reindexDumpDir,
 } from './save.js';
-import { dumpDirFor, hexDump, openIndexedDump, parseDumpNumber, readPhysical, showText, sysconfigFor } from './query.js';
+import { dumpDirFor, formatHeaders, hexDump, openIndexedDump, parseDumpNumber, readPhysical, showText, sysconfigFor } from './query.js';
 import { lkcdProtected } from './sysconfig.js';
 import { analysisText, readDumpFacts } from './analysis.js';
 import { acquireSaveLock } from './dumpdir.js';
 import { vmlinuxStatus } from './debuginfo.js';
 import { lkcdPstoreSave, PSTORE_ARCHIVE_DIR, pstoreListText, reindexPstore } from './pstore.js';
 import { verifySavedDump } from './verify.js';
+import { lkcdImport } from './import.js';
 
 const json = (v: unknown): string => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? (x > BigInt(Number.MAX_SAFE_INTEGER) ? hex(x) : Number(x)) : x), 2) + '\n';
 const out = (s: string): void => { process.stdout.write(s); };
@@ -49,6 +50,13 @@ await runCli('lkcd', async () => {
       for (const l of r.lines) out(`${l}\n`);
       if (r.degraded) throw r.degraded;
     }))
+    .command('import <file>', 'copy a dump another tool wrote (LKCD from any writer, an ELF vmcore, makedumpfile\'s kdump-compressed file) into DUMPDIR/N as the next N, check it, index it; never the same file twice; exits 3 for a TRUNCATED dump, 4 for a DAMAGED one, 69 for a file of no known format', (y) => y.epilogue(cliExitHelp('lkcd', 'import')).positional('file', { type: 'string' })
+      .option('map', { type: 'string', describe: 'the crashed kernel\'s System.map, kept as map.N: the log, tasks and mem_map are read through it (else through the dump\'s VMCOREINFO note, when it has one)' })
+      .option('kerntypes', { type: 'string', describe: 'its Kerntypes, kept as kerntypes.N' }), (argv) => {
+      const r = lkcdImport(rootOf(argv), argv.file!, { map: argv.map, kerntypes: argv.kerntypes });
+      for (const l of r.lines) out(`${l}\n`);
+      if (r.degraded) throw r.degraded;
+    })
     .command('list', 'the saved dumps, each with its state and, when byte-identical to an earlier dump, which one (same_as); an index that lost its dumps is rebuilt from DUMPDIR/N first', (y) => y.epilogue(cliExitHelp('lkcd', 'list')).option('json', { type: 'boolean', default: false }), (argv) => {
       const dumpdir = dumpDirFor(rootOf(argv));
       // A missing or empty index must not hide the dumps in DUMPDIR/N: index them first (needs the DUMPDIR lock).
@@ -72,20 +80,19 @@ await runCli('lkcd', async () => {
       try {
         const dumps = index.listDumps();
         if (argv.json) { out(json(dumps)); return; }
-        out('  N  TIME (UTC)            HOST          RELEASE             PAGES      BYTES   RATIO  STATE      PANIC\n');
+        out('  N  DESIGN         FORMAT    TIME (UTC)            HOST          RELEASE             PAGES      BYTES   RATIO  STATE      PANIC\n');
         for (const d of dumps) {
           const t = new Date(d.time_sec * 1000).toISOString().replace('T', ' ').slice(0, 19);
           const state = d.state === 'complete' ? 'complete' : d.state.toUpperCase();
-          out(`${String(d.n).padStart(3)}  ${t}  ${d.host.padEnd(12).slice(0, 12)}  ${d.release.padEnd(18).slice(0, 18)}  ${String(d.pages).padStart(7)}  ${String(d.stored_bytes).padStart(9)}  ${(d.raw_bytes / Math.max(d.stored_bytes, 1)).toFixed(2).padStart(6)}  ${state.padEnd(9)}  ${d.panic_string}${d.same_as != null ? `  (same as ${d.same_as})` : ''}\n`);
+          out(`${String(d.n).padStart(3)}  ${d.design.padEnd(13)}  ${d.format.padEnd(8)}  ${t}  ${d.host.padEnd(12).slice(0, 12)}  ${d.release.padEnd(18).slice(0, 18)}  ${String(d.pages).padStart(7)}  ${String(d.stored_bytes).padStart(9)}  ${(d.raw_bytes / Math.max(d.stored_bytes, 1)).toFixed(2).padStart(6)}  ${state.padEnd(9)}  ${d.panic_string}${d.same_as != null ? `  (same as ${d.same_as})` : ''}\n`);
         }
       } finally { index.close(); }
     })
-    .command('show <n>', 'header fields (as crash help -L names them), our figures, where every frame of RAM went, and where its debug vmlinux is', (y) => y.epilogue(cliExitHelp('lkcd', 'show')).positional('n', { type: 'string' }).option('json', { type: 'boolean', default: false }), (argv) => {
+    .command('show <n>', 'the header fields of the dump\'s format (LKCD\'s as crash help -L names them, a kdump-compressed file\'s disk_dump_header and kdump_sub_header, an ELF vmcore\'s program headers and notes), our figures (design, format, RLE convention), where every frame of RAM went, and where its debug vmlinux is', (y) => y.epilogue(cliExitHelp('lkcd', 'show')).positional('n', { type: 'string' }).option('json', { type: 'boolean', default: false }), (argv) => {
       const o = openIndexedDump(dumpDirFor(rootOf(argv)), parseDumpNumber(argv.n!));
       try {
-        if (!(o.dump instanceof LkcdDump)) throw new DumpError('UNSUPPORTED', `${o.file}: lkcd show reads LKCD headers; this dump is ${o.dump.attrs['file.format']}`, { file: o.file });
-        if (argv.json) out(json({ header: o.dump.header, attrs: o.dump.attrs, record: o.rec, ranges: o.ranges, vmlinux: vmlinuxStatus(o.dir, o.rec.n, o.dump, o.syms.byName) }));
-        else out(showText(o, o.dump.header));
+        if (argv.json) out(json({ ...formatHeaders(o.dump), attrs: o.dump.attrs, record: o.rec, ranges: o.ranges, vmlinux: vmlinuxStatus(o.dir, o.rec.n, o.dump, o.syms?.byName ?? null) }));
+        else out(showText(o));
       } finally { o.close(); }
     })
     .command('dmesg <n>', 'the crashed kernel\'s log, as vmcore-dmesg prints it', (y) => y.epilogue(cliExitHelp('lkcd', 'dmesg')).positional('n', { type: 'string' }), (argv) => {
@@ -93,8 +100,13 @@ await runCli('lkcd', async () => {
       const n = parseDumpNumber(argv.n!);
       const index = DumpIndex.open(dumpdir, { readonly: true });
       try {
-        if (!index.getDump(n)) throw new DumpError('NOINPUT', `no dump ${n} in ${dumpdir} (see lkcd list)`);
-        out(formatDmesg(index.logLines(n).map((l) => ({ seq: BigInt(l.seq), ts_nsec: l.ts_nsec, level: l.level, text: l.text }))));
+        const rec = index.getDump(n);
+        if (!rec) throw new DumpError('NOINPUT', `no dump ${n} in ${dumpdir} (see lkcd list)`);
+        const lines = index.logLines(n);
+        if (lines.length === 0 && rec.log_error) {
+          throw new DumpError('NOINPUT', `dump ${n} has no kernel log: ${rec.log_error}${rec.design === 'import' ? ' (import it with --map System.map)' : ''}`);
+        }
+        out(formatDmesg(lines.map((l) => ({ seq: BigInt(l.seq), ts_nsec: l.ts_nsec, level: l.level, text: l.text }))));
       } finally { index.close(); }
     })
     .command('read <n>', 'bytes of physical memory from dump N (hex dump, or raw with -o)', (y) => y.epilogue(cliExitHelp('lkcd', 'read')).positional('n', { type: 'string' })
@@ -111,6 +123,8 @@ await runCli('lkcd', async () => {
       if (argv.o !== undefined) checkOutputPath(argv.o, protect);
       const o = openIndexedDump(conf.DUMPDIR, parseDumpNumber(argv.n!));
       try {
+        // A dump kdumpctl save left in /var/crash is an input too.
+        if (argv.o !== undefined) checkOutputPath(argv.o, [...protect, { path: o.file, what: `dump ${o.rec.n} (${o.file})` }]);
         const paddr = argv.pfn !== undefined ? parseSize(argv.pfn, '--pfn') * 4096n : parseSize(argv.paddr!, '--paddr');
         const len = argv.pfn !== undefined ? 4096 : Number(parseSize(argv.len, '--len'));
         if (len <= 0 || len > 64 << 20) throw new UsageError(`--len ${argv.len} must be between 1 and 64M`);
@@ -150,9 +164,12 @@ await runCli('lkcd', async () => {
       const o = openIndexedDump(conf.DUMPDIR, parseDumpNumber(argv.n!));
       const bar = progressBar('lkcd export');
       try {
-        const r = exportDumpAsElf(o.dump, o.syms.byName, argv.o, bar);
+        checkOutputPath(argv.o, [...lkcdProtected(root, conf), { path: o.file, what: `dump ${o.rec.n} (${o.file})` }]);
+        const view = kernelViewOf(o.dump, o.syms?.byName ?? null);
+        const r = exportDumpAsElf(o.dump, view, argv.o, bar);
         bar.end();
-        out(`${argv.o}: ${r.bytes} bytes, ${r.loads.length} PT_LOADs; ${r.holePages} of the ${r.framesOfRam} frames of RAM are not in the dump and were left out (holes between the loads)\n`);
+        out(`${argv.o}: ${r.bytes} bytes, ${r.loads.length} PT_LOADs; ${r.holePages} of the ${r.framesOfRam} frames of RAM are not in the dump and were left out (holes between the loads)` +
+          `${view.text ? '' : '; no kernel-text PT_LOAD: without a System.map the kernel\'s [_text, _end) is not known'}\n`);
       } finally { o.close(); }
     })
     .command('analyze <n>', 'the lcrash-style report: panic, registers, tasks, memory by type, compression, last log lines', (y) => y.epilogue(cliExitHelp('lkcd', 'analyze')).positional('n', { type: 'string' }), (argv) => {
@@ -161,7 +178,7 @@ await runCli('lkcd', async () => {
         const facts = readDumpFacts(o.dump, o.syms);
         out(analysisText(o.rec.n, o.dump, facts, {
           pages: o.rec.pages, compressed: o.rec.pages_compressed, storedBytes: o.rec.stored_bytes, missingPages: o.rec.missing_pages,
-          damagedPages: o.rec.damaged_pages, state: o.rec.state, checksum: o.rec.checksum,
+          damagedPages: o.rec.damaged_pages, state: o.rec.state, checksum: o.rec.checksum, panic: o.rec.panic_string,
         }));
       } finally { o.close(); }
     })

@@ -6,14 +6,15 @@ import { DegradedResult, DumpError, hex, ioError } from '../src/codec/index.js';
 import { ensureDir, fsyncDir, PAGE_SIZE, PAGE_SIZE_N, type MachineRoot } from '../src/machine/index.js';
 import { buildFileNames, closeSystem, openSystem } from '../src/kernel/index.js';
 import {
-  BlockDevice, DUMP_COMPRESS_NAMES, DUMP_DH_COMPRESSED, deviceDumpSha256, findDeviceDump, pfnRanges, killPoint, notSelectedFrames,
+  BlockDevice, DUMP_COMPRESS_NAMES, deviceDumpSha256, findDeviceDump, pfnRanges, killPoint, notSelectedFrames,
   openDump, readDeviceMark, writeSavedMark, writeSavingMark, type DeviceDump, type DumpIntegrity, type DumpProblem, type ProbedDump,
 } from '../src/dump/index.js';
 import {
   DumpIndex, INDEX_FILE, panicSignature, type DumpRecord, type LogLine, type MissingRange, type PageRow,
 } from '../src/store/index.js';
 import { progressBar } from '../src/cli/progress.js';
-import { analysisText, readDumpFacts, type DumpFacts } from './analysis.js';
+import { analysisText, panicFromLog, readDumpFacts, type DumpFacts } from './analysis.js';
+import { dumpFileOf, readOrigin, savedOrigin, type DumpOrigin } from './origin.js';
 import { acquireSaveLock, dumpDirOf, readBounds, writeBounds } from './dumpdir.js';
 import { loadSysconfig } from './sysconfig.js';
 import { SymbolTable } from './symbols.js';
@@ -119,30 +120,51 @@ export function findingsOf(dump: ProbedDump, facts: DumpFacts): DumpFindings {
   ranges.sort((x, y) => (x.start_pfn < y.start_pfn ? -1 : x.start_pfn > y.start_pfn ? 1 : 0));
   const count = (pred: (r: MissingRange) => boolean): number => ranges.filter(pred).reduce((n, r) => n + Number(r.end_pfn - r.start_pfn), 0);
   let compressed = 0;
-  for (const pfn of dump.pages()) if (dump.record?.(pfn)?.flags === DUMP_DH_COMPRESSED) compressed++;
+  if (dump.compressed) for (const pfn of dump.pages()) if (dump.compressed(pfn)) compressed++;
   const dropped = count((r) => r.reason === 'pass-dropped');
+  // Only an LKCD dump level selects by the page types of mem_map; makedumpfile's -d mask is another vocabulary.
+  const lkcd = dump.attrs['file.format'] === 'lkcd';
   return {
     integrity, damaged, ranges, compressed,
     missingPages: count((r) => r.reason !== 'dumper' && r.reason !== 'damaged'),
     dumperPages: count((r) => r.reason === 'dumper'),
-    notSelected: facts.pageTypes ? notSelectedFrames(facts.pageTypes, dump.attrs['dump.level'], dropped) : null,
+    notSelected: lkcd && facts.pageTypes ? notSelectedFrames(facts.pageTypes, dump.attrs['dump.level'], dropped) : null,
   };
 }
 
-/** The index record of a saved dump, from its file, what opening it found and what was read out of it. */
-export function dumpRecordOf(n: number, dir: string, dump: ProbedDump, f: DumpFindings, sha: string, storedBytes: number, callSite: string): DumpRecord {
+/** When the kernel crashed: VMCOREINFO's CRASHTIME when the dump carries it, else the header's time. */
+function crashTimeOf(dump: ProbedDump): { sec: number; usec: number } {
+  const m = /^CRASHTIME=(\d{1,15})$/m.exec(dump.vmcoreinfoText?.() ?? '');
+  if (m && dump.attrs['file.format'] !== 'lkcd') return { sec: Number(m[1]), usec: 0 };
+  return { sec: Number(dump.attrs['crash.time']), usec: Number(dump.attrs['crash.time_usec']) };
+}
+
+/**
+ * The index record of a saved dump, from its file, what opening it found
+ * and what was read out of it. A dump whose header has no panic string
+ * (kdump, ELF) takes the one its kernel logged.
+ */
+export function dumpRecordOf(
+  n: number, dir: string, dump: ProbedDump, f: DumpFindings, sha: string, storedBytes: number, facts: DumpFacts, origin: DumpOrigin = savedOrigin(n),
+): DumpRecord {
   const a = dump.attrs;
-  const sig = panicSignature(a['crash.panic_string'], callSite);
+  const panic = a['crash.panic_string'] || panicFromLog(facts.log) || '';
+  const sig = panicSignature(panic, facts.callSite);
   const pages = a['dump.pages'];
+  const lkcd = a['file.format'] === 'lkcd';
+  const time = crashTimeOf(dump);
   return {
-    n, dir, time_sec: Number(a['crash.time']), time_usec: Number(a['crash.time_usec']),
+    n, dir, time_sec: time.sec, time_usec: time.usec,
     host: a['linux.uts.nodename'], release: a['linux.uts.release'], version: a['linux.uts.version'], machine: a['linux.uts.machine'],
-    panic_string: a['crash.panic_string'], level: a['dump.level'], compress: compressCode(a['dump.compression']), flags: a['dump.flags'],
+    panic_string: panic, level: a['dump.level'], compress: lkcd ? compressCode(a['dump.compression']) : 0, flags: a['dump.flags'],
     pages, pages_compressed: f.compressed, raw_bytes: pages * a['arch.page_size'], stored_bytes: storedBytes,
     complete: f.integrity.state === 'complete', missing_pages: f.missingPages, sha256: sha,
     signature: sig.signature, signature_text: sig.text, saved_at: Math.floor(Date.now() / 1000),
     state: f.integrity.state, checksum: f.integrity.checksum, damaged_pages: f.damaged.length, memory_pages: Number(a['dump.memory_pages']),
     dumper_pages: f.dumperPages, not_selected_pages: f.notSelected,
+    design: origin.design, format: a['file.format'] as DumpRecord['format'], file: origin.file, compression: a['dump.compression'],
+    rle_convention: a['dump.rle_convention'] ?? null, source: origin.source, log_error: facts.log ? '' : facts.logError ?? 'not read',
+    notes: f.integrity.notes.join('\n'),
   };
 }
 
@@ -155,6 +177,7 @@ function compressCode(name: string): number {
 
 /** What `lkcd save` already knows of a dump it just wrote, so indexing reads it no further. */
 export interface KnownDump {
+  origin?: DumpOrigin;
   sha?: string;
   dump?: ProbedDump;
   facts?: DumpFacts;
@@ -167,13 +190,16 @@ export interface KnownDump {
  * indexed as such, its damaged pages listed and left out of the page rows.
  */
 export function indexDumpDir(index: DumpIndex, n: number, dir: string, known: KnownDump = {}): { n: number; inserted: boolean; record: DumpRecord } {
-  const file = path.join(dir, `dump.${n}`);
+  const origin = known.origin ?? readOrigin(dir, n);
+  const file = dumpFileOf(dir, origin);
   const dump = known.dump ?? openSavedDump(file);
   try {
-    const facts = known.facts ?? readDumpFacts(dump, SymbolTable.load(path.join(dir, `map.${n}`)));
+    const facts = known.facts ?? readDumpFacts(dump, loadDumpMap(dir, n));
     const f = known.findings ?? findingsOf(dump, facts);
-    const rec = dumpRecordOf(n, dir, dump, f, known.sha ?? sha256File(file), fs.statSync(file).size, facts.callSite);
+    const rec = dumpRecordOf(n, dir, dump, f, known.sha ?? sha256File(file), fs.statSync(file).size, facts, origin);
     const pages = function* (): Generator<PageRow> {
+      // Row per page for random reads of the formats whose records are walked (LKCD); the others index themselves.
+      if (!dump.record || dump.attrs['file.format'] !== 'lkcd') return;
       for (const pfn of dump.pages()) {
         const r = dump.record!(pfn)!;
         // A checksum of each record's data, so `lkcd verify` can name a damaged page even when it is raw.
@@ -188,11 +214,32 @@ export function indexDumpDir(index: DumpIndex, n: number, dir: string, known: Kn
   }
 }
 
+/** DUMPDIR/N/map.N, the System.map kept with the dump, or null when there is none. */
+export function loadDumpMap(dir: string, n: number): SymbolTable | null {
+  const file = path.join(dir, `map.${n}`);
+  return fs.existsSync(file) ? SymbolTable.load(file) : null;
+}
+
+/**
+ * Why a TRUNCATED dump is incomplete when no listed range says so: the
+ * reader's note (an LKCD file cut short before its END record, a
+ * kdump-compressed file makedumpfile did not finish), or null.
+ */
+export function truncationNote(notes: string): string | null {
+  return notes.split('\n').find((l) => l.startsWith('cut short: ') || l.startsWith('makedumpfile did not finish')) ?? null;
+}
+
+/** "N pages missing", or, when none are listed, why the dump is incomplete ("cut short ..."). */
+export function missingText(missing: number, notes: string): string {
+  const why = missing === 0 ? truncationNote(notes) : null;
+  return why ? why.replace(/^cut short: /, 'cut short, ').replace(/;.*$/, '') : `${missing} pages missing`;
+}
+
 /** The word for a dump's state in one line: complete, TRUNCATED (...), DAMAGED (...), and "unverified" when it has no checksums. */
 export function stateText(rec: DumpRecord): string {
   const s = rec.state === 'damaged'
     ? `DAMAGED (${rec.damaged_pages} pages damaged${rec.missing_pages ? `, ${rec.missing_pages} pages missing` : ''})`
-    : rec.state === 'truncated' ? `TRUNCATED (${rec.missing_pages} pages missing)` : 'complete';
+    : rec.state === 'truncated' ? `TRUNCATED (${missingText(rec.missing_pages, rec.notes)})` : 'complete';
   return rec.checksum === 'unverified' ? `${s}, unverified (no checksums in the dump)` : s;
 }
 
@@ -203,7 +250,8 @@ export function degradedOf(rec: DumpRecord, first?: DumpProblem): DegradedResult
     return new DegradedResult('DUMP_DAMAGED', `dump ${rec.n} is DAMAGED: ${rec.damaged_pages} page${rec.damaged_pages === 1 ? '' : 's'} fail their checks and read as not present; ${what}`, { file: rec.dir });
   }
   if (rec.state === 'truncated') {
-    return new DegradedResult('DUMP_TRUNCATED', `dump ${rec.n} is TRUNCATED: ${rec.missing_pages} pages missing (lkcd show ${rec.n} lists them by reason)`, { file: rec.dir });
+    const listed = rec.missing_pages > 0 || truncationNote(rec.notes) === null;
+    return new DegradedResult('DUMP_TRUNCATED', `dump ${rec.n} is TRUNCATED: ${missingText(rec.missing_pages, rec.notes)}${listed ? ` (lkcd show ${rec.n} lists them by reason)` : ''}`, { file: rec.dir });
   }
   return null;
 }
@@ -304,9 +352,11 @@ export function recoverEmptyIndex(index: DumpIndex, dumpdir: string, who: string
  */
 function resumableN(index: DumpIndex, dumpdir: string, n: number, sha: string): number | null {
   const indexed = index.getDump(n);
-  if (indexed && indexed.sha256 !== sha) return null;
+  if (indexed && (indexed.sha256 !== sha || indexed.design === 'import')) return null;
   const dir = dumpDirOf(dumpdir, n);
   if (!fs.existsSync(dir)) return n;
+  // An origin file means another command (lkcd import) wrote this N: not ours to finish.
+  if (fs.existsSync(path.join(dir, `origin.${n}`))) return null;
   const file = path.join(dir, `dump.${n}`);
   return fs.existsSync(file) && sha256File(file) === sha ? n : null;
 }

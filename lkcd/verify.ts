@@ -6,10 +6,10 @@
  */
 import { CorruptDumpError, DegradedResult, hex } from '../src/codec/index.js';
 import { PAGE_SIZE_N } from '../src/machine/index.js';
-import { DUMP_DH_COMPRESSED, openDump, type DumpIntegrity, type DumpProblem } from '../src/dump/index.js';
+import { openDump, type DumpIntegrity, type DumpProblem } from '../src/dump/index.js';
 import { DumpIndex } from '../src/store/index.js';
 import { openIndexedDump } from './query.js';
-import { pagesFailingIndexCrc, sha256File } from './save.js';
+import { missingText, pagesFailingIndexCrc, sha256File, truncationNote } from './save.js';
 
 export interface VerifyReport {
   /** The one line of normal output. */
@@ -38,7 +38,7 @@ export function verifySavedDump(dumpdir: string, n: number, onProgress?: (done: 
   try {
     found = dump.integrity();
     pages = dump.attrs['dump.pages'];
-    for (const pfn of dump.pages()) if (dump.record?.(pfn)?.flags === DUMP_DH_COMPRESSED) compressed++;
+    if (dump.compressed) for (const pfn of dump.pages()) if (dump.compressed(pfn)) compressed++;
   } finally {
     dump.close();
   }
@@ -53,9 +53,10 @@ export function verifySavedDump(dumpdir: string, n: number, onProgress?: (done: 
     if (sha !== rec.sha256) throw new CorruptDumpError(`${file}: sha256 ${sha} does not match the index (${rec.sha256}): it is not the dump that was saved (run lkcd reindex)`, { file });
     if (pages !== rec.pages) throw new CorruptDumpError(`${file}: ${pages} pages, the index says ${rec.pages}`, { file });
     const missing = found.ranges.filter((r) => r.reason !== 'dumper').reduce((x, r) => x + Number(r.end - r.start), 0);
-    const line = `dump ${rec.n}: ${pages} pages verified (${compressed} compressed, ${pages - compressed} raw), ${checks}, ${shaText}${found.state === 'truncated' ? `; TRUNCATED dump: ${missing} pages missing` : ''}`;
+    const notes = found.notes.join('\n');
+    const line = `dump ${rec.n}: ${pages} pages verified (${compressed} compressed, ${pages - compressed} raw), ${checks}, ${shaText}${found.state === 'truncated' ? `; TRUNCATED dump: ${missingText(missing, notes)}` : ''}`;
     const degraded = found.state === 'truncated'
-      ? new DegradedResult('DUMP_TRUNCATED', `dump ${rec.n} is TRUNCATED: ${missing} pages missing (lkcd show ${rec.n} lists them by reason)`, { file })
+      ? new DegradedResult('DUMP_TRUNCATED', `dump ${rec.n} is TRUNCATED: ${missingText(missing, notes)}${missing > 0 || truncationNote(notes) === null ? ` (lkcd show ${rec.n} lists them by reason)` : ''}`, { file })
       : undefined;
     return { line, degraded, integrity: found, damaged: [] };
   }

@@ -77,7 +77,7 @@ export const COMMAND_EXIT_STATUSES = {
   kexec: {},
   lkcd: {
     config: [3, 5], save: [3, 4, 69], verify: [3, 4, 69], reindex: [4, 69],
-    show: [69], read: [69], export: [69], analyze: [69],
+    show: [69], read: [69], export: [69], analyze: [69], import: [3, 4, 69],
   },
   start: { start: [3, 4, 5, 6, 69] },
 } as const satisfies Record<string, Record<string, readonly number[]>>;

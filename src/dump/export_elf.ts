@@ -15,12 +15,13 @@
 import { CorruptDumpError, DumpError, FaultError, hex, wrapError } from '../codec/index.js';
 import { PAGE_SHIFT } from '../machine/index.js';
 import { PN_XNUM } from '../codec/elf.js';
-import { PAGE_OFFSET, VMCOREINFO_BYTES, __START_KERNEL_map } from '../kernel/constants.js';
+import { PAGE_OFFSET, __START_KERNEL_map } from '../kernel/constants.js';
 import type { PtRegs } from '../kernel/structs/pt_regs.js';
 import { task_struct } from '../kernel/structs/task_struct.js';
 import type { UserRegName } from '../codec/elf.js';
 import { writeVmcore, type PrStatus, type VmcoreLoad, type VmcoreResult } from './elf/vmcore_writer.js';
-import { DumpMemory, kernelSymbolsFromMap } from './dump_memory.js';
+import type { DumpMemory } from './dump_memory.js';
+import { kernelViewOf, type KernelView } from './kernel_view.js';
 import type { ProbedDump } from './formats/types.js';
 
 /** pt_regs member -> user_regs_struct member (the NT_PRSTATUS register set). */
@@ -52,23 +53,7 @@ function runsOf(sorted: readonly number[]): Array<[number, number]> {
   return runs;
 }
 
-function u64At(bytes: Uint8Array): bigint {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).readBigUInt64LE(0);
-}
-
-/** The VMCOREINFO text the crashed kernel kept at vmcoreinfo_data / vmcoreinfo_size. */
-export function readVmcoreinfoText(mem: DumpMemory, data: bigint, sizeSym: bigint): string {
-  try {
-    const size = u64At(mem.read('virt', sizeSym, 8));
-    if (size > BigInt(VMCOREINFO_BYTES)) {
-      throw new CorruptDumpError(`vmcoreinfo_size ${size} exceeds VMCOREINFO_BYTES ${VMCOREINFO_BYTES}`,
-        { address: sizeSym, space: 'virt', field: 'vmcoreinfo_size' });
-    }
-    return Buffer.from(mem.read('virt', data, Number(size))).toString('latin1');
-  } catch (e) {
-    throw wrapError('reading VMCOREINFO from the dump', e);
-  }
-}
+export { readVmcoreinfoText } from './kernel_view.js';
 
 /**
  * pid of the task that dumped, for NT_PRSTATUS. The pid is cosmetic there
@@ -87,8 +72,10 @@ function currentPid(mem: DumpMemory, task: bigint): number {
 
 /**
  * Writes `dump` to `out` as an ELF vmcore (atomically, see writeVmcore).
- * `systemMap` (readSystemMap) gives _text, _end, init_top_pgt and the
- * VMCOREINFO location.
+ * `symbols` is the dump's KernelView, or a System.map (readSystemMap) to
+ * make one: it gives _text, _end, the page tables and the VMCOREINFO text
+ * (the dump's own note when it carries one). A view from VMCOREINFO alone
+ * knows no [_text, _end): the export then has only the direct map.
  *
  * Only pages the dump holds are in a PT_LOAD: each run of consecutive
  * present pages is one load, in the kernel-text mapping (where it overlaps
@@ -96,11 +83,11 @@ function currentPid(mem: DumpMemory, task: bigint): number {
  */
 export function exportDumpAsElf(
   dump: ProbedDump,
-  systemMap: ReadonlyMap<string, bigint>,
+  symbols: ReadonlyMap<string, bigint> | KernelView,
   out: string,
   onProgress?: (doneBytes: bigint, totalBytes: bigint) => void,
 ): ExportElfResult {
-  const syms = kernelSymbolsFromMap(systemMap);
+  const view = symbols instanceof Map ? kernelViewOf(dump, symbols) : symbols as KernelView;
   const pageSize = dump.attrs['arch.page_size'];
   const pageSizeN = BigInt(pageSize);
 
@@ -111,8 +98,13 @@ export function exportDumpAsElf(
   const maxPfn = BigInt(pfns[pfns.length - 1]);
   const runs = runsOf(pfns);
 
-  const mem = new DumpMemory(dump, syms.cr3);
-  const vmcoreinfo = readVmcoreinfoText(mem, syms.vmcoreinfo_data, syms.vmcoreinfo_size);
+  const mem = view.memory;
+  let vmcoreinfo: string;
+  try {
+    vmcoreinfo = view.vmcoreinfo();
+  } catch (e) {
+    throw wrapError('reading VMCOREINFO from the dump', e);
+  }
 
   const regs: PrStatus['regs'] = {};
   const ptRegs = dump.attrs['crash.regs'];
@@ -122,12 +114,13 @@ export function exportDumpAsElf(
   const prstatus: PrStatus[] = [{ pid: currentPid(mem, dump.attrs['crash.current_task']), regs }];
 
   const loads: VmcoreLoad[] = [];
-  if (syms._text < __START_KERNEL_map) {
-    throw new CorruptDumpError(`_text ${hex(syms._text)} is not a kernel-text address`, { struct: 'System.map', field: '_text' });
+  const text = view.text;
+  if (text && text.start < __START_KERNEL_map) {
+    throw new CorruptDumpError(`_text ${hex(text.start)} is not a kernel-text address`, { struct: 'System.map', field: '_text' });
   }
-  if (syms._end > syms._text) {
-    const textStart = syms._text - __START_KERNEL_map;
-    const textEnd = syms._end - __START_KERNEL_map;
+  if (text && text.end > text.start) {
+    const textStart = text.start - __START_KERNEL_map;
+    const textEnd = text.end - __START_KERNEL_map;
     for (const [s, e] of runs) {
       const lo = BigInt(s) * pageSizeN > textStart ? BigInt(s) * pageSizeN : textStart;
       const hi = BigInt(e) * pageSizeN < textEnd ? BigInt(e) * pageSizeN : textEnd;

@@ -28,6 +28,7 @@ export * from './stage2.js';
 export * from './device_dump.js';
 export * from './formats/index.js';
 export * from './dump_memory.js';
+export * from './kernel_view.js';
 export * from './export_elf.js';
 export * from './faults.js';
 export * from './reboot.js';

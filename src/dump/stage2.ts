@@ -115,7 +115,7 @@ function suffixRangeCounts(order: readonly OrderedSegment[], table: RecordTable 
 function checksumsOnDevice(device: BlockDevice, header: DumpHeader, upTo: bigint): CsumRecords | null {
   const src = device.dumpSource(DUMP_HEADER_OFFSET);
   const records = new CsumRecords();
-  const outcome: WalkOutcome = { end: null, broken: null, stoppedAt: 0n, records: 0 };
+  const outcome: WalkOutcome = { end: null, broken: null, stoppedAt: 0n, records: 0, cutShort: false };
   const limits = { pageSize: PAGE_SIZE, compress: header.dh_dump_compress as DumpCompress, memoryPages: header.dh_memory_size };
   for (const rec of walkLkcdRecords(src, limits, { start: header.dh_dump_buffer_size, limit: upTo - DUMP_HEADER_OFFSET, endRecord: false, outcome })) {
     if (rec.problem) return null;
@@ -242,7 +242,7 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
     } else {
       pos = resumeAt;
     }
-    const outcome: WalkOutcome = { end: null, broken: null, stoppedAt: pos, records: 0 };
+    const outcome: WalkOutcome = { end: null, broken: null, stoppedAt: pos, records: 0, cutShort: false };
     for (const rec of walkLkcdRecords(src, limits, { start: pos, limit: seg.end, endRecord: false, firstIndex: recIdx, expected, seen, outcome })) {
       const recLen = BigInt(dump_page.size + rec.data.length);
       pos = rec.offset + recLen;

@@ -166,6 +166,61 @@ export function readLogRecords(mem: MemoryReader, syms: LogSymbols): LogRecord[]
   return out;
 }
 
+/** The printk variables VMCOREINFO names (no sequence numbers: vmcore-dmesg walks by index). */
+export type LogIndexSymbols = Omit<LogSymbols, 'log_first_seq' | 'log_next_seq'>;
+
+/**
+ * Reads every record from log_first_idx to log_next_idx, as vmcore-dmesg
+ * (kexec-tools dump_dmesg_structured) does with what VMCOREINFO gives it,
+ * following log_store()'s wrap rule as readLogRecords does. Records are
+ * numbered from 0 (the dump's sequence numbers are not in VMCOREINFO). The
+ * walk is bounded by how many records log_buf_len can hold.
+ */
+export function readLogRecordsByIndex(mem: MemoryReader, syms: LogIndexSymbols): LogRecord[] {
+  const u32 = (va: bigint): number => Buffer.from(mem.read('virt', va, 4)).readUInt32LE(0);
+  const u64 = (va: bigint): bigint => Buffer.from(mem.read('virt', va, 8)).readBigUInt64LE(0);
+  const bufVa = u64(syms.log_buf);
+  const bufLen = u32(syms.log_buf_len);
+  const buf = mem.read('virt', bufVa, bufLen);
+  const view = viewOf(buf);
+  let idx = u32(syms.log_first_idx);
+  const nextIdx = u32(syms.log_next_idx);
+  if (idx > bufLen || nextIdx > bufLen) {
+    throw new CorruptDumpError(`printk indexes ${idx}..${nextIdx} lie outside log_buf_len ${bufLen}`, { struct: 'printk_log', field: 'log_first_idx' });
+  }
+  const most = Math.floor(bufLen / HDR);
+  // log_store() always leaves room for a header between the newest record and the oldest: equal indexes mean an empty log.
+  let wrapped = idx < nextIdx;
+  const out: LogRecord[] = [];
+  for (let seq = 0; idx !== nextIdx; seq++) {
+    if (seq >= most) throw new CorruptDumpError(`printk records from log_first_idx never reach log_next_idx ${nextIdx} within log_buf_len ${bufLen}`, { struct: 'printk_log', field: 'log_next_idx' });
+    if (idx + HDR > bufLen) {
+      if (wrapped) throw new CorruptDumpError(`printk record ${seq} at log_buf+${idx} runs past log_buf_len`, { struct: 'printk_log', offset: idx });
+      wrapped = true;
+      idx = 0;
+      continue;
+    }
+    let h = printk_log.decode(view, idx);
+    if (h.len === 0) {
+      if (wrapped) throw new CorruptDumpError(`printk record ${seq} at log_buf+${idx} has length 0 where no wrap can be`, { struct: 'printk_log', field: 'len', offset: idx });
+      wrapped = true;
+      idx = 0;
+      if (idx === nextIdx) break;
+      h = printk_log.decode(view, 0);
+    }
+    if (h.len < HDR || idx + h.len > bufLen || HDR + h.text_len + h.dict_len > h.len) {
+      throw new CorruptDumpError(`printk record ${seq} at log_buf+${idx} has bad length ${h.len}`, { struct: 'printk_log', field: 'len', offset: idx });
+    }
+    if (wrapped && idx < nextIdx && idx + h.len > nextIdx) {
+      throw new CorruptDumpError(`printk record ${seq} at log_buf+${idx} overlaps log_next_idx ${nextIdx}`, { struct: 'printk_log', field: 'len', offset: idx });
+    }
+    const text = Buffer.from(buf.subarray(idx + HDR, idx + HDR + h.text_len)).toString('latin1');
+    out.push({ seq: BigInt(seq), ts_nsec: h.ts_nsec, level: h.flags_level >> 5, text });
+    idx += h.len;
+  }
+  return out;
+}
+
 /** Formats records exactly as vmcore-dmesg prints structured-log records. */
 export function formatDmesg(records: LogRecord[]): string {
   return records.map((r) => {

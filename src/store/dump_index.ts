@@ -5,7 +5,7 @@ import type { Database as Db, Statement } from 'better-sqlite3';
 import { CorruptDumpError, DumpError, InternalError, UsageError, ioError } from '../codec/errors.js';
 import { LOG_ROWID_SHIFT, SCHEMA_VERSION, checkSchema, migrate, userVersion } from './schema.js';
 import {
-  CHECKSUM_STATUSES, DUMP_STATES, RANGE_REASONS, type DumpRecord, type LogHit, type LogLine, type MissingRange, type PageRow,
+  CHECKSUM_STATUSES, DUMP_DESIGNS, DUMP_FILE_FORMATS, DUMP_STATES, RANGE_REASONS, type DumpRecord, type LogHit, type LogLine, type MissingRange, type PageRow,
   type RangeReason, type SignatureGroup,
 } from './types.js';
 
@@ -42,7 +42,8 @@ const DUMP_COLUMN_SET: Record<Exclude<keyof DumpRecord, 'same_as'>, true> = {
   panic_string: true, level: true, compress: true, flags: true, pages: true, pages_compressed: true,
   raw_bytes: true, stored_bytes: true, complete: true, missing_pages: true, sha256: true, signature: true,
   signature_text: true, saved_at: true, state: true, checksum: true, damaged_pages: true, memory_pages: true,
-  dumper_pages: true, not_selected_pages: true,
+  dumper_pages: true, not_selected_pages: true, design: true, format: true, file: true, compression: true,
+  rle_convention: true, source: true, log_error: true, notes: true,
 };
 const DUMP_COLUMNS = Object.keys(DUMP_COLUMN_SET) as ReadonlyArray<Exclude<keyof DumpRecord, 'same_as'>>;
 
@@ -52,7 +53,9 @@ const DUMP_COLUMNS = Object.keys(DUMP_COLUMN_SET) as ReadonlyArray<Exclude<keyof
  */
 const SAME_AS_SQL = '(SELECT min(e.n) FROM dumps e WHERE e.sha256 = dumps.sha256 AND e.n < dumps.n) AS same_as';
 
-const STRING_FIELDS = ['dir', 'host', 'release', 'version', 'machine', 'panic_string', 'signature', 'signature_text'] as const;
+const STRING_FIELDS = [
+  'dir', 'host', 'release', 'version', 'machine', 'panic_string', 'signature', 'signature_text', 'file', 'compression', 'source', 'log_error', 'notes',
+] as const;
 const COUNT_FIELDS = [
   'time_sec', 'time_usec', 'level', 'compress', 'flags', 'pages', 'pages_compressed', 'raw_bytes',
   'stored_bytes', 'missing_pages', 'saved_at', 'damaged_pages', 'memory_pages', 'dumper_pages',
@@ -459,7 +462,10 @@ function logRowids(n: number): [bigint, bigint] {
 }
 
 function toRecord(row: DumpRow): DumpRecord {
-  return { ...row, complete: row.complete !== 0, not_selected_pages: row.not_selected_pages ?? null, same_as: row.same_as ?? null };
+  return {
+    ...row, complete: row.complete !== 0, not_selected_pages: row.not_selected_pages ?? null,
+    same_as: row.same_as ?? null, rle_convention: row.rle_convention ?? null,
+  };
 }
 
 function toPage([pfn, offset, size, flags, crc32]: PageTuple): PageRow {
@@ -498,6 +504,12 @@ function checkRecord(rec: DumpRecord): void {
     bad('not_selected_pages', 'is neither null nor a non-negative integer');
   }
   if (!SHA256_HEX.test(rec.sha256)) bad('sha256', 'is not 64 hex digits');
+  if (!DUMP_DESIGNS.includes(rec.design)) bad('design', `is not one of ${DUMP_DESIGNS.join(', ')}`);
+  if (!DUMP_FILE_FORMATS.includes(rec.format)) bad('format', `is not one of ${DUMP_FILE_FORMATS.join(', ')}`);
+  if (rec.file === '') bad('file', 'is empty');
+  if (rec.rle_convention !== null && rec.rle_convention !== 'kernel' && rec.rle_convention !== 'libkdumpfile') {
+    bad('rle_convention', 'is neither null, kernel nor libkdumpfile');
+  }
 }
 
 function checkPage(p: PageRow): void {

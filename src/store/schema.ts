@@ -188,6 +188,29 @@ export const MIGRATIONS: readonly Migration[] = [
       db.exec('CREATE UNIQUE INDEX pstore_records_identity ON pstore_records(sha256, time_sec)');
     },
   },
+  {
+    version: 8,
+    description: 'dumps.design, format, file, compression, rle_convention, source, log_error, notes: one index for every design and format',
+    up(db) {
+      // Every row before version 8 is a dump lkcd save wrote: LKCD, dump.N in its directory, RLE in the
+      // kernel's convention (the only one our writer uses), its log read from its memory.
+      db.exec(`
+        ALTER TABLE dumps ADD COLUMN design TEXT NOT NULL DEFAULT 'lkcd-softboot'
+          CHECK (design IN ('lkcd-softboot', 'kdump', 'fadump', 'import'));
+        ALTER TABLE dumps ADD COLUMN format TEXT NOT NULL DEFAULT 'lkcd'
+          CHECK (format IN ('lkcd', 'diskdump', 'elf'));
+        ALTER TABLE dumps ADD COLUMN file TEXT NOT NULL DEFAULT '';
+        UPDATE dumps SET file = 'dump.' || n;
+        ALTER TABLE dumps ADD COLUMN compression TEXT NOT NULL DEFAULT 'none';
+        UPDATE dumps SET compression = CASE compress WHEN 1 THEN 'rle' WHEN 2 THEN 'gzip' ELSE 'none' END;
+        ALTER TABLE dumps ADD COLUMN rle_convention TEXT CHECK (rle_convention IN ('kernel', 'libkdumpfile'));
+        UPDATE dumps SET rle_convention = 'kernel' WHERE compress = 1;
+        ALTER TABLE dumps ADD COLUMN source TEXT NOT NULL DEFAULT '';
+        ALTER TABLE dumps ADD COLUMN log_error TEXT NOT NULL DEFAULT '';
+        ALTER TABLE dumps ADD COLUMN notes TEXT NOT NULL DEFAULT '';
+      `);
+    },
+  },
 ];
 
 /**

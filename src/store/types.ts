@@ -22,7 +22,7 @@ export interface DumpRecord {
   panic_string: string;
   /** dh_dump_level mask. */
   level: number;
-  /** 0 none, 1 RLE, 2 GZIP. */
+  /** dh_dump_compress: 0 none, 1 RLE, 2 GZIP (LKCD); 0 for other formats (see `compression`). */
   compress: number;
   /** dh_dump_flags. */
   flags: number;
@@ -64,7 +64,35 @@ export interface DumpRecord {
    * stored, and ignored by addDump.
    */
   same_as?: number | null;
+  /** Which design produced the dump: lkcd-softboot (lkcd save), kdump (kdumpctl save), fadump, import (lkcd import). */
+  design: DumpDesign;
+  /** file.format: lkcd, diskdump (makedumpfile's kdump-compressed format), elf. */
+  format: DumpFileFormat;
+  /**
+   * Where the dump file is, relative to `dir` (DUMPDIR/N): `dump.N` for what lkcd save and lkcd
+   * import copied there; for kdump, the vmcore kdumpctl save wrote under the machine's /var/crash,
+   * which is not copied (e.g. `../../../var/crash/127.0.0.1-<date>/vmcore`).
+   */
+  file: string;
+  /** dump.compression by name: none, rle, gzip (LKCD); zlib, lzo, snappy, zstd (kdump-compressed). */
+  compression: string;
+  /** How an RLE LKCD dump's runs read (kernel: 00 N V = N+1 copies; libkdumpfile: N); null for others. */
+  rle_convention: 'kernel' | 'libkdumpfile' | null;
+  /** The file an imported dump was copied from; '' for the other designs. */
+  source: string;
+  /** Why the crashed kernel's log could not be read from the dump; '' when it was read. */
+  log_error: string;
+  /** What the reader said of the dump that is not a failure (cut short, the RLE convention, ...), one per line. */
+  notes: string;
 }
+
+/** Designs a dump row can come from (DESIGN section 7). */
+export const DUMP_DESIGNS = ['lkcd-softboot', 'kdump', 'fadump', 'import'] as const;
+export type DumpDesign = (typeof DUMP_DESIGNS)[number];
+
+/** File formats of an indexed dump, under libkdumpfile's names (file.format). */
+export const DUMP_FILE_FORMATS = ['lkcd', 'diskdump', 'elf'] as const;
+export type DumpFileFormat = (typeof DUMP_FILE_FORMATS)[number];
 
 /** Where one page record lives in dump.N. */
 export interface PageRow {

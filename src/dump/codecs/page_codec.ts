@@ -20,7 +20,7 @@ import {
 import {
   checkGzipLevel, openPageDeflater, openPageInflater, type GzipEngine, type PageDeflater, type PageInflater,
 } from './gzip.js';
-import { rleCompress, rleUncompress } from './rle.js';
+import { rleCompress, rleUncompress, type RleConvention } from './rle.js';
 
 /**
  * The deflate level of a GZIP dump when none is configured. LKCD compresses
@@ -59,6 +59,8 @@ export interface PageCodecOptions {
   readonly level?: number;
   /** GZIP engine; default the addon when it loaded (see gzip.ts). */
   readonly engine?: GzipEngine;
+  /** How RLE runs are read (rle.ts); default the kernel's. Writing is always the kernel's. */
+  readonly rle?: RleConvention;
 }
 
 function raw(page: Uint8Array): EncodedPage {
@@ -82,13 +84,15 @@ export function makePageCodec(compress: DumpCompress, opts: PageCodecOptions = {
         decode: (flags, data, out) => decodePage(flags, data, compress, out),
         close() {},
       };
-    case DUMP_COMPRESS_RLE:
+    case DUMP_COMPRESS_RLE: {
+      const rle = opts.rle ?? 'kernel';
       return {
         compress,
         encode: (page, scratch) => ruled(page, scratch, rleCompress(page, scratch)),
-        decode: (flags, data, out) => decodePage(flags, data, compress, out),
+        decode: (flags, data, out) => decodePage(flags, data, compress, out, undefined, rle),
         close() {},
       };
+    }
     case DUMP_COMPRESS_GZIP: {
       const level = opts.level ?? DUMP_GZIP_DEFAULT_LEVEL;
       // Opened on first use: a reader never deflates, a writer rarely inflates.
@@ -136,11 +140,11 @@ function unsupported(compress: number): DumpError {
  * returns `out`. `data` is the dp_size bytes after the dump_page header.
  * GZIP pages are inflated with `inflater` when given (readers of many pages
  * should pass one, or use PageCodec.decode), else with a stream opened and
- * closed for this page. Throws CorruptDumpError for a record the rule above
- * rejects.
+ * closed for this page. RLE runs are read with `rle` (default the kernel's
+ * convention). Throws CorruptDumpError for a record the rule above rejects.
  */
 export function decodePage(
-  flags: number, data: Uint8Array, compress: DumpCompress, out: Uint8Array, inflater?: PageInflater,
+  flags: number, data: Uint8Array, compress: DumpCompress, out: Uint8Array, inflater?: PageInflater, rle: RleConvention = 'kernel',
 ): Uint8Array {
   const pageSize = out.length;
   if (!isDumpCompress(compress)) throw unsupported(compress);
@@ -162,7 +166,7 @@ export function decodePage(
     let produced: number;
     try {
       if (compress === DUMP_COMPRESS_RLE) {
-        produced = rleUncompress(data, out);
+        produced = rleUncompress(data, out, rle);
       } else if (inflater) {
         produced = inflater.inflate(data, out);
       } else {

@@ -8,9 +8,10 @@
  *   00 N V     N >= 1: N + 1 copies of V
  *   B          B != 0: the literal byte B
  *
- * libkdumpfile's uncompress_rle reads `00 N V` as N copies, not N + 1, and so
- * decodes kernel-written pages to the wrong length; this file follows the
- * kernel and crash.
+ * libkdumpfile's uncompress_rle (src/kdumpfile/util.c) and the encoder of
+ * its test suite (tests/rle.c) read and write `00 N V` as N copies, not
+ * N + 1. The encoder here is the kernel's; the decoder reads either
+ * convention, chosen per dump by the LKCD reader (rleConventionOf).
  */
 import { CorruptDumpError, InternalError } from '../../codec/errors.js';
 
@@ -89,11 +90,55 @@ export function rleCompress(src: Uint8Array, dst: Uint8Array): number {
 }
 
 /**
+ * How many copies `00 N V` (N >= 1) stands for: 'kernel' N + 1, as K-V9
+ * drivers/dump/dump_rle.c writes and crash's lkcd_uncompress_RLE reads it;
+ * 'libkdumpfile' N, as libkdumpfile's uncompress_rle and its test encoder
+ * (tests/rle.c) do. `00 00` is one zero byte in both.
+ */
+export type RleConvention = 'kernel' | 'libkdumpfile';
+export const RLE_CONVENTIONS: readonly RleConvention[] = ['kernel', 'libkdumpfile'];
+
+/** Copies of V beyond N in `00 N V`, by convention. */
+function runExtra(convention: RleConvention): number {
+  return convention === 'kernel' ? 1 : 0;
+}
+
+/**
+ * The length `src` decodes to under `convention`, or -1 when it is
+ * malformed (ends inside an escape) or would pass `cap` bytes. Reads
+ * nothing but `src`: cheap enough to try both conventions on every page.
+ */
+export function rleDecodedLength(src: Uint8Array, convention: RleConvention, cap: number): number {
+  const extra = runExtra(convention);
+  const n = src.length;
+  let r = 0;
+  let w = 0;
+  while (r < n) {
+    if (src[r++] !== RLE_ESCAPE) {
+      w++;
+    } else {
+      if (r >= n) return -1;
+      const count = src[r++];
+      if (count === 0) {
+        w++;
+      } else {
+        if (r >= n) return -1;
+        r++;
+        w += count + extra;
+      }
+    }
+    if (w > cap) return -1;
+  }
+  return w;
+}
+
+/**
  * Decodes RLE `src` into `dst` and returns the number of bytes produced.
  * Throws CorruptDumpError when `src` ends inside an escape or a run would
  * write past the end of `dst`.
  */
-export function rleUncompress(src: Uint8Array, dst: Uint8Array): number {
+export function rleUncompress(src: Uint8Array, dst: Uint8Array, convention: RleConvention = 'kernel'): number {
+  const extra = runExtra(convention);
   const n = src.length;
   const cap = dst.length;
   let r = 0;
@@ -119,7 +164,7 @@ export function rleUncompress(src: Uint8Array, dst: Uint8Array): number {
         `RLE data ends inside an escape: 00 ${hex2(count)} at byte ${r - 2} of ${n} has no value byte`);
     }
     const value = src[r++];
-    const len = count + 1;
+    const len = count + extra;
     if (w + len > cap) throw overflow(r - 3, w, len, cap);
     dst.fill(value, w, w + len);
     w += len;

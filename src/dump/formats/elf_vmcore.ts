@@ -4,7 +4,12 @@
  * Pages come from the PT_LOADs by p_paddr; bytes of a page no PT_LOAD
  * covers read as zero when another part of the page is covered (the
  * partial page at the end of a RAM range), and a page no PT_LOAD touches
- * is not in the dump. Notes: VMCOREINFO and NT_PRSTATUS.
+ * is not in the dump. Nor is a page that lies wholly past a PT_LOAD's
+ * p_filesz: that is how makedumpfile -E leaves out the pages its dump
+ * level excludes, and libkdumpfile too has no data for them (the ELF
+ * zero-fill would give zeros that were never in RAM). Notes: VMCOREINFO and NT_PRSTATUS. A file cut short
+ * (a PT_LOAD whose data runs past its end) opens TRUNCATED: each such load
+ * keeps the whole pages the file still holds, the rest is not in the dump.
  */
 import {
   CorruptDumpError, DumpError, EI_CLASS, EI_DATA, ELFCLASS64, ELFDATA2LSB, ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, EM_X86_64,
@@ -12,7 +17,10 @@ import {
 } from '../../codec/index.js';
 import { pt_regs } from '../../kernel/structs/pt_regs.js';
 import { new_utsname } from '../../kernel/structs/new_utsname.js';
-import { closeDumpFile, readDumpFileAt, type DumpAttributes, type DumpFile, type DumpFormatOps, type DumpIntegrity, type ProbedDump } from './types.js';
+import {
+  closeDumpFile, readDumpFileAt, type DumpAttributes, type DumpFile, type DumpFormatOps, type DumpIntegrity, type DumpProblem,
+  type ProbeOptions, type ProbedDump,
+} from './types.js';
 import { readVmcoreNotes, vmcoreinfoKeys, type VmcoreNotes } from './vmcore_notes.js';
 
 const PAGE_SIZE = 4096;
@@ -28,17 +36,38 @@ export class ElfVmcoreDump implements ProbedDump {
   readonly loads: readonly Load[];
   private readonly ranges: Array<[bigint, bigint]>;
 
-  constructor(private readonly file: DumpFile, loads: Load[], readonly notes: VmcoreNotes) {
+  /** What a cut-short file lost, one line per load it clipped. */
+  private readonly cut: string[];
+  private readonly problems: DumpProblem[] = [];
+  /** Loads whose bytes no earlier load also covers: a page found in one needs no scan of the others. */
+  private readonly alone: ReadonlySet<Load>;
+  /** The load the last page came from (pages are mostly read in order). */
+  private lastLoad: Load | null = null;
+
+  constructor(private readonly file: DumpFile, loads: Load[], readonly notes: VmcoreNotes, cut: string[] = []) {
     this.loads = loads;
-    // Page ranges [first, end) any PT_LOAD touches, merged.
-    const spans = loads.filter((l) => l.memsz > 0n)
-      .map((l) => [l.paddr / PAGE, (l.paddr + l.memsz + PAGE - 1n) / PAGE] as [bigint, bigint])
+    this.cut = cut;
+    // Page ranges [first, end) any PT_LOAD's file bytes touch, merged.
+    const spans = loads.filter((l) => l.filesz > 0n)
+      .map((l) => [l.paddr / PAGE, (l.paddr + l.filesz + PAGE - 1n) / PAGE] as [bigint, bigint])
       .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     this.ranges = [];
     for (const [s, e] of spans) {
       const last = this.ranges[this.ranges.length - 1];
       if (last && s <= last[1]) { if (e > last[1]) last[1] = e; } else this.ranges.push([s, e]);
     }
+    // In program header order the first load to cover a byte wins; a load that overlaps no other can be used
+    // alone. Sorted by start, a load overlaps another exactly when it starts before the furthest end of those
+    // before it, or ends after the start of the one after it.
+    const byStart = loads.filter((l) => l.memsz > 0n).sort((a, b) => (a.paddr < b.paddr ? -1 : a.paddr > b.paddr ? 1 : 0));
+    const alone = new Set<Load>();
+    let reach = -1n;
+    byStart.forEach((l, k) => {
+      const next = byStart[k + 1];
+      if (l.paddr >= reach && (!next || l.paddr + l.memsz <= next.paddr)) alone.add(l);
+      if (l.paddr + l.memsz > reach) reach = l.paddr + l.memsz;
+    });
+    this.alone = alone;
     const info = notes.vmcoreinfo ? vmcoreinfoKeys(notes.vmcoreinfo) : new Map<string, string>();
     const uts = this.readUtsname(info);
     const pages = this.ranges.reduce((n, [s, e]) => n + Number(e - s), 0);
@@ -54,7 +83,7 @@ export class ElfVmcoreDump implements ProbedDump {
       'crash.panic_string': '',
       'crash.time': BigInt(info.get('CRASHTIME') ?? '0'),
       'crash.time_usec': 0n,
-      'dump.memory_pages': this.ranges.reduce((m, [, e]) => (e > m ? e : m), 0n),
+      'dump.memory_pages': loads.reduce((m, l) => ((l.paddr + l.memsz + PAGE - 1n) / PAGE > m ? (l.paddr + l.memsz + PAGE - 1n) / PAGE : m), 0n),
       'linux.uts.release': uts?.release ?? info.get('OSRELEASE') ?? '',
       'linux.uts.nodename': uts?.nodename ?? '',
       'linux.uts.version': uts?.version ?? '',
@@ -62,8 +91,29 @@ export class ElfVmcoreDump implements ProbedDump {
       'crash.current_task': 0n,
       'crash.regs': notes.prstatus[0]?.regs ?? pt_regs.zero(),
       'dump.data_offset': loads.length ? loads.reduce((m, l) => (l.offset < m ? l.offset : m), loads[0].offset) : 0n,
-      'dump.truncated': false,
+      'dump.truncated': cut.length > 0,
     };
+  }
+
+  /** The VMCOREINFO note's text, or null. */
+  vmcoreinfoText(): string | null {
+    return this.notes.vmcoreinfo;
+  }
+
+  /** Reads every page (verifyPages): one whose bytes cannot be read is a problem. */
+  verifyAll(onProgress?: (done: bigint, total: bigint) => void): void {
+    const total = BigInt(this.attrs['dump.pages']);
+    let done = 0n;
+    for (const pfn of this.pages()) {
+      try {
+        this.readPage(pfn);
+      } catch (e) {
+        if (!(e instanceof DumpError) || e.code === 'INTERNAL' || e.code === 'IO') throw e;
+        this.problems.push({ pfn, offset: BigInt(e.where.offset ?? 0), error: e });
+      }
+      if (++done % 4096n === 0n) onProgress?.(done, total);
+    }
+    onProgress?.(total, total);
   }
 
   /** init_uts_ns.name through a PT_LOAD's virtual range (as vmcore-dmesg translates), or null. */
@@ -79,16 +129,29 @@ export class ElfVmcoreDump implements ProbedDump {
   }
 
   has(pfn: bigint): boolean {
-    return this.ranges.some(([s, e]) => pfn >= s && pfn < e);
+    // Binary search of the merged, sorted ranges.
+    let lo = 0;
+    let hi = this.ranges.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const [s, e] = this.ranges[mid];
+      if (pfn < s) hi = mid - 1;
+      else if (pfn >= e) lo = mid + 1;
+      else return true;
+    }
+    return false;
   }
 
   readPage(pfn: bigint): Uint8Array {
     if (!this.has(pfn)) throw new FaultError(`${this.file.path}: page ${hex(pfn * PAGE)} is not in the dump`, { address: pfn * PAGE, space: 'phys', file: this.file.path });
     const out = new Uint8Array(PAGE_SIZE);
     const start = pfn * PAGE;
-    // The common case: one PT_LOAD holds the whole page in the file.
-    const whole = this.loads.find((l) => l.paddr <= start && start + PAGE <= l.paddr + l.filesz);
+    // The common case: one PT_LOAD holds the whole page in the file (the last one used, when nothing overlaps it).
+    const holds = (l: Load): boolean => l.paddr <= start && start + PAGE <= l.paddr + l.filesz;
+    const last = this.lastLoad;
+    const whole = last && this.alone.has(last) && holds(last) ? last : this.loads.find(holds);
     if (whole) {
+      this.lastLoad = whole;
       if (readDumpFileAt(this.file, out, whole.offset + (start - whole.paddr)) !== PAGE_SIZE) {
         throw new TruncatedError(`${this.file.path}: PT_LOAD data for page ${hex(start)} runs past the end of the file`, { file: this.file.path, offset: whole.offset + (start - whole.paddr) });
       }
@@ -121,9 +184,13 @@ export class ElfVmcoreDump implements ProbedDump {
     for (const [s, e] of this.ranges) for (let p = s; p < e; p++) yield p;
   }
 
-  /** An ELF vmcore has no checksums and no completeness mark: what its PT_LOADs hold is the dump. */
+  /** An ELF vmcore has no checksums and no completeness mark: what its PT_LOADs hold is the dump, unless the file was cut short. */
   integrity(): DumpIntegrity {
-    return { state: 'complete', checksum: 'unverified', ranges: [], problems: [], notes: ['ELF vmcores carry no checksums'] };
+    return {
+      state: this.problems.length ? 'damaged' : this.cut.length ? 'truncated' : 'complete',
+      checksum: 'unverified', ranges: [], problems: [...this.problems],
+      notes: ['ELF vmcores carry no checksums', ...this.cut],
+    };
   }
 
   close(): void {
@@ -131,8 +198,21 @@ export class ElfVmcoreDump implements ProbedDump {
   }
 }
 
-/** Opens an ELF64 x86_64 core file, or returns null when the file is not ELF. */
-export function probeElfVmcore(file: DumpFile): ElfVmcoreDump | null {
+/** Opens an ELF64 x86_64 core file, or returns null when the file is not ELF; verifyPages reads every page. */
+export function probeElfVmcore(file: DumpFile, opts: ProbeOptions = {}): ElfVmcoreDump | null {
+  const dump = openElfVmcore(file);
+  if (dump && opts.verifyPages) {
+    dump.verifyAll(opts.onProgress);
+    const first = dump.integrity().problems[0];
+    if (first && opts.mode !== 'salvage') {
+      dump.close();
+      throw first.error;
+    }
+  }
+  return dump;
+}
+
+function openElfVmcore(file: DumpFile): ElfVmcoreDump | null {
   const eb = new Uint8Array(Elf64_Ehdr.size);
   const got = readDumpFileAt(file, eb, 0n);
   if (got < 4 || eb[0] !== ELFMAG0 || eb[1] !== ELFMAG1 || eb[2] !== ELFMAG2 || eb[3] !== ELFMAG3) return null;
@@ -153,7 +233,16 @@ export function probeElfVmcore(file: DumpFile): ElfVmcoreDump | null {
   const phdrs: Elf64Phdr[] = Array.from({ length: eh.e_phnum }, (_, i) => Elf64_Phdr.decode(viewOf(table), i * Elf64_Phdr.size));
   const loads: Load[] = [];
   const noteParts: Uint8Array[] = [];
+  const cut: string[] = [];
   phdrs.forEach((ph, i) => {
+    if (ph.p_offset + ph.p_filesz > file.size && ph.p_type === PT_LOAD && ph.p_filesz <= ph.p_memsz) {
+      // Cut short: keep the whole pages the file still holds, and let the rest be absent (never zeros).
+      const have = ph.p_offset >= file.size ? 0n : ((file.size - ph.p_offset) / PAGE) * PAGE;
+      cut.push(`cut short: PT_LOAD ${i} (paddr ${hex(ph.p_paddr)}) needs ${hex(ph.p_offset + ph.p_filesz)} bytes of the file, which ends at ${hex(file.size)}; ` +
+        `its last ${(ph.p_filesz - have + PAGE - 1n) / PAGE} pages are not in the dump`);
+      loads.push({ paddr: ph.p_paddr, vaddr: ph.p_vaddr, offset: ph.p_offset, filesz: have, memsz: have });
+      return;
+    }
     if (ph.p_offset + ph.p_filesz > file.size) {
       throw new TruncatedError(`${file.path}: program header ${i} (${hex(ph.p_offset)} +${hex(ph.p_filesz)}) runs past the end of the file (${file.size} bytes)`, { file: file.path, struct: 'Elf64_Phdr', field: 'p_filesz' });
     }
@@ -173,7 +262,7 @@ export function probeElfVmcore(file: DumpFile): ElfVmcoreDump | null {
     vmcoreinfo: notes.find((n) => n.vmcoreinfo !== null)?.vmcoreinfo ?? null,
     prstatus: notes.flatMap((n) => n.prstatus),
   };
-  return new ElfVmcoreDump(file, loads, merged);
+  return new ElfVmcoreDump(file, loads, merged, cut);
 }
 
 export const elfVmcoreFormat: DumpFormatOps = {

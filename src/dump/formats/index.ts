@@ -1,12 +1,16 @@
 /**
  * The format table, probed in order as libkdumpfile's formats[] is. Every
- * consumer of a saved dump (lkcd save, reindex, verify, export, analyze)
- * opens it here and streams pages(). The in-place area (inplace.ts) is not
- * in it: it lives in RAM and is opened from the config-block address that
- * crashdump= passes, not from a file.
+ * consumer of a saved dump (lkcd save, import, reindex, verify, export,
+ * analyze, the queries) opens it here and streams pages(): LKCD from any
+ * writer, makedumpfile's kdump-compressed files ("diskdump"), ELF vmcores.
+ * The in-place area (inplace.ts) is not in it: it lives in RAM and is
+ * opened from the config-block address that crashdump= passes, not from a
+ * file.
  */
 import { DumpError } from '../../codec/index.js';
 import { lkcdFormat } from './lkcd.js';
+import { kdumpCompressedFormat } from './kdump_compressed.js';
+import { elfVmcoreFormat } from './elf_vmcore.js';
 import { openDumpFile, type DumpFormatOps, type DumpSource, type ProbeOptions, type ProbedDump } from './types.js';
 
 export * from './types.js';
@@ -15,7 +19,7 @@ export * from './lkcd_ext.js';
 export * from './lkcd_walk.js';
 
 /** Formats tried by openDump, in order. */
-export const DUMP_FORMATS: readonly DumpFormatOps[] = [lkcdFormat];
+export const DUMP_FORMATS: readonly DumpFormatOps[] = [lkcdFormat, kdumpCompressedFormat, elfVmcoreFormat];
 
 /**
  * Opens `path` (or a source, which it then owns) with the first format

@@ -84,7 +84,7 @@ export class InplaceDump {
     const seen = pfnSeen(this.ram.size / PAGE_SIZE_N);
     let firstIndex = 0;
     for (const seg of this.segments) {
-      const outcome: WalkOutcome = { end: null, broken: null, stoppedAt: seg.start, records: 0 };
+      const outcome: WalkOutcome = { end: null, broken: null, stoppedAt: seg.start, records: 0, cutShort: false };
       for (const rec of walkLkcdRecords(src, limits, { start: seg.start, limit: seg.end, endRecord: false, firstIndex, expected, seen, outcome })) {
         if (rec.problem) throw rec.problem;
         this.index.set(rec.pfn, { offset: rec.offset, size: rec.dp.dp_size, flags: rec.dp.dp_flags, pass: seg.pass });

@@ -23,7 +23,8 @@ import {
   type DiskDumpHeader, type KdumpSubHeader, type PageDesc,
 } from '../kdump/diskdump.js';
 import {
-  closeDumpFile, readDumpFileAt, type DumpAttributes, type DumpCompressionName, type DumpFile, type DumpFormatOps, type DumpIntegrity, type ProbedDump,
+  closeDumpFile, readDumpFileAt, type DumpAttributes, type DumpCompressionName, type DumpFile, type DumpFormatOps, type DumpIntegrity,
+  type DumpProblem, type ProbeOptions, type ProbedDump,
 } from './types.js';
 import { readVmcoreNotes, type VmcoreNotes } from './vmcore_notes.js';
 
@@ -67,6 +68,11 @@ export class KdumpCompressedDump implements ProbedDump {
   private readonly stored: Uint8Array;
   /** One zlib stream reused for every page (the lkcd-pagezip addon, or node:zlib). */
   private inflater: PageInflater | null = null;
+  /** Pages that failed their checks when every page was decoded (verifyPages): they read as not present. */
+  private readonly damaged = new Map<bigint, DumpError>();
+  private readonly problems: DumpProblem[] = [];
+  /** First byte after the page descriptors: page data lies at or after it. */
+  private readonly dataStart: bigint;
 
   constructor(
     private readonly file: DumpFile,
@@ -101,7 +107,8 @@ export class KdumpCompressedDump implements ProbedDump {
     }
     this.nrDesc = this.prefix[blocks];
     this.descOffset = BigInt((DISKDUMP_HEADER_BLOCKS + header.sub_hdr_size) * bs) + BigInt(header.bitmap_blocks) * BigInt(bs);
-    if (this.descOffset + BigInt(this.nrDesc * page_desc.size) > file.size) {
+    this.dataStart = this.descOffset + BigInt(this.nrDesc * page_desc.size);
+    if (this.dataStart > file.size) {
       throw new TruncatedError(`${file.path}: ${this.nrDesc} page descriptors at ${hex(this.descOffset)} run past the end of the file (${file.size} bytes)`,
         { file: file.path, offset: this.descOffset, struct: 'page_desc' });
     }
@@ -144,7 +151,7 @@ export class KdumpCompressedDump implements ProbedDump {
   }
 
   has(pfn: bigint): boolean {
-    return this.isDumped(pfn);
+    return this.isDumped(pfn) && !this.damaged.has(pfn);
   }
 
   /** Index of the page_desc of a dumped PFN: the set bits before it. */
@@ -167,6 +174,46 @@ export class KdumpCompressedDump implements ProbedDump {
   }
 
   readPage(pfn: bigint): Uint8Array {
+    const bad = this.damaged.get(pfn);
+    if (bad) {
+      throw new FaultError(`${this.file.path}: page ${hex(pfn * BigInt(PAGE_SIZE))} is damaged in the dump: ${bad.message}`,
+        { address: pfn * BigInt(PAGE_SIZE), space: 'phys', file: this.file.path });
+    }
+    return this.decodePage(pfn);
+  }
+
+  /** Whether the page is stored compressed (its page_desc carries a compression flag). */
+  compressed(pfn: bigint): boolean {
+    return (this.pageDesc(pfn).flags & KDUMP_DH_COMPRESSED_MASK) !== 0;
+  }
+
+  /** The VMCOREINFO text of the file's notes (or of a version 3 header's offset_vmcoreinfo). */
+  vmcoreinfoText(): string | null {
+    return this.vmcoreinfo;
+  }
+
+  /**
+   * Decodes every dumped page (what verifyPages asks): a page whose
+   * descriptor, data or stream is bad is damaged, named with its PFN and
+   * the offset of its data, and reads as not present afterwards.
+   */
+  verifyAll(onProgress?: (done: bigint, total: bigint) => void): void {
+    const total = BigInt(this.nrDesc);
+    let done = 0n;
+    for (const pfn of this.dumpedPfns()) {
+      try {
+        this.decodePage(pfn);
+      } catch (e) {
+        if (!(e instanceof DumpError) || e.code === 'INTERNAL' || e.code === 'IO') throw e;
+        this.damaged.set(pfn, e);
+        this.problems.push({ pfn, offset: BigInt(e.where.offset ?? 0), error: e });
+      }
+      if (++done % 4096n === 0n) onProgress?.(done, total);
+    }
+    onProgress?.(total, total);
+  }
+
+  private decodePage(pfn: bigint): Uint8Array {
     const bs = this.header.block_size;
     const pd = this.pageDesc(pfn);
     const where = { file: this.file.path, offset: pd.offset, struct: 'page_desc' };
@@ -175,6 +222,7 @@ export class KdumpCompressedDump implements ProbedDump {
     const compressed = pd.flags & KDUMP_DH_COMPRESSED_MASK;
     if ((compressed & (compressed - 1)) !== 0) bad(`more than one compression flag (${hex(pd.flags)})`);
     if (pd.size === 0 || pd.size > bs || (!compressed && pd.size !== bs)) bad(`stored size ${pd.size} (page size ${bs})`);
+    if (pd.offset < this.dataStart && pd.offset + BigInt(pd.size) <= this.file.size) bad(`data at ${hex(pd.offset)} lies before the end of the page descriptors (${hex(this.dataStart)})`);
     if (pd.offset < 0n || pd.offset + BigInt(pd.size) > this.file.size) {
       throw new TruncatedError(`${this.file.path}: data of page ${hex(pfn * BigInt(bs))} at ${hex(pd.offset)} (+${pd.size}) runs past the end of the file`, where);
     }
@@ -206,6 +254,10 @@ export class KdumpCompressedDump implements ProbedDump {
   }
 
   *pages(): Iterable<bigint> {
+    for (const pfn of this.dumpedPfns()) if (!this.damaged.has(pfn)) yield pfn;
+  }
+
+  private *dumpedPfns(): Generator<bigint> {
     for (let i = 0; i < this.bitmap.length; i++) {
       const b = this.bitmap[i];
       if (b === 0) continue;
@@ -215,16 +267,19 @@ export class KdumpCompressedDump implements ProbedDump {
 
   /**
    * makedumpfile's format has no per-page checksums: a page is checked only as it is decoded (its
-   * descriptor, its size, its compressed stream). A file makedumpfile did not finish says so in the
-   * header (DUMP_DH_COMPRESSED_INCOMPLETE).
+   * descriptor, its size, its compressed stream), every page when opened with verifyPages. A file
+   * makedumpfile did not finish says so in the header (DUMP_DH_COMPRESSED_INCOMPLETE).
    */
   integrity(): DumpIntegrity {
     return {
-      state: this.attrs['dump.truncated'] ? 'truncated' : 'complete',
+      state: this.problems.length ? 'damaged' : this.attrs['dump.truncated'] ? 'truncated' : 'complete',
       checksum: 'unverified',
       ranges: [],
-      problems: [],
-      notes: ['kdump-compressed dumps carry no checksums: each page is checked as it is decoded'],
+      problems: [...this.problems],
+      notes: [
+        'kdump-compressed dumps carry no checksums: each page is checked as it is decoded',
+        ...(this.attrs['dump.truncated'] ? ['makedumpfile did not finish the file (DUMP_DH_COMPRESSED_INCOMPLETE in status)'] : []),
+      ],
     };
   }
 
@@ -250,8 +305,25 @@ function metaRange(file: DumpFile, offset: bigint, size: bigint, what: string): 
   return readAt(file, offset, Number(size), what);
 }
 
-/** Opens a kdump-compressed file, or returns null when it is not one. */
-export function probeKdumpCompressed(file: DumpFile): KdumpCompressedDump | null {
+/**
+ * Opens a kdump-compressed file, or returns null when it is not one. With
+ * opts.verifyPages every page is decoded now: a bad page throws in strict
+ * mode and is damaged (listed by integrity(), read as not present) in salvage.
+ */
+export function probeKdumpCompressed(file: DumpFile, opts: ProbeOptions = {}): KdumpCompressedDump | null {
+  const dump = openKdumpCompressed(file);
+  if (dump && opts.verifyPages) {
+    dump.verifyAll(opts.onProgress);
+    const first = dump.integrity().problems[0];
+    if (first && opts.mode !== 'salvage') {
+      dump.close();
+      throw first.error;
+    }
+  }
+  return dump;
+}
+
+function openKdumpCompressed(file: DumpFile): KdumpCompressedDump | null {
   const head = new Uint8Array(disk_dump_header.size);
   const got = readDumpFileAt(file, head, 0n);
   if (got >= MAKEDUMPFILE_SIGNATURE.length && latin1(head.subarray(0, MAKEDUMPFILE_SIGNATURE.length)) === MAKEDUMPFILE_SIGNATURE) {

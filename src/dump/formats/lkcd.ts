@@ -24,13 +24,17 @@ import {
 } from '../../codec/index.js';
 import { PAGE_SHIFT, PAGE_SIZE } from '../../machine/index.js';
 import {
-  DUMP_COMPRESS_NAMES, isDumpCompress, makePageCodec, type DumpCompress, type PageCodec,
+  DUMP_COMPRESS_NAMES, DUMP_COMPRESS_RLE, isDumpCompress, makePageCodec, rleDecodedLength, type DumpCompress, type PageCodec,
+  type RleConvention,
 } from '../codecs/index.js';
 import {
-  DUMP_ASM_MAGIC_NUMBER, DUMP_DH_COMPRESSED, DUMP_DH_END, DUMP_DH_TRUNCATED, DUMP_MAGIC_LIVE, DUMP_MAGIC_NUMBER,
+  DUMP_ASM_MAGIC_NUMBER, DUMP_DH_COMPRESSED, DUMP_DH_END, DUMP_DH_TRUNCATED, DUMP_MAGIC_LIVE, DUMP_MAGIC_NUMBER, DUMP_MAX_NUM_CPUS,
 } from '../lkcd/constants.js';
 import { dump_header, dump_header_v8, type DumpHeader } from '../lkcd/dump_header.js';
-import { dump_header_asm, type DumpHeaderAsm } from '../lkcd/dump_header_asm.js';
+import {
+  DUMP_ASM_NR_CPUS_MAX, DUMP_HEADER_ASM_CPU_SIZE, DUMP_HEADER_ASM_FIXED_SIZE, dump_header_asm_head, dumpHeaderAsmFor, nrCpusOfAsmSize,
+  type DumpHeaderAsm,
+} from '../lkcd/dump_header_asm.js';
 import { dump_page, type DumpPage } from '../lkcd/dump_page.js';
 import {
   LKCD_CSUM_F_LOCATOR, crc32Of, parseExtensions, readLocator, recordCrc32, type CsumBlock, type LkcdExtensions, type LocatorFound,
@@ -112,9 +116,18 @@ export interface LkcdHeaders {
   /** The header in v9 shape; a v8 header gets dh_dump_buffer_size = LKCD_OFFSET_TO_FIRST_PAGE. */
   header: DumpHeader;
   asm: DumpHeaderAsm;
+  /** NR_CPUS of the kernel that wrote the dump, from dha_header_size (the per-CPU arrays are this long). */
+  nrCpus: number;
+  /** dha_header_size: bytes of the arch header. */
+  asmSize: number;
   pageSize: number;
   compress: DumpCompress;
   dataOffset: bigint;
+}
+
+/** Offset just past the arch header. */
+function headersEndOf(h: LkcdHeaders): bigint {
+  return BigInt(h.header.dh_header_size + h.asmSize);
 }
 
 function byteSwap64(v: bigint): bigint {
@@ -142,16 +155,23 @@ function headerWhere(file: DumpFile, field: keyof DumpHeader): Where {
   return { file: file.path, struct: 'dump_header', field, offset: placeOf(file, BigInt(dump_header.offsetOf[field])) };
 }
 
+/** Reads `length` bytes at `offset` (fewer at the end of the source). */
+function readSome(file: DumpFile, offset: bigint, length: number): Uint8Array {
+  const buf = new Uint8Array(length);
+  return buf.subarray(0, readDumpFileAt(file, buf, offset));
+}
+
 /**
  * Reads and checks both headers. Returns null when the magic is not an
  * LKCD one in either byte order ("not mine"); throws for an LKCD file that
- * is broken or that this reader does not support.
+ * is broken or that this reader does not support. The arch header may
+ * have been written for any NR_CPUS: dha_header_size says which, and the
+ * per-CPU arrays are read at the offsets that NR_CPUS gives them.
  */
 export function readHeaders(file: DumpFile): LkcdHeaders | null {
-  const headLen = dump_header.size + dump_header_asm.size;
-  const head = new Uint8Array(Number(file.size < BigInt(headLen) ? file.size : BigInt(headLen)));
-  const got = readDumpFileAt(file, head, 0n);
-  const view = viewOf(head.subarray(0, got));
+  const head = readSome(file, 0n, dump_header.size);
+  const got = head.length;
+  const view = viewOf(head);
   if (got < u64.size) return null;
   const magic = view.getBigUint64(0, true);
   if (!isLkcdMagic(magic)) {
@@ -206,46 +226,63 @@ export function readHeaders(file: DumpFile): LkcdHeaders | null {
       headerWhere(file, 'dh_dump_compress'));
   }
 
-  let asm: DumpHeaderAsm;
-  try {
-    asm = dump_header_asm.decode(view, header.dh_header_size);
-  } catch (e) {
-    throw inFile(e, file, 0n);
-  }
-  const asmWhere = (field: keyof DumpHeaderAsm): Where => ({
+  // The part of the arch header that does not depend on NR_CPUS first: it says how long the rest is.
+  const asmAt = BigInt(header.dh_header_size);
+  const fixed = readSome(file, asmAt, DUMP_HEADER_ASM_FIXED_SIZE);
+  const asmWhere = (field: keyof DumpHeaderAsm, nrCpus = DUMP_MAX_NUM_CPUS): Where => ({
     file: file.path, struct: 'dump_header_asm', field,
-    offset: placeOf(file, BigInt(header.dh_header_size + dump_header_asm.offsetOf[field])),
+    offset: placeOf(file, asmAt + BigInt(dumpHeaderAsmFor(nrCpus).offsetOf[field])),
   });
-  if (asm.dha_magic_number !== DUMP_ASM_MAGIC_NUMBER) {
-    throw new CorruptDumpError(`invalid magic number ${hex(asm.dha_magic_number)} for the x86_64 arch header`,
-      asmWhere('dha_magic_number'));
+  let asmMagic: bigint;
+  let asmSize: number;
+  try {
+    const fv = viewOf(fixed);
+    const probe = dump_header_asm_head.decode(fv, 0);
+    asmMagic = probe.dha_magic_number;
+    asmSize = probe.dha_header_size;
+  } catch (e) {
+    throw inFile(e, file, asmAt);
   }
-  if (asm.dha_header_size !== dump_header_asm.size) {
-    throw new DumpError('UNSUPPORTED',
-      `x86_64 arch header of ${asm.dha_header_size} bytes: only ${dump_header_asm.size} (32 CPUs) is read (dha_header_size)`,
-      asmWhere('dha_header_size'));
+  if (asmMagic !== DUMP_ASM_MAGIC_NUMBER) {
+    throw new CorruptDumpError(`invalid magic number ${hex(asmMagic)} for the x86_64 arch header`, asmWhere('dha_magic_number'));
+  }
+  const nrCpus = nrCpusOfAsmSize(asmSize);
+  if (nrCpus === null) {
+    throw new CorruptDumpError(
+      `dha_header_size ${asmSize} is not the size of an x86_64 arch header for any NR_CPUS from 1 to ${DUMP_ASM_NR_CPUS_MAX} ` +
+      `(${DUMP_HEADER_ASM_FIXED_SIZE} + ${DUMP_HEADER_ASM_CPU_SIZE} x NR_CPUS)`, asmWhere('dha_header_size'));
   }
 
   const dataOffset = header.dh_dump_buffer_size;
-  const headersEnd = BigInt(header.dh_header_size + dump_header_asm.size);
+  const headersEnd = asmAt + BigInt(asmSize);
   if (dataOffset < headersEnd || dataOffset % BigInt(pageSize) !== 0n) {
     throw new CorruptDumpError(
-      `dh_dump_buffer_size ${hex(dataOffset)} is not a page-aligned offset past the headers (which end at ${hex(headersEnd)})`,
-      headerWhere(file, 'dh_dump_buffer_size'));
+      `${version === LKCD_DUMP_V8 ? `the first page record at ${hex(dataOffset)} (LKCD_OFFSET_TO_FIRST_PAGE)` : `dh_dump_buffer_size ${hex(dataOffset)}`} ` +
+      `is not a page-aligned offset past the headers (which end at ${hex(headersEnd)}, NR_CPUS ${nrCpus})`,
+      version === LKCD_DUMP_V8 ? asmWhere('dha_header_size', nrCpus) : headerWhere(file, 'dh_dump_buffer_size'));
   }
   if (dataOffset > file.size) {
     throw new TruncatedError(
       `file of ${hex(file.size)} bytes ends before the first page record at offset ${hex(dataOffset)}`,
       { file: file.path, offset: placeOf(file, dataOffset), struct: 'dump_page' });
   }
-  return { version, header, asm, pageSize, compress, dataOffset };
+  let asm: DumpHeaderAsm;
+  try {
+    asm = dumpHeaderAsmFor(nrCpus).decode(viewOf(readSome(file, asmAt, asmSize)), 0);
+  } catch (e) {
+    throw inFile(e, file, asmAt);
+  }
+  return { version, header, asm, nrCpus, asmSize, pageSize, compress, dataOffset };
 }
 
 // ---- the index -------------------------------------------------------------------------
 
 /** PFN -> record, in typed arrays grown by doubling (never sized from a header value). */
 class RecordTable {
+  /** Slots used (removed records keep theirs, with PFN -1). */
   count = 0;
+  /** Records present. */
+  live = 0;
   private pfn = new Float64Array(1024);
   private offset = new Float64Array(1024);
   private size = new Uint32Array(1024);
@@ -278,6 +315,16 @@ class RecordTable {
     this.flags[i] = flags;
     this.crc[i] = crc;
     this.byPfn.set(pfn, i);
+    this.live++;
+  }
+
+  /** Takes `pfn`'s record out (a page found damaged after the walk). */
+  remove(pfn: number): void {
+    const i = this.byPfn.get(pfn);
+    if (i === undefined) return;
+    this.byPfn.delete(pfn);
+    this.pfn[i] = -1;
+    this.live--;
   }
 
   record(i: number): LkcdPageRecord {
@@ -320,6 +367,37 @@ interface WalkResult {
   end: { offset: bigint; truncated: boolean; header: Uint8Array } | null;
   /** What stopped the walk before an END record, if anything did. */
   broken: DumpError | null;
+  /** `broken` is only the file ending before an END record, at `stoppedAt`. */
+  cutShort: boolean;
+  stoppedAt: bigint;
+  /** How the compressed pages of an RLE dump decode under each convention; null for other dumps. */
+  rle: RleTally | null;
+}
+
+/**
+ * The compressed pages of an RLE dump, by which RLE convention decodes
+ * them to exactly one page: both (no run in the page, or runs that cancel
+ * out: never, since each run adds one byte under the kernel's), only the
+ * kernel's, only libkdumpfile's, or neither. Pages that are not exact
+ * under both are kept with their place, to be named once the dump's
+ * convention is chosen.
+ */
+class RleTally {
+  both = 0;
+  kernelOnly = 0;
+  libOnly = 0;
+  neither = 0;
+  readonly odd: Array<{ pfn: bigint; offset: bigint; kernel: boolean; lib: boolean }> = [];
+
+  add(pfn: bigint, offset: bigint, data: Uint8Array, pageSize: number): void {
+    const kernel = rleDecodedLength(data, 'kernel', pageSize) === pageSize;
+    const lib = rleDecodedLength(data, 'libkdumpfile', pageSize) === pageSize;
+    if (kernel && lib) { this.both++; return; }
+    if (kernel) this.kernelOnly++;
+    else if (lib) this.libOnly++;
+    else this.neither++;
+    this.odd.push({ pfn, offset, kernel, lib });
+  }
 }
 
 // ---- the dump ----------------------------------------------------------------------------
@@ -338,7 +416,11 @@ export class LkcdDump implements ProbedDump {
   private broken: DumpError | null = null;
   private kinds = { compressed: 0, raw: 0 };
   private extentEnd: bigint | null = null;
-  private readonly codec: PageCodec;
+  /** Where the file ends before an END record, when it was cut short. */
+  private cutShort: { offset: bigint; error: DumpError } | null = null;
+  /** The RLE convention the dump's pages use (RLE dumps only). */
+  private rle: RleConvention | null;
+  private codec: PageCodec;
   private readonly inspectCodec: PageCodec | undefined;
   private readonly scratch: Uint8Array;
   private closed = false;
@@ -348,7 +430,8 @@ export class LkcdDump implements ProbedDump {
     private readonly h: LkcdHeaders,
     private readonly opts: LkcdOpenOptions,
   ) {
-    this.codec = makePageCodec(h.compress);
+    this.rle = h.compress === DUMP_COMPRESS_RLE ? opts.rle ?? 'kernel' : null;
+    this.codec = makePageCodec(h.compress, { rle: this.rle ?? undefined });
     this.inspectCodec = (opts.inspect as { codec?: PageCodec } | undefined)?.codec;
     this.scratch = new Uint8Array(dump_page.size + h.pageSize);
     const header = h.header;
@@ -374,9 +457,10 @@ export class LkcdDump implements ProbedDump {
       'dump.data_offset': h.dataOffset,
       'dump.truncated': false,
     };
+    if (this.rle) attrs['dump.rle_convention'] = this.rle;
     if (this.lazyEnd) {
-      // Only the end record knows; find it when someone asks.
-      Object.defineProperty(attrs, 'dump.truncated', { enumerable: true, get: () => this.endRecord().truncated });
+      // Only the end record (or the walk that finds none) knows; find it when someone asks.
+      Object.defineProperty(attrs, 'dump.truncated', { enumerable: true, get: () => this.truncatedNow() });
     }
     this.attrs = attrs;
   }
@@ -414,6 +498,16 @@ export class LkcdDump implements ProbedDump {
 
   get asmHeader(): DumpHeaderAsm {
     return this.h.asm;
+  }
+
+  /** NR_CPUS of the kernel that wrote the dump (from dha_header_size). */
+  get nrCpus(): number {
+    return this.h.nrCpus;
+  }
+
+  /** Whether the page's record is DUMP_DH_COMPRESSED. */
+  compressed(pfn: bigint): boolean {
+    return this.record(pfn)?.flags === DUMP_DH_COMPRESSED;
   }
 
   get dataOffset(): bigint {
@@ -454,26 +548,43 @@ export class LkcdDump implements ProbedDump {
     const csum = ext?.csum ?? null;
     const walk = csum ? this.walkWithChecksums(csum, locator, areaAt, problems) : found.walk ?? this.walkRecords(null, h.dataOffset);
     problems.push(...walk.problems);
+    const notes: string[] = [];
+    let lostChecksums = false;
+    if (walk.cutShort && walk.broken) {
+      this.cutShort = { offset: walk.stoppedAt, error: walk.broken };
+      // Our locator names an area after the END record: cut off with it, that is no extra damage.
+      const gone = locator?.problem && locator.problem.error.code === 'TRUNCATED' ? locator.problem : null;
+      if (gone) {
+        problems.splice(problems.indexOf(gone), 1);
+        lostChecksums = true;
+      }
+      notes.push(`cut short: no END record, the file ends at offset ${hex(placeOf(file, file.size))}; ${walk.seen} page records before it ` +
+        `are whole (${walk.broken.message})${gone ? '; the checksums written after the END record were cut off with it' : ''}`);
+    }
     if (ext) {
       problems.push(...ext.problems);
-      this.notes = ext.notes;
+      notes.push(...ext.notes);
       if (ext.csumSeen && !csum && !ext.problems.length) {
         problems.push({ pfn: null, offset: areaAt ?? 0n, error: new CorruptDumpError('the checksum extension cannot be read', { file: file.path, struct: 'lkcd_ext_header' }) });
       }
     }
+    if (walk.rle) this.chooseRle(walk, problems, notes);
     this.problems = problems;
+    this.notes = notes;
     this.damaged = walk.damaged;
     this.recordsSeen = walk.seen;
     this.broken = walk.broken;
     this.kinds = { compressed: walk.compressed, raw: walk.raw };
     this.table = walk.table;
     this.listed = ext?.ranges ?? [];
-    // A dump that has checksums (or a locator, or a checksum block that cannot be read) is never 'unverified'.
-    this.checksum = csum ? (problems.length ? 'failed' : 'verified') : ext?.csumSeen || locator ? 'failed' : 'unverified';
+    // A dump that has checksums (or a locator, or a checksum block that cannot be read) is never 'unverified',
+    // unless the file was cut short and took them with it.
+    this.checksum = csum ? (problems.length ? 'failed' : 'verified') : lostChecksums ? 'unverified' : ext?.csumSeen || locator ? 'failed' : 'unverified';
     if (walk.end) this.setEnd(walk.end.offset, walk.end.truncated);
+    else if (this.cutShort && !this.lazyEnd) this.attrs['dump.truncated'] = true;
     this.extentEnd = locator && !locator.problem ? locator.areaOffset + locator.areaLen
       : ext ? ext.end : walk.end ? walk.end.offset + BigInt(dump_page.size) : file.size;
-    if (!this.opts.index) this.attrs['dump.pages'] = walk.table.count;
+    if (!this.opts.index) this.attrs['dump.pages'] = walk.table.live;
     this.opts.onProgress?.(file.size, file.size);
     return walk.table;
   }
@@ -487,7 +598,7 @@ export class LkcdDump implements ProbedDump {
   private findExtensions(): { locator: LocatorFound | null; ext: LkcdExtensions | null; areaAt: bigint | null; walk: WalkResult | null; problems: DumpProblem[] } {
     const { file, h } = this;
     const problems: DumpProblem[] = [];
-    const locator = readLocator(file, h.dataOffset);
+    const locator = readLocator(file, h.dataOffset, headersEndOf(h));
     if (locator && !locator.problem) {
       const crc = crc32Of(file, locator.areaOffset, locator.areaLen);
       if (crc !== locator.areaCrc32) {
@@ -538,7 +649,7 @@ export class LkcdDump implements ProbedDump {
   /** The headers as written, against the checksums: any altered byte of either is a problem. */
   private checkHeaders(csum: CsumBlock): DumpProblem[] {
     const { file, h } = this;
-    const len = BigInt(h.header.dh_header_size + dump_header_asm.size);
+    const len = BigInt(h.header.dh_header_size + h.asmSize);
     if (BigInt(csum.header_len) !== len) {
       return [{ pfn: null, offset: 0n, error: new CorruptDumpError(
         `the headers were altered: they are ${len} bytes, the checksums cover ${csum.header_len}`,
@@ -554,23 +665,30 @@ export class LkcdDump implements ProbedDump {
   /** Where the records start: the header's word, unless it was altered and the checksums' word is sound. */
   private csumDataOffset(csum: CsumBlock): bigint {
     const d = csum.data_offset;
-    const headersEnd = BigInt(this.h.header.dh_header_size + dump_header_asm.size);
+    const headersEnd = BigInt(this.h.header.dh_header_size + this.h.asmSize);
     return d !== this.h.dataOffset && d >= headersEnd && d % BigInt(this.h.pageSize) === 0n && d <= this.file.size ? d : this.h.dataOffset;
   }
 
   /** One walk of the records; good ones go in the table, the others are problems. */
   private walkRecords(expected: RecordExpectations | null, start: bigint): WalkResult {
     const { file } = this;
-    const outcome: WalkOutcome = { end: null, broken: null, stoppedAt: start, records: 0 };
-    const r: WalkResult = { table: new RecordTable(), problems: [], damaged: new Map(), seen: 0, compressed: 0, raw: 0, end: null, broken: outcome.broken };
+    const outcome: WalkOutcome = { end: null, broken: null, stoppedAt: start, records: 0, cutShort: false };
+    const r: WalkResult = {
+      table: new RecordTable(), problems: [], damaged: new Map(), seen: 0, compressed: 0, raw: 0, end: null, broken: outcome.broken,
+      cutShort: false, stoppedAt: start, rle: this.h.compress === DUMP_COMPRESS_RLE ? new RleTally() : null,
+    };
     const wantCrc = this.opts.pageCrc32 === true;
     const inspect = this.opts.inspect;
+    const pageSize = this.h.pageSize;
     for (const rec of walkLkcdRecords(file, this.limits(), { start, endRecord: true, expected, outcome, onProgress: this.opts.onProgress })) {
       r.seen++;
       let problem = rec.problem;
       if (!problem) {
-        if (rec.dp.dp_flags === DUMP_DH_COMPRESSED) r.compressed++;
-        else r.raw++;
+        if (rec.dp.dp_flags === DUMP_DH_COMPRESSED) {
+          r.compressed++;
+          // Which RLE convention fits is decided for the whole dump once every page has been seen.
+          r.rle?.add(rec.pfn, rec.offset, rec.data, pageSize);
+        } else r.raw++;
         if (inspect) problem = inspect(rec.pfn, rec.dp, rec.data, rec.offset);
       }
       if (problem) {
@@ -582,7 +700,10 @@ export class LkcdDump implements ProbedDump {
       r.table.add(Number(rec.pfn), rec.offset, rec.dp.dp_size, rec.dp.dp_flags, wantCrc ? crc32Data(rec.data) : 0);
     }
     r.broken = outcome.broken;
-    if (outcome.broken) r.problems.push({ pfn: null, offset: outcome.stoppedAt, error: outcome.broken });
+    r.cutShort = outcome.cutShort;
+    r.stoppedAt = outcome.stoppedAt;
+    // A file that simply ends before its END record is cut short, not damaged: every record before is whole.
+    if (outcome.broken && !outcome.cutShort) r.problems.push({ pfn: null, offset: outcome.stoppedAt, error: outcome.broken });
     if (outcome.end) {
       if (outcome.end.problem) r.problems.push({ pfn: null, offset: outcome.end.offset, error: outcome.end.problem });
       r.end = { offset: outcome.end.offset, truncated: (outcome.end.dp.dp_flags & DUMP_DH_TRUNCATED) !== 0, header: outcome.end.header };
@@ -617,6 +738,71 @@ export class LkcdDump implements ProbedDump {
     return this.opts.index !== undefined && this.opts.endOffset === undefined;
   }
 
+  /** dump.truncated: the END record says so, or there is none because the file was cut short. */
+  private truncatedNow(): boolean {
+    if (!this.end && !this.table) this.open();
+    return this.cutShort !== null || this.endRecord().truncated;
+  }
+
+  /** The RLE convention the dump's pages were read with (RLE dumps only). */
+  get rleConvention(): RleConvention | null {
+    return this.rle;
+  }
+
+  /** Where the file ends before an END record (null when it has one). */
+  get cutShortAt(): bigint | null {
+    this.live();
+    if (!this.table && !this.end) this.open();
+    return this.cutShort?.offset ?? null;
+  }
+
+  /**
+   * Picks the dump's RLE convention from how its compressed pages decode
+   * (RleTally): the kernel's when no page needs libkdumpfile's, else
+   * libkdumpfile's when no page needs the kernel's; a dump with pages of
+   * both kinds, or none that decodes, is refused. Pages that do not decode
+   * under the one chosen are damaged (named) when pages are verified, and
+   * fail as they are read otherwise, as a gzip page does.
+   */
+  private chooseRle(walk: WalkResult, problems: DumpProblem[], notes: string[]): void {
+    const t = walk.rle!;
+    const total = t.both + t.kernelOnly + t.libOnly + t.neither;
+    const first = (pred: (o: RleTally['odd'][number]) => boolean): string => {
+      const o = t.odd.find(pred);
+      return o ? ` (first: PFN ${hex(o.pfn)} at offset ${hex(placeOf(this.file, o.offset))})` : '';
+    };
+    let chosen: RleConvention;
+    if (t.libOnly === 0 && (t.kernelOnly + t.both > 0 || t.neither === 0)) chosen = 'kernel';
+    else if (t.kernelOnly === 0 && t.libOnly > 0) chosen = 'libkdumpfile';
+    else {
+      throw new CorruptDumpError(
+        `the RLE pages fit neither run-length convention: of ${total} compressed pages, ${t.kernelOnly + t.both} decode to a page ` +
+        `with 00 N V = N+1 copies (the kernel's, crash)${first((o) => !o.kernel)} and ${t.libOnly + t.both} with N copies ` +
+        `(libkdumpfile's)${first((o) => !o.lib)}`, headerWhere(this.file, 'dh_dump_compress'));
+    }
+    if (chosen !== this.rle) {
+      this.codec.close();
+      this.codec = makePageCodec(this.h.compress, { rle: chosen });
+      this.rle = chosen;
+    }
+    this.attrs['dump.rle_convention'] = chosen;
+    notes.push(chosen === 'kernel'
+      ? `RLE: 00 N V read as N+1 copies, as the kernel writes it (${t.kernelOnly} of ${total} compressed pages decode only so${t.kernelOnly === 0 ? ': no page has a run, both conventions read it alike' : ''})`
+      : `RLE: 00 N V read as N copies, as libkdumpfile writes it (${t.libOnly} of ${total} compressed pages decode only so)`);
+    if (!this.opts.verifyPages) return;
+    for (const o of t.odd) {
+      if (chosen === 'kernel' ? o.kernel : o.lib) continue;
+      const error = new CorruptDumpError(`page data of PFN ${hex(o.pfn)}: rle page does not decompress to ${this.h.pageSize} bytes ` +
+        `with ${chosen === 'kernel' ? 'N+1' : 'N'} copies per run (the dump's convention)`, recordWhere(this.file, o.offset, 'dp_size'));
+      problems.push({ pfn: o.pfn, offset: o.offset, error });
+      if (walk.table.find(Number(o.pfn)) >= 0) {
+        walk.table.remove(Number(o.pfn));
+        walk.compressed--;
+      }
+      if (!walk.damaged.has(o.pfn)) walk.damaged.set(o.pfn, error);
+    }
+  }
+
   private endRecord(): { offset: bigint; truncated: boolean } {
     if (!this.end) {
       this.open();
@@ -628,10 +814,7 @@ export class LkcdDump implements ProbedDump {
   /** Listed ranges with their reasons: missing ones and the dumper's own frames. */
   ranges(): DumpRange[] {
     this.live();
-    if (this.listed === null) {
-      if (this.opts.index && !this.table) this.endRecord();
-      if (this.listed === null) this.open();
-    }
+    if (this.listed === null) this.open();
     return this.listed!.map((r) => ({ ...r }));
   }
 
@@ -652,6 +835,8 @@ export class LkcdDump implements ProbedDump {
 
   private stateOf(ranges: DumpRange[]): DumpState {
     if (this.problems.length > 0) return 'damaged';
+    if (!this.end && this.opts.index && !this.table) this.open();
+    if (this.cutShort) return 'truncated';
     return this.endRecord().truncated || ranges.some((r) => r.reason !== 'dumper') ? 'truncated' : 'complete';
   }
 
@@ -741,7 +926,10 @@ export class LkcdDump implements ProbedDump {
   *pages(): Iterable<bigint> {
     this.live();
     const table = this.open();
-    for (let i = 0; i < table.count; i++) yield BigInt(table.pfnAt(i));
+    for (let i = 0; i < table.count; i++) {
+      const pfn = table.pfnAt(i);
+      if (pfn >= 0) yield BigInt(pfn);
+    }
   }
 
   close(): void {
@@ -758,6 +946,8 @@ function decodeInspector(file: DumpSource, compress: DumpCompress): NonNullable<
   const codec = makePageCodec(compress);
   const out = new Uint8Array(PAGE_SIZE);
   const fn = (pfn: bigint, dp: DumpPage, data: Uint8Array, offset: bigint): DumpError | null => {
+    // RLE pages are checked once the dump's convention is known (chooseRle).
+    if (compress === DUMP_COMPRESS_RLE && dp.dp_flags === DUMP_DH_COMPRESSED) return null;
     try {
       codec.decode(dp.dp_flags, data, out);
       return null;
@@ -854,10 +1044,9 @@ export function verifyLkcd(src: string | DumpSource, onProgress?: (doneBytes: bi
     const integ = dump.integrity();
     const { compressed, raw } = dump.recordKinds;
     let endOffset: bigint | null = null;
-    let truncated = false;
+    const truncated = dump.attrs['dump.truncated'];
     try {
       endOffset = dump.endOffset;
-      truncated = dump.attrs['dump.truncated'];
     } catch (e) {
       if (!(e instanceof DumpError) || e.code === 'INTERNAL') throw e;
     }
@@ -888,7 +1077,7 @@ export interface LkcdExtent {
 export function lkcdExtent(src: DumpSource): LkcdExtent | null {
   const h = readHeaders(src);
   if (!h) return null;
-  const locator: LocatorFound | null = readLocator(src, h.dataOffset);
+  const locator: LocatorFound | null = readLocator(src, h.dataOffset, headersEndOf(h));
   if (locator && !locator.problem && locator.areaOffset >= h.dataOffset + BigInt(dump_page.size)) {
     const endOffset = locator.areaOffset - BigInt(dump_page.size);
     const buf = new Uint8Array(dump_page.size);

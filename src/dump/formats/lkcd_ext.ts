@@ -224,10 +224,14 @@ export interface LocatorFound {
   problem: DumpProblem | null;
 }
 
-/** Reads the locator in the header buffer (which ends at `dataOffset`). */
-export function readLocator(src: DumpSource, dataOffset: bigint): LocatorFound | null {
+/**
+ * Reads the locator in the header buffer (which ends at `dataOffset`).
+ * Headers that end past LKCD_EXT_LOCATOR_OFFSET (an arch header for more
+ * than 32 CPUs, which our writer never emits) leave no room for one there.
+ */
+export function readLocator(src: DumpSource, dataOffset: bigint, headersEnd = 0n): LocatorFound | null {
   const at = BigInt(LKCD_EXT_LOCATOR_OFFSET);
-  if (dataOffset < at + BigInt(lkcd_ext_locator.size)) return null;
+  if (dataOffset < at + BigInt(lkcd_ext_locator.size) || headersEnd > at) return null;
   const buf = new Uint8Array(lkcd_ext_locator.size);
   if (src.readAt(buf, at) < buf.length) return null;
   const loc = lkcd_ext_locator.decode(viewOf(buf), 0);

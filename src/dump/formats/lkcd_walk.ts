@@ -159,6 +159,12 @@ export interface WalkOutcome {
   stoppedAt: bigint;
   /** Records yielded. */
   records: number;
+  /**
+   * `broken` is only the source ending before an END record (at a record
+   * boundary, or inside a record whose header passed its checks): the dump
+   * was cut short, every record before is whole.
+   */
+  cutShort: boolean;
 }
 
 export interface WalkOptions {
@@ -207,18 +213,20 @@ export class WindowReader {
  */
 export function* walkLkcdRecords(src: DumpSource, lim: RecordLimits, opts: WalkOptions): Generator<WalkedRecord> {
   const limit = opts.limit !== undefined && opts.limit < src.size ? opts.limit : src.size;
-  const out: WalkOutcome = opts.outcome ?? { end: null, broken: null, stoppedAt: opts.start, records: 0 };
+  const out: WalkOutcome = opts.outcome ?? { end: null, broken: null, stoppedAt: opts.start, records: 0, cutShort: false };
   out.end = null;
   out.broken = null;
   out.records = 0;
+  out.cutShort = false;
   const reader = new WindowReader(src);
   const seen = opts.seen ?? pfnSeen(lim.memoryPages);
   const exp = opts.expected ?? null;
   let offset = opts.start;
   let index = opts.firstIndex ?? 0;
-  const stop = (at: bigint, broken: DumpError | null): void => {
+  const stop = (at: bigint, broken: DumpError | null, cutShort = false): void => {
     out.stoppedAt = at;
     out.broken = broken;
+    out.cutShort = cutShort && opts.endRecord && limit === src.size;
   };
   for (;;) {
     if (!opts.endRecord && offset === limit) { stop(offset, null); return; }
@@ -231,13 +239,13 @@ export function* walkLkcdRecords(src: DumpSource, lim: RecordLimits, opts: WalkO
             { file: src.path, offset: placeOf(src, offset), struct: 'dump_page' }))
         : new TruncatedError(`dump_page.dp_address: the dump ends inside the record header at offset ${hex(placeOf(src, offset))}`,
           { file: src.path, offset: placeOf(src, offset), struct: 'dump_page', field: 'dp_address' });
-      stop(offset, err);
+      stop(offset, err, true);
       return;
     }
     const header = reader.read(offset, dump_page.size);
     if (header.length < dump_page.size) {
       stop(offset, new TruncatedError(`the dump ends inside the record header at offset ${hex(placeOf(src, offset))}`,
-        { file: src.path, offset: placeOf(src, offset), struct: 'dump_page', field: 'dp_address' }));
+        { file: src.path, offset: placeOf(src, offset), struct: 'dump_page', field: 'dp_address' }), true);
       return;
     }
     const dp = dump_page.decode(viewOf(header), 0);
@@ -277,7 +285,7 @@ export function* walkLkcdRecords(src: DumpSource, lim: RecordLimits, opts: WalkO
       // A problem with the header is reported as such, not as the dump cut short.
       stop(offset, problem ?? new TruncatedError(
         `the dump ends at ${hex(placeOf(src, limit))} inside the page data of the record at offset ${hex(placeOf(src, offset))} (dp_size ${size})`,
-        recordWhere(src, offset, 'dp_size')));
+        recordWhere(src, offset, 'dp_size')), problem === null);
       return;
     }
     const rec = reader.read(offset, dump_page.size + size);

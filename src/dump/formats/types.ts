@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import { DumpError, hex, ioError } from '../../codec/index.js';
 import type { PtRegs } from '../../kernel/structs/pt_regs.js';
 import type { DumpRangeReasonName } from '../lkcd/constants.js';
+import type { RleConvention } from '../codecs/rle.js';
 
 /**
  * Bytes a dump is read from: a file, the dump device from DUMP_HEADER_OFFSET
@@ -74,8 +75,14 @@ export interface DumpAttributes {
   'dump.memory_pages': bigint;
   /** File offset of the first page record. */
   'dump.data_offset': bigint;
-  /** The end record carries DUMP_DH_TRUNCATED ("dump is incomplete"). */
+  /**
+   * The dump is incomplete: an LKCD END record carrying DUMP_DH_TRUNCATED,
+   * an LKCD file cut short before its END record, a kdump-compressed file
+   * makedumpfile marked DUMP_DH_COMPRESSED_INCOMPLETE.
+   */
   'dump.truncated': boolean;
+  /** How an RLE LKCD dump's runs read: 'kernel' (00 N V = N+1 copies) or 'libkdumpfile' (N copies). */
+  'dump.rle_convention'?: RleConvention;
 }
 
 /** complete: every selected page is present and intact; truncated: pages are missing, each listed; damaged: pages or headers fail their checks. */
@@ -131,6 +138,10 @@ export interface ProbedDump {
   record?(pfn: bigint): PageLocation | null;
   /** CRC32 of the page's stored bytes, when opened with pageCrc32. */
   pageCrc32?(pfn: bigint): number | null;
+  /** Whether the page is stored compressed (formats that compress pages). */
+  compressed?(pfn: bigint): boolean;
+  /** The VMCOREINFO text the dump file itself carries (an ELF note), or null; LKCD keeps it only in memory. */
+  vmcoreinfoText?(): string | null;
   /** Releases the file; the dump is unusable afterwards. */
   close(): void;
 }
@@ -163,6 +174,8 @@ export interface ProbeOptions {
   index?: (pfn: bigint) => PageLocation | null;
   /** With `index`: where the end of the page records is, so the listed ranges are read without a walk. */
   endOffset?: bigint;
+  /** With `index`: the RLE convention a walk chose for the dump before (the index keeps it); default the kernel's. */
+  rle?: RleConvention;
 }
 
 export interface DumpFormatOps {

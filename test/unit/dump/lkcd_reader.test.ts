@@ -276,9 +276,6 @@ const NEGATIVE: Negative[] = [
   { spec: 'bad-header-size', code: 'CORRUPT', field: 'dh_header_size', when: 'open' },
   { spec: 'bad-buffer-size', code: 'CORRUPT', field: 'dh_dump_buffer_size', when: 'open' },
   { spec: 'bad-asm-magic', code: 'CORRUPT', field: 'dha_magic_number', when: 'open' },
-  { spec: 'bad-truncated-mid-page', code: 'TRUNCATED', field: 'dp_size', when: 'open', offset: (b) => fieldOffset(rec(b, 1), 'dp_size') },
-  { spec: 'bad-truncated-mid-header', code: 'TRUNCATED', field: 'dp_address', when: 'open', offset: (b) => rec(b, 1) },
-  { spec: 'bad-no-end', code: 'TRUNCATED', field: 'dp_flags', when: 'open', offset: (b) => BigInt(b.bytes.length) },
   { spec: 'bad-end-size', code: 'CORRUPT', field: 'dp_size', when: 'open' },
   { spec: 'bad-trailer-crc', code: 'CORRUPT', field: 'crc32', when: 'open', offset: (b) => b.trailerOffset! + 12n },
   { spec: 'bad-trailer-count', code: 'CORRUPT', field: 'count', when: 'open', offset: (b) => b.trailerOffset! + 8n },
@@ -307,6 +304,60 @@ describe.each(NEGATIVE)('$spec', ({ spec, code, field, when, pfn, offset }) => {
       }
     });
   }
+});
+
+// ---- dumps cut short: no END record ------------------------------------------------------------
+
+interface CutShort {
+  spec: string;
+  /** Records whole before the cut (the first `whole` records mklkcd wrote). */
+  whole: number;
+  /** What the note says about where the file ends. */
+  says: RegExp;
+  /** Where the walk stopped (the cut record's header, or the end of the file), for endOffset's error. */
+  stop: (b: MklkcdResult) => bigint;
+}
+
+const CUT: CutShort[] = [
+  { spec: 'cut-no-end', whole: 2, says: /no end record: the dump ends at offset/, stop: (b) => BigInt(b.bytes.length) },
+  { spec: 'cut-mid-page', whole: 1, says: /inside the page data of the record at offset/, stop: (b) => rec(b, 1) },
+  { spec: 'cut-mid-header', whole: 1, says: /inside the record header at offset/, stop: (b) => rec(b, 1) },
+];
+
+describe.each(CUT)('$spec', ({ spec, whole, says, stop }) => {
+  it('opens (strict and salvage): TRUNCATED with a note, no problem, every whole record reads as written, the cut one faults', () => {
+    const { file, built } = make(fixtureSpec(spec));
+    for (const mode of ['strict', 'salvage'] as const) {
+      const d = openDump(file, { mode, verifyPages: true });
+      try {
+        const integ = d.integrity();
+        expect([integ.state, integ.checksum, integ.problems]).toEqual(['truncated', 'unverified', []]);
+        expect(integ.notes.join('\n')).toMatch(/^cut short: no END record, the file ends at offset 0x[0-9a-f]+; \d+ page records before it are whole/m);
+        expect(integ.notes.join('\n')).toMatch(says);
+        expect(d.attrs['dump.truncated']).toBe(true);
+        const pages = built.records.filter((r) => r.kind === 'page');
+        expect([...d.pages()]).toEqual(pages.slice(0, whole).map((r) => r.pfn));
+        expect(d.attrs['dump.pages']).toBe(whole);
+        for (const r of pages.slice(0, whole)) expect(Buffer.from(d.readPage(r.pfn!)).equals(Buffer.from(built.pages.get(r.pfn!)!))).toBe(true);
+        for (const r of pages.slice(whole)) expect(() => d.readPage(r.pfn!)).toThrow(FaultError);
+      } finally {
+        d.close();
+      }
+    }
+  });
+
+  it('has no END record to give: endOffset throws TRUNCATED where the walk stopped (the device scan refuses such a dump)', () => {
+    const { file, built } = make(fixtureSpec(spec));
+    const d = openLkcdFile(file);
+    try {
+      const err = caught(() => d.endOffset);
+      expect(err.code).toBe('TRUNCATED');
+      expect(err.where.file).toBe(file);
+      expect(BigInt(err.where.offset!)).toBeGreaterThanOrEqual(stop(built));
+    } finally {
+      d.close();
+    }
+  });
 });
 
 describe('malformed input never sizes an allocation', () => {
@@ -342,7 +393,6 @@ describe('probe', () => {
   it.each([
     ['an empty file', new Uint8Array(0)],
     ['a short file', new Uint8Array([0xed, 0x23, 0x8f])],
-    ['an ELF file', new Uint8Array(Buffer.from('7f454c46020101000000000000000000', 'hex'))],
     ['text', new Uint8Array(Buffer.from('not a dump at all\n'.repeat(100)))],
   ])('returns null for %s, and openDump says "unknown dump format"', (_, bytes) => {
     const file = path.join(dir, `other.${serial++}`);
@@ -359,6 +409,19 @@ describe('probe', () => {
     expect(caught(() => openLkcdFile(file)).code).toBe('UNSUPPORTED');
   });
 
+  it('16 bytes of an ELF header: not LKCD; the ELF reader of the table takes it and finds it cut short', () => {
+    const file = path.join(dir, `other.${serial++}`);
+    fs.writeFileSync(file, Buffer.from('7f454c46020101000000000000000000', 'hex'));
+    const f = openDumpFile(file);
+    try {
+      expect(lkcdFormat.probe(f)).toBeNull();
+    } finally {
+      closeDumpFile(f);
+    }
+    const err = caught(() => openDump(file));
+    expect([err.code, err.where.struct]).toEqual(['TRUNCATED', 'Elf64_Ehdr']);
+  });
+
   it('a missing file is one NOINPUT line naming it', () => {
     const file = path.join(dir, 'no-such-dump');
     const err = caught(() => openDump(file));
@@ -367,8 +430,8 @@ describe('probe', () => {
     expect(err.message).not.toContain('\n');
   });
 
-  it('the table holds lkcd', () => {
-    expect(DUMP_FORMATS.map((f) => f.name)).toEqual(['lkcd']);
+  it('the table holds lkcd, then makedumpfile\'s kdump-compressed format and ELF vmcores', () => {
+    expect(DUMP_FORMATS.map((f) => f.name)).toEqual(['lkcd', 'diskdump', 'elf']);
   });
 });
 
@@ -398,14 +461,13 @@ describe('verifyLkcd', () => {
     expect(v.bad.map((b) => [b.pfn, b.offset, b.error.where.field])).toEqual([[1n, built.records[2].offset, 'dp_address']]);
   });
 
-  it('ends with a structural entry when there is no end record', () => {
-    const { file, built } = make(fixtureSpec('bad-no-end'));
+  it('a dump with no end record is TRUNCATED, not damaged: both pages verified, the note says where it ends', () => {
+    const { file, built } = make(fixtureSpec('cut-no-end'));
     const v = verifyLkcd(file);
     expect(v.pages).toBe(2);
     expect(v.endOffset).toBeNull();
-    expect(v.bad).toHaveLength(1);
-    expect(v.bad[0]).toMatchObject({ pfn: null, offset: BigInt(built.bytes.length) });
-    expect(v.bad[0].error.code).toBe('TRUNCATED');
+    expect([v.state, v.truncated, v.bad]).toEqual(['truncated', true, []]);
+    expect(v.notes[0]).toContain(`the file ends at offset 0x${built.bytes.length.toString(16)}`);
   });
 
   it('reports a page that decompresses to the wrong size', () => {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CorruptDumpError, type AddressSpace } from '../../../src/codec/index.js';
 import type { MemoryReader } from '../../../src/machine/index.js';
 import {
-  formatDmesg, logSymbolsOf, printk, readLogRecords, type Kernel, type LogRecord,
+  formatDmesg, logSymbolsOf, printk, readLogRecords, readLogRecordsByIndex, type Kernel, type LogRecord,
 } from '../../../src/kernel/index.js';
 import { MiB, powerOnTemp, type TempMachine } from '../../helpers/machine.js';
 
@@ -139,6 +139,21 @@ describe('printk on a running kernel', () => {
     const kept = recs.reduce((a, r) => a + recordSize(r.text), 0);
     expect(kept).toBeLessThanOrEqual(LOG_BUF_LEN - HDR);
     expect(kept).toBeGreaterThan(LOG_BUF_LEN - 2 * (maxSize + HDR));
+
+    // What VMCOREINFO lets a reader do (no sequence numbers): walk log_first_idx to log_next_idx.
+    // The same records, numbered from 0, after several wraps.
+    const { log_first_seq: _f, log_next_seq: _n, ...byIndex } = logSymbolsOf(k);
+    const walked = readLogRecordsByIndex(k.mem, byIndex);
+    expect(walked.map((r) => [r.text, r.ts_nsec])).toEqual(recs.map((r) => [r.text, r.ts_nsec]));
+    expect(walked.map((r) => r.seq)).toEqual(walked.map((_, j) => BigInt(j)));
+  });
+
+  it('readLogRecordsByIndex stops at its bound on an index walk that never meets log_next_idx', () => {
+    const { log_first_seq: _f, log_next_seq: _n, ...byIndex } = logSymbolsOf(k);
+    const next = u32(k, 'log_next_idx');
+    // log_next_idx moved to a place no record boundary reaches (a record's middle).
+    const mem = new PatchedMemory(k.mem).patch(byIndex.log_next_idx, Buffer.from(Uint32Array.of(next + 4).buffer));
+    expect(() => readLogRecordsByIndex(mem, byIndex)).toThrow(CorruptDumpError);
   });
 });
 

@@ -66,6 +66,14 @@ function record(n: number, over: Partial<DumpRecord> = {}): DumpRecord {
     signature: sig.signature,
     signature_text: sig.text,
     saved_at: 1_700_000_100 + n,
+    design: 'lkcd-softboot',
+    format: 'lkcd',
+    file: `dump.${n}`,
+    compression: 'gzip',
+    rle_convention: null,
+    source: '',
+    log_error: '',
+    notes: '',
     ...over,
   };
 }
@@ -188,6 +196,8 @@ describe('DumpIndex: records', () => {
       [{ sha256: 'xyz' }, 'sha256'], [{ pages: -1 }, 'pages'], [{ n: 1.5 }, 'n'], [{ host: 7 as unknown as string }, 'host'],
       [{ state: 'fine' as unknown as 'complete' }, 'state'], [{ state: 'complete' }, 'complete'],
       [{ checksum: 'ok' as unknown as 'verified' }, 'checksum'], [{ not_selected_pages: -3 }, 'not_selected_pages'],
+      [{ design: 'netdump' as unknown as 'kdump' }, 'design'], [{ format: 'xen' as unknown as 'elf' }, 'format'], [{ file: '' }, 'file'],
+      [{ rle_convention: 'n+2' as unknown as 'kernel' }, 'rle_convention'],
     ] as const) {
       const err = thrown(() => idx.addDump(record(1, over), pages(1), [], NO_MISSING)) as DumpError;
       expect(err.code).toBe('USAGE');
@@ -465,11 +475,15 @@ describe('migrations', () => {
     expect(idx.missing(4)).toEqual([{ start_pfn: 30n, end_pfn: 32n, reason: 'unspecified' }]);
     // v4: a v1 row's state comes from complete; it was never checked against checksums.
     expect(old).toMatchObject({ state: 'complete', checksum: 'unverified', damaged_pages: 0, not_selected_pages: null });
+    // v6: every earlier row is an LKCD dump lkcd save wrote, dump.N beside it; RLE (compress 1) in the kernel's convention.
+    expect(old).toMatchObject({ design: 'lkcd-softboot', format: 'lkcd', file: 'dump.4', compression: 'rle', rle_convention: 'kernel', source: '', log_error: '', notes: '' });
     expect(idx.searchLog('kill init')).toEqual([
       { n: 4, seq: 9, ts_nsec: 123456789n, text: 'Kernel panic - not syncing: Attempted to kill init!' },
     ]);
     // New rows use the v2 column; both stay side by side.
     idx.addDump(record(5), pages(2), log('new'), NO_MISSING);
+    idx.addDump(record(6, { sha256: '66'.repeat(32), design: 'kdump', format: 'diskdump', file: '../../../var/crash/x/vmcore', compression: 'lzo', compress: 0 }), [], log('kd'), NO_MISSING);
+    expect(idx.getDump(6)).toMatchObject({ design: 'kdump', format: 'diskdump', file: '../../../var/crash/x/vmcore', compression: 'lzo', rle_convention: null });
     expect(idx.getDump(5)?.signature_text).toBe(record(5).signature_text);
     expect(idx.integrityCheck()).toBe('ok');
     idx.close();
