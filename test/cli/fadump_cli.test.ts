@@ -107,6 +107,10 @@ describe('fadump=on: the sysfs files, kdumpctl in fadump mode, a crash, save and
     expect(log.startsWith(dmesgBefore)).toBe(true);
     expect(log.slice(dmesgBefore.length)).toMatch(/^\[ *\d+\.\d{6}\] Kernel panic - not syncing: cli fadump test\n$/);
     expect(runTool('crash', ['--osrelease', path.join(saved, 'vmcore')]).stdout).toBe('5.4.0-lkcd\n');
+    // Indexed beside the LKCD dumps under the design that captured it, its log the crashed kernel's.
+    const listed = JSON.parse(expectOk(run('lkcd', root, ['list', '--json']))) as Array<{ n: number; design: string; format: string; panic_string: string }>;
+    expect(listed.map((d) => [d.design, d.format, d.panic_string])).toEqual([['fadump', 'diskdump', 'cli fadump test']]);
+    expect(expectOk(run('lkcd', root, ['dmesg', String(listed[0].n)]))).toBe(log);
     expect(out).toContain('kdump: executing final action reboot\n');
     const status = expectOk(run('machine', root, ['status']));
     expect(status).toMatch(/^fadump: {4}not registered; boot memory \d+M, \d+K reserved/m);
