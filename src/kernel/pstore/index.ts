@@ -26,4 +26,3 @@ export { persistent_ram_buffer, type PersistentRamBuffer } from './structs/persi
 export { ramoops_context, type RamoopsContext } from './structs/ramoops_context.js';
 export { pstore_state, pstore_file, type PstoreState, type PstoreFile } from './structs/pstore_state.js';
 export { devcd_region, devcd_device, devcd_registry, devcd_state } from './structs/devcd.js';
-export { vmcoredd_header, type VmcoreddHeader } from './structs/vmcoredd_header.js';
