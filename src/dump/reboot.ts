@@ -1,4 +1,4 @@
-import { writeState } from '../machine/index.js';
+import { PciBus, writeState } from '../machine/index.js';
 import {
   bootKernel, buildKernel, configForRam, kernelWallClock, loadImage, printk, readKernelImageFile,
   sim_workload, startWorkload, uts_namespace, profileByName, LOGLEVEL_EMERG, LOGLEVEL_WARNING, type RunningSystem,
@@ -50,6 +50,7 @@ export function firmwareReboot(sys: RunningSystem, why: string, opts: { requeste
   const { kernel, cpu } = bootKernel(sys.ram, base, {
     cmdline, hostname, bootTime: now.sec + 1n, seed: wl.seed + 1,
     earlyReserve: (k) => crashdumpReserve(k, config),
+    bus: PciBus.open(sys.root),
   });
   printk(kernel, `reboot: warm boot after ${why}; memory contents were kept (reboot=warm)`, LOGLEVEL_WARNING);
   startWorkload(kernel, profileByName('idle'), wl.seed);

@@ -1,4 +1,4 @@
-import { writeState } from '../machine/index.js';
+import { PciBus, writeState } from '../machine/index.js';
 import {
   bootKernel, configForRam, kernelWallClock, machineKexec, powerOn, printk, readKernelHeader, sim_workload, uts_namespace,
   LOGLEVEL_WARNING, type RunningSystem,
@@ -27,6 +27,7 @@ export function kexecReboot(sys: RunningSystem): RunningSystem {
     bootTime: now.sec + 1n,
     seed: wl.seed + 1,
     earlyReserve: (k) => crashdumpReserve(k, config),
+    bus: PciBus.open(sys.root),
   });
   kernel.writeStruct(sim_workload, 'sim_workload', { ...wl, generation: 0, run_seconds: 0n });
   // Holding a dump, the new kernel reloads kexec with the same crashdump= (LKCD's init scripts did).

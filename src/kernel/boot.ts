@@ -1,5 +1,5 @@
 import { CorruptDumpError, DumpError, formatSize, hex, viewOf } from '../codec/index.js';
-import { firmwareE820, PAGE_SIZE_N, usablePfnRanges, type E820Range, type PhysicalRam } from '../machine/index.js';
+import { firmwareE820, PAGE_SIZE_N, usablePfnRanges, type E820Range, type PciBus, type PhysicalRam } from '../machine/index.js';
 import { bootLayoutAt, type BootLayout, type PhysRange } from './boot_layout.js';
 import { reserveCrashkernel } from './crashkernel.js';
 import { initCrashNotes } from './crash_core.js';
@@ -20,6 +20,7 @@ import { uts_namespace } from './structs/new_utsname.js';
 import { TaskManager, type PageSource } from './tasks.js';
 import { storeVmcoreinfo, vmcoreinfoText } from './vmcoreinfo.js';
 import { memmapReservations, pstoreInit } from './pstore/init.js';
+import { PCI_DRIVERS, probePciDrivers, type ProbeResult } from './drivers/index.js';
 
 export interface BootParams {
   cmdline: string;
@@ -39,12 +40,19 @@ export interface BootParams {
    * used instead of `cmdline` and the firmware's map.
    */
   zeroPage?: bigint;
+  /**
+   * The machine's PCI bus: its drivers probe the devices on it (and, in a
+   * crash recovery kernel, add their device dumps first). None: no driver runs.
+   */
+  bus?: PciBus;
 }
 
 export interface BootResult {
   kernel: Kernel;
   cpu: { cr3: bigint; kernel_base: bigint };
   layout: BootLayout;
+  /** What each PCI driver's probe did (empty without a bus). */
+  probes: ProbeResult[];
 }
 
 /** memblock: a bump allocator over the early region, used before the buddy allocator exists. */
@@ -242,16 +250,18 @@ export function bootKernel(ram: PhysicalRam, kernelBase: bigint, params: BootPar
   printk(kernel, `smpboot: CPU0: lkcd-softboot virtual CPU (family: 0x6, model: 0x55, stepping: 0x4)`);
   printk(kernel, `devtmpfs: initialized`);
   tick(400);
-  // Initcalls: ramoops and pstore, then the drivers that register device state with it.
+  // Initcalls: ramoops and pstore; /proc/vmcore (fs_initcall); then the PCI drivers (device_initcall),
+  // which in a crash recovery kernel add their device dumps before they initialise their devices.
   pstoreInit(kernel, memmap, memmapRes.ranges);
+  vmcoreInit(kernel, new BuddyAllocator(kernel, memmap), handed.cmdline);
+  const probes = params.bus ? probePciDrivers(kernel, new BuddyAllocator(kernel, memmap), params.bus, PCI_DRIVERS) : [];
   printk(kernel, `EXT4-fs (vda1): mounted filesystem with ordered data mode. Opts: (null)`);
   printk(kernel, `Freeing unused kernel image memory: 1024K`);
   tick(200);
   printk(kernel, `Run /sbin/init as init process`, LOGLEVEL_INFO);
-  vmcoreInit(kernel, new BuddyAllocator(kernel, memmap), handed.cmdline);
   tasks.create({ comm: 'systemd', state: TASK_INTERRUPTIBLE, kthread: false, mm: 1n, ip: kernel.sym('do_syscall_64').address });
   kernel.flush();
-  return { kernel, cpu, layout: blayout };
+  return { kernel, cpu, layout: blayout, probes };
 }
 
 

@@ -41,3 +41,8 @@ export * from './vmcore/vmcore.js';
 export * from './vmcore/proc_vmcore.js';
 export * from './kdump_boot.js';
 export * from './bootloader.js';
+export * from './drivers/index.js';
+export * from './crash_recovery.js';
+export * from './vmcore/vmcoredd.js';
+export * from './mm/vmalloc.js';
+export * from './structs/vmcoredd_node.js';

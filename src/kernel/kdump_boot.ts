@@ -1,5 +1,5 @@
 import { DumpError } from '../codec/index.js';
-import { writeState } from '../machine/index.js';
+import { PciBus, writeState } from '../machine/index.js';
 import { bootKernel } from './boot.js';
 import { readKernelHeader } from './kernel.js';
 import type { CrashJump } from './kexec_crash.js';
@@ -22,7 +22,7 @@ export function kdumpBoot(sys: RunningSystem, jump: CrashJump): RunningSystem {
   let booted;
   try {
     booted = bootKernel(sys.ram, jump.entry, {
-      cmdline: '', hostname: uts.nodename, bootTime: now.sec + 1n, seed: wl.seed + 1, zeroPage: jump.zeroPage,
+      cmdline: '', hostname: uts.nodename, bootTime: now.sec + 1n, seed: wl.seed + 1, zeroPage: jump.zeroPage, bus: PciBus.open(sys.root),
     });
   } catch (e) {
     throw e instanceof DumpError ? new DumpError(e.code, `the capture kernel failed to boot: ${e.message}`, e.where, { cause: e }) : e;

@@ -21,6 +21,7 @@ import { ramoops_context } from './pstore/structs/ramoops_context.js';
 import { persistent_ram_buffer } from './pstore/structs/persistent_ram_buffer.js';
 import { pstore_state } from './pstore/structs/pstore_state.js';
 import { devcd_region, devcd_device, devcd_registry, devcd_state } from './pstore/structs/devcd.js';
+import { vmcoredd_node } from './structs/vmcoredd_node.js';
 
 export const KERNTYPES_FORMAT = 'lkcd-softboot-kerntypes';
 export const KERNTYPES_VERSION = 1;
@@ -33,6 +34,7 @@ export const KERNEL_STRUCTS: readonly StructLayout[] = [
   pglist_data, kexec_segment, kimage, sim_workload,
   e820_entry, e820_table, resource,
   ramoops_context, persistent_ram_buffer, pstore_state, devcd_region, devcd_device, devcd_registry, devcd_state,
+  vmcoredd_node,
 ];
 
 /**

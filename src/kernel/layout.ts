@@ -150,6 +150,11 @@ function dataVars(): DataVar[] {
     { name: 'vmcoredd_orig_sz', size: 8, align: 8 },
     { name: 'vmcore_size', size: 8, align: 8 },
     { name: 'vmcore_list', size: list_head.size, align: 16 },
+    // Device dumps in a crash recovery kernel (fs/proc/vmcore.c) and the vmalloc area's next address (ours).
+    { name: 'vmcoredd_list', size: list_head.size, align: 16 },
+    { name: 'vmcoredd_disabled', size: 1, align: 1 },
+    { name: 'vmcoredd_disabled_warned', size: 1, align: 1 },
+    { name: 'vmalloc_next', size: 8, align: 8 },
   ];
 }
 

@@ -11,3 +11,5 @@ export * from './journal.js';
 export * from './hardware.js';
 export * from './lock.js';
 export * from './e820.js';
+export * from './prng.js';
+export * from './devices/index.js';

@@ -20,7 +20,6 @@ export {
   DEVCD_ELF_OVERHEAD, DEVCD_STATE_SYMBOL, devcdDevices, devcdDisable, devcdDisabled, devcdPanicNotifier, devcdRegister,
   readDevcdState, type DevcdRegistration, type RegisterReader,
 } from './devcoredump.js';
-export { probeSimDrivers, SIM_DRIVERS, simRegisterReader, type SimDriver } from './sim_drivers.js';
 export { bootCommandLine, memmapReservations, pstoreInit } from './init.js';
 export { persistent_ram_buffer, type PersistentRamBuffer } from './structs/persistent_ram_buffer.js';
 export { ramoops_context, type RamoopsContext } from './structs/ramoops_context.js';

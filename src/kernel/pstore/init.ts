@@ -15,7 +15,6 @@ import { pstoreMount } from './pstorefs.js';
 import { PersistentRamZone } from './ram_core.js';
 import { ramoopsLayout, ramoopsParams, ramoopsRegion } from './ramoops_layout.js';
 import { hasSymbol, RAMOOPS_CXT_SYMBOL, ramoopsReadRecords, ramoopsUsingLine, ramoopsWriteConsole, writeRamoops } from './ramoops.js';
-import { probeSimDrivers } from './sim_drivers.js';
 import { PSTORE_STATE_CONSOLE } from './structs/pstore_state.js';
 
 /** The command line the kernel booted with. */
@@ -129,7 +128,8 @@ export function pstoreInit(kernel: Kernel, memmap: MemMap, reserved: readonly Ph
   });
   printk(kernel, ramoopsUsingLine(cxt), LOGLEVEL_INFO);
   pstoreMount(kernel, records);
-  if (zones.some((z) => z.zone.type === PSTORE_TYPE_DEVCOREDUMP) && devcdInit(kernel, memmap)) probeSimDrivers(kernel, memmap);
+  // The drivers register their state with the frontend when they probe (src/kernel/drivers).
+  if (zones.some((z) => z.zone.type === PSTORE_TYPE_DEVCOREDUMP)) devcdInit(kernel, memmap);
 }
 
 /** Whether [start, end) lies inside the union of `ranges`. */
