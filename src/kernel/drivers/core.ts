@@ -76,9 +76,12 @@ export function devcdEnabled(kernel: Kernel): boolean {
   return !!s && (s.flags & DEVCD_STATE_ENABLED) !== 0;
 }
 
+/** Bytes of a driver's log buffer registered with the device-coredump frontend. */
+export const DEVCD_LOG_BYTES = 1024;
+
 /**
- * Registers a driver's state with the device-coredump frontend: a page of
- * host memory holding the driver's log (`text`), and the first `regCount`
+ * Registers a driver's state with the device-coredump frontend: a log
+ * buffer in a page of host memory holding the driver's log (`text`), and the first `regCount`
  * registers of its BAR0, read at the panic. Nothing when the frontend is off.
  */
 export function registerDevcd(ctx: ProbeContext, driver: string, dev: PciDevice, text: string, regCount: number): void {
@@ -86,12 +89,12 @@ export function registerDevcd(ctx: ProbeContext, driver: string, dev: PciDevice,
   const pfn = ctx.buddy.alloc(0);
   if (pfn === null) return;
   const page = Buffer.alloc(Number(PAGE_SIZE_N));
-  page.write(text.slice(0, page.length), 'latin1');
+  page.write(text.slice(0, DEVCD_LOG_BYTES), 'latin1');
   ctx.kernel.ram.write(pfn * PAGE_SIZE_N, page);
   devcdRegister(ctx.kernel, {
     dumpName: `${driver}_${dev.bdf}`,
     regions: [
-      { name: 'drv_log', type: 'buffer', addr: pfn * PAGE_SIZE_N, size: page.length },
+      { name: 'drv_log', type: 'buffer', addr: pfn * PAGE_SIZE_N, size: DEVCD_LOG_BYTES },
       { name: 'regs', type: 'registers', addr: dev.image.region('bar0').bus_addr, size: regCount * 4 },
     ],
   });
