@@ -1,7 +1,7 @@
 import zlib from 'node:zlib';
-import { CorruptDumpError, InternalError, hex, viewOf } from '../codec/index.js';
+import { CorruptDumpError, InternalError, hex, viewOf, vmcoredd_header } from '../codec/index.js';
 import { PAGE_SIZE, PAGE_SIZE_N } from '../machine/index.js';
-import { blankPage, BuddyAllocator, Kernel, MemMap, PG_reserved, pageFlag } from '../kernel/index.js';
+import { blankPage, BuddyAllocator, Kernel, MemMap, PG_reserved, pageFlag, readVmcoreddDump, vmcoreddData, vmcoreddDumps } from '../kernel/index.js';
 import { dump_config } from '../kernel/structs/dump_config.js';
 import { isDeviceIoError, type BlockDevice } from './device.js';
 import { CRASHDUMP_ADDR_NONE, savedDumpFrames } from './crashdump_boot.js';
@@ -22,7 +22,7 @@ import { Memdev, memdevSource } from './memdev/memdev.js';
 import { killPoint } from './faults.js';
 import {
   CsumRecords, LKCD_CSUM_F_LOCATOR, LKCD_CSUM_MAX_PFN, LKCD_EXT_LOCATOR_OFFSET, encodeExtensionArea, encodeLocator, lkcd_csum_head,
-  lkcd_csum_record, lkcd_ext_header, lkcd_range, recordCrc32,
+  lkcd_csum_record, lkcd_ext_header, lkcd_range, recordCrc32, vmcoreddBlockBytes, type LkcdDeviceDumpIn,
 } from './formats/lkcd_ext.js';
 import { pfnSeen, walkLkcdRecords, type WalkOutcome } from './formats/lkcd_walk.js';
 import type { RecordTable } from './memdev/lists.js';
@@ -73,9 +73,18 @@ export function pfnsToRanges(pfns: bigint[]): Array<[bigint, bigint]> {
   return pfnRanges(pfns, 'unspecified').map((r) => [r.start, r.end]);
 }
 
-/** Bytes of the tail after the last page record: END, the listed ranges, the checksums, the terminator. */
-function tailBytes(ranges: number, records: number): bigint {
-  return BigInt(dump_page.size + 3 * lkcd_ext_header.size + lkcd_csum_head.size + ranges * lkcd_range.size + records * lkcd_csum_record.size);
+/** Bytes of the tail after the last page record: END, the listed ranges, the checksums, the device dumps, the terminator. */
+function tailBytes(ranges: number, records: number, devBytes: number): bigint {
+  return BigInt(dump_page.size + 3 * lkcd_ext_header.size + lkcd_csum_head.size + ranges * lkcd_range.size + records * lkcd_csum_record.size + devBytes);
+}
+
+/**
+ * The device dumps this kernel's drivers took at boot (vmcoredd_list):
+ * `lkcd config` carries them with the memory dump, in the device-dump
+ * block of the extension area.
+ */
+export function kernelDeviceDumps(kernel: Kernel): LkcdDeviceDumpIn[] {
+  return vmcoreddDumps(kernel).map((d) => ({ header: readVmcoreddDump(kernel, d, 0, vmcoredd_header.size), data: vmcoreddData(kernel, d) }));
 }
 
 /**
@@ -185,6 +194,8 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
     killPoint('writeout started');
   }
   const records = csum!;
+  const devdumps = kernelDeviceDumps(kernel);
+  const devBytes = vmcoreddBlockBytes(devdumps);
   const order = writeOrder(block);
   const total = order.reduce((a, s) => a + (s.end - s.start), 0n);
   const stage1 = readMissingList(ram, block);
@@ -257,7 +268,7 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
       // The tail must still fit if the dump stops here: every later page listed missing.
       const later = suffixRanges ? suffixRanges[Math.min(writePosOfSeg + rec.index - seg.firstRecord, suffixRanges.length - 1)] : pagesFrom[si] + 1;
       const ranges = stage1.ranges.length + dumper.length + corrupted.length + later;
-      if (truncated || devOffset + recLen + tailBytes(ranges, records.count + 1) > usable) {
+      if (truncated || devOffset + recLen + tailBytes(ranges, records.count + 1, devBytes) > usable) {
         truncated = true;
         notWritten.push(rec.pfn);
         continue;
@@ -301,6 +312,7 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
       data_offset: header.dh_dump_buffer_size, header_len: headerLen, header_crc32: zlib.crc32(hdrBuf.subarray(0, headerLen)) >>> 0,
       end_crc32: zlib.crc32(endRec) >>> 0, flags: LKCD_CSUM_F_LOCATOR, records,
     },
+    devdumps,
   });
   let tail = Buffer.concat([endRec, area]);
   const endOfTail = devOffset + BigInt(tail.length);

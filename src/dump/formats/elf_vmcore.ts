@@ -12,13 +12,13 @@ import {
 } from '../../codec/index.js';
 import { pt_regs } from '../../kernel/structs/pt_regs.js';
 import { new_utsname } from '../../kernel/structs/new_utsname.js';
-import { closeDumpFile, readDumpFileAt, type DumpAttributes, type DumpFile, type DumpFormatOps, type DumpIntegrity, type ProbedDump } from './types.js';
+import { closeDumpFile, readDumpFileAt, type DeviceDumpEntry, type DumpAttributes, type DumpFile, type DumpFormatOps, type DumpIntegrity, type ProbedDump } from './types.js';
 import { readVmcoreNotes, vmcoreinfoKeys, type VmcoreNotes } from './vmcore_notes.js';
 
 const PAGE_SIZE = 4096;
 const PAGE = BigInt(PAGE_SIZE);
-/** PT_NOTE segments larger than this are refused rather than read. */
-const MAX_NOTE_BYTES = 16 << 20;
+/** PT_NOTE segments larger than this are refused rather than read (a cxgb4 device dump note alone is 32 MiB). */
+const MAX_NOTE_BYTES = 64 << 20;
 
 interface Load { paddr: bigint; vaddr: bigint; offset: bigint; filesz: bigint; memsz: bigint }
 
@@ -126,6 +126,11 @@ export class ElfVmcoreDump implements ProbedDump {
     return { state: 'complete', checksum: 'unverified', ranges: [], problems: [], notes: ['ELF vmcores carry no checksums'] };
   }
 
+  /** The device dumps of the LINUX/NT_VMCOREDD notes. */
+  deviceDumps(): DeviceDumpEntry[] {
+    return this.notes.vmcoredd;
+  }
+
   close(): void {
     closeDumpFile(this.file);
   }
@@ -172,6 +177,7 @@ export function probeElfVmcore(file: DumpFile): ElfVmcoreDump | null {
     notes: notes.flatMap((n) => n.notes),
     vmcoreinfo: notes.find((n) => n.vmcoreinfo !== null)?.vmcoreinfo ?? null,
     prstatus: notes.flatMap((n) => n.prstatus),
+    vmcoredd: notes.flatMap((n) => n.vmcoredd),
   };
   return new ElfVmcoreDump(file, loads, merged);
 }
