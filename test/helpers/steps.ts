@@ -29,7 +29,10 @@ export function truthOfPanic(dir: string, twin: string, message: string): Truth 
 export function machineLeftovers(dir: string): string[] {
   const m = path.join(dir, 'lib', 'machine');
   if (!fs.existsSync(m)) return [];
-  return fs.readdirSync(m).filter((f) => f !== 'ram' && f !== 'state.json').sort();
+  // The PCI devices' hardware files (lib/machine/devices/<bdf>) belong there; a temporary among them does not.
+  const dev = path.join(m, 'devices');
+  const strayDev = fs.existsSync(dev) ? fs.readdirSync(dev).filter((f) => f.startsWith('.')).map((f) => `devices/${f}`) : [];
+  return [...fs.readdirSync(m).filter((f) => f !== 'ram' && f !== 'state.json' && f !== 'devices'), ...strayDev].sort();
 }
 
 export interface TimedRun { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; ms: number }

@@ -26,7 +26,7 @@ export function mpt3sasDumpSections(dev: PciDevice): Array<{ name: string; data:
   return [
     { name: 'sysif_regs', data: dev.mem('bar0').slice() },
     { name: 'request_queue', data: mem.slice(IOC_REQUEST_QUEUE, IOC_REQUEST_QUEUE + IOC_REQUEST_DEPTH * IOC_REQUEST_FRAME) },
-    { name: 'reply_post_queue', data: mem.slice(IOC_REPLY_POST_QUEUE, IOC_REPLY_POST_QUEUE + IOC_REQUEST_DEPTH * IOC_REPLY_DESC) },
+    { name: 'reply_queue', data: mem.slice(IOC_REPLY_POST_QUEUE, IOC_REPLY_POST_QUEUE + IOC_REQUEST_DEPTH * IOC_REPLY_DESC) },
     { name: 'ioc_log', data: mem.slice(IOC_LOG_RING, IOC_LOG_RING + IOC_LOG_RING_SIZE) },
   ];
 }
