@@ -313,6 +313,12 @@ describe(`LKCD soft boot: kernel 2's drivers dump, lkcd config carries the dumps
     }
   });
 
+  it('crashdd: one read-only file per dump (0400), sized as the dump, in a directory per driver', () => {
+    expect(expectOk(run('machine', root, ['sys', 'ls', 'kernel/crashdd']))).toMatch(/^d\S+ +0 .* cxgb4\/\nd\S+ +0 .* mpt3sas\/\nd\S+ +0 .* nvme\/\n$/);
+    const ls = expectOk(run('machine', root, ['sys', 'ls', 'kernel/crashdd/nvme']));
+    expect(ls).toMatch(new RegExp(`^-r-------- +${crashdd.get(NAMES[2])!.length} .* nvme_0000:04:00\\.0\n$`));
+  });
+
   it('the cxgb4 dump kernel 2 took decodes to the NIC before the crash; the HBA\'s to its state before the crash', () => {
     checkCxgb4(crashdd.get(NAMES[0])!, before.get(NIC)!);
     checkSections(crashdd.get(NAMES[1])!, hbaSections(before.get(HBA)!));
