@@ -282,6 +282,8 @@ describe(`LKCD soft boot: kernel 2's drivers dump, lkcd config carries the dumps
   const before = new Map<string, Map<string, ImageRegion>>();
   const crashdd = new Map<string, Buffer>();
   let exported: string;
+  let lsTop: string;
+  let lsNvme: string;
 
   beforeAll(() => {
     root = path.join(dir, 'softboot');
@@ -291,6 +293,8 @@ describe(`LKCD soft boot: kernel 2's drivers dump, lkcd config carries the dumps
     BDFS.forEach((b, i) => before.set(b, deviceImage(root, b, `sb-before-${i}`).regions));
     expect(expectOk(run('machine', root, ['panic', 'soft boot device dumps']))).toMatch(/saved dump reserved at/);
     for (const [i, n] of NAMES.entries()) crashdd.set(n, sysCat(root, `kernel/crashdd/${DRIVERS[i]}/${n}`));
+    lsTop = expectOk(run('machine', root, ['sys', 'ls', 'kernel/crashdd']));
+    lsNvme = expectOk(run('machine', root, ['sys', 'ls', 'kernel/crashdd/nvme']));
     expectOk(run('lkcd', root, ['config']));
     const saved = expectOk(run('lkcd', root, ['save']));
     expect(saved).toMatch(/^lkcd save: dump 0 carries 3 device dumps, saved in .*\/log\/dump\/0\/devices: cxgb4_0000:02:00\.4 \(\d+ bytes\), mpt3sas_0000:03:00\.0 \(\d+ bytes\), nvme_0000:04:00\.0 \(\d+ bytes\)$/m);
@@ -313,10 +317,10 @@ describe(`LKCD soft boot: kernel 2's drivers dump, lkcd config carries the dumps
     }
   });
 
-  it('crashdd: one read-only file per dump (0400), sized as the dump, in a directory per driver', () => {
-    expect(expectOk(run('machine', root, ['sys', 'ls', 'kernel/crashdd']))).toMatch(/^d\S+ +0 .* cxgb4\/\nd\S+ +0 .* mpt3sas\/\nd\S+ +0 .* nvme\/\n$/);
-    const ls = expectOk(run('machine', root, ['sys', 'ls', 'kernel/crashdd/nvme']));
-    expect(ls).toMatch(new RegExp(`^-r-------- +${crashdd.get(NAMES[2])!.length} .* nvme_0000:04:00\\.0\n$`));
+  it('crashdd: one read-only file per dump (0400), sized as the dump, in a directory per driver; gone once lkcd config wrote them out', () => {
+    expect(lsTop).toMatch(/^d\S+ +0 .* cxgb4\/\nd\S+ +0 .* mpt3sas\/\nd\S+ +0 .* nvme\/\n$/);
+    expect(lsNvme).toMatch(new RegExp(`^-r-------- +${crashdd.get(NAMES[2])!.length} .* nvme_0000:04:00\\.0\n$`));
+    expectCleanFailure(run('machine', root, ['sys', 'ls', 'kernel/crashdd']), 'machine', EX_NOINPUT, '/sys/kernel/crashdd');
   });
 
   it('the cxgb4 dump kernel 2 took decodes to the NIC before the crash; the HBA\'s to its state before the crash', () => {

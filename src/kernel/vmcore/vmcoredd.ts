@@ -186,6 +186,23 @@ export function vmcoreAddDeviceDump(kernel: Kernel, buddy: BuddyAllocator, data:
   return 0;
 }
 
+/**
+ * vmcore_free_device_dumps(): every dump's buffer and node go back to the
+ * allocator and the list is empty again. A kernel without /proc/vmcore
+ * (a soft boot's kernel 2) calls it once the dumps are safely written out.
+ */
+export function vmcoreFreeDeviceDumps(kernel: Kernel, buddy: BuddyAllocator): number {
+  const dumps = vmcoreddDumps(kernel);
+  for (const d of dumps) {
+    vfree(kernel, buddy, d.buf, d.size);
+    vfree(kernel, buddy, d.node, vmcoredd_node.size);
+  }
+  const head = kernel.sym('vmcoredd_list').address;
+  kernel.writeStruct(list_head, 'vmcoredd_list', { next: head, prev: head });
+  kernel.writeU64('vmcoredd_orig_sz', 0n);
+  return dumps.length;
+}
+
 /** The driver name of a dump: drivers name their dumps "<driver>_<bus id>" (cxgb4's "%s_%s"). */
 export function dumpDriverName(dumpName: string): string {
   const i = dumpName.lastIndexOf('_');
