@@ -4,7 +4,9 @@
  * <path>/127.0.0.1-<date>/, vmcore-dmesg.txt first (by the real
  * vmcore-dmesg), then the core collector writes vmcore-incomplete from
  * /proc/vmcore, which is synced and renamed to vmcore only when the
- * collector succeeded; then final_action, or failure_action when it failed.
+ * collector succeeded; the device dumps of /sys/kernel/crashdd are copied to
+ * crashdd/ beside it (what the crashdd patches' script added to
+ * kdump-lib-initramfs.sh); then final_action, or failure_action when it failed.
  * /proc/vmcore is given to the real tools as a file, <root>/proc/vmcore,
  * for as long as the save runs.
  */
@@ -14,7 +16,7 @@ import path from 'node:path';
 import { DumpError, UsageError, ioError } from '../src/codec/index.js';
 import { ensureDir, fsyncDir } from '../src/machine/index.js';
 import {
-  captureDesign, closeSystem, firmwareReboot, isKdumpKernel, kernelWallClock, powerOff, procVmcore, type CaptureDesign, type RunningSystem,
+  captureDesign, closeSystem, firmwareReboot, isKdumpKernel, kernelWallClock, powerOff, procVmcore, Sysfs, type CaptureDesign, type RunningSystem,
 } from '../src/kernel/index.js';
 import { copyProcVmcore } from '../src/dump/index.js';
 import type { KdumpAction, KdumpConf } from './kdump_conf.js';
@@ -98,6 +100,47 @@ function act(sys: RunningSystem, action: KdumpAction, say: (l: string) => void):
 }
 
 /**
+ * Copies /sys/kernel/crashdd/<driver>/<dump> to <dir>/crashdd/<driver>/<dump>:
+ * each file 0600, written aside, fsynced and renamed; directories 0700.
+ * Returns how many files were copied (0 when the kernel has none).
+ */
+export function saveCrashdd(sys: RunningSystem, dir: string): number {
+  const sysfs = new Sysfs(sys.kernel);
+  if (!sysfs.exists(CRASHDD_DIR)) return 0;
+  let n = 0;
+  for (const drv of sysfs.list(CRASHDD_DIR)) {
+    if (drv.kind !== 'dir') continue;
+    const target = path.join(dir, 'crashdd', drv.name);
+    ensureDir(target, 0o700);
+    for (const f of sysfs.list(`${CRASHDD_DIR}/${drv.name}`)) {
+      if (f.kind !== 'file') continue;
+      const file = path.join(target, f.name);
+      const tmp = path.join(target, `.${f.name}.tmp-${process.pid}`);
+      try {
+        const fd = fs.openSync(tmp, 'w', 0o600);
+        try {
+          fs.writeFileSync(fd, f.read());
+          fs.fsyncSync(fd);
+        } finally {
+          fs.closeSync(fd);
+        }
+        fs.renameSync(tmp, file);
+      } catch (e) {
+        fs.rmSync(tmp, { force: true });
+        throw e;
+      }
+      n++;
+    }
+    fsyncDir(target);
+  }
+  fsyncDir(path.join(dir, 'crashdd'));
+  return n;
+}
+
+/** The crashdd tree in the capture kernel's sysfs. */
+const CRASHDD_DIR = 'kernel/crashdd';
+
+/**
  * Saves the crash dump from a capture kernel, then runs final_action, or
  * failure_action when the core collector failed (saved is then false).
  */
@@ -168,6 +211,9 @@ export function kdumpSave(sys: RunningSystem, conf: KdumpConf, say: (l: string) 
     } else {
       say(`kdump: saving vmcore failed, exitcode:${exitcode}`);
     }
+    // The crashdd patches' script: the device dumps under /sys/kernel/crashdd go beside the vmcore.
+    const copied = saveCrashdd(sys, dir);
+    if (copied > 0) say(`kdump: saving ${copied} device dump${copied === 1 ? '' : 's'} from /sys/kernel/crashdd to ${shown}crashdd/ complete`);
   } catch (e) {
     throw e instanceof DumpError ? e : ioError(`saving the dump in ${shown}`, e as NodeJS.ErrnoException);
   } finally {

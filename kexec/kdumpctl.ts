@@ -48,7 +48,7 @@ await runCli('kdumpctl', async () => {
     .command('estimate', 'reserved and recommended crashkernel sizes, as kdump-utils estimates them', () => undefined, (argv) => {
       kdumpctlEstimate(new MachineRoot(resolveRoot(argv.root)), out);
     })
-    .command('save', 'in the capture kernel: save vmcore-dmesg.txt and the vmcore under path (etc/kdump.conf), index the vmcore beside the LKCD dumps (design kdump: lkcd list, show, read, dmesg, export), then final_action', () => undefined, (argv) => {
+    .command('save', 'in the capture kernel: save vmcore-dmesg.txt, the vmcore and the device dumps of /sys/kernel/crashdd (crashdd/) under path (etc/kdump.conf), index the vmcore beside the LKCD dumps (design kdump or fadump: lkcd list, show, read, dmesg, export), then final_action', () => undefined, (argv) => {
       const root = new MachineRoot(resolveRoot(argv.root));
       const conf = loadKdumpConf(root);
       const sys = openSystem(root);

@@ -25,6 +25,7 @@ import { vmlinuxStatus } from './debuginfo.js';
 import { lkcdPstoreSave, PSTORE_ARCHIVE_DIR, pstoreListText, reindexPstore } from './pstore.js';
 import { verifySavedDump } from './verify.js';
 import { lkcdImport } from './import.js';
+import { deviceDumpList, deviceDumpText, extractDeviceDump } from './devices.js';
 
 const json = (v: unknown): string => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? (x > BigInt(Number.MAX_SAFE_INTEGER) ? hex(x) : Number(x)) : x), 2) + '\n';
 const out = (s: string): void => { process.stdout.write(s); };
@@ -45,7 +46,7 @@ await runCli('lkcd', async () => {
       const r = lkcdConfig(rootOf(argv), (l) => out(`${l}\n`), { force: argv.force });
       if (r.degraded) throw r.degraded;
     }))
-    .command('save', 'copy the dump on DUMPDEV to DUMPDIR/N (dump.N, map.N, kerntypes.N, analysis.N, vmlinux.N), check it, index it, mark it saved (a dump marked saved is not saved again; one identical to a saved dump but not marked is saved as a new N, same_as the first); exits 3 for a TRUNCATED dump, 4 for a DAMAGED one', (y) => y.epilogue(cliExitHelp('lkcd', 'save')), (argv) => holdMachine(rootOf(argv), 'lkcd', () => {
+    .command('save', 'copy the dump on DUMPDEV to DUMPDIR/N (dump.N, map.N, kerntypes.N, analysis.N, vmlinux.N, devices/), check it, index it, mark it saved (a dump marked saved is not saved again; one identical to a saved dump but not marked is saved as a new N, same_as the first); exits 3 for a TRUNCATED dump, 4 for a DAMAGED one', (y) => y.epilogue(cliExitHelp('lkcd', 'save')), (argv) => holdMachine(rootOf(argv), 'lkcd', () => {
       const r = lkcdSave(rootOf(argv));
       for (const l of r.lines) out(`${l}\n`);
       if (r.degraded) throw r.degraded;
@@ -154,7 +155,7 @@ await runCli('lkcd', async () => {
       out(`${r.line}\n`);
       if (r.degraded) throw r.degraded;
     })
-    .command('export <n>', 'export dump N as an ELF vmcore (for crash, makedumpfile, vmcore-dmesg, gdb): pages the dump does not hold are left out of every PT_LOAD', (y) => y.epilogue(cliExitHelp('lkcd', 'export')).positional('n', { type: 'string' })
+    .command('export <n>', 'export dump N as an ELF vmcore (for crash, makedumpfile, vmcore-dmesg, gdb): pages the dump does not hold are left out of every PT_LOAD; its device dumps are NT_VMCOREDD notes before the CPU and VMCOREINFO notes', (y) => y.epilogue(cliExitHelp('lkcd', 'export')).positional('n', { type: 'string' })
       .option('elf', { type: 'boolean', demandOption: true, describe: 'ELF vmcore output (the only format)' })
       .option('o', { alias: 'output', type: 'string', demandOption: true, describe: 'output file (0600, replaced whole; never a dump, index or machine file)' }), (argv) => {
       const root = rootOf(argv);
@@ -171,6 +172,22 @@ await runCli('lkcd', async () => {
         out(`${argv.o}: ${r.bytes} bytes, ${r.loads.length} PT_LOADs; ${r.holePages} of the ${r.framesOfRam} frames of RAM are not in the dump and were left out (holes between the loads)` +
           `${view.text ? '' : '; no kernel-text PT_LOAD: without a System.map the kernel\'s [_text, _end) is not known'}\n`);
       } finally { o.close(); }
+    })
+    .command('devices <n>', 'the device dumps dump N carries (collected by the crash recovery kernel\'s drivers, saved in DUMPDIR/N/devices/); --extract NAME -o FILE copies one out', (y) => y.epilogue(cliExitHelp('lkcd', 'devices')).positional('n', { type: 'string' })
+      .option('json', { type: 'boolean', default: false })
+      .option('extract', { type: 'string', describe: 'the dump name to copy out (with -o)' })
+      .option('o', { alias: 'output', type: 'string', describe: 'output file for --extract (0600, replaced whole; never a dump, index or machine file)' }), (argv) => {
+      const root = rootOf(argv);
+      const n = parseDumpNumber(argv.n!);
+      if (argv.extract !== undefined) {
+        if (!argv.o) throw new UsageError('devices --extract NAME needs -o FILE');
+        const r = extractDeviceDump(root, n, argv.extract, argv.o);
+        out(`${argv.o}: ${r.bytes} bytes\n`);
+        return;
+      }
+      if (argv.o !== undefined) throw new UsageError('-o goes with --extract NAME');
+      const rows = deviceDumpList(dumpDirFor(root), n);
+      out(argv.json ? json(rows) : deviceDumpText(n, rows));
     })
     .command('analyze <n>', 'the lcrash-style report: panic, registers, tasks, memory by type, compression, last log lines', (y) => y.epilogue(cliExitHelp('lkcd', 'analyze')).positional('n', { type: 'string' }), (argv) => {
       const o = openIndexedDump(dumpDirFor(rootOf(argv)), parseDumpNumber(argv.n!));

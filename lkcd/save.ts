@@ -4,13 +4,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DegradedResult, DumpError, hex, ioError } from '../src/codec/index.js';
 import { ensureDir, fsyncDir, PAGE_SIZE, PAGE_SIZE_N, type MachineRoot } from '../src/machine/index.js';
-import { buildFileNames, closeSystem, openSystem } from '../src/kernel/index.js';
+import { buildFileNames, closeSystem, dumpDriverName, openSystem } from '../src/kernel/index.js';
 import {
   BlockDevice, DUMP_COMPRESS_NAMES, deviceDumpSha256, findDeviceDump, pfnRanges, killPoint, notSelectedFrames,
   openDump, readDeviceMark, writeSavedMark, writeSavingMark, type DeviceDump, type DumpIntegrity, type DumpProblem, type ProbedDump,
 } from '../src/dump/index.js';
 import {
-  DumpIndex, INDEX_FILE, panicSignature, type DumpRecord, type LogLine, type MissingRange, type PageRow,
+  DumpIndex, INDEX_FILE, panicSignature, type DeviceDumpRow, type DumpRecord, type LogLine, type MissingRange, type PageRow,
 } from '../src/store/index.js';
 import { progressBar } from '../src/cli/progress.js';
 import { analysisText, panicFromLog, readDumpFacts, type DumpFacts } from './analysis.js';
@@ -182,6 +182,50 @@ export interface KnownDump {
   dump?: ProbedDump;
   facts?: DumpFacts;
   findings?: DumpFindings;
+  /** The device dumps written to DUMPDIR/N/devices/. */
+  devices?: DeviceDumpRow[];
+}
+
+/** Where lkcd save puts a dump's device dumps, under DUMPDIR/N. */
+export const DEVICES_SUBDIR = 'devices';
+
+/** One device dump of an open dump: its index row and its bytes, or why it cannot be read. */
+export interface DeviceDumpFound {
+  name: string;
+  row: DeviceDumpRow | null;
+  data: Uint8Array | null;
+  problem: string | null;
+}
+
+/** The device dumps a dump carries, each read back (a damaged one is named, not thrown). */
+export function deviceDumpsOf(dump: ProbedDump): DeviceDumpFound[] {
+  return (dump.deviceDumps?.() ?? []).map((d, seq) => {
+    try {
+      const data = d.data();
+      const sha256 = crypto.createHash('sha256').update(data).digest('hex');
+      return { name: d.name, data, problem: null, row: { seq, name: d.name, driver: dumpDriverName(d.name), size: data.length, sha256, file: `${DEVICES_SUBDIR}/${d.name}` } };
+    } catch (e) {
+      if (!(e instanceof DumpError) || e.code === 'INTERNAL') throw e;
+      return { name: d.name, data: null, row: null, problem: e.message };
+    }
+  });
+}
+
+/** Writes each readable device dump to <dir>/devices/<name> (0600, the directory 0700, fsynced). */
+function writeDeviceDumps(dir: string, found: readonly DeviceDumpFound[]): void {
+  const sub = path.join(dir, DEVICES_SUBDIR);
+  ensureDir(sub, 0o700);
+  for (const d of found) {
+    if (!d.row || !d.data) continue;
+    const fd = fs.openSync(path.join(dir, d.row.file), 'wx', 0o600);
+    try {
+      fs.writeFileSync(fd, d.data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+  fsyncDir(sub);
 }
 
 /**
@@ -207,7 +251,8 @@ export function indexDumpDir(index: DumpIndex, n: number, dir: string, known: Kn
       }
     };
     const log: LogLine[] = (facts.log ?? []).map((l) => ({ seq: Number(l.seq), ts_nsec: l.ts_nsec, level: l.level, text: l.text }));
-    const r = index.addDump(rec, pages(), log, f.ranges);
+    const devices = known.devices ?? deviceDumpsOf(dump).flatMap((d) => (d.row ? [d.row] : []));
+    const r = index.addDump(rec, pages(), log, f.ranges, devices);
     return { ...r, record: index.getDump(r.n)! };
   } finally {
     if (!known.dump) dump.close();
@@ -418,6 +463,7 @@ export function lkcdSave(root: MachineRoot): SaveReport {
     // killed after the rename is being finished.
     const known: KnownDump = { sha };
     let vmlinuxLine: string | null = null;
+    const deviceLines: string[] = [];
     let r: { n: number; inserted: boolean; record: DumpRecord };
     try {
       if (!fs.existsSync(dir)) {
@@ -438,6 +484,12 @@ export function lkcdSave(root: MachineRoot): SaveReport {
           known.facts = readDumpFacts(known.dump, syms);
           vmlinuxLine = saveVmlinux(root.bootDir, found.header.dh_utsname_release, known.dump, syms.byName, tmp, n);
           known.findings = findingsOf(known.dump, known.facts);
+          const devs = deviceDumpsOf(known.dump);
+          if (devs.length) {
+            writeDeviceDumps(tmp, devs);
+            known.devices = devs.flatMap((d) => (d.row ? [d.row] : []));
+            for (const d of devs) if (d.problem) deviceLines.push(`lkcd save: device dump ${d.name} is damaged and was not saved: ${d.problem}`);
+          }
           const f = known.findings;
           const text = analysisText(n, known.dump, known.facts, {
             pages: known.dump.attrs['dump.pages'], compressed: f.compressed, storedBytes: Number(found.end - found.start), missingPages: f.missingPages,
@@ -471,6 +523,9 @@ export function lkcdSave(root: MachineRoot): SaveReport {
     lines.push(`lkcd save: saved dump ${n} to ${dir}: ${rec.pages} pages, ${rec.stored_bytes} bytes, ${stateText(rec)}; panic "${rec.panic_string}"`);
     if (vmlinuxLine) lines.push(vmlinuxLine);
     if (sameAs && sameAs.n !== n) lines.push(`lkcd save: dump ${n} is byte-identical to dump ${sameAs.n} (same sha256), but the dump on ${conf.DUMPDEV} was not marked saved: another crash, kept as a dump of its own`);
+    const devRows = index.deviceDumps(n);
+    if (devRows.length) lines.push(`lkcd save: dump ${n} carries ${devRows.length} device dump${devRows.length === 1 ? '' : 's'}, saved in ${path.join(dir, DEVICES_SUBDIR)}: ${devRows.map((d) => `${d.name} (${d.size} bytes)`).join(', ')}`);
+    lines.push(...deviceLines);
     if (rec.state === 'damaged') {
       const shown: string[] = [];
       for (const m of index.missing(n)) {

@@ -2,7 +2,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { DegradedResult, formatSize, hex, parseInteger, parseSize, UsageError } from '../codec/index.js';
-import { MachineRoot, resolveRoot } from '../machine/index.js';
+import { MachineRoot, parseDeviceList, resolveRoot } from '../machine/index.js';
 import {
   closeSystem, openSystem, PAGE_TYPES, powerOff, powerOn, PROFILE_NAMES, runWorkload, systemDmesg,
   systemStatus, systemTasks, taskStateName, type SystemStatus,
@@ -13,6 +13,7 @@ import {
   type CrashCause, type RunningSystem,
 } from '../kernel/index.js';
 import { runSys } from './sys.js';
+import { deviceDumpTo, deviceText, lspci, lspciText } from './devices.js';
 import { holdMachine } from './hold.js';
 import { progressBar } from './progress.js';
 import { runCli } from './run.js';
@@ -164,10 +165,12 @@ await runCli('machine', async () => {
       .option('profile', { type: 'string', default: 'database', describe: `workload: ${PROFILE_NAMES.join(', ')} (db = database)` })
       .option('seed', { type: 'string', default: '1', describe: 'workload seed (same seed, same memory)' })
       .option('hostname', { type: 'string', default: 'lkcd-sim' })
-      .option('cmdline', { type: 'string', describe: 'kernel command line (default: root=/dev/vda1 ... panic=5)' }),
+      .option('cmdline', { type: 'string', describe: 'kernel command line (default: root=/dev/vda1 ... panic=5)' })
+      .option('devices', { type: 'string', default: 'all', describe: 'PCI devices fitted: all, none, or a list of nic (cxgb4-like T6 at 02:00.4), hba (SAS3008 at 03:00.0), nvme (04:00.0)' }),
     (argv) => {
       const sys = powerOn(rootOf(argv), {
         mem: parseSize(argv.mem, '--mem'), profile: argv.profile, seed: parseInteger(argv.seed, '--seed'), hostname: argv.hostname, cmdline: argv.cmdline,
+        devices: parseDeviceList(argv.devices),
         onNote: (l) => process.stderr.write(`machine: ${l}\n`),
       });
       try {
@@ -218,6 +221,26 @@ await runCli('machine', async () => {
         process.stdout.write(`ran ${argv.seconds} s: ${r.freed} pages freed, ${r.allocated} allocated, ${r.lines} log lines\n`);
       } finally {
         closeSystem(sys);
+      }
+    }))
+    .command('lspci', 'the PCI functions fitted (lspci -Dnn style; a function the crash left wedged says so)', (y) => y.epilogue(cliExitHelp('machine', 'lspci'))
+      .option('json', { type: 'boolean', default: false }),
+    (argv) => held(argv, () => {
+      const e = lspci(rootOf(argv));
+      process.stdout.write(argv.json ? `${JSON.stringify(e, null, 2)}\n` : lspciText(e));
+    }))
+    .command('device <bdf>', 'one PCI function: its regions; --dump -o FILE writes its raw state (config space, registers, on-device memory) as the hardware presents it', (y) => y.epilogue(cliExitHelp('machine', 'device'))
+      .positional('bdf', { type: 'string', describe: 'PCI address, e.g. 0000:02:00.4' })
+      .option('dump', { type: 'boolean', default: false, describe: 'write the device image (see the README for its layout)' })
+      .option('o', { alias: 'output', type: 'string', describe: 'output file for --dump (0600, replaced whole)' }),
+    (argv) => held(argv, () => {
+      if (argv.dump) {
+        if (!argv.o) throw new UsageError('device --dump needs -o FILE');
+        const r = deviceDumpTo(rootOf(argv), argv.bdf!, argv.o);
+        process.stdout.write(`${argv.o}: ${r.bytes} bytes\n`);
+      } else {
+        if (argv.o !== undefined) throw new UsageError('-o goes with --dump');
+        process.stdout.write(deviceText(rootOf(argv), argv.bdf!));
       }
     }))
     .command('export-vmcore', 'write an ELF vmcore of live RAM (for crash, makedumpfile, vmcore-dmesg, gdb)', (y) => y.epilogue(cliExitHelp('machine', 'export-vmcore'))
@@ -277,7 +300,7 @@ await runCli('machine', async () => {
         closeSystem(r.system);
       }
     }))
-    .command('sys <action> [path] [value]', 'the running kernel\'s /sys: ls [PATH], cat PATH, rm PATH (pstore files), write PATH VALUE (e.g. kernel/fadump/registered 1, kernel/fadump/release_mem 1), export DIR [PATH] (real files, default fs/pstore)', (y) => y.epilogue(cliExitHelp('machine', 'sys'))
+    .command('sys <action> [path] [value]', 'the running kernel\'s /sys: ls [PATH], cat PATH, rm PATH (pstore files), write PATH VALUE (e.g. kernel/fadump/registered 1, kernel/fadump/release_mem 1), export DIR [PATH] (real files, default fs/pstore); kernel/crashdd/<driver>/<dump> in a crash recovery kernel', (y) => y.epilogue(cliExitHelp('machine', 'sys'))
       .positional('action', { type: 'string', choices: ['ls', 'cat', 'rm', 'write', 'export'] })
       .positional('path', { type: 'string' })
       .positional('value', { type: 'string' }),

@@ -1,7 +1,7 @@
 /**
- * Byte-level field types. Every field reads and writes little-endian at an
- * offset inside a caller's DataView (x86_64 is little-endian; byte order is
- * never left to a default).
+ * Byte-level field types. Every field reads and writes at an offset inside
+ * a caller's DataView, little-endian (x86_64) unless its name says be
+ * (device firmware structures); byte order is never left to a default.
  */
 export interface Field<T> {
   readonly size: number;
@@ -40,6 +40,23 @@ export const i64: Field<bigint> = {
   size: 8, ctype: 's64',
   get: (v, o) => v.getBigInt64(o, true),
   set: (v, o, x) => v.setBigInt64(o, BigInt.asIntN(64, x), true),
+};
+
+/** Big-endian fields (__be16, __be32, __be64): device firmware structures that the hardware keeps in network order. */
+export const be16: Field<number> = {
+  size: 2, ctype: '__be16',
+  get: (v, o) => v.getUint16(o, false),
+  set: (v, o, x) => v.setUint16(o, x, false),
+};
+export const be32: Field<number> = {
+  size: 4, ctype: '__be32',
+  get: (v, o) => v.getUint32(o, false),
+  set: (v, o, x) => v.setUint32(o, x, false),
+};
+export const be64: Field<bigint> = {
+  size: 8, ctype: '__be64',
+  get: (v, o) => v.getBigUint64(o, false),
+  set: (v, o, x) => v.setBigUint64(o, BigInt.asUintN(64, x), false),
 };
 
 /** Raw bytes of a fixed length (copied out on read). */

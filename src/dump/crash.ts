@@ -1,10 +1,10 @@
 import { DumpError, hex } from '../codec/index.js';
 import {
   BuddyAllocator, configForRam, crashFadump, crashKexec, fadumpOsTerm, interruptedTask, kdumpBoot, kernelPanic, kernelWallClock, pt_regs, kexecCrashLoaded, kexecEntries, kexecFrames,
-  kexecLoaded, Kernel, listTasks, MemMap, printk, readKernelHeader, THREAD_SIZE_ORDER, LOGLEVEL_INFO, type CrashCause, type KernelConfig,
+  hostClock, kexecLoaded, Kernel, listTasks, MemMap, pciRegisterReader, printk, readKernelHeader, THREAD_SIZE_ORDER, LOGLEVEL_INFO, type CrashCause, type KernelConfig,
   type PanicInfo, type RunningSystem,
 } from '../kernel/index.js';
-import { PAGE_SIZE, PlatformFirmware } from '../machine/index.js';
+import { PAGE_SIZE, PciBus, PlatformFirmware } from '../machine/index.js';
 import type { Kimage } from '../kernel/structs/kimage.js';
 import { DUMP_FLAGS_NONDISRUPT, DUMP_FLAGS_SOFTBOOT } from './lkcd/constants.js';
 import { readDumpConfig } from './driver.js';
@@ -15,7 +15,7 @@ import { runStage1, type Stage1Result } from './writer/stage1.js';
 import { coldReboot, kexecReboot } from './softboot.js';
 import { IND_FLAGS, IND_SOURCE } from '../kernel/structs/kimage.js';
 import {
-  bootCommandLine, devcdPanicNotifier, kmsgDump, parseKernelParams, ramoopsFrames, rebootMode, simRegisterReader, KMSG_DUMP_PANIC,
+  bootCommandLine, devcdPanicNotifier, kmsgDump, parseKernelParams, ramoopsFrames, rebootMode, KMSG_DUMP_PANIC,
 } from '../kernel/pstore/index.js';
 import { firmwareReboot } from './reboot.js';
 
@@ -75,6 +75,10 @@ export function crashMachine(sys: RunningSystem, cause: CrashCause, hooks: Crash
   const say = (l: string): void => { consoleLines.push(l); };
   const panic = kernelPanic(kernel, cause);
   sys.ram.flush();
+  // The devices see the host stop: each reacts on its own (the NVMe controller's firmware asserts).
+  const bus = PciBus.open(sys.root);
+  bus.hostCrash(hostClock(kernel));
+  bus.flush();
   // fadump first: setup_fadump() forces crash_kexec_post_notifiers, and its panic notifier runs
   // before every other (priority INT_MAX, "to notify the firmware ASAP", as since Linux 6.0): so
   // with fadump registered neither kdump, nor stage 1 of the LKCD driver, nor the device-coredump
@@ -111,7 +115,7 @@ export function crashMachine(sys: RunningSystem, cause: CrashCause, hooks: Crash
   }
   // The notifiers: the device-coredump notifier is registered with a higher priority than the dump
   // driver's, so device state is copied before stage 1 reuses any frame.
-  const devcd = devcdPanicNotifier(kernel, simRegisterReader);
+  const devcd = devcdPanicNotifier(kernel, pciRegisterReader(bus));
   sys.ram.flush();
   if (postNotifiers && kexecCrashLoaded(kernel)) {
     const kdump = toKdump({ dmesgZone: kmsgDump(kernel, KMSG_DUMP_PANIC), devcd });

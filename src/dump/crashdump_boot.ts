@@ -1,7 +1,7 @@
 import { CorruptDumpError, hex, viewOf } from '../codec/index.js';
 import { PAGE_SIZE, PAGE_SIZE_N, type PhysicalRam } from '../machine/index.js';
 import {
-  bootRegion, inRanges, Kernel, LOGLEVEL_INFO, LOGLEVEL_WARNING, PAGE_OFFSET, printk, type KernelConfig, type PhysRange,
+  bootRegion, CRASHDUMP_ADDR_NONE, inRanges, Kernel, LOGLEVEL_INFO, LOGLEVEL_WARNING, PAGE_OFFSET, printk, type KernelConfig, type PhysRange,
 } from '../kernel/index.js';
 import { dump_config } from '../kernel/structs/dump_config.js';
 import { readBlock } from './memdev/block.js';
@@ -11,8 +11,7 @@ import {
 import { DUMP_RANGE_NAMES } from './lkcd/constants.js';
 import { Memdev } from './memdev/memdev.js';
 
-/** The sentinel LKCD's setup.c used for "no crashdump= given". */
-export const CRASHDUMP_ADDR_NONE = 0xdeadbeefn;
+export { CRASHDUMP_ADDR_NONE } from '../kernel/index.js';
 
 /** Parses crashdump=<addr> from a command line, memparse-style; null when absent. */
 export function parseCrashdumpArg(cmdline: string): { text: string; value: bigint | null } | null {

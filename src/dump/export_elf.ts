@@ -3,7 +3,8 @@
  * /proc/vmcore, so crash, makedumpfile, vmcore-dmesg and gdb can read it
  * (layout: shared/reference/vmcore-real-clients.md §2 and §7):
  *
- *   phdr[0]   PT_NOTE: "CORE" NT_PRSTATUS of the dumping CPU, then "VMCOREINFO"
+ *   phdr[0]   PT_NOTE: the device dumps the dump carries ("LINUX" NT_VMCOREDD, first, as /proc/vmcore
+ *             places them), "CORE" NT_PRSTATUS of the dumping CPU, then "VMCOREINFO"
  *   PT_LOADs  the kernel-text mapping [_text, _end), paddr = vaddr - __START_KERNEL_map, one per
  *             run of pages the dump holds
  *   PT_LOADs  the direct map, vaddr PAGE_OFFSET + paddr, one per run of pages the dump holds
@@ -12,7 +13,7 @@
  * makedumpfile's ELF output leaves excluded pages out), so a reader faults
  * on it instead of reading zeros that were never in RAM.
  */
-import { CorruptDumpError, DumpError, FaultError, hex, wrapError } from '../codec/index.js';
+import { CorruptDumpError, DumpError, encodeVmcoreddNote, FaultError, hex, vmcoredd_header, wrapError } from '../codec/index.js';
 import { PAGE_SHIFT } from '../machine/index.js';
 import { PN_XNUM } from '../codec/elf.js';
 import { PAGE_OFFSET, __START_KERNEL_map } from '../kernel/constants.js';
@@ -148,7 +149,9 @@ export function exportDumpAsElf(
     }
   };
 
-  const result = writeVmcore(out, { loads, vmcoreinfo, prstatus, readPhys, onProgress });
+  // Each device dump as the note /proc/vmcore showed: its header, its data (a whole number of pages with the header).
+  const deviceDumps = (dump.deviceDumps?.() ?? []).map((d) => encodeVmcoreddNote(d.name, d.data(), vmcoredd_header.size + d.size));
+  const result = writeVmcore(out, { loads, vmcoreinfo, prstatus, deviceDumps, readPhys, onProgress });
   const memory = dump.attrs['dump.memory_pages'];
   const framesOfRam = memory > maxPfn ? memory : maxPfn + 1n;
   const held = BigInt(pfns.filter((p) => BigInt(p) < framesOfRam).length);

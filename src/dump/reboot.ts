@@ -1,4 +1,4 @@
-import { PlatformFirmware, writeState } from '../machine/index.js';
+import { PciBus, PlatformFirmware, writeState } from '../machine/index.js';
 import {
   bootKernel, buildKernel, configForRam, fadumpCleanup, loadImage, printk, readKernelImageFile, rtcBootTime,
   sim_workload, startWorkload, uts_namespace, profileByName, LOGLEVEL_EMERG, LOGLEVEL_WARNING, type RunningSystem,
@@ -54,6 +54,7 @@ export function firmwareReboot(sys: RunningSystem, why: string, opts: { requeste
   const { kernel, cpu } = bootKernel(sys.ram, base, {
     cmdline, hostname, bootTime, seed: wl.seed + 1,
     earlyReserve: (k) => crashdumpReserve(k, config), firmware,
+    bus: PciBus.open(sys.root),
   });
   printk(kernel, `reboot: warm boot after ${why}; memory contents were kept (reboot=warm)`, LOGLEVEL_WARNING);
   startWorkload(kernel, profileByName('idle'), wl.seed);

@@ -1,4 +1,4 @@
-import { PlatformFirmware, writeState } from '../machine/index.js';
+import { PciBus, PlatformFirmware, writeState } from '../machine/index.js';
 import {
   bootKernel, configForRam, fadumpCleanup, machineKexec, powerOn, printk, readKernelHeader, rtcBootTime, rtcFollowKernel, sim_workload, uts_namespace,
   LOGLEVEL_WARNING, type RunningSystem,
@@ -32,6 +32,7 @@ export function kexecReboot(sys: RunningSystem): RunningSystem {
     seed: wl.seed + 1,
     earlyReserve: (k) => crashdumpReserve(k, config),
     firmware,
+    bus: PciBus.open(sys.root),
   });
   kernel.writeStruct(sim_workload, 'sim_workload', { ...wl, generation: 0, run_seconds: 0n });
   // Holding a dump, the new kernel reloads kexec with the same crashdump= (LKCD's init scripts did).

@@ -1,7 +1,9 @@
 import zlib from 'node:zlib';
-import { CorruptDumpError, InternalError, hex, viewOf } from '../codec/index.js';
+import { CorruptDumpError, InternalError, hex, viewOf, vmcoredd_header } from '../codec/index.js';
 import { PAGE_SIZE, PAGE_SIZE_N } from '../machine/index.js';
-import { blankPage, BuddyAllocator, Kernel, MemMap, PG_reserved, pageFlag } from '../kernel/index.js';
+import {
+  blankPage, BuddyAllocator, Kernel, MemMap, PG_reserved, pageFlag, readVmcoreddDump, vmcoreddData, vmcoreddDumps, vmcoreFreeDeviceDumps,
+} from '../kernel/index.js';
 import { dump_config } from '../kernel/structs/dump_config.js';
 import { isDeviceIoError, type BlockDevice } from './device.js';
 import { CRASHDUMP_ADDR_NONE, savedDumpFrames } from './crashdump_boot.js';
@@ -22,7 +24,7 @@ import { Memdev, memdevSource } from './memdev/memdev.js';
 import { killPoint } from './faults.js';
 import {
   CsumRecords, LKCD_CSUM_F_LOCATOR, LKCD_CSUM_MAX_PFN, LKCD_EXT_LOCATOR_OFFSET, encodeExtensionArea, encodeLocator, lkcd_csum_head,
-  lkcd_csum_record, lkcd_ext_header, lkcd_range, recordCrc32,
+  lkcd_csum_record, lkcd_ext_header, lkcd_range, recordCrc32, vmcoreddBlockBytes, type LkcdDeviceDumpIn,
 } from './formats/lkcd_ext.js';
 import { pfnSeen, walkLkcdRecords, type WalkOutcome } from './formats/lkcd_walk.js';
 import type { RecordTable } from './memdev/lists.js';
@@ -73,9 +75,18 @@ export function pfnsToRanges(pfns: bigint[]): Array<[bigint, bigint]> {
   return pfnRanges(pfns, 'unspecified').map((r) => [r.start, r.end]);
 }
 
-/** Bytes of the tail after the last page record: END, the listed ranges, the checksums, the terminator. */
-function tailBytes(ranges: number, records: number): bigint {
-  return BigInt(dump_page.size + 3 * lkcd_ext_header.size + lkcd_csum_head.size + ranges * lkcd_range.size + records * lkcd_csum_record.size);
+/** Bytes of the tail after the last page record: END, the listed ranges, the checksums, the device dumps, the terminator. */
+function tailBytes(ranges: number, records: number, devBytes: number): bigint {
+  return BigInt(dump_page.size + 3 * lkcd_ext_header.size + lkcd_csum_head.size + ranges * lkcd_range.size + records * lkcd_csum_record.size + devBytes);
+}
+
+/**
+ * The device dumps this kernel's drivers took at boot (vmcoredd_list):
+ * `lkcd config` carries them with the memory dump, in the device-dump
+ * block of the extension area.
+ */
+export function kernelDeviceDumps(kernel: Kernel): LkcdDeviceDumpIn[] {
+  return vmcoreddDumps(kernel).map((d) => ({ header: readVmcoreddDump(kernel, d, 0, vmcoredd_header.size), data: vmcoreddData(kernel, d) }));
 }
 
 /**
@@ -169,7 +180,18 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
     throw new CorruptDumpError(`dh_memory_size ${header.dh_memory_size} pages is more than the checksums can name`, { struct: 'dump_header', field: 'dh_memory_size' });
   }
   const firstRecord = DUMP_HEADER_OFFSET + header.dh_dump_buffer_size;
-  let resumed = block.wo_state === WRITEOUT_RUNNING && block.wo_device_size === device.size && block.wo_dev_offset <= usable;
+  const devdumps = kernelDeviceDumps(kernel);
+  const devBytes = vmcoreddBlockBytes(devdumps);
+  const order = writeOrder(block);
+  const stage1 = readMissingList(ram, block);
+  const dumper = dumperRanges(ram, blockPhys, block);
+  /** An upper bound of the pages not yet written from segment `segIdx` on (for the tail's room). */
+  const pagesFrom: number[] = new Array(order.length + 1).fill(0);
+  for (let i = order.length - 1; i >= 0; i--) pagesFrom[i] = pagesFrom[i + 1] + order[i].nr_pages;
+  // A checkpoint too close to the end of what the device can take (a device that failed after it)
+  // leaves no room for the tail if nothing more fits: such a writeout starts over instead.
+  const tailFromCheckpoint = tailBytes(stage1.ranges.length + dumper.length + pagesFrom[Math.min(block.wo_segment, order.length)] + 1, Number(block.wo_pages), devBytes);
+  let resumed = block.wo_state === WRITEOUT_RUNNING && block.wo_device_size === device.size && block.wo_dev_offset + tailFromCheckpoint <= usable;
   // A resumed writeout takes the checksums of what it wrote before from the device itself.
   let csum = resumed ? checksumsOnDevice(device, header, block.wo_dev_offset) : null;
   if (resumed && (!csum || BigInt(csum.count) !== block.wo_pages)) resumed = false;
@@ -185,13 +207,7 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
     killPoint('writeout started');
   }
   const records = csum!;
-  const order = writeOrder(block);
   const total = order.reduce((a, s) => a + (s.end - s.start), 0n);
-  const stage1 = readMissingList(ram, block);
-  const dumper = dumperRanges(ram, blockPhys, block);
-  /** An upper bound of the pages not yet written from segment `segIdx` on (for the tail's room). */
-  const pagesFrom: number[] = new Array(order.length + 1).fill(0);
-  for (let i = order.length - 1; i >= 0; i--) pagesFrom[i] = pagesFrom[i + 1] + order[i].nr_pages;
 
   let devOffset = block.wo_dev_offset;
   let pages = block.wo_pages;
@@ -257,7 +273,7 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
       // The tail must still fit if the dump stops here: every later page listed missing.
       const later = suffixRanges ? suffixRanges[Math.min(writePosOfSeg + rec.index - seg.firstRecord, suffixRanges.length - 1)] : pagesFrom[si] + 1;
       const ranges = stage1.ranges.length + dumper.length + corrupted.length + later;
-      if (truncated || devOffset + recLen + tailBytes(ranges, records.count + 1) > usable) {
+      if (truncated || devOffset + recLen + tailBytes(ranges, records.count + 1, devBytes) > usable) {
         truncated = true;
         notWritten.push(rec.pfn);
         continue;
@@ -301,6 +317,7 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
       data_offset: header.dh_dump_buffer_size, header_len: headerLen, header_crc32: zlib.crc32(hdrBuf.subarray(0, headerLen)) >>> 0,
       end_crc32: zlib.crc32(endRec) >>> 0, flags: LKCD_CSUM_F_LOCATOR, records,
     },
+    devdumps,
   });
   let tail = Buffer.concat([endRec, area]);
   const endOfTail = devOffset + BigInt(tail.length);
@@ -381,6 +398,8 @@ export function releaseDump(kernel: Kernel, blockPhys: bigint): bigint {
   }
   ram.flush();
   killPoint('frames released');
+  // The device dumps went out with the dump: kernel 2 lets go of them (and of crashdd's files).
+  if (kernel.readU64('elfcorebuf') === 0n) vmcoreFreeDeviceDumps(kernel, buddy);
   kernel.writeU64('crashdump_addr', CRASHDUMP_ADDR_NONE);
   const cfg = kernel.readStruct(dump_config, 'dump_config');
   if (cfg.dump_addr === Kernel.__va(blockPhys)) kernel.writeStruct(dump_config, 'dump_config', { ...cfg, dump_addr: 0n, active: 0 });

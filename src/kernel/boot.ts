@@ -1,5 +1,5 @@
 import { CorruptDumpError, DumpError, formatSize, hex, viewOf } from '../codec/index.js';
-import { firmwareE820, PAGE_SIZE_N, usablePfnRanges, type E820Range, type PhysicalRam, type PlatformFirmware } from '../machine/index.js';
+import { firmwareE820, PAGE_SIZE_N, usablePfnRanges, type E820Range, type PciBus, type PhysicalRam, type PlatformFirmware } from '../machine/index.js';
 import { bootLayoutAt, type BootLayout, type PhysRange } from './boot_layout.js';
 import { reserveCrashkernel } from './crashkernel.js';
 import { initCrashNotes } from './crash_core.js';
@@ -22,6 +22,7 @@ import { storeVmcoreinfo, vmcoreinfoText } from './vmcoreinfo.js';
 import { memmapReservations, pstoreInit } from './pstore/init.js';
 import { fadumpReserveMem } from './fadump/reserve.js';
 import { setupFadump } from './fadump/capture.js';
+import { PCI_DRIVERS, probePciDrivers, type ProbeResult } from './drivers/index.js';
 
 export interface BootParams {
   cmdline: string;
@@ -48,12 +49,19 @@ export interface BootParams {
    * fadump=on says it is not supported.
    */
   firmware?: PlatformFirmware;
+  /**
+   * The machine's PCI bus: its drivers probe the devices on it (and, in a
+   * crash recovery kernel, add their device dumps first). None: no driver runs.
+   */
+  bus?: PciBus;
 }
 
 export interface BootResult {
   kernel: Kernel;
   cpu: { cr3: bigint; kernel_base: bigint };
   layout: BootLayout;
+  /** What each PCI driver's probe did (empty without a bus). */
+  probes: ProbeResult[];
 }
 
 /** memblock: a bump allocator over the early region, used before the buddy allocator exists. */
@@ -254,18 +262,20 @@ export function bootKernel(ram: PhysicalRam, kernelBase: bigint, params: BootPar
   printk(kernel, `smpboot: CPU0: lkcd-softboot virtual CPU (family: 0x6, model: 0x55, stepping: 0x4)`);
   printk(kernel, `devtmpfs: initialized`);
   tick(400);
-  // Initcalls: fadump (subsys), ramoops and pstore, then the drivers that register device state with it.
+  // Initcalls: fadump (subsys), ramoops and pstore; /proc/vmcore (fs_initcall); then the PCI drivers
+  // (device_initcall), which in a crash recovery kernel add their device dumps before they initialise their devices.
   const buddy = new BuddyAllocator(kernel, memmap);
   const fadumpElfcorehdr = setupFadump(kernel, memmap, buddy, params.firmware ?? null);
-  pstoreInit(kernel, memmap, memmapRes.ranges, params.seed);
+  pstoreInit(kernel, memmap, memmapRes.ranges);
+  vmcoreInit(kernel, buddy, handed.cmdline, fadumpElfcorehdr);
+  const probes = params.bus ? probePciDrivers(kernel, new BuddyAllocator(kernel, memmap), params.bus, PCI_DRIVERS) : [];
   printk(kernel, `EXT4-fs (vda1): mounted filesystem with ordered data mode. Opts: (null)`);
   printk(kernel, `Freeing unused kernel image memory: 1024K`);
   tick(200);
   printk(kernel, `Run /sbin/init as init process`, LOGLEVEL_INFO);
-  vmcoreInit(kernel, buddy, handed.cmdline, fadumpElfcorehdr);
   tasks.create({ comm: 'systemd', state: TASK_INTERRUPTIBLE, kthread: false, mm: 1n, ip: kernel.sym('do_syscall_64').address });
   kernel.flush();
-  return { kernel, cpu, layout: blayout };
+  return { kernel, cpu, layout: blayout, probes };
 }
 
 

@@ -105,3 +105,6 @@ export const KEXEC_TYPE_CRASH = 1;
 /** elfcorehdr_addr when no elfcorehdr= was given, and after vmcore_init consumed it (include/linux/crash_dump.h). */
 export const ELFCORE_ADDR_MAX = 0xffffffffffffffffn;
 export const ELFCORE_ADDR_ERR = 0xfffffffffffffffen;
+
+/** The sentinel LKCD's setup.c used for "no crashdump= given" (crashdump_addr). */
+export const CRASHDUMP_ADDR_NONE = 0xdeadbeefn;

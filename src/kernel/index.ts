@@ -44,3 +44,8 @@ export * from './bootloader.js';
 export * from './fadump/index.js';
 export * from './capture_design.js';
 export * from './rtc.js';
+export * from './drivers/index.js';
+export * from './crash_recovery.js';
+export * from './vmcore/vmcoredd.js';
+export * from './mm/vmalloc.js';
+export * from './structs/vmcoredd_node.js';

@@ -1,5 +1,5 @@
 import { DumpError } from '../codec/index.js';
-import { PlatformFirmware, writeState } from '../machine/index.js';
+import { PciBus, PlatformFirmware, writeState } from '../machine/index.js';
 import { bootKernel } from './boot.js';
 import { readKernelHeader } from './kernel.js';
 import type { CrashJump } from './kexec_crash.js';
@@ -24,7 +24,7 @@ export function kdumpBoot(sys: RunningSystem, jump: CrashJump): RunningSystem {
   try {
     booted = bootKernel(sys.ram, jump.entry, {
       cmdline: '', hostname: uts.nodename, bootTime, seed: wl.seed + 1, zeroPage: jump.zeroPage,
-      firmware: new PlatformFirmware(sys.root, sys.ram),
+      firmware: new PlatformFirmware(sys.root, sys.ram), bus: PciBus.open(sys.root),
     });
   } catch (e) {
     throw e instanceof DumpError ? new DumpError(e.code, `the capture kernel failed to boot: ${e.message}`, e.where, { cause: e }) : e;

@@ -23,6 +23,7 @@ import { pstore_state } from './pstore/structs/pstore_state.js';
 import { devcd_region, devcd_device, devcd_registry, devcd_state } from './pstore/structs/devcd.js';
 import { fadump_mem_struct, fadump_reg_entry, fadump_reg_save_area_header, fadump_section, fadump_section_header } from '../machine/rtas_fadump.js';
 import { cpumask, fadump_crash_info_header, fw_dump } from './fadump/structs.js';
+import { vmcoredd_node } from './structs/vmcoredd_node.js';
 
 export const KERNTYPES_FORMAT = 'lkcd-softboot-kerntypes';
 export const KERNTYPES_VERSION = 1;
@@ -37,6 +38,7 @@ export const KERNEL_STRUCTS: readonly StructLayout[] = [
   ramoops_context, persistent_ram_buffer, pstore_state, devcd_region, devcd_device, devcd_registry, devcd_state,
   fadump_section, fadump_section_header, fadump_mem_struct, fadump_reg_save_area_header, fadump_reg_entry,
   cpumask, fadump_crash_info_header, fw_dump,
+  vmcoredd_node,
 ];
 
 /**

@@ -159,6 +159,11 @@ function dataVars(): DataVar[] {
     { name: 'fdm', size: fadump_mem_struct.size, align: 8 },
     { name: 'fdm_active', size: fadump_mem_struct.size, align: 8 },
     { name: 'crashing_cpu', size: 4, align: 4 },
+    // Device dumps in a crash recovery kernel (fs/proc/vmcore.c) and the vmalloc area's next address (ours).
+    { name: 'vmcoredd_list', size: list_head.size, align: 16 },
+    { name: 'vmcoredd_disabled', size: 1, align: 1 },
+    { name: 'vmcoredd_disabled_warned', size: 1, align: 1 },
+    { name: 'vmalloc_next', size: 8, align: 8 },
   ];
 }
 

@@ -1,5 +1,6 @@
-import { DumpError, UsageError } from '../codec/index.js';
+import { DumpError, UsageError, vmcoredd_header } from '../codec/index.js';
 import type { PlatformFirmware } from '../machine/index.js';
+import { dumpDriverName, vmcoreddData, vmcoreddDumps } from './vmcore/vmcoredd.js';
 import type { Kernel } from './kernel.js';
 import { fadumpDirAttrs, fadumpKernelAttrs, writeOnlyRead, type FadumpAttr } from './fadump/sysfs.js';
 import {
@@ -51,6 +52,8 @@ export interface SysfsProvider {
   /** Whether the directory exists in this kernel (a mounted fs, a loaded module). */
   present(kernel: Kernel): boolean;
   files(kernel: Kernel, ctx: SysfsContext): SysfsFile[];
+  /** Directories below `dir` whose names come from the kernel's state (crashdd's per-driver directories). */
+  expand?(kernel: Kernel): SysfsProvider[];
 }
 
 /** Wall-clock boot time: the mtime of sysfs attributes. */
@@ -138,8 +141,40 @@ const fadumpDirProvider: SysfsProvider = {
   },
 };
 
+/**
+ * Mode of a crashdd file: read-only, root only. Reconstructed: the 2018
+ * patch's ABI text (Documentation/ABI/testing/sysfs-kernel-crashdd) is not
+ * available; a bin_attribute readable by root is the likeliest.
+ */
+export const CRASHDD_FILE_MODE = 0o400;
+
+/**
+ * /sys/kernel/crashdd/<driver>/<dump>: the crashdd patches' view (2018,
+ * never merged) of the device dumps this crash recovery kernel's drivers
+ * took, one read-only file per dump with the driver's data (the bytes
+ * after the vmcoredd_header, as crash shows a note's dump), in a directory
+ * per driver.
+ */
+const crashddProvider: SysfsProvider = {
+  dir: 'kernel/crashdd',
+  present: (kernel) => vmcoreddDumps(kernel).length > 0,
+  files: () => [],
+  expand: (kernel) => {
+    const dumps = vmcoreddDumps(kernel);
+    const drivers = [...new Set(dumps.map((d) => dumpDriverName(d.name)))];
+    return drivers.map((drv) => ({
+      dir: `kernel/crashdd/${drv}`,
+      present: () => true,
+      files: (k: Kernel) => vmcoreddDumps(k).filter((d) => dumpDriverName(d.name) === drv).map((d) => ({
+        kind: 'file' as const, name: d.name, mode: CRASHDD_FILE_MODE, mtimeSec: bootTime(k), mtimeNsec: 0, size: d.size - vmcoredd_header.size,
+        read: () => Buffer.from(vmcoreddData(k, d)),
+      })),
+    }));
+  },
+};
+
 /** Every provider of the simulated kernel's sysfs. */
-export const SYSFS_PROVIDERS: readonly SysfsProvider[] = [pstoreProvider, ramoopsParamsProvider, devcoredumpProvider, fadumpKernelProvider, fadumpDirProvider];
+export const SYSFS_PROVIDERS: readonly SysfsProvider[] = [pstoreProvider, ramoopsParamsProvider, devcoredumpProvider, fadumpKernelProvider, fadumpDirProvider, crashddProvider];
 
 /** "/sys/fs/pstore/x", "sys/fs/pstore/x/" and "fs/pstore/x" all name the same file. */
 export function normaliseSysPath(p: string): string {
@@ -153,8 +188,13 @@ export function normaliseSysPath(p: string): string {
 export class Sysfs {
   constructor(readonly kernel: Kernel, readonly providers: readonly SysfsProvider[] = SYSFS_PROVIDERS, readonly ctx: SysfsContext = {}) {}
 
+  /** The providers present in this kernel, with the directories they expand to. */
+  private present(): SysfsProvider[] {
+    return this.providers.filter((p) => p.present(this.kernel)).flatMap((p) => [p, ...(p.expand?.(this.kernel) ?? [])]);
+  }
+
   private presentDirs(): string[] {
-    return this.providers.filter((p) => p.present(this.kernel)).map((p) => p.dir);
+    return this.present().map((p) => p.dir);
   }
 
   private isDir(path: string): boolean {
@@ -175,7 +215,7 @@ export class Sysfs {
     const prefix = p === '' ? '' : `${p}/`;
     const dirs = new Set<string>();
     for (const d of this.presentDirs()) if (d.startsWith(prefix) && d !== p) dirs.add(d.slice(prefix.length).split('/')[0]);
-    const files = this.providers.filter((x) => x.dir === p && x.present(this.kernel)).flatMap((x) => x.files(this.kernel, this.ctx));
+    const files = this.present().filter((x) => x.dir === p).flatMap((x) => x.files(this.kernel, this.ctx));
     return [...[...dirs].sort().map((d) => this.dirEntry(d)), ...files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))];
   }
 
@@ -185,7 +225,7 @@ export class Sysfs {
     if (this.isDir(p)) return true;
     const slash = p.lastIndexOf('/');
     const dir = p.slice(0, Math.max(0, slash));
-    return this.providers.some((x) => x.dir === dir && x.present(this.kernel) && x.files(this.kernel, this.ctx).some((f) => f.name === p.slice(slash + 1)));
+    return this.present().some((x) => x.dir === dir && x.files(this.kernel, this.ctx).some((f) => f.name === p.slice(slash + 1)));
   }
 
   lookup(path: string): SysfsEntry {
@@ -194,7 +234,7 @@ export class Sysfs {
     const slash = p.lastIndexOf('/');
     const dir = p.slice(0, Math.max(0, slash));
     const name = p.slice(slash + 1);
-    const f = this.providers.filter((x) => x.dir === dir && x.present(this.kernel)).flatMap((x) => x.files(this.kernel, this.ctx)).find((x) => x.name === name);
+    const f = this.present().filter((x) => x.dir === dir).flatMap((x) => x.files(this.kernel, this.ctx)).find((x) => x.name === name);
     if (!f) throw new DumpError('NOINPUT', `/sys/${p}: No such file or directory`, { file: `/sys/${p}` });
     return f;
   }

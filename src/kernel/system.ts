@@ -1,6 +1,7 @@
 import { DumpError, formatSize, hex, UsageError, wrapError } from '../codec/index.js';
 import {
-  compareRtcTime, lockMachine, MachineRoot, PhysicalRam, PlatformFirmware, readRtc, readState, requireRunning, writeState, type MachineLock, type MachineState,
+  compareRtcTime, lockMachine, MachineRoot, PciBus, PhysicalRam, PlatformFirmware, readRtc, readState, requireRunning, STANDARD_DEVICES, writeState,
+  type DeviceSlot, type MachineLock, type MachineState,
 } from '../machine/index.js';
 import { BuddyAllocator } from './mm/buddy.js';
 import { bootKernel, buddyPageSource, type BootParams } from './boot.js';
@@ -47,6 +48,8 @@ export interface PowerOnOptions {
    * reboot inside a crash leaves the commit to the end of the crash.
    */
   commit?: boolean;
+  /** The PCI devices fitted (default: the standard three, STANDARD_DEVICES). */
+  devices?: readonly DeviceSlot[];
 }
 
 export function defaultCmdline(release: string): string {
@@ -144,6 +147,8 @@ export function powerOn(root: MachineRoot, opts: PowerOnOptions): RunningSystem 
     // The firmware starts from nothing at a cold boot: no registration, no waiting dump.
     const firmware = new PlatformFirmware(root, ram);
     firmware.boot('cold');
+    // The devices power up with the machine, fresh: what they held before power was cut is gone.
+    const bus = PciBus.powerOn(root, opts.devices ?? STANDARD_DEVICES, opts.seed, { uptimeNs: 0n });
     const params: BootParams = {
       cmdline,
       hostname: opts.hostname ?? 'lkcd-sim',
@@ -152,6 +157,7 @@ export function powerOn(root: MachineRoot, opts: PowerOnOptions): RunningSystem 
       seed: opts.seed,
       earlyReserve: opts.earlyReserve,
       firmware,
+      bus,
     };
     const { kernel, cpu } = bootKernel(ram, base, params);
     startWorkload(kernel, profile, opts.seed);
@@ -191,6 +197,8 @@ export function powerOff(root: MachineRoot): void {
     const s = readState(root);
     if (!s) throw new DumpError('NOINPUT', `no machine at ${root.dir}`);
     writeState(root, { ...s, power: 'off', cpu: null });
+    // Without power the devices keep nothing.
+    PciBus.clear(root);
   } finally {
     lock.release();
   }
@@ -254,6 +262,10 @@ export function runWorkload(sys: RunningSystem, seconds: number): { freed: bigin
     }
   }
   kernel.writeStruct(sim_workload, 'sim_workload', { ...wl, generation: wl.generation + 1, run_seconds: wl.run_seconds + BigInt(seconds) });
+  // Traffic through the devices: counters, logs, queues and on-chip memory change with the workload.
+  const bus = PciBus.open(sys.root);
+  bus.run(seconds, { uptimeNs: kernel.readU64('sim_clock_ns') });
+  bus.flush();
   return { freed, allocated, lines };
 }
 

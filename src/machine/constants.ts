@@ -21,6 +21,8 @@ export const _PAGE_NX = 1n << 63n;
 export const PTE_PFN_MASK = 0x000ffffffffff000n;
 
 export const _KERNPG_TABLE = _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY;
+/** A 4 KiB kernel data page (PAGE_KERNEL): present, writable, global, not executable. */
+export const __PAGE_KERNEL = _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_GLOBAL | _PAGE_NX;
 export const __PAGE_KERNEL_LARGE = _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_PSE | _PAGE_GLOBAL;
 
 export function pfnToPhys(pfn: bigint): bigint {

@@ -14,3 +14,5 @@ export * from './e820.js';
 export * from './rtas_fadump.js';
 export * from './firmware.js';
 export * from './rtc.js';
+export * from './prng.js';
+export * from './devices/index.js';

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { deleteDeviceDumps, insertDeviceDumps, listDeviceDumps, type DeviceDumpRow } from './device_index.js';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import { CorruptDumpError, DumpError, InternalError, UsageError, ioError } from '../codec/errors.js';
 import { LOG_ROWID_SHIFT, SCHEMA_VERSION, checkSchema, migrate, userVersion } from './schema.js';
@@ -182,6 +183,7 @@ export class DumpIndex {
     pages: Iterable<PageRow>,
     log: Iterable<LogLine>,
     missing: Iterable<MissingRange>,
+    devices: Iterable<DeviceDumpRow> = [],
   ): { n: number; inserted: boolean } {
     this.checkWritable('addDump');
     checkRecord(rec);
@@ -199,6 +201,7 @@ export class DumpIndex {
       this.insertPages(rec.n, pages);
       this.insertLog(rec.n, log);
       this.insertMissing(rec.n, missing);
+      insertDeviceDumps(this.db, rec.n, devices);
       return { n: rec.n, inserted: true };
     }).immediate());
   }
@@ -210,6 +213,7 @@ export class DumpIndex {
     return this.guard(() => `removing dump ${n}`, () => this.db.transaction(() => {
       const [lo, hi] = logRowids(n);
       this.st.deleteLog.run(lo, hi);
+      deleteDeviceDumps(this.db, n);
       this.st.deleteMissing.run(n);
       this.st.deletePages.run(n);
       return this.st.deleteDump.run(n).changes > 0;
@@ -273,6 +277,12 @@ export class DumpIndex {
     checkDumpN(n);
     return this.guard(() => `listing missing pages of dump ${n}`, () =>
       this.st.missing.all(n).map(([start_pfn, end_pfn, reason]) => ({ start_pfn, end_pfn, reason: reason as RangeReason })));
+  }
+
+  /** Dump n's device dumps (vmcoredd), in the order the drivers added them. */
+  deviceDumps(n: number): DeviceDumpRow[] {
+    checkDumpN(n);
+    return this.guard(() => `listing device dumps of dump ${n}`, () => listDeviceDumps(this.db, n));
   }
 
   /** Dump n's log by seq. */

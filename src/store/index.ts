@@ -10,3 +10,4 @@ export type {
   ChecksumStatus, DumpDesign, DumpFileFormat, DumpRecord, DumpState, LogHit, LogLine, MissingRange, PageRow, RangeReason, SignatureGroup,
 } from './types.js';
 export { PstoreIndex, type PstoreListed, type PstoreLogHit, type PstoreRecordRow } from './pstore_index.js';
+export { type DeviceDumpRow } from './device_index.js';

@@ -211,6 +211,24 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 9,
+    description: 'device_dumps: the device dumps a dump carries (vmcoredd), saved as DUMPDIR/N/devices/<name>',
+    up(db) {
+      db.exec(`
+        CREATE TABLE device_dumps (
+          dump_n INTEGER NOT NULL REFERENCES dumps(n),
+          seq    INTEGER NOT NULL CHECK (seq >= 0),
+          name   TEXT NOT NULL,
+          driver TEXT NOT NULL,
+          size   INTEGER NOT NULL CHECK (size >= 0),
+          sha256 TEXT NOT NULL,
+          file   TEXT NOT NULL,
+          PRIMARY KEY (dump_n, name)
+        ) WITHOUT ROWID;
+      `);
+    },
+  },
 ];
 
 /**

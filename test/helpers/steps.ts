@@ -26,13 +26,16 @@ export function truthOfPanic(dir: string, twin: string, message: string): Truth 
 }
 
 /** The hardware files a machine keeps under lib/machine/ between commands. */
-const HARDWARE_FILES = ['ram', 'state.json', 'rtc'];
+const HARDWARE_FILES = ['ram', 'state.json', 'rtc', 'devices'];
 
 /** Files of an unfinished step or a held lock under lib/machine/ (none may be left once commands are done). */
 export function machineLeftovers(dir: string): string[] {
   const m = path.join(dir, 'lib', 'machine');
   if (!fs.existsSync(m)) return [];
-  return fs.readdirSync(m).filter((f) => !HARDWARE_FILES.includes(f)).sort();
+  // The PCI devices' hardware files (lib/machine/devices/<bdf>) belong there; a temporary among them does not.
+  const dev = path.join(m, 'devices');
+  const strayDev = fs.existsSync(dev) ? fs.readdirSync(dev).filter((f) => f.startsWith('.')).map((f) => `devices/${f}`) : [];
+  return [...fs.readdirSync(m).filter((f) => !HARDWARE_FILES.includes(f)), ...strayDev].sort();
 }
 
 export interface TimedRun { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; ms: number }

@@ -5,7 +5,8 @@
  *   Elf64_Ehdr
  *   Elf64_Phdr[0]     PT_NOTE   (crash takes phdr[0] as the notes)
  *   Elf64_Phdr[1..n]  PT_LOAD   p_align 0, RWX, filesz == memsz
- *   notes             "CORE"/NT_PRSTATUS per CPU, then "VMCOREINFO"/type 0
+ *   notes             device dumps ("LINUX"/NT_VMCOREDD, as /proc/vmcore puts them first), then
+ *                     "CORE"/NT_PRSTATUS per CPU, then "VMCOREINFO"/type 0
  *   zero fill to the next 4 KiB boundary
  *   load data         each PT_LOAD's bytes, one after the other
  *
@@ -55,6 +56,8 @@ export interface VmcoreSpec {
   vmcoreinfo: string;
   /** One NT_PRSTATUS "CORE" note per CPU, placed before the VMCOREINFO note. */
   prstatus?: PrStatus[];
+  /** Whole NT_VMCOREDD notes (vmcoredd_header, then the data), placed before every other note. */
+  deviceDumps?: readonly Uint8Array[];
   /** Fills every byte of `out` with RAM at `paddr` (out.length <= VMCORE_CHUNK_SIZE). */
   readPhys(paddr: bigint, out: Uint8Array): void;
   /** Called after each chunk with the load bytes done so far and in total. */
@@ -105,12 +108,13 @@ function encodePrstatus(cpu: number, status: PrStatus): Uint8Array {
 }
 
 /**
- * The bytes of the PT_NOTE segment: one "CORE" NT_PRSTATUS note per CPU,
- * then the "VMCOREINFO" note (n_type 0, the text without a NUL).
+ * The bytes of the PT_NOTE segment: the device dumps' notes, one "CORE"
+ * NT_PRSTATUS note per CPU, then the "VMCOREINFO" note (n_type 0, the text
+ * without a NUL).
  */
-export function buildNotes(spec: Pick<VmcoreSpec, 'vmcoreinfo' | 'prstatus'>): Uint8Array {
-  const notes = (spec.prstatus ?? []).map((status, cpu) =>
-    encodeNote(CORE_NOTE_NAME, NT_PRSTATUS, encodePrstatus(cpu, status)));
+export function buildNotes(spec: Pick<VmcoreSpec, 'vmcoreinfo' | 'prstatus' | 'deviceDumps'>): Uint8Array {
+  const notes = [...(spec.deviceDumps ?? []), ...(spec.prstatus ?? []).map((status, cpu) =>
+    encodeNote(CORE_NOTE_NAME, NT_PRSTATUS, encodePrstatus(cpu, status)))];
   notes.push(encodeNote(VMCOREINFO_NOTE_NAME, VMCOREINFO_NOTE_TYPE, Buffer.from(spec.vmcoreinfo, 'utf8')));
   return Buffer.concat(notes);
 }

@@ -18,15 +18,15 @@ import {
 import { pt_regs } from '../../kernel/structs/pt_regs.js';
 import { new_utsname } from '../../kernel/structs/new_utsname.js';
 import {
-  closeDumpFile, readDumpFileAt, type DumpAttributes, type DumpFile, type DumpFormatOps, type DumpIntegrity, type DumpProblem,
+  closeDumpFile, readDumpFileAt, type DeviceDumpEntry, type DumpAttributes, type DumpFile, type DumpFormatOps, type DumpIntegrity, type DumpProblem,
   type ProbeOptions, type ProbedDump,
 } from './types.js';
 import { readVmcoreNotes, vmcoreinfoKeys, type VmcoreNotes } from './vmcore_notes.js';
 
 const PAGE_SIZE = 4096;
 const PAGE = BigInt(PAGE_SIZE);
-/** PT_NOTE segments larger than this are refused rather than read. */
-const MAX_NOTE_BYTES = 16 << 20;
+/** PT_NOTE segments larger than this are refused rather than read (a cxgb4 device dump note alone is 32 MiB). */
+const MAX_NOTE_BYTES = 64 << 20;
 
 interface Load { paddr: bigint; vaddr: bigint; offset: bigint; filesz: bigint; memsz: bigint }
 
@@ -193,6 +193,11 @@ export class ElfVmcoreDump implements ProbedDump {
     };
   }
 
+  /** The device dumps of the LINUX/NT_VMCOREDD notes. */
+  deviceDumps(): DeviceDumpEntry[] {
+    return this.notes.vmcoredd;
+  }
+
   close(): void {
     closeDumpFile(this.file);
   }
@@ -261,6 +266,7 @@ function openElfVmcore(file: DumpFile): ElfVmcoreDump | null {
     notes: notes.flatMap((n) => n.notes),
     vmcoreinfo: notes.find((n) => n.vmcoreinfo !== null)?.vmcoreinfo ?? null,
     prstatus: notes.flatMap((n) => n.prstatus),
+    vmcoredd: notes.flatMap((n) => n.vmcoredd),
   };
   return new ElfVmcoreDump(file, loads, merged, cut);
 }

@@ -23,15 +23,15 @@ import {
   type DiskDumpHeader, type KdumpSubHeader, type PageDesc,
 } from '../kdump/diskdump.js';
 import {
-  closeDumpFile, readDumpFileAt, type DumpAttributes, type DumpCompressionName, type DumpFile, type DumpFormatOps, type DumpIntegrity,
+  closeDumpFile, readDumpFileAt, type DeviceDumpEntry, type DumpAttributes, type DumpCompressionName, type DumpFile, type DumpFormatOps, type DumpIntegrity,
   type DumpProblem, type ProbeOptions, type ProbedDump,
 } from './types.js';
 import { readVmcoreNotes, type VmcoreNotes } from './vmcore_notes.js';
 
 /** The page size of x86_64, the only block_size read. */
 const PAGE_SIZE = 4096;
-/** Notes, VMCOREINFO and eraseinfo larger than this are refused rather than read. */
-const MAX_META_BYTES = 16 << 20;
+/** Notes, VMCOREINFO and eraseinfo larger than this are refused rather than read (a cxgb4 device dump note alone is 32 MiB). */
+const MAX_META_BYTES = 64 << 20;
 /** PFNs per prefix-count entry of the dumped-page bitmap. */
 const PREFIX_SPAN = 512;
 
@@ -283,6 +283,11 @@ export class KdumpCompressedDump implements ProbedDump {
     };
   }
 
+  /** The device dumps of the LINUX/NT_VMCOREDD notes. */
+  deviceDumps(): DeviceDumpEntry[] {
+    return this.notes.vmcoredd;
+  }
+
   close(): void {
     this.inflater?.close();
     this.inflater = null;
@@ -368,7 +373,7 @@ function openKdumpCompressed(file: DumpFile): KdumpCompressedDump | null {
     if (startPfn > endPfn || endPfn > maxMapnr) bad(`split range [${startPfn}, ${endPfn}) outside max_mapnr ${maxMapnr}`, 'start_pfn');
   }
   const subEnd = bitmapStart;
-  let notes: VmcoreNotes = { notes: [], vmcoreinfo: null, prstatus: [] };
+  let notes: VmcoreNotes = { notes: [], vmcoreinfo: null, prstatus: [], vmcoredd: [] };
   let vmcoreinfo: string | null = null;
   if (h.header_version >= 4 && sub.size_note > 0n) {
     if (sub.offset_note < bs || sub.offset_note + BigInt(sub.size_note) > subEnd) bad(`notes at ${hex(sub.offset_note)} (+${sub.size_note}) lie outside the sub header blocks`, 'offset_note');

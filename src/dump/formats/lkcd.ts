@@ -9,7 +9,7 @@
  *   first page record        v8: LKCD_OFFSET_TO_FIRST_PAGE (64 KiB); v9: dh_dump_buffer_size
  *   page records             { dump_page, dp_size bytes }, back to back, any PFN order
  *   end record               dump_page with DUMP_DH_END (optionally | DUMP_DH_TRUNCATED), dp_size 0
- *   extension area           ours, optional: listed ranges with reasons, checksums (lkcd_ext.ts)
+ *   extension area           ours, optional: listed ranges with reasons, checksums, device dumps (lkcd_ext.ts)
  *   padding                  anything (the kernel fills the last buffer with 'm')
  *
  * Opening walks the page records once (lkcd_walk.ts) and keeps a PFN ->
@@ -20,7 +20,7 @@
  */
 import zlib from 'node:zlib';
 import {
-  CorruptDumpError, DumpError, FaultError, InternalError, TruncatedError, hex, u32, u64, viewOf, type Where,
+  CorruptDumpError, DumpError, FaultError, InternalError, TruncatedError, hex, u32, u64, viewOf, vmcoredd_header, type Where,
 } from '../../codec/index.js';
 import { PAGE_SHIFT, PAGE_SIZE } from '../../machine/index.js';
 import {
@@ -37,14 +37,15 @@ import {
 } from '../lkcd/dump_header_asm.js';
 import { dump_page, type DumpPage } from '../lkcd/dump_page.js';
 import {
-  LKCD_CSUM_F_LOCATOR, crc32Of, parseExtensions, readLocator, recordCrc32, type CsumBlock, type LkcdExtensions, type LocatorFound,
+  LKCD_CSUM_F_LOCATOR, crc32Of, parseExtensions, readLkcdDeviceDump, readLocator, recordCrc32, type CsumBlock, type LkcdDeviceDump,
+  type LkcdExtensions, type LocatorFound,
 } from './lkcd_ext.js';
 import {
   endRecordProblem, pageRecordProblem, recordWhere, walkLkcdRecords, type RecordExpectations, type RecordLimits, type WalkOutcome,
 } from './lkcd_walk.js';
 import {
   openDumpFile, placeOf, readDumpFileAt, type ChecksumStatus, type DumpAttributes, type DumpCompressionName,
-  type DumpFile, type DumpFormatOps, type DumpIntegrity, type DumpProblem, type DumpRange, type DumpSource, type DumpState,
+  type DeviceDumpEntry, type DumpFile, type DumpFormatOps, type DumpIntegrity, type DumpProblem, type DumpRange, type DumpSource, type DumpState,
   type ProbeOptions, type ProbedDump,
 } from './types.js';
 
@@ -408,6 +409,8 @@ export class LkcdDump implements ProbedDump {
   private table: RecordTable | null = null;
   private end: { offset: bigint; truncated: boolean } | null = null;
   private listed: DumpRange[] | null = null;
+  /** The device dumps of the extension area (LKCDVMDD), found with the listed ranges. */
+  private devdumps: LkcdDeviceDump[] = [];
   private problems: DumpProblem[] = [];
   private damaged = new Map<bigint, DumpError>();
   private notes: string[] = [];
@@ -577,6 +580,7 @@ export class LkcdDump implements ProbedDump {
     this.kinds = { compressed: walk.compressed, raw: walk.raw };
     this.table = walk.table;
     this.listed = ext?.ranges ?? [];
+    this.devdumps = ext?.devdumps ?? [];
     // A dump that has checksums (or a locator, or a checksum block that cannot be read) is never 'unverified',
     // unless the file was cut short and took them with it.
     this.checksum = csum ? (problems.length ? 'failed' : 'verified') : lostChecksums ? 'unverified' : ext?.csumSeen || locator ? 'failed' : 'unverified';
@@ -725,6 +729,7 @@ export class LkcdDump implements ProbedDump {
     const ext = parseExtensions(file, offset + BigInt(dump_page.size), file.size);
     if (ext.problems.length) throw ext.problems[0].error;
     this.listed = ext.ranges;
+    this.devdumps = ext.devdumps;
     this.notes = ext.notes;
   }
 
@@ -816,6 +821,16 @@ export class LkcdDump implements ProbedDump {
     this.live();
     if (this.listed === null) this.open();
     return this.listed!.map((r) => ({ ...r }));
+  }
+
+  /**
+   * The device dumps the crash recovery kernel's drivers took, carried in
+   * the extension area: each one's data is read back and checked against
+   * its CRC32 when asked for.
+   */
+  deviceDumps(): DeviceDumpEntry[] {
+    this.ranges();
+    return this.devdumps.map((d) => ({ name: d.name, size: d.noteSize - vmcoredd_header.size, data: () => readLkcdDeviceDump(this.file, d) }));
   }
 
   /** Ranges [start_pfn, end_pfn) listed as missing (the dumper's own frames are not missing). */

@@ -8,6 +8,8 @@
  *     "LKCDCSUM"          lkcd_csum_head + count x lkcd_csum_record: CRC32 of the headers,
  *                         of the END record, and of every page record (its header and data)
  *     "LKCDMISS"          (older dumps) count x lkcd_missing_range, no reasons
+ *     "LKCDVMDD"          lkcd_vmcoredd_head + count x (lkcd_vmcoredd_entry, vmcoredd_header, data):
+ *                         the device dumps kernel 2's drivers took (vmcoredd), trailing zeros left out
  *   "LKCDXEND"            lkcd_ext_header { count = blocks before it, crc32 of the area before it }
  *   'm' fill              the kernel's tail fill (dump_lcrash_update_end_marker)
  *
@@ -18,7 +20,9 @@
  * whose record headers are damaged can still be checked and walked.
  */
 import zlib from 'node:zlib';
-import { CorruptDumpError, TruncatedError, bytes, defineStruct, hex, u16, u32, u64, viewOf, type Where } from '../../codec/index.js';
+import {
+  CorruptDumpError, NT_VMCOREDD, TruncatedError, VMCOREDD_MAX_NAME_BYTES, bytes, defineStruct, hex, u16, u32, u64, viewOf, vmcoredd_header, type Where,
+} from '../../codec/index.js';
 import { PAGE_SIZE } from '../../machine/index.js';
 import { DUMP_RANGE_NAMES, dumpRangeName, type DumpRangeReasonName } from '../lkcd/constants.js';
 import { dump_header } from '../lkcd/dump_header.js';
@@ -75,6 +79,82 @@ export const lkcd_csum_record = defineStruct('lkcd_csum_record', {
   dp_flags: u16,
   crc32: u32,
 });
+
+/**
+ * Device dumps: the vmcoredd notes kernel 2's drivers added (the bytes
+ * /proc/vmcore would show between its headers and its notes), carried
+ * after the memory dump. The head gives the body's length (the entries
+ * have variable sizes); each entry is a lkcd_vmcoredd_entry, the note's
+ * vmcoredd_header, and the first `stored` bytes of its data (the rest of
+ * the note, up to note_size, is zero), padded to 8.
+ */
+export const LKCD_VMCOREDD_MAGIC = 'LKCDVMDD';
+export const lkcd_vmcoredd_head = defineStruct('lkcd_vmcoredd_head', {
+  /** Bytes of the block's body, this head included. */
+  body_len: u64,
+});
+export const lkcd_vmcoredd_entry = defineStruct('lkcd_vmcoredd_entry', {
+  /** Bytes of the whole note: the vmcoredd_header and the data, a whole number of pages. */
+  note_size: u32,
+  /** Bytes of data stored after the header. */
+  stored: u32,
+  /** CRC32 of the note's data (note_size - 64 bytes, the zeros included). */
+  crc32: u32,
+  _pad: u32,
+});
+/** Most device dumps a block may list (crash's NR_DEVICE_DUMPS). */
+export const LKCD_VMCOREDD_MAX = 64;
+/** Largest note a block may carry (bounds what a reader allocates). */
+export const LKCD_VMCOREDD_MAX_NOTE = 256 << 20;
+
+/** A device dump for the writer: its note's header (64 bytes) and its whole data. */
+export interface LkcdDeviceDumpIn {
+  header: Uint8Array;
+  data: Uint8Array;
+}
+
+/** A device dump as the reader found it: where its stored bytes are, and what they must give. */
+export interface LkcdDeviceDump {
+  name: string;
+  header: Uint8Array;
+  noteSize: number;
+  /** Dump offset of the stored data, and how many bytes are stored. */
+  dataAt: bigint;
+  stored: number;
+  crc32: number;
+}
+
+const ALIGN8 = (n: number): number => Math.ceil(n / 8) * 8;
+
+/** Bytes of data worth storing: up to the last non-zero byte. */
+function storedLength(data: Uint8Array): number {
+  let n = data.length;
+  while (n > 0 && data[n - 1] === 0) n--;
+  return n;
+}
+
+/** Bytes the device-dump block takes in the area (0 when there are no dumps). */
+export function vmcoreddBlockBytes(dumps: readonly LkcdDeviceDumpIn[]): number {
+  if (dumps.length === 0) return 0;
+  return lkcd_ext_header.size + lkcd_vmcoredd_head.size
+    + dumps.reduce((n, d) => n + lkcd_vmcoredd_entry.size + vmcoredd_header.size + ALIGN8(storedLength(d.data)), 0);
+}
+
+function encodeVmcoreddBody(dumps: readonly LkcdDeviceDumpIn[]): Uint8Array {
+  const len = vmcoreddBlockBytes(dumps) - lkcd_ext_header.size;
+  const body = new Uint8Array(len);
+  const v = viewOf(body);
+  lkcd_vmcoredd_head.encode({ body_len: BigInt(len) }, v, 0);
+  let at = lkcd_vmcoredd_head.size;
+  for (const d of dumps) {
+    const stored = storedLength(d.data);
+    lkcd_vmcoredd_entry.encode({ note_size: vmcoredd_header.size + d.data.length, stored, crc32: zlib.crc32(d.data) >>> 0, _pad: 0 }, v, at);
+    body.set(d.header.subarray(0, vmcoredd_header.size), at + lkcd_vmcoredd_entry.size);
+    body.set(d.data.subarray(0, stored), at + lkcd_vmcoredd_entry.size + vmcoredd_header.size);
+    at += lkcd_vmcoredd_entry.size + vmcoredd_header.size + ALIGN8(stored);
+  }
+  return body;
+}
 
 /** Ends the area: count = blocks before it, crc32 = CRC32 of the area's bytes before it. */
 export const LKCD_EXT_END_MAGIC = 'LKCDXEND';
@@ -151,6 +231,8 @@ export interface CsumBlock {
 export interface ExtensionContent {
   ranges: DumpRange[];
   csum: CsumBlock;
+  /** Device dumps of the recovery kernel, in the order its drivers added them. */
+  devdumps?: readonly LkcdDeviceDumpIn[];
 }
 
 function block(magic: string, count: number, body: Uint8Array): Uint8Array {
@@ -188,6 +270,7 @@ export function encodeExtensionArea(c: ExtensionContent): Uint8Array {
     view.setUint32(at + o.crc32, recs.crc[i], true);
   }
   blocks.push(block(LKCD_CSUM_MAGIC, recs.count, body));
+  if (c.devdumps && c.devdumps.length > 0) blocks.push(block(LKCD_VMCOREDD_MAGIC, c.devdumps.length, encodeVmcoreddBody(c.devdumps)));
   const before = Buffer.concat(blocks);
   const end = new Uint8Array(lkcd_ext_header.size);
   lkcd_ext_header.encode({ magic: magicBytes(LKCD_EXT_END_MAGIC), count: blocks.length, crc32: zlib.crc32(before) >>> 0 }, viewOf(end), 0);
@@ -263,6 +346,8 @@ export interface LkcdExtensions {
   end: bigint;
   /** The LKCDXEND block was found and is sound. */
   terminated: boolean;
+  /** The device dumps of a sound LKCDVMDD block. */
+  devdumps: LkcdDeviceDump[];
 }
 
 /**
@@ -271,7 +356,7 @@ export interface LkcdExtensions {
  * before anything is read or allocated.
  */
 export function parseExtensions(src: DumpSource, at: bigint, limit: bigint): LkcdExtensions {
-  const ext: LkcdExtensions = { ranges: [], csum: null, csumSeen: false, problems: [], notes: [], end: at, terminated: false };
+  const ext: LkcdExtensions = { ranges: [], csum: null, csumSeen: false, problems: [], notes: [], end: at, terminated: false, devdumps: [] };
   const hdr = new Uint8Array(lkcd_ext_header.size);
   const areaCrc: number[] = [];
   let blocks = 0;
@@ -285,7 +370,7 @@ export function parseExtensions(src: DumpSource, at: bigint, limit: bigint): Lkc
     const struct = magic === LKCD_MISSING_TRAILER_MAGIC ? 'lkcd_missing_trailer' : 'lkcd_ext_header';
     const where = (field: 'magic' | 'count' | 'crc32'): Where =>
       ({ file: src.path, struct, field, offset: placeOf(src, pos + BigInt(lkcd_ext_header.offsetOf[field])) });
-    const known = [LKCD_MISSING_TRAILER_MAGIC, LKCD_RANGES_MAGIC, LKCD_CSUM_MAGIC, LKCD_EXT_END_MAGIC].includes(magic);
+    const known = [LKCD_MISSING_TRAILER_MAGIC, LKCD_RANGES_MAGIC, LKCD_CSUM_MAGIC, LKCD_VMCOREDD_MAGIC, LKCD_EXT_END_MAGIC].includes(magic);
     if (!known) {
       const rest = hdr.subarray(0, got);
       if (!rest.every((b) => b === TAIL_FILL || b === 0)) {
@@ -314,8 +399,9 @@ export function parseExtensions(src: DumpSource, at: bigint, limit: bigint): Lkc
     }
     const entry = magic === LKCD_CSUM_MAGIC ? lkcd_csum_record.size : magic === LKCD_RANGES_MAGIC ? lkcd_range.size : lkcd_missing_range.size;
     const fixed = magic === LKCD_CSUM_MAGIC ? lkcd_csum_head.size : 0;
-    const need = BigInt(fixed) + BigInt(h.count) * BigInt(entry);
     const room = avail - BigInt(lkcd_ext_header.size);
+    // The device-dump block says its own length (its entries vary in size).
+    const need = magic === LKCD_VMCOREDD_MAGIC ? vmcoreddBodyLength(src, pos + BigInt(lkcd_ext_header.size), room) : BigInt(fixed) + BigInt(h.count) * BigInt(entry);
     if (magic === LKCD_CSUM_MAGIC) ext.csumSeen = true;
     if (need > room) {
       problem(pos, new CorruptDumpError(`${magic === LKCD_MISSING_TRAILER_MAGIC ? 'missing-ranges trailer' : `${magic} block`} claims ${h.count} entries (${need} bytes) but ${room} bytes follow it`, where('count')));
@@ -334,7 +420,14 @@ export function parseExtensions(src: DumpSource, at: bigint, limit: bigint): Lkc
       continue;
     }
     const view = viewOf(body);
-    if (magic === LKCD_CSUM_MAGIC) {
+    if (magic === LKCD_VMCOREDD_MAGIC) {
+      const parsed = parseVmcoreddBody(src, body, bodyAt, h.count);
+      if (parsed instanceof CorruptDumpError) {
+        problem(pos, parsed);
+        break;
+      }
+      ext.devdumps = parsed;
+    } else if (magic === LKCD_CSUM_MAGIC) {
       const head = lkcd_csum_head.decode(view, 0);
       const records = new CsumRecords();
       const o = lkcd_csum_record.offsetOf;
@@ -373,6 +466,60 @@ export function parseExtensions(src: DumpSource, at: bigint, limit: bigint): Lkc
   }
   ext.end = pos;
   return ext;
+}
+
+/** The body length an LKCDVMDD block's head gives (0 when its head is cut short: the count check then fails). */
+function vmcoreddBodyLength(src: DumpSource, at: bigint, room: bigint): bigint {
+  if (room < BigInt(lkcd_vmcoredd_head.size)) return BigInt(lkcd_vmcoredd_head.size);
+  const b = new Uint8Array(lkcd_vmcoredd_head.size);
+  src.readAt(b, at);
+  const len = lkcd_vmcoredd_head.decode(viewOf(b), 0).body_len;
+  return len < BigInt(lkcd_vmcoredd_head.size) ? BigInt(lkcd_vmcoredd_head.size) : len;
+}
+
+/**
+ * The entries of a sound LKCDVMDD body (its CRC32 already matched): each
+ * checked against the body's length and the note rules (LINUX, NT_VMCOREDD,
+ * n_descsz consistent with note_size). Returns the first problem instead.
+ */
+function parseVmcoreddBody(src: DumpSource, body: Uint8Array, bodyAt: bigint, count: number): LkcdDeviceDump[] | CorruptDumpError {
+  const v = viewOf(body);
+  const bad = (why: string, offset: number, struct = 'lkcd_vmcoredd_entry', field?: string): CorruptDumpError =>
+    new CorruptDumpError(`device dump block: ${why}`, { file: src.path, struct, field, offset: placeOf(src, bodyAt + BigInt(offset)) });
+  const len = Number(lkcd_vmcoredd_head.decode(v, 0).body_len);
+  if (len !== body.length) return bad(`body_len ${len} but ${body.length} bytes were read`, 0, 'lkcd_vmcoredd_head', 'body_len');
+  if (count > LKCD_VMCOREDD_MAX) return bad(`${count} dumps, more than ${LKCD_VMCOREDD_MAX}`, 0, 'lkcd_ext_header', 'count');
+  const out: LkcdDeviceDump[] = [];
+  let at = lkcd_vmcoredd_head.size;
+  for (let i = 0; i < count; i++) {
+    if (at + lkcd_vmcoredd_entry.size + vmcoredd_header.size > body.length) return bad(`entry ${i} runs past the block`, at);
+    const e = lkcd_vmcoredd_entry.decode(v, at);
+    const hAt = at + lkcd_vmcoredd_entry.size;
+    const hdr = vmcoredd_header.decode(v, hAt);
+    if (e.note_size < vmcoredd_header.size || e.note_size > LKCD_VMCOREDD_MAX_NOTE) return bad(`entry ${i}: note_size ${e.note_size}`, at, 'lkcd_vmcoredd_entry', 'note_size');
+    if (e.stored > e.note_size - vmcoredd_header.size || hAt + vmcoredd_header.size + e.stored > body.length) return bad(`entry ${i}: ${e.stored} bytes stored`, at, 'lkcd_vmcoredd_entry', 'stored');
+    if (hdr.n_type !== NT_VMCOREDD || hdr.n_namesz !== 8 || hdr.n_descsz !== e.note_size - vmcoredd_header.size + VMCOREDD_MAX_NAME_BYTES) {
+      return bad(`entry ${i}: not a vmcoredd note of ${e.note_size} bytes (n_type ${hex(hdr.n_type)}, n_namesz ${hdr.n_namesz}, n_descsz ${hdr.n_descsz})`, hAt, 'vmcoredd_header', 'n_descsz');
+    }
+    out.push({
+      name: hdr.dump_name, header: body.slice(hAt, hAt + vmcoredd_header.size), noteSize: e.note_size,
+      dataAt: bodyAt + BigInt(hAt + vmcoredd_header.size), stored: e.stored, crc32: e.crc32,
+    });
+    at = hAt + vmcoredd_header.size + ALIGN8(e.stored);
+  }
+  return out;
+}
+
+/** A device dump's data (note_size - 64 bytes): the stored bytes read back, zeros after; CorruptDumpError when its CRC32 fails. */
+export function readLkcdDeviceDump(src: DumpSource, d: LkcdDeviceDump): Uint8Array {
+  const out = new Uint8Array(d.noteSize - vmcoredd_header.size);
+  const got = src.readAt(out.subarray(0, d.stored), d.dataAt);
+  const crc = zlib.crc32(out) >>> 0;
+  if (got !== d.stored || crc !== d.crc32) {
+    throw new CorruptDumpError(`device dump ${d.name}: its data does not match its CRC32 (${hex(crc)}, the block says ${hex(d.crc32)})`,
+      { file: src.path, struct: 'lkcd_vmcoredd_entry', field: 'crc32', offset: placeOf(src, d.dataAt) });
+  }
+  return out;
 }
 
 /** CRC32 of `len` bytes of the source at `at`, read in 1 MiB pieces. */

@@ -125,6 +125,19 @@ export interface DumpIntegrity {
   notes: string[];
 }
 
+/**
+ * A device dump a dump carries (an NT_VMCOREDD note of a vmcore, LKCD's
+ * device-dump block): what a crash recovery kernel's driver collected.
+ */
+export interface DeviceDumpEntry {
+  /** dump_name: "<driver>_<bus id>". */
+  name: string;
+  /** Bytes of the dump: the note's data after dump_name, its page padding included (crash's "size"). */
+  size: number;
+  /** The dump's bytes; throws CorruptDumpError when a checksum the format keeps does not match. */
+  data(): Uint8Array;
+}
+
 /** A dump a format recognised: its metadata and its pages. */
 export interface ProbedDump {
   readonly attrs: DumpAttributes;
@@ -142,6 +155,8 @@ export interface ProbedDump {
   compressed?(pfn: bigint): boolean;
   /** The VMCOREINFO text the dump file itself carries (an ELF note), or null; LKCD keeps it only in memory. */
   vmcoreinfoText?(): string | null;
+  /** The device dumps it carries, in the order they were added (formats that carry none omit it). */
+  deviceDumps?(): DeviceDumpEntry[];
   /** Releases the file; the dump is unusable afterwards. */
   close(): void;
 }

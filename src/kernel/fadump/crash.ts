@@ -6,7 +6,7 @@
  * registered and restarts the machine without clearing RAM; the boot
  * loader's default entry boots, a normal boot with no kexec.
  */
-import { PlatformFirmware, writeState, type CpuRegisterState, type FadumpMemStruct, type X86RegId } from '../../machine/index.js';
+import { PciBus, PlatformFirmware, writeState, type CpuRegisterState, type FadumpMemStruct, type X86RegId } from '../../machine/index.js';
 import { bootKernel } from '../boot.js';
 import { readLoaderEntry } from '../bootloader.js';
 import { buildKernel } from '../build.js';
@@ -20,6 +20,7 @@ import { bootCommandLine } from '../pstore/init.js';
 import { uts_namespace } from '../structs/new_utsname.js';
 import type { PtRegs } from '../structs/pt_regs.js';
 import { loadImage, sim_workload, type RunningSystem } from '../system.js';
+import { hostClock } from '../drivers/core.js';
 import { findKernelTextElf } from '../workload/elf_text.js';
 import { CPU_UNKNOWN } from './constants.js';
 import { dumpRegistered, readFwDump } from './state.js';
@@ -90,7 +91,8 @@ export interface FadumpOsTerm {
  * the caller's panic path goes on).
  */
 export function fadumpOsTerm(sys: RunningSystem, crash: FadumpCrash, firmware = new PlatformFirmware(sys.root, sys.ram)): FadumpOsTerm | null {
-  const dump = firmware.osTerm(crash.cpus);
+  // The firmware resets PCI before it restarts the OS: the capture boot finds every device fresh.
+  const dump = firmware.osTerm(crash.cpus, { resetDevices: () => PciBus.open(sys.root).resetAll(hostClock(sys.kernel)) });
   if (!dump) return null;
   return { dump, system: firmwareRestart(sys, firmware) };
 }
@@ -114,7 +116,7 @@ export function firmwareRestart(sys: RunningSystem, firmware: PlatformFirmware):
   const image = readKernelImageFile(buildKernel(sys.root.bootDir, config, () => findKernelTextElf()).vmlinuz);
   const base = loadImage(sys.ram, image);
   const { kernel, cpu } = bootKernel(sys.ram, base, {
-    cmdline, hostname, bootTime, seed: wl.seed + 1, firmware,
+    cmdline, hostname, bootTime, seed: wl.seed + 1, firmware, bus: PciBus.open(sys.root),
   });
   kernel.writeStruct(sim_workload, 'sim_workload', { ...sim_workload.zero(), seed: wl.seed, profile: '' });
   sys.ram.flush();

@@ -99,11 +99,8 @@ export const RAMOOPS_MAX_DUMP_CNT = 4096;
 
 /** Ours: the devcoredump zone's signature, "DVCD", XORed with PERSISTENT_RAM_SIG like the others. */
 export const DEVCD_ZONE_SIG = 0x44435644;
-/** NT_VMCOREDD (include/uapi/linux/elf.h): a device dump note, as /proc/vmcore carries them. */
-export const NT_VMCOREDD = 0x700;
-/** VMCOREDD_NOTE_NAME and the size of dump_name (include/uapi/linux/vmcore.h). */
-export const VMCOREDD_NOTE_NAME = 'LINUX';
-export const VMCOREDD_MAX_NAME_BYTES = 44;
+/** NT_VMCOREDD, VMCOREDD_NOTE_NAME and the size of dump_name: the device dump note's, shared with /proc/vmcore. */
+export { NT_VMCOREDD, VMCOREDD_NOTE_NAME, VMCOREDD_MAX_NAME_BYTES } from '../../codec/vmcoredd.js';
 /** Ours: how many devices, and regions per device, the registry holds. */
 export const DEVCD_MAX_DEVICES = 8;
 export const DEVCD_MAX_REGIONS = 8;

@@ -13,7 +13,7 @@ import {
   VMCOREDD_NOTE_NAME,
 } from './constants.js';
 import { wallClock } from './platform.js';
-import { vmcoredd_header } from './structs/vmcoredd_header.js';
+import { vmcoredd_header } from '../../codec/index.js';
 import { devcdRoom, hasSymbol, kmsgHeader, ramoopsWriteDevcd } from './ramoops.js';
 import {
   DEVCD_STATE_DISABLED, DEVCD_STATE_ENABLED, devcd_region, devcd_registry, devcd_state, type DevcdDevice, type DevcdRegion,

@@ -20,10 +20,8 @@ export {
   DEVCD_ELF_OVERHEAD, DEVCD_STATE_SYMBOL, devcdDevices, devcdDisable, devcdDisabled, devcdPanicNotifier, devcdRegister,
   readDevcdState, type DevcdRegistration, type RegisterReader,
 } from './devcoredump.js';
-export { probeSimDrivers, SIM_DRIVERS, simRegisterReader, type SimDriver } from './sim_drivers.js';
 export { bootCommandLine, memmapReservations, pstoreInit } from './init.js';
 export { persistent_ram_buffer, type PersistentRamBuffer } from './structs/persistent_ram_buffer.js';
 export { ramoops_context, type RamoopsContext } from './structs/ramoops_context.js';
 export { pstore_state, pstore_file, type PstoreState, type PstoreFile } from './structs/pstore_state.js';
 export { devcd_region, devcd_device, devcd_registry, devcd_state } from './structs/devcd.js';
-export { vmcoredd_header, type VmcoreddHeader } from './structs/vmcoredd_header.js';

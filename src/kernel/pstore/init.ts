@@ -15,7 +15,6 @@ import { pstoreMount } from './pstorefs.js';
 import { PersistentRamZone } from './ram_core.js';
 import { ramoopsLayout, ramoopsParams, ramoopsRegion } from './ramoops_layout.js';
 import { hasSymbol, RAMOOPS_CXT_SYMBOL, ramoopsReadRecords, ramoopsUsingLine, ramoopsWriteConsole, writeRamoops } from './ramoops.js';
-import { probeSimDrivers } from './sim_drivers.js';
 import { PSTORE_STATE_CONSOLE } from './structs/pstore_state.js';
 
 /** The command line the kernel booted with. */
@@ -64,7 +63,7 @@ function compressParam(params: KernelParams): PstoreCompress {
  * then pstorefs is mounted with the records read; last, ours, the
  * device-coredump frontend and the drivers that register with it.
  */
-export function pstoreInit(kernel: Kernel, memmap: MemMap, reserved: readonly PhysRange[], seed: number): void {
+export function pstoreInit(kernel: Kernel, memmap: MemMap, reserved: readonly PhysRange[]): void {
   if (!hasSymbol(kernel, RAMOOPS_CXT_SYMBOL) || !readPstoreState(kernel)) return;
   const params = parseKernelParams(bootCommandLine(kernel));
   const { pdata, errors } = ramoopsParams(params);
@@ -129,7 +128,8 @@ export function pstoreInit(kernel: Kernel, memmap: MemMap, reserved: readonly Ph
   });
   printk(kernel, ramoopsUsingLine(cxt), LOGLEVEL_INFO);
   pstoreMount(kernel, records);
-  if (zones.some((z) => z.zone.type === PSTORE_TYPE_DEVCOREDUMP) && devcdInit(kernel, memmap)) probeSimDrivers(kernel, memmap, seed);
+  // The drivers register their state with the frontend when they probe (src/kernel/drivers).
+  if (zones.some((z) => z.zone.type === PSTORE_TYPE_DEVCOREDUMP)) devcdInit(kernel, memmap);
 }
 
 /** Whether [start, end) lies inside the union of `ranges`. */

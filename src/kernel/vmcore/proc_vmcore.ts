@@ -14,7 +14,8 @@ import type { BuddyAllocator } from '../mm/buddy.js';
 import { printk } from '../printk.js';
 import { vmcore as vmcore_struct } from '../structs/vmcore.js';
 import { list_head } from '../structs/list_head.js';
-import { buildVmcoreLayout, readVmcore, VMCORE_MAX_PHNUM, type OldMemReader, type VmcoreLayout } from './vmcore.js';
+import { buildVmcoreLayout, readVmcore, VMCORE_MAX_PHNUM, type OldMemReader, type VmcoreDeviceDump, type VmcoreLayout } from './vmcore.js';
+import { readVmcoreddDump, vmcoreddDumps, vmcoreddInit } from './vmcoredd.js';
 import { Elf64_Ehdr, Elf64_Phdr } from '../../codec/index.js';
 
 /** elfcorehdr=[size[KMG]@]offset[KMG] (kernel/crash_dump.c setup_elfcorehdr). */
@@ -54,6 +55,7 @@ const oldMem = (kernel: Kernel): OldMemReader => (paddr, out) => kernel.ram.read
  * without /proc/vmcore.
  */
 export function vmcoreInit(kernel: Kernel, buddy: BuddyAllocator, cmdline: string, fadumpElfcorehdr: { addr: bigint; size: bigint } | null = null): void {
+  vmcoreddInit(kernel, cmdline);
   for (const v of ['elfcorebuf', 'elfcorebuf_sz', 'elfnotes_buf', 'elfnotes_sz', 'elfnotes_orig_sz', 'vmcoredd_orig_sz', 'vmcore_size']) kernel.writeU64(v, 0n);
   const head = kernel.sym('vmcore_list').address;
   kernel.writeStruct(list_head, 'vmcore_list', { next: head, prev: head });
@@ -121,9 +123,10 @@ function storeLayout(kernel: Kernel, buddy: BuddyAllocator, layout: VmcoreLayout
   kernel.writeStruct(list_head, 'vmcore_list', addrs.length ? { next: addrs[0], prev: addrs[addrs.length - 1] } : { next: head, prev: head });
 }
 
-function readBuffer(kernel: Kernel, ptrSym: string, sizeSym: string, max: number): Uint8Array {
+function readBuffer(kernel: Kernel, ptrSym: string, sizeOrSym: string | bigint, max: number, sizeName = String(sizeOrSym)): Uint8Array {
   const ptr = kernel.readU64(ptrSym);
-  const size = kernel.readU64(sizeSym);
+  const size = typeof sizeOrSym === 'bigint' ? sizeOrSym : kernel.readU64(sizeOrSym);
+  const sizeSym = sizeName;
   if (size === 0n || size > BigInt(max) || size % PAGE_SIZE_N !== 0n) {
     throw new CorruptDumpError(`${sizeSym} ${size} is not a page multiple up to ${max}`, { field: sizeSym });
   }
@@ -134,18 +137,24 @@ function readBuffer(kernel: Kernel, ptrSym: string, sizeSym: string, max: number
 
 /**
  * /proc/vmcore as this kernel holds it, or null when it has none (not a
- * capture kernel, or vmcore_init() failed). Every walk is bounded by the
- * program header count.
+ * capture kernel, or vmcore_init() failed). The device dumps drivers added
+ * lie between the headers and the notes (vmcoredd_orig_sz bytes); their
+ * sizes must add up to it. Every walk is bounded by the program header
+ * count or the dump limit.
  */
 export function procVmcore(kernel: Kernel): VmcoreLayout | null {
   if (!isKdumpKernel(kernel) || kernel.readU64('elfcorebuf') === 0n) return null;
   const maxHdr = Number(((BigInt(Elf64_Ehdr.size + VMCORE_MAX_PHNUM * Elf64_Phdr.size) + PAGE_SIZE_N - 1n) / PAGE_SIZE_N) * PAGE_SIZE_N);
   const elfcorebuf = readBuffer(kernel, 'elfcorebuf', 'elfcorebuf_sz', maxHdr);
-  const elfnotes = readBuffer(kernel, 'elfnotes_buf', 'elfnotes_sz', 1 << 24);
+  const dd = kernel.readU64('vmcoredd_orig_sz');
+  const dumps = vmcoreddDumps(kernel);
+  const listed = dumps.reduce((n, d) => n + BigInt(d.size), 0n);
+  if (listed !== dd) throw new CorruptDumpError(`vmcoredd_orig_sz ${dd} is not the ${listed} bytes of the ${dumps.length} device dumps listed`, { field: 'vmcoredd_orig_sz' });
+  const notesSz = kernel.readU64('elfnotes_sz');
+  if (notesSz < dd) throw new CorruptDumpError(`elfnotes_sz ${notesSz} is smaller than the device dumps it holds (${dd})`, { field: 'elfnotes_sz' });
+  const elfnotes = readBuffer(kernel, 'elfnotes_buf', notesSz - dd, 1 << 24, 'elfnotes_sz');
   const notesOrig = kernel.readU64('elfnotes_orig_sz');
   if (notesOrig > BigInt(elfnotes.length)) throw new CorruptDumpError(`elfnotes_orig_sz ${notesOrig} exceeds elfnotes_sz`, { field: 'elfnotes_orig_sz' });
-  const dd = kernel.readU64('vmcoredd_orig_sz');
-  if (dd !== 0n) throw new DumpError('UNSUPPORTED', `/proc/vmcore holds ${dd} bytes of device dumps, which this simulator does not produce yet`);
   const phnum = Elf64_Ehdr.decode(viewOf(elfcorebuf)).e_phnum;
   const head = kernel.sym('vmcore_list').address;
   const chunks: VmcoreLayout['chunks'] = [];
@@ -158,7 +167,12 @@ export function procVmcore(kernel: Kernel): VmcoreLayout | null {
     chunks.push({ paddr: v.paddr, size: v.size, offset: v.offset });
     e = v.list.next;
   }
-  return { elfcorebuf, elfnotes, elfnotesOrigSize: Number(notesOrig), vmcoreddSize: 0, chunks, size: kernel.readU64('vmcore_size') };
+  return { elfcorebuf, elfnotes, elfnotesOrigSize: Number(notesOrig), vmcoreddSize: Number(dd), chunks, size: kernel.readU64('vmcore_size') };
+}
+
+/** The device dumps of /proc/vmcore, as read_vmcore() copies them (vmcoredd_copy_dumps). */
+export function procVmcoreDeviceDumps(kernel: Kernel): VmcoreDeviceDump[] {
+  return vmcoreddDumps(kernel).map((d) => ({ size: d.size, read: (offset, out) => out.set(readVmcoreddDump(kernel, d, offset, out.length)) }));
 }
 
 /**
@@ -186,5 +200,5 @@ export function vmcoreCleanup(kernel: Kernel, buddy: BuddyAllocator): void {
 
 /** read_vmcore(): `out.length` bytes of /proc/vmcore at `pos`. */
 export function readProcVmcore(kernel: Kernel, layout: VmcoreLayout, pos: bigint, out: Uint8Array): void {
-  readVmcore(layout, oldMem(kernel), pos, out);
+  readVmcore(layout, oldMem(kernel), pos, out, layout.vmcoreddSize ? procVmcoreDeviceDumps(kernel) : []);
 }

@@ -22,6 +22,7 @@ typedef unsigned int u32;
 typedef long long s64;
 typedef unsigned long long u64;
 typedef unsigned long size_t;
+typedef _Bool bool;
 typedef int pid_t;
 typedef unsigned long pgoff_t;
 typedef unsigned int gfp_t;
@@ -43,7 +44,7 @@ typedef struct { pmdval_t pmd; } pmd_t;
 export const C_BASIC_SIZES: Readonly<Record<string, number>> = {
   char: 1, 'unsigned char': 1, 'signed char': 1, short: 2, 'unsigned short': 2, int: 4, 'unsigned int': 4,
   long: 8, 'unsigned long': 8, 'long long': 8, 'unsigned long long': 8,
-  s8: 1, u8: 1, s16: 2, u16: 2, s32: 4, u32: 4, s64: 8, u64: 8, size_t: 8, pid_t: 4, pgoff_t: 8, gfp_t: 4,
+  bool: 1, s8: 1, u8: 1, s16: 2, u16: 2, s32: 4, u32: 4, s64: 8, u64: 8, size_t: 8, pid_t: 4, pgoff_t: 8, gfp_t: 4,
   atomic_t: 4, atomic64_t: 8, atomic_long_t: 8, refcount_t: 4, 'struct kref': 4, spinlock_t: 4,
   pgd_t: 8, pud_t: 8, pmd_t: 8,
 };
@@ -154,6 +155,10 @@ export const VARIABLE_TYPES: Readonly<Record<string, string>> = {
   fdm: 'struct fadump_mem_struct',
   fdm_active: 'struct fadump_mem_struct',
   crashing_cpu: 'int',
+  vmcoredd_list: 'struct list_head',
+  vmcoredd_disabled: 'bool',
+  vmcoredd_disabled_warned: 'bool',
+  vmalloc_next: 'unsigned long',
   pstore_state: 'struct pstore_state',
   devcd_state: 'struct devcd_state',
   init_top_pgt: 'pgd_t[]',

@@ -3,8 +3,9 @@ import {
   DEVCD_ZONE_SIG, inheritPersistentRamParams, KMSG_DUMP_OOPS, KMSG_DUMP_PANIC, kmsgDumpGetBuffer, kmsgHeader, kstrtoull,
   parseKernelParams, parseMemmap, persistent_ram_buffer, PRZ_FLAG_ZAP_OLD, PSTORE_TYPE_CONSOLE, PSTORE_TYPE_DEVCOREDUMP,
   PSTORE_TYPE_DMESG, PSTORE_TYPE_FTRACE, PSTORE_TYPE_PMSG, ramoops_context, ramoopsLayout, ramoopsParams, readKmsgHeader,
-  rebootMode, zbufsizeDeflate, zoneBufferSize, pstore_file, devcd_region, devcd_device, devcd_registry, vmcoredd_header,
+  rebootMode, zbufsizeDeflate, zoneBufferSize, pstore_file, devcd_region, devcd_device, devcd_registry,
 } from '../../../src/kernel/pstore/index.js';
+import { vmcoredd_header } from '../../../src/codec/index.js';
 import { memparse } from '../../../src/kernel/crashkernel.js';
 import { dataSize, zoneTable } from '../../helpers/ramoops_decoder.js';
 
