@@ -18,7 +18,7 @@ import {
 import { pt_regs } from '../../kernel/structs/pt_regs.js';
 import { new_utsname } from '../../kernel/structs/new_utsname.js';
 import {
-  closeDumpFile, readDumpFileAt, type DeviceDumpEntry, type DumpAttributes, type DumpFile, type DumpFormatOps, type DumpIntegrity, type DumpProblem,
+  closeDumpFile, readDumpFileAt, verifyOnProbe, type DeviceDumpEntry, type DumpAttributes, type DumpFile, type DumpFormatOps, type DumpIntegrity, type DumpProblem,
   type ProbeOptions, type ProbedDump,
 } from './types.js';
 import { readVmcoreNotes, vmcoreinfoKeys, type VmcoreNotes } from './vmcore_notes.js';
@@ -205,16 +205,7 @@ export class ElfVmcoreDump implements ProbedDump {
 
 /** Opens an ELF64 x86_64 core file, or returns null when the file is not ELF; verifyPages reads every page. */
 export function probeElfVmcore(file: DumpFile, opts: ProbeOptions = {}): ElfVmcoreDump | null {
-  const dump = openElfVmcore(file);
-  if (dump && opts.verifyPages) {
-    dump.verifyAll(opts.onProgress);
-    const first = dump.integrity().problems[0];
-    if (first && opts.mode !== 'salvage') {
-      dump.close();
-      throw first.error;
-    }
-  }
-  return dump;
+  return verifyOnProbe(openElfVmcore(file), opts);
 }
 
 function openElfVmcore(file: DumpFile): ElfVmcoreDump | null {

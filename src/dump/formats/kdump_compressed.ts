@@ -23,7 +23,7 @@ import {
   type DiskDumpHeader, type KdumpSubHeader, type PageDesc,
 } from '../kdump/diskdump.js';
 import {
-  closeDumpFile, readDumpFileAt, type DeviceDumpEntry, type DumpAttributes, type DumpCompressionName, type DumpFile, type DumpFormatOps, type DumpIntegrity,
+  closeDumpFile, readDumpFileAt, verifyOnProbe, type DeviceDumpEntry, type DumpAttributes, type DumpCompressionName, type DumpFile, type DumpFormatOps, type DumpIntegrity,
   type DumpProblem, type ProbeOptions, type ProbedDump,
 } from './types.js';
 import { readVmcoreNotes, type VmcoreNotes } from './vmcore_notes.js';
@@ -316,16 +316,7 @@ function metaRange(file: DumpFile, offset: bigint, size: bigint, what: string): 
  * mode and is damaged (listed by integrity(), read as not present) in salvage.
  */
 export function probeKdumpCompressed(file: DumpFile, opts: ProbeOptions = {}): KdumpCompressedDump | null {
-  const dump = openKdumpCompressed(file);
-  if (dump && opts.verifyPages) {
-    dump.verifyAll(opts.onProgress);
-    const first = dump.integrity().problems[0];
-    if (first && opts.mode !== 'salvage') {
-      dump.close();
-      throw first.error;
-    }
-  }
-  return dump;
+  return verifyOnProbe(openKdumpCompressed(file), opts);
 }
 
 function openKdumpCompressed(file: DumpFile): KdumpCompressedDump | null {

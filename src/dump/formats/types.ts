@@ -293,3 +293,26 @@ export function readDumpFileAt(file: DumpSource, out: Uint8Array, position: bigi
 export function placeOf(src: DumpSource, offset: bigint): bigint {
   return src.base + offset;
 }
+
+/** A reader that can decode every page now and list what failed (the kdump-compressed and ELF readers). */
+export interface PageVerifier {
+  verifyAll(onProgress?: (done: bigint, total: bigint) => void): void;
+  integrity(): DumpIntegrity;
+  close(): void;
+}
+
+/**
+ * With opts.verifyPages, decodes every page of a dump just opened: in
+ * strict mode the first bad page throws (the dump closed); in salvage mode
+ * bad pages stay listed by integrity() and read as not present.
+ */
+export function verifyOnProbe<T extends PageVerifier>(dump: T | null, opts: ProbeOptions): T | null {
+  if (!dump || !opts.verifyPages) return dump;
+  dump.verifyAll(opts.onProgress);
+  const first = dump.integrity().problems[0];
+  if (first && opts.mode !== 'salvage') {
+    dump.close();
+    throw first.error;
+  }
+  return dump;
+}
