@@ -65,11 +65,34 @@ interface AddonInflater {
   close(): void;
 }
 
+interface AddonBatchDeflater {
+  start(src: Uint8Array, count: number, dst: Uint8Array, sizes: Int32Array): void;
+  wait(): void;
+  close(): void;
+}
+
 /** What src/native/pagezip/pagezip.c exports. */
 interface PagezipAddon {
   readonly Deflater: new (level: number) => AddonDeflater;
   readonly Inflater: new () => AddonInflater;
+  readonly BatchDeflater: new (level: number, threads: number, pageSize: number) => AddonBatchDeflater;
   readonly zlibVersion: string;
+  /** What deflates: "libdeflate" when the addon was built with it, else "zlib". */
+  readonly engine: 'libdeflate' | 'zlib';
+}
+
+/**
+ * Pages compressed on native threads, many per call, while JavaScript goes
+ * on (stage 1's batches): start() returns at once, wait() joins. sizes[i]
+ * is the zlib stream's length, 0 for "not strictly smaller" (store the page
+ * raw). The buffers belong to the batch until wait() returns.
+ */
+export interface BatchDeflaterHandle {
+  /** "libdeflate" or "zlib": the compressor behind the addon. */
+  readonly engine: string;
+  start(src: Uint8Array, count: number, dst: Uint8Array, sizes: Int32Array): void;
+  wait(): void;
+  close(): void;
 }
 
 function loadAddon(): { addon: PagezipAddon | null; error: Error | null } {
@@ -90,6 +113,38 @@ export const GZIP_ENGINE: GzipEngine = loaded.addon ? 'lkcd-pagezip' : 'node:zli
 export const GZIP_ENGINE_LOAD_ERROR: Error | null = loaded.error;
 /** The version of the zlib doing the work (the same library for both engines). */
 export const GZIP_ZLIB_VERSION: string = loaded.addon?.zlibVersion ?? process.versions.zlib ?? 'unknown';
+
+/** What deflates inside the addon ("libdeflate" or "zlib"), or null when it did not load. */
+export const PAGEZIP_DEFLATE_ENGINE: string | null = loaded.addon?.engine ?? null;
+
+/**
+ * A native batch deflater at `level` on `threads` threads, or null when the
+ * addon did not load (the caller then compresses in JavaScript).
+ */
+export function pagezipBatchDeflater(level: number, threads: number, pageSize: number): BatchDeflaterHandle | null {
+  checkGzipLevel(level);
+  if (!loaded.addon) return null;
+  let b: AddonBatchDeflater | null = new loaded.addon.BatchDeflater(level, threads, pageSize);
+  const live = (): AddonBatchDeflater => {
+    if (!b) throw new InternalError('gzip batch deflater used after close()');
+    return b;
+  };
+  return {
+    engine: loaded.addon.engine,
+    start: (src, count, dst, sizes) => live().start(src, count, dst, sizes),
+    wait() {
+      try {
+        live().wait();
+      } catch (err) {
+        throw new InternalError(`gzip batch deflate: ${err instanceof Error ? err.message : String(err)}`, {}, { cause: err });
+      }
+    },
+    close() {
+      b?.close();
+      b = null;
+    },
+  };
+}
 
 /** The engines this process can use. */
 export function gzipEngines(): GzipEngine[] {

@@ -6,8 +6,7 @@ import {
   type BuddyAllocator, type KernelConfig, type PageType, type PanicInfo, type PhysRange,
 } from '../../kernel/index.js';
 import { makePageCodec, type EncodedPage, type PageCodec } from '../codecs/index.js';
-import { ParallelPageCodec } from './parallel_codec.js';
-import { WORKER_BATCH } from './compress_shared.js';
+import { ENCODE_BATCH_PAGES, makeBatchEncoder, type EncodeSlot } from './batch_encoder.js';
 import {
   DUMP_ASM_MAGIC_NUMBER, DUMP_ASM_VERSION_NUMBER, DUMP_BUFFER_SIZE, DUMP_DH_COMPRESSED, DUMP_DH_END, DUMP_MAGIC_NUMBER,
   DUMP_MASK_KERN, DUMP_MASK_UNUSED, DUMP_MASK_USED, DUMP_MAX_NUM_CPUS, DUMP_VERSION_NUMBER, DUMP_MAGIC_LIVE,
@@ -280,30 +279,54 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
   // Phase 1: pages whose frames become space once saved, in LKCD's reverse pass order. Pages
   // that never free their frame (boot region, kexec image; in a live dump every page in use)
   // wait, so they cannot drain the room the others would have made.
-  // Pages are compressed in batches on two cores; a batch is read before any of it is saved, and
-  // none of its frames is free until its page is saved, so no page is read after being reused.
-  const parallel = new ParallelPageCodec(codec, block.compress as DumpCompress);
-  const batchPfns: bigint[] = [];
-  const batchPages = Array.from({ length: 2 * WORKER_BATCH }, () => Buffer.alloc(PAGE_SIZE));
-  const runBatch = (pass: number): void => {
-    batchPfns.forEach((pfn, i) => ram.readInto(pfn * PAGE_SIZE_N, batchPages[i]));
-    const encoded = parallel.encodeBatch(batchPages.slice(0, batchPfns.length));
-    batchPfns.forEach((pfn, i) => { if (!trySave(pfn, pass, encoded[i])) deferred[pass].push(pfn); });
-    batchPfns.length = 0;
+  // Pages are compressed in batches on every core (batch_encoder.ts), overlapped with the rest: the
+  // next batch is read out of RAM while one compresses, and a batch is saved while the next one
+  // compresses. A batch is read before any later batch is saved, and none of its frames is free
+  // until its own page is saved, so no page is read after its frame was reused.
+  const encoder = makeBatchEncoder(codec, block.compress as DumpCompress, say);
+  type Batch = { slot: EncodeSlot; pfns: bigint[]; pass: number };
+  let filling: Batch = { slot: encoder.slots[0], pfns: [], pass: DUMP_PASS_UNUSED };
+  let inFlight: Batch | null = null;
+  const saveBatch = (b: Batch, encoded: EncodedPage[]): void => {
+    b.pfns.forEach((pfn, i) => { if (!trySave(pfn, b.pass, encoded[i])) deferred[b.pass].push(pfn); });
+  };
+  /** Starts the batch being filled; saves the one that was compressing meanwhile. */
+  const launch = (): void => {
+    if (filling.pfns.length === 0) return;
+    filling.slot.count = filling.pfns.length;
+    const done = inFlight;
+    const results = done ? encoder.finish(done.slot) : null;
+    encoder.start(filling.slot);
+    inFlight = filling;
+    if (done) saveBatch(done, results!);
+    // The next batch fills the slot that is not compressing.
+    const free = filling.slot === encoder.slots[0] ? encoder.slots[1] : encoder.slots[0];
+    filling = { slot: free, pfns: [], pass: filling.pass };
+  };
+  /** Everything read so far is compressed and saved. */
+  const drain = (): void => {
+    launch();
+    if (inFlight) {
+      const b: Batch = inFlight;
+      inFlight = null;
+      saveBatch(b, encoder.finish(b.slot));
+    }
   };
   for (const pass of STAGE1_ORDER) {
     if (!selected[pass]) continue;
+    filling.pass = pass;
     forEachPageType(memmap, (pfn, type) => {
       if (PASS_OF[type] !== pass || owned.has(pfn)) return;
       if (!releasable(pfn, pass)) { fixed[pass].push(pfn); return; }
-      batchPfns.push(pfn);
-      if (batchPfns.length === 2 * WORKER_BATCH) runBatch(pass);
+      const i = filling.pfns.length;
+      ram.readInto(pfn * PAGE_SIZE_N, filling.slot.input.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
+      filling.pfns.push(pfn);
+      if (filling.pfns.length === ENCODE_BATCH_PAGES) launch();
     });
-    if (batchPfns.length) runBatch(pass);
+    drain();
     retryDeferred(deferred[pass], pass);
   }
-  parallel.close();
-  if (parallel.lostWorker) say('dump: the second compressor thread stopped answering; stage 1 went on on one thread');
+  encoder.close();
   // Phase 2: the pages that stay where they are, kernel pages first.
   for (const pass of [DUMP_PASS_KERN, DUMP_PASS_USER, DUMP_PASS_UNUSED]) {
     for (const [s, e] of fixed[pass].ranges()) for (let pfn = s; pfn < e; pfn++) if (!trySave(pfn, pass)) deferred[pass].push(pfn);

@@ -1,0 +1,163 @@
+/**
+ * Stage 1's page compressor, in batches that overlap with the rest of the
+ * panic path: while the native threads of the lkcd-pagezip addon deflate
+ * one batch, the JavaScript thread reads the next batch's pages out of RAM
+ * and stores the results of the last one. GZIP dumps with the addon loaded
+ * go this way, on every core the machine has; RLE and NONE dumps, and GZIP
+ * without the addon, go through ParallelPageCodec (a worker thread) with
+ * the same interface, synchronously.
+ *
+ * The rule per page is the codecs' (page_codec.ts): a stream strictly
+ * smaller than the page is DUMP_DH_COMPRESSED, anything else is RAW. The
+ * addon's batch and its single-page Deflater use the same compressor, so a
+ * page gives the same bytes whichever path took it.
+ */
+import os from 'node:os';
+import { InternalError } from '../../codec/index.js';
+import { PAGE_SIZE } from '../../machine/index.js';
+import {
+  DUMP_COMPRESS_GZIP, DUMP_DH_COMPRESSED, DUMP_DH_RAW, DUMP_GZIP_DEFAULT_LEVEL, pagezipBatchDeflater,
+  type BatchDeflaterHandle, type DumpCompress, type EncodedPage, type PageCodec,
+} from '../codecs/index.js';
+import { ParallelPageCodec } from './parallel_codec.js';
+import { WORKER_BATCH } from './compress_shared.js';
+
+/** Pages per batch: 1 MiB of input, small enough to keep the pipeline short, large enough that a call costs nothing. */
+export const ENCODE_BATCH_PAGES = 256;
+
+/** One batch buffer: `count` pages read into `input`, their encodings after finish(). */
+export interface EncodeSlot {
+  readonly input: Buffer;
+  count: number;
+}
+
+export interface BatchEncoder {
+  /** Threads compressing (1 or more), and by what. */
+  readonly threads: number;
+  readonly engine: string;
+  /** The two slots the caller fills in turn (double buffering). */
+  readonly slots: readonly [EncodeSlot, EncodeSlot];
+  /** Starts encoding the pages in `slot` (slot.count of them). At most one slot runs at a time. */
+  start(slot: EncodeSlot): void;
+  /** Waits for `slot` and returns its pages' encodings; they stay valid until the slot is started again. */
+  finish(slot: EncodeSlot): EncodedPage[];
+  close(): void;
+}
+
+function slot(): EncodeSlot {
+  return { input: Buffer.alloc(ENCODE_BATCH_PAGES * PAGE_SIZE), count: 0 };
+}
+
+/** Threads for the native batch: every core this process may use (LKCD_SINGLE_THREAD=1: one). */
+export function stage1Threads(): number {
+  if (process.env.LKCD_SINGLE_THREAD === '1') return 1;
+  return Math.max(1, Math.min(16, os.availableParallelism()));
+}
+
+/** The native batch compressor (GZIP with the addon). */
+class NativeBatchEncoder implements BatchEncoder {
+  readonly slots: [EncodeSlot, EncodeSlot] = [slot(), slot()];
+  readonly engine: string;
+  private readonly out = [Buffer.alloc(ENCODE_BATCH_PAGES * PAGE_SIZE), Buffer.alloc(ENCODE_BATCH_PAGES * PAGE_SIZE)];
+  private readonly sizes = [new Int32Array(ENCODE_BATCH_PAGES), new Int32Array(ENCODE_BATCH_PAGES)];
+  private running: EncodeSlot | null = null;
+
+  constructor(private readonly batch: BatchDeflaterHandle, readonly threads: number) {
+    this.engine = batch.engine;
+  }
+
+  private index(s: EncodeSlot): number {
+    const i = this.slots.indexOf(s);
+    if (i < 0) throw new InternalError('batch encoder: a slot it does not own');
+    return i;
+  }
+
+  start(s: EncodeSlot): void {
+    if (this.running) throw new InternalError('batch encoder: a batch is already running');
+    const i = this.index(s);
+    this.batch.start(s.input, s.count, this.out[i], this.sizes[i]);
+    this.running = s;
+  }
+
+  finish(s: EncodeSlot): EncodedPage[] {
+    if (this.running !== s) throw new InternalError('batch encoder: finish() of a slot that is not running');
+    this.batch.wait();
+    this.running = null;
+    const i = this.index(s);
+    const out = this.out[i];
+    const sizes = this.sizes[i];
+    const res: EncodedPage[] = new Array(s.count);
+    for (let k = 0; k < s.count; k++) {
+      const at = k * PAGE_SIZE;
+      const size = sizes[k];
+      res[k] = size > 0 && size < PAGE_SIZE
+        ? { flags: DUMP_DH_COMPRESSED, size, data: out.subarray(at, at + size) }
+        : { flags: DUMP_DH_RAW, size: PAGE_SIZE, data: s.input.subarray(at, at + PAGE_SIZE) };
+    }
+    return res;
+  }
+
+  close(): void {
+    this.batch.close();
+    this.running = null;
+  }
+}
+
+/** RLE, NONE, or GZIP without the addon: the worker-thread codec, synchronously. */
+class WorkerBatchEncoder implements BatchEncoder {
+  readonly slots: [EncodeSlot, EncodeSlot] = [slot(), slot()];
+  readonly engine = 'javascript';
+  private readonly parallel: ParallelPageCodec;
+  private readonly results = new Map<EncodeSlot, EncodedPage[]>();
+  private readonly copies = [Buffer.alloc(ENCODE_BATCH_PAGES * PAGE_SIZE), Buffer.alloc(ENCODE_BATCH_PAGES * PAGE_SIZE)];
+
+  constructor(codec: PageCodec, compress: DumpCompress, private readonly say: (line: string) => void) {
+    this.parallel = new ParallelPageCodec(codec, compress);
+  }
+
+  get threads(): number { return this.parallel.threads; }
+
+  start(s: EncodeSlot): void {
+    // ParallelPageCodec takes at most 2 x WORKER_BATCH pages a call; its results live until its next call,
+    // so each piece's bytes are copied into this slot's own buffer.
+    const i = this.slots.indexOf(s);
+    const out: EncodedPage[] = [];
+    const step = 2 * WORKER_BATCH;
+    for (let k = 0; k < s.count; k += step) {
+      const n = Math.min(step, s.count - k);
+      const pages = Array.from({ length: n }, (_, j) => s.input.subarray((k + j) * PAGE_SIZE, (k + j + 1) * PAGE_SIZE));
+      this.parallel.encodeBatch(pages).forEach((e, j) => {
+        const at = (k + j) * PAGE_SIZE;
+        if (e.flags === DUMP_DH_COMPRESSED) {
+          this.copies[i].set(e.data, at);
+          out.push({ flags: e.flags, size: e.size, data: this.copies[i].subarray(at, at + e.size) });
+        } else {
+          out.push({ flags: e.flags, size: e.size, data: s.input.subarray(at, at + e.size) });
+        }
+      });
+    }
+    this.results.set(s, out);
+  }
+
+  finish(s: EncodeSlot): EncodedPage[] {
+    const r = this.results.get(s);
+    if (!r) throw new InternalError('batch encoder: finish() of a slot that was not started');
+    this.results.delete(s);
+    return r;
+  }
+
+  close(): void {
+    this.parallel.close();
+    if (this.parallel.lostWorker) this.say('dump: the second compressor thread stopped answering; stage 1 went on on one thread');
+  }
+}
+
+/** The batch encoder for a dump compressed with `compress`. */
+export function makeBatchEncoder(codec: PageCodec, compress: DumpCompress, say: (line: string) => void): BatchEncoder {
+  if (compress === DUMP_COMPRESS_GZIP) {
+    const threads = stage1Threads();
+    const batch = pagezipBatchDeflater(DUMP_GZIP_DEFAULT_LEVEL, threads, PAGE_SIZE);
+    if (batch) return new NativeBatchEncoder(batch, threads);
+  }
+  return new WorkerBatchEncoder(codec, compress, say);
+}
