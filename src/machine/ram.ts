@@ -47,7 +47,10 @@ interface Step {
  */
 export class PhysicalRam {
   private readonly chunks = new Map<number, Chunk>();
+  private readonly u64Scratch = Buffer.alloc(8);
   private step: Step | null = null;
+  /** `size` as a number, for the number-addressed paths. */
+  private readonly sizeNumber: number;
   private closed = false;
 
   private constructor(
@@ -56,7 +59,9 @@ export class PhysicalRam {
     readonly size: bigint,
     private readonly maxChunks: number,
     private readonly writable: boolean,
-  ) {}
+  ) {
+    this.sizeNumber = Number(size);
+  }
 
   private get journalPath(): string { return journalPathOf(this.path); }
 
@@ -230,7 +235,23 @@ export class PhysicalRam {
   }
 
   readInto(paddr: bigint, out: Uint8Array): void {
-    let pos = this.check(paddr, out.length);
+    this.readAtUnchecked(this.check(paddr, out.length), out);
+  }
+
+  /**
+   * readInto at a physical address held as a number (the per-page loops:
+   * RAM is at most a few TiB, far below 2^53).
+   */
+  readAt(pos: number, out: Uint8Array): void {
+    this.checkAt(pos, out.length);
+    this.readAtUnchecked(pos, out);
+  }
+
+  private checkAt(pos: number, length: number): void {
+    if (!(pos >= 0 && pos + length <= this.sizeNumber) || !Number.isSafeInteger(pos)) this.check(BigInt(Math.trunc(pos)), length);
+  }
+
+  private readAtUnchecked(pos: number, out: Uint8Array): void {
     let done = 0;
     while (done < out.length) {
       const index = Math.floor(pos / CHUNK_SIZE);
@@ -238,12 +259,12 @@ export class PhysicalRam {
       const n = Math.min(CHUNK_SIZE - within, out.length - done);
       const cached = this.chunks.get(index);
       if (cached) {
-        out.set(cached.data.subarray(within, within + n), done);
+        cached.data.copy(out, done, within, within + n);
       } else if (n === CHUNK_SIZE || out.length >= CHUNK_SIZE) {
         // Large reads bypass the cache so a linear walk does not evict hot chunks.
         this.preadFully(out.subarray(done, done + n), pos);
       } else {
-        out.set(this.loadChunk(index).data.subarray(within, within + n), done);
+        this.loadChunk(index).data.copy(out, done, within, within + n);
       }
       done += n;
       pos += n;
@@ -252,7 +273,16 @@ export class PhysicalRam {
 
   /** Writes `data` at physical address `paddr`. */
   write(paddr: bigint, data: Uint8Array): void {
-    let pos = this.check(paddr, data.length);
+    this.writeAtUnchecked(this.check(paddr, data.length), data);
+  }
+
+  /** write at a physical address held as a number (see readAt). */
+  writeAt(pos: number, data: Uint8Array): void {
+    this.checkAt(pos, data.length);
+    this.writeAtUnchecked(pos, data);
+  }
+
+  private writeAtUnchecked(pos: number, data: Uint8Array): void {
     let done = 0;
     while (done < data.length) {
       const index = Math.floor(pos / CHUNK_SIZE);
@@ -261,7 +291,7 @@ export class PhysicalRam {
       const cached = this.chunks.get(index);
       if (cached) {
         this.saveOriginals(pos, n, cached);
-        cached.data.set(data.subarray(done, done + n), within);
+        cached.data.set(n === data.length ? data : data.subarray(done, done + n), within);
         cached.dirty = true;
       } else if (n === CHUNK_SIZE) {
         this.saveOriginals(pos, n, null);
@@ -270,7 +300,7 @@ export class PhysicalRam {
       } else {
         const c = this.loadChunk(index);
         this.saveOriginals(pos, n, c);
-        c.data.set(data.subarray(done, done + n), within);
+        c.data.set(n === data.length ? data : data.subarray(done, done + n), within);
         c.dirty = true;
       }
       done += n;
@@ -296,6 +326,14 @@ export class PhysicalRam {
     const b = Buffer.allocUnsafe(8);
     b.writeBigUInt64LE(BigInt.asUintN(64, value));
     this.write(paddr, b);
+  }
+
+  /** A u64 of at most 2^53 - 1 at a physical address held as a number (the memdev's map entries). */
+  writeU64At(pos: number, value: number): void {
+    const b = this.u64Scratch;
+    b.writeUInt32LE(value % 0x100000000, 0);
+    b.writeUInt32LE(Math.floor(value / 0x100000000), 4);
+    this.writeAt(pos, b);
   }
 
   /** Writes every dirty chunk back to the file. */

@@ -66,7 +66,13 @@ interface AddonInflater {
 }
 
 interface AddonBatchDeflater {
-  start(src: Uint8Array, count: number, dst: Uint8Array, sizes: Int32Array): void;
+  start(src: Uint8Array, count: number, dst: Uint8Array, sizes: Int32Array, crcs?: Uint32Array): void;
+  wait(): void;
+  close(): void;
+}
+
+interface AddonBatchInflater {
+  start(src: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, dst: Uint8Array, results: Int32Array): void;
   wait(): void;
   close(): void;
 }
@@ -76,6 +82,8 @@ interface PagezipAddon {
   readonly Deflater: new (level: number) => AddonDeflater;
   readonly Inflater: new () => AddonInflater;
   readonly BatchDeflater: new (level: number, threads: number, pageSize: number) => AddonBatchDeflater;
+  readonly BatchInflater: new (threads: number, pageSize: number) => AddonBatchInflater;
+  readonly crc32: (buf: Uint8Array, crc?: number) => number;
   readonly zlibVersion: string;
   /** What deflates: "libdeflate" when the addon was built with it, else "zlib". */
   readonly engine: 'libdeflate' | 'zlib';
@@ -85,12 +93,26 @@ interface PagezipAddon {
  * Pages compressed on native threads, many per call, while JavaScript goes
  * on (stage 1's batches): start() returns at once, wait() joins. sizes[i]
  * is the zlib stream's length, 0 for "not strictly smaller" (store the page
- * raw). The buffers belong to the batch until wait() returns.
+ * raw); crcs[i], when asked for, the CRC32 of the bytes stored for the page
+ * (the stream, or the page when raw). The buffers belong to the batch until
+ * wait() returns.
  */
 export interface BatchDeflaterHandle {
   /** "libdeflate" or "zlib": the compressor behind the addon. */
   readonly engine: string;
-  start(src: Uint8Array, count: number, dst: Uint8Array, sizes: Int32Array): void;
+  start(src: Uint8Array, count: number, dst: Uint8Array, sizes: Int32Array, crcs?: Uint32Array): void;
+  wait(): void;
+  close(): void;
+}
+
+/**
+ * zlib streams inflated on native threads, many per call: start() returns
+ * at once, wait() joins. results[i] is the bytes stream i gave (the caller
+ * checks it is a whole page), or -1 when the stream was refused: inflate
+ * that one alone with a PageInflater for zlib's own reason.
+ */
+export interface BatchInflaterHandle {
+  start(src: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, dst: Uint8Array, results: Int32Array): void;
   wait(): void;
   close(): void;
 }
@@ -131,7 +153,7 @@ export function pagezipBatchDeflater(level: number, threads: number, pageSize: n
   };
   return {
     engine: loaded.addon.engine,
-    start: (src, count, dst, sizes) => live().start(src, count, dst, sizes),
+    start: (src, count, dst, sizes, crcs) => live().start(src, count, dst, sizes, crcs),
     wait() {
       try {
         live().wait();
@@ -145,6 +167,29 @@ export function pagezipBatchDeflater(level: number, threads: number, pageSize: n
     },
   };
 }
+
+/** A native batch inflater on `threads` threads, or null when the addon did not load. */
+export function pagezipBatchInflater(threads: number, pageSize: number): BatchInflaterHandle | null {
+  if (!loaded.addon) return null;
+  let b: AddonBatchInflater | null = new loaded.addon.BatchInflater(threads, pageSize);
+  const live = (): AddonBatchInflater => {
+    if (!b) throw new InternalError('gzip batch inflater used after close()');
+    return b;
+  };
+  return {
+    start: (src, offsets, lengths, count, dst, results) => live().start(src, offsets, lengths, count, dst, results),
+    wait: () => live().wait(),
+    close() {
+      b?.close();
+      b = null;
+    },
+  };
+}
+
+/** CRC32 of `buf` (zlib's), continuing from `crc`: the addon's when it loaded, else node:zlib's. */
+export const pageCrc32: (buf: Uint8Array, crc?: number) => number = loaded.addon
+  ? loaded.addon.crc32
+  : (buf, crc = 0) => zlib.crc32(buf, crc) >>> 0;
 
 /** The engines this process can use. */
 export function gzipEngines(): GzipEngine[] {

@@ -4,6 +4,7 @@ import { DUMP_IND_MAP_SZ, DUMP_MAP_SZ, type DumpMemdev } from './dump_config_blo
 import type { DumpSource } from '../formats/types.js';
 
 const PAGE = PAGE_SIZE;
+const ZERO_PAGE = new Uint8Array(PAGE);
 
 /**
  * The memory dump device (LKCD's dump_memdev.c): a logical, append-only
@@ -15,15 +16,21 @@ const PAGE = PAGE_SIZE;
 export class Memdev {
   /** PFNs of the indirect pages, in chain order (small: 17 for 16 GiB). */
   private indirect: bigint[] = [];
-  private curMapPfn = 0n;
+  /** The current map page's frame and handle.nr_data_pages, as numbers. */
+  private curMapFrame = 0;
+  private dataPages = 0;
+  /** Map-entry reads of writePages, reused. */
+  private entries = Buffer.alloc(PAGE);
 
-  constructor(readonly ram: PhysicalRam, readonly handle: DumpMemdev) {}
+  constructor(readonly ram: PhysicalRam, readonly handle: DumpMemdev) {
+    this.dataPages = Number(handle.nr_data_pages);
+  }
 
   /** Opens an existing memdev, following its indirect chain (checked against RAM size). */
   static open(ram: PhysicalRam, handle: DumpMemdev): Memdev {
     const m = new Memdev(ram, handle);
     m.loadIndirect();
-    if (handle.nr_map_pages > 0) m.curMapPfn = m.mapPfn(handle.nr_map_pages - 1);
+    if (handle.nr_map_pages > 0) m.curMapFrame = Number(m.mapPfn(handle.nr_map_pages - 1));
     return m;
   }
 
@@ -112,28 +119,50 @@ export class Memdev {
    * when the current one is full, else the next data page.
    */
   addSpace(pfn: bigint): void {
+    this.addFrame(Number(pfn));
+  }
+
+  /** addSpace of a frame number held as a number (stage 1's loop); returns whether it became a data page. */
+  addFrame(frame: number): boolean {
     if (this.needsMapPage()) {
       if (this.handle.nr_map_pages >= this.handle.nr_maps_max) throw new InternalError('memdev indirect maps exhausted');
       const i = this.handle.nr_map_pages;
-      this.ram.write(pfn * PAGE_SIZE_N, Buffer.alloc(PAGE));
-      this.ram.writeU64(this.indirect[Math.floor(i / DUMP_IND_MAP_SZ)] * PAGE_SIZE_N + BigInt((i % DUMP_IND_MAP_SZ) * 8), pfn);
+      this.ram.writeAt(frame * PAGE, ZERO_PAGE);
+      this.ram.writeU64At(Number(this.indirect[Math.floor(i / DUMP_IND_MAP_SZ)]) * PAGE + (i % DUMP_IND_MAP_SZ) * 8, frame);
       this.handle.nr_map_pages++;
-      this.curMapPfn = pfn;
-      return;
+      this.curMapFrame = frame;
+      return false;
     }
-    const entry = this.handle.nr_data_pages % BigInt(DUMP_MAP_SZ);
-    this.ram.writeU64(this.curMapPfn * PAGE_SIZE_N + entry * 8n, pfn);
+    const entry = this.dataPages % DUMP_MAP_SZ;
+    this.ram.writeU64At(this.curMapFrame * PAGE + entry * 8, frame);
+    this.dataPages++;
     this.handle.nr_data_pages++;
     this.handle.last_offset += PAGE_SIZE_N;
+    return true;
   }
 
-  /** Writes whole pages at a page-aligned logical offset inside the backed space (dump_mem_write). */
+  /**
+   * Writes whole pages at a page-aligned logical offset inside the backed
+   * space (dump_mem_write). The data pages' frames are read from each map
+   * page once per call, not once per page.
+   */
   writePages(offset: bigint, data: Uint8Array): void {
     if (offset % PAGE_SIZE_N !== 0n || data.length % PAGE !== 0) throw new InternalError('memdev writes must be page-aligned');
     if (offset + BigInt(data.length) > this.handle.last_offset) throw new InternalError('memdev write beyond backed space');
-    for (let i = 0; i < data.length; i += PAGE) {
-      const pfn = this.lookup((offset + BigInt(i)) / PAGE_SIZE_N);
-      this.ram.write(pfn * PAGE_SIZE_N, data.subarray(i, i + PAGE));
+    const maxPfn = Number(this.maxPfn());
+    let loc = Number(offset / PAGE_SIZE_N);
+    for (let i = 0; i < data.length;) {
+      const entry = loc % DUMP_MAP_SZ;
+      const n = Math.min(DUMP_MAP_SZ - entry, (data.length - i) / PAGE);
+      const map = this.mapPfn(Math.floor(loc / DUMP_MAP_SZ));
+      const entries = this.entries.subarray(0, n * 8);
+      this.ram.readInto(map * PAGE_SIZE_N + BigInt(entry * 8), entries);
+      for (let k = 0; k < n; k++, i += PAGE, loc++) {
+        const lo = entries.readUInt32LE(k * 8);
+        const hi = entries.readUInt32LE(k * 8 + 4);
+        if (hi !== 0 || lo === 0 || lo >= maxPfn) this.checkPfn((BigInt(hi) << 32n) | BigInt(lo), 'data page');
+        this.ram.writeAt(lo * PAGE, data.subarray(i, i + PAGE));
+      }
     }
     const end = offset + BigInt(data.length);
     if (end > this.handle.last_used_offset) this.handle.last_used_offset = end;

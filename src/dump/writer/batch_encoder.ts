@@ -11,13 +11,17 @@
  * smaller than the page is DUMP_DH_COMPRESSED, anything else is RAW. The
  * addon's batch and its single-page Deflater use the same compressor, so a
  * page gives the same bytes whichever path took it.
+ *
+ * A slot's results are typed arrays filled in place (dp_flags, dp_size and
+ * the CRC32 of the stored bytes per page), so a batch makes no object per
+ * page; the CRC32 comes from the native threads with the compression.
  */
 import os from 'node:os';
 import { InternalError } from '../../codec/index.js';
 import { PAGE_SIZE } from '../../machine/index.js';
 import {
-  DUMP_COMPRESS_GZIP, DUMP_DH_COMPRESSED, DUMP_DH_RAW, DUMP_GZIP_DEFAULT_LEVEL, pagezipBatchDeflater,
-  type BatchDeflaterHandle, type DumpCompress, type EncodedPage, type PageCodec,
+  DUMP_COMPRESS_GZIP, DUMP_DH_COMPRESSED, DUMP_DH_RAW, DUMP_GZIP_DEFAULT_LEVEL, pageCrc32, pagezipBatchDeflater,
+  type BatchDeflaterHandle, type DumpCompress, type PageCodec,
 } from '../codecs/index.js';
 import { ParallelPageCodec } from './parallel_codec.js';
 import { WORKER_BATCH } from './compress_shared.js';
@@ -25,10 +29,24 @@ import { WORKER_BATCH } from './compress_shared.js';
 /** Pages per batch: 1 MiB of input, small enough to keep the pipeline short, large enough that a call costs nothing. */
 export const ENCODE_BATCH_PAGES = 256;
 
-/** One batch buffer: `count` pages read into `input`, their encodings after finish(). */
+/**
+ * One batch buffer: `count` pages read into `input`; after finish(), page
+ * k's record is `flags[k]`, `sizes[k]` (dp_size) and the stored bytes at
+ * k * PAGE_SIZE of `output` (compressed) or of `input` (raw), whose CRC32
+ * is `crcs[k]`.
+ */
 export interface EncodeSlot {
   readonly input: Buffer;
+  readonly output: Buffer;
+  readonly flags: Uint8Array;
+  readonly sizes: Int32Array;
+  readonly crcs: Uint32Array;
   count: number;
+}
+
+/** The buffer holding page k's stored bytes (at k * PAGE_SIZE) after finish(). */
+export function storedBuffer(s: EncodeSlot, k: number): Buffer {
+  return s.flags[k] === DUMP_DH_COMPRESSED ? s.output : s.input;
 }
 
 export interface BatchEncoder {
@@ -39,13 +57,20 @@ export interface BatchEncoder {
   readonly slots: readonly [EncodeSlot, EncodeSlot];
   /** Starts encoding the pages in `slot` (slot.count of them). At most one slot runs at a time. */
   start(slot: EncodeSlot): void;
-  /** Waits for `slot` and returns its pages' encodings; they stay valid until the slot is started again. */
-  finish(slot: EncodeSlot): EncodedPage[];
+  /** Waits for `slot` and fills its results; they stay valid until the slot is started again. */
+  finish(slot: EncodeSlot): void;
   close(): void;
 }
 
 function slot(): EncodeSlot {
-  return { input: Buffer.alloc(ENCODE_BATCH_PAGES * PAGE_SIZE), count: 0 };
+  return {
+    input: Buffer.alloc(ENCODE_BATCH_PAGES * PAGE_SIZE),
+    output: Buffer.alloc(ENCODE_BATCH_PAGES * PAGE_SIZE),
+    flags: new Uint8Array(ENCODE_BATCH_PAGES),
+    sizes: new Int32Array(ENCODE_BATCH_PAGES),
+    crcs: new Uint32Array(ENCODE_BATCH_PAGES),
+    count: 0,
+  };
 }
 
 /** Threads for the native batch: every core this process may use (LKCD_SINGLE_THREAD=1: one). */
@@ -58,43 +83,34 @@ export function stage1Threads(): number {
 class NativeBatchEncoder implements BatchEncoder {
   readonly slots: [EncodeSlot, EncodeSlot] = [slot(), slot()];
   readonly engine: string;
-  private readonly out = [Buffer.alloc(ENCODE_BATCH_PAGES * PAGE_SIZE), Buffer.alloc(ENCODE_BATCH_PAGES * PAGE_SIZE)];
-  private readonly sizes = [new Int32Array(ENCODE_BATCH_PAGES), new Int32Array(ENCODE_BATCH_PAGES)];
   private running: EncodeSlot | null = null;
 
   constructor(private readonly batch: BatchDeflaterHandle, readonly threads: number) {
     this.engine = batch.engine;
   }
 
-  private index(s: EncodeSlot): number {
-    const i = this.slots.indexOf(s);
-    if (i < 0) throw new InternalError('batch encoder: a slot it does not own');
-    return i;
-  }
-
   start(s: EncodeSlot): void {
     if (this.running) throw new InternalError('batch encoder: a batch is already running');
-    const i = this.index(s);
-    this.batch.start(s.input, s.count, this.out[i], this.sizes[i]);
+    if (!this.slots.includes(s)) throw new InternalError('batch encoder: a slot it does not own');
+    // sizes[] receives the raw stream lengths (0: not strictly smaller); finish() applies the rule.
+    this.batch.start(s.input, s.count, s.output, s.sizes, s.crcs);
     this.running = s;
   }
 
-  finish(s: EncodeSlot): EncodedPage[] {
+  finish(s: EncodeSlot): void {
     if (this.running !== s) throw new InternalError('batch encoder: finish() of a slot that is not running');
     this.batch.wait();
     this.running = null;
-    const i = this.index(s);
-    const out = this.out[i];
-    const sizes = this.sizes[i];
-    const res: EncodedPage[] = new Array(s.count);
+    const { sizes, flags } = s;
     for (let k = 0; k < s.count; k++) {
-      const at = k * PAGE_SIZE;
       const size = sizes[k];
-      res[k] = size > 0 && size < PAGE_SIZE
-        ? { flags: DUMP_DH_COMPRESSED, size, data: out.subarray(at, at + size) }
-        : { flags: DUMP_DH_RAW, size: PAGE_SIZE, data: s.input.subarray(at, at + PAGE_SIZE) };
+      if (size > 0 && size < PAGE_SIZE) {
+        flags[k] = DUMP_DH_COMPRESSED;
+      } else {
+        flags[k] = DUMP_DH_RAW;
+        sizes[k] = PAGE_SIZE;
+      }
     }
-    return res;
   }
 
   close(): void {
@@ -108,8 +124,7 @@ class WorkerBatchEncoder implements BatchEncoder {
   readonly slots: [EncodeSlot, EncodeSlot] = [slot(), slot()];
   readonly engine = 'javascript';
   private readonly parallel: ParallelPageCodec;
-  private readonly results = new Map<EncodeSlot, EncodedPage[]>();
-  private readonly copies = [Buffer.alloc(ENCODE_BATCH_PAGES * PAGE_SIZE), Buffer.alloc(ENCODE_BATCH_PAGES * PAGE_SIZE)];
+  private readonly done = new Set<EncodeSlot>();
 
   constructor(codec: PageCodec, compress: DumpCompress, private readonly say: (line: string) => void) {
     this.parallel = new ParallelPageCodec(codec, compress);
@@ -120,30 +135,23 @@ class WorkerBatchEncoder implements BatchEncoder {
   start(s: EncodeSlot): void {
     // ParallelPageCodec takes at most 2 x WORKER_BATCH pages a call; its results live until its next call,
     // so each piece's bytes are copied into this slot's own buffer.
-    const i = this.slots.indexOf(s);
-    const out: EncodedPage[] = [];
     const step = 2 * WORKER_BATCH;
     for (let k = 0; k < s.count; k += step) {
       const n = Math.min(step, s.count - k);
       const pages = Array.from({ length: n }, (_, j) => s.input.subarray((k + j) * PAGE_SIZE, (k + j + 1) * PAGE_SIZE));
       this.parallel.encodeBatch(pages).forEach((e, j) => {
-        const at = (k + j) * PAGE_SIZE;
-        if (e.flags === DUMP_DH_COMPRESSED) {
-          this.copies[i].set(e.data, at);
-          out.push({ flags: e.flags, size: e.size, data: this.copies[i].subarray(at, at + e.size) });
-        } else {
-          out.push({ flags: e.flags, size: e.size, data: s.input.subarray(at, at + e.size) });
-        }
+        const i = k + j;
+        s.flags[i] = e.flags;
+        s.sizes[i] = e.size;
+        if (e.flags === DUMP_DH_COMPRESSED) s.output.set(e.data, i * PAGE_SIZE);
+        s.crcs[i] = pageCrc32(e.data);
       });
     }
-    this.results.set(s, out);
+    this.done.add(s);
   }
 
-  finish(s: EncodeSlot): EncodedPage[] {
-    const r = this.results.get(s);
-    if (!r) throw new InternalError('batch encoder: finish() of a slot that was not started');
-    this.results.delete(s);
-    return r;
+  finish(s: EncodeSlot): void {
+    if (!this.done.delete(s)) throw new InternalError('batch encoder: finish() of a slot that was not started');
   }
 
   close(): void {

@@ -17,11 +17,20 @@
  *   new Inflater()
  *     .inflate(src, dst)                 -> produced length (throws on error)
  *     .close()
- *   new BatchDeflater(level, threads)
- *     .start(src, count, dst, sizes)     -> starts compressing count pages of
- *                                           src on `threads` native threads
+ *   new BatchDeflater(level, threads, pageSize)
+ *     .start(src, count, dst, sizes[, crcs])
+ *                                        -> starts compressing count pages of
+ *                                           src on `threads` native threads;
+ *                                           crcs[i]: CRC32 of what is stored
  *     .wait()                            -> waits for them (throws on error)
  *     .close()
+ *   new BatchInflater(threads, pageSize)
+ *     .start(src, offsets, lengths, count, dst, results)
+ *                                        -> starts inflating count zlib
+ *                                           streams of src into pages of dst
+ *     .wait()                            -> waits for them
+ *     .close()
+ *   crc32(buf[, crc])                    -> CRC32 (the zlib one) of buf
  *   zlibVersion                          -> zlibVersion() of the linked zlib
  *   engine                               -> "libdeflate" or "zlib": what deflates
  *
@@ -36,6 +45,9 @@
  * The bytes differ between the two engines; the pages they give back do
  * not. A batch compresses many pages per call on several threads while the
  * JavaScript thread goes on with the previous batch: stage 1's panic path.
+ * Inflate runs through libdeflate too when it is there (about twice zlib's
+ * speed); a stream libdeflate refuses is inflated again by zlib, so every
+ * error carries zlib's own message.
  */
 #include <limits.h>
 #include <stdint.h>
@@ -124,9 +136,43 @@ typedef struct {
 
 typedef struct {
   z_stream strm;
+#ifdef PAGEZIP_LIBDEFLATE
+  struct libdeflate_decompressor *ld;
+#endif
   int open;
   int dirty;
 } Inflater;
+
+/* CRC32 (ISO-HDLC, as zlib's crc32() and node:zlib.crc32 compute it). */
+static uint32_t page_crc32(uint32_t crc, const uint8_t *p, size_t n) {
+#ifdef PAGEZIP_LIBDEFLATE
+  return libdeflate_crc32(crc, p, n);
+#else
+  while (n > 0) {
+    uInt k = n > UINT_MAX ? UINT_MAX : (uInt)n;
+    crc = (uint32_t)crc32(crc, p, k);
+    p += k;
+    n -= k;
+  }
+  return crc;
+#endif
+}
+
+/*
+ * The fast path of one page's inflate: src must be exactly one zlib stream
+ * and give at most dst_len bytes. Returns the bytes produced, or -1 when
+ * libdeflate refuses the stream or is absent (zlib then decides, and names
+ * the problem).
+ */
+#ifdef PAGEZIP_LIBDEFLATE
+static int64_t fast_inflate(struct libdeflate_decompressor *d, const uint8_t *src, size_t src_len, uint8_t *dst, size_t dst_len) {
+  size_t in = 0, out = 0;
+  if (!d) return -1;
+  enum libdeflate_result r = libdeflate_zlib_decompress_ex(d, src, src_len, dst, dst_len, &in, &out);
+  if (r != LIBDEFLATE_SUCCESS || in != src_len) return -1;
+  return (int64_t)out;
+}
+#endif
 
 /* --- helpers ---------------------------------------------------------------- */
 
@@ -363,6 +409,10 @@ static napi_value deflater_close(napi_env env, napi_callback_info info) {
 static void inflater_end(Inflater *z) {
   if (z->open) {
     inflateEnd(&z->strm);
+#ifdef PAGEZIP_LIBDEFLATE
+    if (z->ld) libdeflate_free_decompressor(z->ld);
+    z->ld = NULL;
+#endif
     z->open = 0;
   }
 }
@@ -397,6 +447,10 @@ static napi_value inflater_new(napi_env env, napi_callback_info info) {
     throw_zlib(env, ret, msg);
     return NULL;
   }
+#ifdef PAGEZIP_LIBDEFLATE
+  /* No libdeflate decompressor is no error: zlib alone does the work. */
+  z->ld = libdeflate_alloc_decompressor();
+#endif
   z->open = 1;
   if (napi_wrap(env, self, z, inflater_finalize, NULL, NULL) != napi_ok) {
     inflater_end(z);
@@ -428,6 +482,12 @@ static napi_value inflater_inflate(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "pagezip: buffer larger than 4 GiB - 1");
     return NULL;
   }
+#ifdef PAGEZIP_LIBDEFLATE
+  {
+    int64_t n = fast_inflate(z->ld, src, src_len, dst, dst_len);
+    if (n >= 0) return make_u32(env, (uint32_t)n);
+  }
+#endif
   if (z->dirty) {
     int r = inflateReset(&z->strm);
     if (r != Z_OK) {
@@ -527,9 +587,10 @@ struct BatchDeflater {
   const uint8_t *src;
   uint8_t *dst;
   int32_t *sizes;
+  uint32_t *crcs; /* NULL: no checksums asked for */
   size_t count;
   size_t next; /* the next page a thread takes (atomic) */
-  napi_ref refs[3];
+  napi_ref refs[4];
 };
 
 static void batch_run(BatchWorker *w) {
@@ -547,6 +608,8 @@ static void batch_run(BatchWorker *w) {
         continue;
       }
       b->sizes[i] = (int32_t)n;
+      /* The stored bytes: the stream when it is strictly smaller, else the page. */
+      if (b->crcs) b->crcs[i] = n > 0 && (size_t)n < ps ? page_crc32(0, b->dst + i * ps, (size_t)n) : page_crc32(0, b->src + i * ps, ps);
     }
   }
 }
@@ -569,7 +632,7 @@ static int64_t batch_join(napi_env env, BatchDeflater *b) {
   }
   b->running = 0;
   if (env) {
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
       if (b->refs[i]) napi_delete_reference(env, b->refs[i]);
       b->refs[i] = NULL;
     }
@@ -654,15 +717,38 @@ static BatchDeflater *open_batch(napi_env env, napi_callback_info info, size_t w
   return b;
 }
 
+/* The typed array of kind `want` in v, or 0 after throwing a TypeError naming `name`. */
+static int get_typed(napi_env env, napi_value v, napi_typedarray_type want, const char *name, void **data, size_t *len) {
+  napi_typedarray_type type;
+  bool is_ta = false;
+  if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta ||
+      napi_get_typedarray_info(env, v, &type, len, data, NULL, NULL) != napi_ok || type != want) {
+    char msg[ERROR_MESSAGE_MAX];
+    snprintf(msg, sizeof msg, "pagezip: %s must be a%s", name,
+             want == napi_int32_array ? "n Int32Array" : want == napi_uint32_array ? " Uint32Array" : " Float64Array");
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+    return 0;
+  }
+  return 1;
+}
+
 /*
- * start(src, count, dst, sizes): compresses pages 0..count-1 of src (each
- * pageSize bytes) into the same offsets of dst, and sets sizes[i] to the
- * stream's length, or 0 when it is not strictly smaller than a page (store
- * it raw), or -1 when zlib failed (wait() throws). Returns at once; the
- * threads run until wait().
+ * start(src, count, dst, sizes[, crcs]): compresses pages 0..count-1 of src
+ * (each pageSize bytes) into the same offsets of dst, and sets sizes[i] to
+ * the stream's length, or 0 when it is not strictly smaller than a page
+ * (store it raw), or -1 when zlib failed (wait() throws). With crcs (a
+ * Uint32Array), crcs[i] is the CRC32 of the bytes stored for the page: the
+ * stream, or the page itself when raw. Returns at once; the threads run
+ * until wait().
  */
 static napi_value batch_start(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
+  napi_value argv[5];
+  size_t argc = 5;
+  napi_value self;
+  if (napi_get_cb_info(env, info, &argc, argv, &self, NULL) != napi_ok) {
+    throw_last_error(env, "napi_get_cb_info");
+    return NULL;
+  }
   BatchDeflater *b = open_batch(env, info, 4, argv);
   if (!b) return NULL;
   if (b->running) {
@@ -674,25 +760,31 @@ static napi_value batch_start(napi_env env, napi_callback_info info) {
   int64_t count;
   if (!get_u8(env, argv[0], "src", &src, &src_len) || !get_int(env, argv[1], "count", &count) ||
       !get_u8(env, argv[2], "dst", &dst, &dst_len)) return NULL;
-  napi_typedarray_type type;
-  size_t sizes_len = 0;
-  void *sizes = NULL;
-  bool is_ta = false;
-  if (napi_is_typedarray(env, argv[3], &is_ta) != napi_ok || !is_ta ||
-      napi_get_typedarray_info(env, argv[3], &type, &sizes_len, &sizes, NULL, NULL) != napi_ok || type != napi_int32_array) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "pagezip: sizes must be an Int32Array");
-    return NULL;
+  size_t sizes_len = 0, crcs_len = 0;
+  void *sizes = NULL, *crcs = NULL;
+  if (!get_typed(env, argv[3], napi_int32_array, "sizes", &sizes, &sizes_len)) return NULL;
+  int with_crcs = 0;
+  if (argc >= 5) {
+    napi_valuetype t;
+    if (napi_typeof(env, argv[4], &t) != napi_ok) { throw_last_error(env, "napi_typeof"); return NULL; }
+    if (t != napi_undefined) {
+      if (!get_typed(env, argv[4], napi_uint32_array, "crcs", &crcs, &crcs_len)) return NULL;
+      with_crcs = 1;
+    }
   }
   size_t ps = b->page_size;
-  if (count < 0 || (size_t)count > src_len / ps || (size_t)count > dst_len / ps || (size_t)count > sizes_len) {
+  if (count < 0 || (size_t)count > src_len / ps || (size_t)count > dst_len / ps || (size_t)count > sizes_len ||
+      (with_crcs && (size_t)count > crcs_len)) {
     char msg[ERROR_MESSAGE_MAX];
-    snprintf(msg, sizeof msg, "pagezip: %lld pages do not fit src (%zu bytes), dst (%zu bytes) or sizes (%zu)",
-             (long long)count, src_len, dst_len, sizes_len);
+    snprintf(msg, sizeof msg, "pagezip: %lld pages do not fit src (%zu bytes), dst (%zu bytes), sizes (%zu) or crcs (%zu)",
+             (long long)count, src_len, dst_len, sizes_len, crcs_len);
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
     return NULL;
   }
-  for (int i = 0; i < 3; i++) {
-    if (napi_create_reference(env, argv[i == 0 ? 0 : i + 1], 1, &b->refs[i]) != napi_ok) {
+  const int held[4] = {0, 2, 3, 4};
+  for (int i = 0; i < 4; i++) {
+    if (i == 3 && !with_crcs) break;
+    if (napi_create_reference(env, argv[held[i]], 1, &b->refs[i]) != napi_ok) {
       for (int j = 0; j < i; j++) napi_delete_reference(env, b->refs[j]);
       memset(b->refs, 0, sizeof b->refs);
       throw_last_error(env, "napi_create_reference");
@@ -702,6 +794,7 @@ static napi_value batch_start(napi_env env, napi_callback_info info) {
   b->src = src;
   b->dst = dst;
   b->sizes = (int32_t *)sizes;
+  b->crcs = with_crcs ? (uint32_t *)crcs : NULL;
   b->count = (size_t)count;
   b->next = 0;
   b->running = 1;
@@ -736,6 +829,271 @@ static napi_value batch_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* --- BatchInflater ------------------------------------------------------------ */
+
+typedef struct BatchInflater BatchInflater;
+
+typedef struct {
+  BatchInflater *b;
+#ifdef PAGEZIP_LIBDEFLATE
+  struct libdeflate_decompressor *ld;
+#endif
+  z_stream strm;
+  int zopen;
+  int zdirty;
+  pthread_t tid;
+  int started;
+} InflateWorker;
+
+struct BatchInflater {
+  int threads;
+  int open;
+  int running;
+  size_t page_size;
+  InflateWorker w[PAGEZIP_MAX_THREADS];
+  const uint8_t *src;
+  size_t src_len;
+  const uint32_t *offsets;
+  const uint32_t *lengths;
+  uint8_t *dst;
+  int32_t *results;
+  size_t count;
+  size_t next;
+  napi_ref refs[5];
+};
+
+/* One stream into one page: the bytes produced, or -1 when the stream is refused. */
+static int64_t inflate_one(InflateWorker *w, const uint8_t *src, size_t len, uint8_t *dst, size_t ps) {
+#ifdef PAGEZIP_LIBDEFLATE
+  if (w->ld) return fast_inflate(w->ld, src, len, dst, ps);
+#endif
+  if (!w->zopen) return -1;
+  if (w->zdirty && inflateReset(&w->strm) != Z_OK) return -1;
+  w->zdirty = 1;
+  w->strm.next_in = (Bytef *)src;
+  w->strm.avail_in = (uInt)len;
+  w->strm.next_out = dst;
+  w->strm.avail_out = (uInt)ps;
+  int ret = inflate(&w->strm, Z_FINISH);
+  if (ret != Z_STREAM_END || w->strm.avail_in != 0) return -1;
+  return (int64_t)w->strm.total_out;
+}
+
+static void inflate_run(InflateWorker *w) {
+  BatchInflater *b = w->b;
+  const size_t ps = b->page_size;
+  for (;;) {
+    size_t first = __atomic_fetch_add(&b->next, PAGEZIP_GRAIN, __ATOMIC_RELAXED);
+    if (first >= b->count) return;
+    size_t end = first + PAGEZIP_GRAIN < b->count ? first + PAGEZIP_GRAIN : b->count;
+    for (size_t i = first; i < end; i++) {
+      b->results[i] = (int32_t)inflate_one(w, b->src + b->offsets[i], b->lengths[i], b->dst + i * ps, ps);
+    }
+  }
+}
+
+static void *inflate_thread(void *arg) {
+  inflate_run((InflateWorker *)arg);
+  return NULL;
+}
+
+static void inflate_join(napi_env env, BatchInflater *b) {
+  if (!b->running) return;
+  for (int t = 0; t < b->threads; t++) {
+    if (b->w[t].started) pthread_join(b->w[t].tid, NULL);
+    b->w[t].started = 0;
+  }
+  b->running = 0;
+  if (env) {
+    for (int i = 0; i < 5; i++) {
+      if (b->refs[i]) napi_delete_reference(env, b->refs[i]);
+      b->refs[i] = NULL;
+    }
+  }
+}
+
+static void inflate_end(BatchInflater *b) {
+  if (!b->open) return;
+  for (int t = 0; t < b->threads; t++) {
+#ifdef PAGEZIP_LIBDEFLATE
+    if (b->w[t].ld) libdeflate_free_decompressor(b->w[t].ld);
+    b->w[t].ld = NULL;
+#endif
+    if (b->w[t].zopen) inflateEnd(&b->w[t].strm);
+    b->w[t].zopen = 0;
+  }
+  b->open = 0;
+}
+
+static void binflate_finalize(napi_env env, void *data, void *hint) {
+  BatchInflater *b = (BatchInflater *)data;
+  inflate_join(NULL, b);
+  inflate_end(b);
+  free(b);
+}
+
+static napi_value binflate_new(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_value self;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, NULL));
+  napi_value target = NULL;
+  NAPI_CALL(env, napi_get_new_target(env, info, &target));
+  if (target == NULL) {
+    napi_throw_type_error(env, "ERR_CONSTRUCT_CALL_REQUIRED", "pagezip: BatchInflater must be called with new");
+    return NULL;
+  }
+  if (argc < 2) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "pagezip: BatchInflater(threads, pageSize)");
+    return NULL;
+  }
+  int64_t threads, page_size;
+  if (!get_int(env, argv[0], "threads", &threads) || !get_int(env, argv[1], "pageSize", &page_size)) return NULL;
+  if (threads < 1 || threads > PAGEZIP_MAX_THREADS || page_size < 2 || page_size > (1 << 20)) {
+    char msg[ERROR_MESSAGE_MAX];
+    snprintf(msg, sizeof msg, "pagezip: BatchInflater(%lld, %lld): threads 1..%d, page size 2..1 MiB",
+             (long long)threads, (long long)page_size, PAGEZIP_MAX_THREADS);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+    return NULL;
+  }
+  BatchInflater *b = (BatchInflater *)calloc(1, sizeof *b);
+  if (!b) {
+    napi_throw_error(env, "Z_MEM_ERROR", "pagezip: out of memory");
+    return NULL;
+  }
+  b->threads = (int)threads;
+  b->page_size = (size_t)page_size;
+  for (int t = 0; t < b->threads; t++) {
+    InflateWorker *w = &b->w[t];
+    w->b = b;
+#ifdef PAGEZIP_LIBDEFLATE
+    w->ld = libdeflate_alloc_decompressor();
+    if (w->ld) continue;
+#endif
+    w->zopen = inflateInit2(&w->strm, PAGEZIP_WINDOW_BITS) == Z_OK;
+  }
+  b->open = 1;
+  if (napi_wrap(env, self, b, binflate_finalize, NULL, NULL) != napi_ok) {
+    inflate_end(b);
+    free(b);
+    throw_last_error(env, "napi_wrap");
+    return NULL;
+  }
+  return self;
+}
+
+static BatchInflater *open_binflate(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  BatchInflater *b = (BatchInflater *)unwrap_this(env, info, want, argv);
+  if (b && !b->open) {
+    napi_throw_error(env, "ERR_PAGEZIP_CLOSED", "pagezip: BatchInflater is closed");
+    return NULL;
+  }
+  return b;
+}
+
+/*
+ * start(src, offsets, lengths, count, dst, results): inflates the zlib
+ * streams src[offsets[i], offsets[i] + lengths[i]) for i < count into
+ * page i of dst; results[i] is the bytes the stream gave (the caller checks
+ * it is a whole page), or -1 when it was refused (inflate that one alone for
+ * zlib's reason). Returns at once; the threads run until wait().
+ */
+static napi_value binflate_start(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  BatchInflater *b = open_binflate(env, info, 6, argv);
+  if (!b) return NULL;
+  if (b->running) {
+    napi_throw_error(env, "ERR_PAGEZIP_BUSY", "pagezip: a batch is already running: wait() for it first");
+    return NULL;
+  }
+  uint8_t *src, *dst;
+  size_t src_len, dst_len, off_len, len_len, res_len;
+  void *offsets, *lengths, *results;
+  int64_t count;
+  if (!get_u8(env, argv[0], "src", &src, &src_len) ||
+      !get_typed(env, argv[1], napi_uint32_array, "offsets", &offsets, &off_len) ||
+      !get_typed(env, argv[2], napi_uint32_array, "lengths", &lengths, &len_len) ||
+      !get_int(env, argv[3], "count", &count) || !get_u8(env, argv[4], "dst", &dst, &dst_len) ||
+      !get_typed(env, argv[5], napi_int32_array, "results", &results, &res_len)) return NULL;
+  size_t ps = b->page_size;
+  if (count < 0 || (size_t)count > off_len || (size_t)count > len_len || (size_t)count > res_len || (size_t)count > dst_len / ps) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "pagezip: count exceeds offsets, lengths, results or dst");
+    return NULL;
+  }
+  const uint32_t *o = (const uint32_t *)offsets, *l = (const uint32_t *)lengths;
+  for (size_t i = 0; i < (size_t)count; i++) {
+    if ((size_t)o[i] > src_len || (size_t)l[i] > src_len - o[i]) {
+      char msg[ERROR_MESSAGE_MAX];
+      snprintf(msg, sizeof msg, "pagezip: stream %zu [%u, +%u) lies outside src (%zu bytes)", i, o[i], l[i], src_len);
+      napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+      return NULL;
+    }
+  }
+  const int held[5] = {0, 1, 2, 4, 5};
+  for (int i = 0; i < 5; i++) {
+    if (napi_create_reference(env, argv[held[i]], 1, &b->refs[i]) != napi_ok) {
+      for (int j = 0; j < i; j++) napi_delete_reference(env, b->refs[j]);
+      memset(b->refs, 0, sizeof b->refs);
+      throw_last_error(env, "napi_create_reference");
+      return NULL;
+    }
+  }
+  b->src = src;
+  b->src_len = src_len;
+  b->offsets = o;
+  b->lengths = l;
+  b->dst = dst;
+  b->results = (int32_t *)results;
+  b->count = (size_t)count;
+  b->next = 0;
+  b->running = 1;
+  int started = 0;
+  /* Small batches are not worth a thread each. */
+  int want_threads = count < 2 * PAGEZIP_GRAIN ? 1 : b->threads;
+  for (int t = 0; t < want_threads; t++) {
+    b->w[t].started = pthread_create(&b->w[t].tid, NULL, inflate_thread, &b->w[t]) == 0;
+    started += b->w[t].started;
+  }
+  if (started == 0) inflate_run(&b->w[0]);
+  return NULL;
+}
+
+static napi_value binflate_wait(napi_env env, napi_callback_info info) {
+  BatchInflater *b = open_binflate(env, info, 0, NULL);
+  if (!b) return NULL;
+  inflate_join(env, b);
+  return NULL;
+}
+
+static napi_value binflate_close(napi_env env, napi_callback_info info) {
+  BatchInflater *b = (BatchInflater *)unwrap_this(env, info, 0, NULL);
+  if (!b) return NULL;
+  inflate_join(env, b);
+  inflate_end(b);
+  return NULL;
+}
+
+/* crc32(buf[, crc]): the CRC32 of buf, continuing from crc (default 0). */
+static napi_value crc32_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "pagezip: crc32(buf[, crc])");
+    return NULL;
+  }
+  uint8_t *p;
+  size_t n;
+  if (!get_u8(env, argv[0], "buf", &p, &n)) return NULL;
+  uint32_t crc = 0;
+  if (argc >= 2) {
+    int64_t c;
+    if (!get_int(env, argv[1], "crc", &c)) return NULL;
+    crc = (uint32_t)c;
+  }
+  return make_u32(env, page_crc32(crc, p, n));
+}
+
 /* --- module ----------------------------------------------------------------- */
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -752,7 +1110,15 @@ static napi_value init(napi_env env, napi_value exports) {
     {"wait", NULL, batch_wait, NULL, NULL, NULL, napi_default_method, NULL},
     {"close", NULL, batch_close, NULL, NULL, NULL, napi_default_method, NULL},
   };
-  napi_value deflater_class, inflater_class, batch_class, version, engine;
+  napi_property_descriptor binflate_methods[] = {
+    {"start", NULL, binflate_start, NULL, NULL, NULL, napi_default_method, NULL},
+    {"wait", NULL, binflate_wait, NULL, NULL, NULL, napi_default_method, NULL},
+    {"close", NULL, binflate_close, NULL, NULL, NULL, napi_default_method, NULL},
+  };
+  napi_value deflater_class, inflater_class, batch_class, binflate_class, crc_fn, version, engine;
+  NAPI_CALL(env, napi_define_class(env, "BatchInflater", NAPI_AUTO_LENGTH, binflate_new, NULL,
+                                   sizeof binflate_methods / sizeof binflate_methods[0], binflate_methods, &binflate_class));
+  NAPI_CALL(env, napi_create_function(env, "crc32", NAPI_AUTO_LENGTH, crc32_fn, NULL, &crc_fn));
   NAPI_CALL(env, napi_define_class(env, "BatchDeflater", NAPI_AUTO_LENGTH, batch_new, NULL,
                                    sizeof batch_methods / sizeof batch_methods[0], batch_methods, &batch_class));
 #ifdef PAGEZIP_LIBDEFLATE
@@ -771,6 +1137,8 @@ static napi_value init(napi_env env, napi_value exports) {
     {"Deflater", NULL, NULL, NULL, NULL, deflater_class, napi_enumerable, NULL},
     {"Inflater", NULL, NULL, NULL, NULL, inflater_class, napi_enumerable, NULL},
     {"BatchDeflater", NULL, NULL, NULL, NULL, batch_class, napi_enumerable, NULL},
+    {"BatchInflater", NULL, NULL, NULL, NULL, binflate_class, napi_enumerable, NULL},
+    {"crc32", NULL, NULL, NULL, NULL, crc_fn, napi_enumerable, NULL},
     {"zlibVersion", NULL, NULL, NULL, NULL, version, napi_enumerable, NULL},
     {"engine", NULL, NULL, NULL, NULL, engine, napi_enumerable, NULL},
   };
