@@ -9,7 +9,7 @@ import {
 /** Bytes per cached chunk, and how many chunks may be cached at once. */
 const CHUNK_SHIFT = 18;
 const CHUNK_SIZE = 1 << CHUNK_SHIFT;
-const DEFAULT_MAX_CHUNKS = 128; // 32 MiB, whatever the size of RAM
+const DEFAULT_MAX_CHUNKS = 64; // 16 MiB, whatever the size of RAM
 
 interface Chunk { data: Buffer; dirty: boolean }
 
@@ -189,15 +189,19 @@ export class PhysicalRam {
       this.chunks.set(index, c);
       return c;
     }
-    const data = Buffer.alloc(CHUNK_SIZE);
-    this.preadFully(data, index * CHUNK_SIZE);
-    c = { data, dirty: false };
-    this.chunks.set(index, c);
-    while (this.chunks.size > this.maxChunks) {
+    // The least recently used chunk makes room, and its buffer is reused: the cache's memory
+    // is maxChunks buffers, allocated once, not a new buffer per load left to the collector.
+    let data: Buffer | null = null;
+    if (this.chunks.size >= this.maxChunks) {
       const [oldest, old] = this.chunks.entries().next().value as [number, Chunk];
       if (old.dirty) this.writeBack(oldest, old);
       this.chunks.delete(oldest);
+      data = old.data;
     }
+    data ??= Buffer.allocUnsafe(CHUNK_SIZE);
+    this.preadFully(data, index * CHUNK_SIZE);
+    c = { data, dirty: false };
+    this.chunks.set(index, c);
     return c;
   }
 
