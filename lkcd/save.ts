@@ -31,11 +31,16 @@ function enospcAfter(): bigint | null {
   return v && /^\d+$/.test(v) ? BigInt(v) : null;
 }
 
-/** Copies [start, end) of the device into a new file (0600), fsynced. */
-function copyOut(dev: BlockDevice, d: DeviceDump, file: string): void {
+/**
+ * Copies [start, end) of the device into a new file (0600), fsynced, and
+ * returns the sha256 of the bytes it wrote: the copy is hashed as it is
+ * made, not read back.
+ */
+function copyOut(dev: BlockDevice, d: DeviceDump, file: string): string {
   const fd = fs.openSync(file, 'w', 0o600);
   const limit = enospcAfter();
   const bar = progressBar('lkcd save: copy');
+  const h = crypto.createHash('sha256');
   try {
     const chunk = 4 << 20;
     for (let off = d.start; off < d.end; off += BigInt(chunk)) {
@@ -46,6 +51,7 @@ function copyOut(dev: BlockDevice, d: DeviceDump, file: string): void {
       }
       let done = 0;
       while (done < n) done += fs.writeSync(fd, buf, done, n - done);
+      h.update(buf);
       bar(off + BigInt(n) - d.start, d.end - d.start);
       killPoint('save copy');
     }
@@ -56,6 +62,7 @@ function copyOut(dev: BlockDevice, d: DeviceDump, file: string): void {
     fs.closeSync(fd);
     bar.end();
   }
+  return h.digest('hex');
 }
 
 export function sha256File(file: string): string {
@@ -320,16 +327,23 @@ export function lkcdSave(root: MachineRoot): SaveReport {
   try {
     const found = findDeviceDump(dev);
     if (!found) return { lines: [`lkcd save: no dump on ${conf.DUMPDEV}`], n: null };
-    const sha = deviceDumpSha256(dev, found);
+    // The dump is known by its sha256. The device is hashed up front only when a saved mark is
+    // there to compare with (lkcd save run again); otherwise the copy is hashed as it is made.
     const mark = readSavedMark(dev);
+    let sha: string | null = mark ? deviceDumpSha256(dev, found) : null;
     if (mark && mark.sha256 === sha) return { lines: [`lkcd save: the dump on ${conf.DUMPDEV} was already saved as ${mark.n}`], n: mark.n };
     index = DumpIndex.open(conf.DUMPDIR);
     recoverEmptyIndex(index, conf.DUMPDIR, 'lkcd save', (l) => lines.push(l));
-    const indexed = index.findBySha256(sha);
-    if (indexed) {
+    const alreadyIndexed = (known: string): SaveReport | null => {
+      const indexed = index!.findBySha256(known);
+      if (!indexed) return null;
       if (readBounds(conf.DUMPDIR) <= indexed.n) writeBounds(conf.DUMPDIR, indexed.n + 1);
-      writeSavedMark(dev, sha, indexed.n);
+      writeSavedMark(dev, known, indexed.n);
       return { lines: [...lines, `lkcd save: the dump on ${conf.DUMPDEV} is dump ${indexed.n}; marked saved`], n: indexed.n };
+    };
+    if (sha) {
+      const done = alreadyIndexed(sha);
+      if (done) return done;
     }
     let n = readBounds(conf.DUMPDIR);
     for (;;) {
@@ -337,13 +351,16 @@ export function lkcdSave(root: MachineRoot): SaveReport {
       if (!fs.existsSync(dir)) break;
       const f = path.join(dir, `dump.${n}`);
       // A directory renamed into place by a save killed before indexing: finish that save.
-      if (fs.existsSync(f) && sha256File(f) === sha) break;
+      if (fs.existsSync(f)) {
+        sha ??= deviceDumpSha256(dev, found);
+        if (sha256File(f) === sha) break;
+      }
       n++;
     }
     const dir = dumpDirOf(conf.DUMPDIR, n);
     // Filled while the copy is written, so indexing it reads nothing twice; empty when a save
     // killed after the rename is being finished.
-    const known: KnownDump = { sha };
+    const known: KnownDump = {};
     let vmlinuxLine: string | null = null;
     let r: { n: number; inserted: boolean; record: DumpRecord };
     try {
@@ -353,8 +370,17 @@ export function lkcdSave(root: MachineRoot): SaveReport {
         ensureDir(tmp, 0o700);
         try {
           const file = path.join(tmp, `dump.${n}`);
-          copyOut(dev, found, file);
-          if (sha256File(file) !== sha) throw new DumpError('IO', `${file}: the copy does not match the device (sha256 differs)`, { file });
+          const copied = copyOut(dev, found, file);
+          if (sha !== null && copied !== sha) throw new DumpError('IO', `${file}: the copy does not match the device (sha256 differs)`, { file });
+          if (sha === null) {
+            sha = copied;
+            // A save killed after indexing and before the mark: the dump is saved already.
+            const done = alreadyIndexed(sha);
+            if (done) {
+              fs.rmSync(tmp, { recursive: true, force: true });
+              return done;
+            }
+          }
           const built = buildFileNames(root.bootDir, found.header.dh_utsname_release);
           copyFile0600(built.systemMap, path.join(tmp, `map.${n}`));
           copyFile0600(built.kerntypes, path.join(tmp, `kerntypes.${n}`));
@@ -382,6 +408,8 @@ export function lkcdSave(root: MachineRoot): SaveReport {
           throw e;
         }
       }
+      sha ??= deviceDumpSha256(dev, found);
+      known.sha = sha;
       r = indexDumpDir(index, n, dir, known);
     } finally {
       known.dump?.close();

@@ -16,6 +16,7 @@
  * bytes.
  */
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import * as zlib from 'node:zlib';
 import { CorruptDumpError, InternalError, UsageError } from '../../codec/errors.js';
 
@@ -166,6 +167,12 @@ export function pagezipBatchDeflater(level: number, threads: number, pageSize: n
       b = null;
     },
   };
+}
+
+/** Threads for the native batches: every core this process may use, at most 16 (LKCD_SINGLE_THREAD=1: one). */
+export function nativeThreads(): number {
+  if (process.env.LKCD_SINGLE_THREAD === '1') return 1;
+  return Math.max(1, Math.min(16, os.availableParallelism()));
 }
 
 /** A native batch inflater on `threads` threads, or null when the addon did not load. */

@@ -18,14 +18,14 @@
  * is sized from a header value before that value is checked against the
  * source and the page size.
  */
-import zlib from 'node:zlib';
 import {
   CorruptDumpError, DumpError, FaultError, InternalError, TruncatedError, hex, u32, u64, viewOf, type Where,
 } from '../../codec/index.js';
 import { PAGE_SHIFT, PAGE_SIZE } from '../../machine/index.js';
 import {
-  DUMP_COMPRESS_NAMES, isDumpCompress, makePageCodec, type DumpCompress, type PageCodec,
+  DUMP_COMPRESS_GZIP, DUMP_COMPRESS_NAMES, isDumpCompress, makePageCodec, nativeThreads, pageCrc32, type DumpCompress, type PageCodec,
 } from '../codecs/index.js';
+import { BatchPageVerifier } from './page_verifier.js';
 import {
   DUMP_ASM_MAGIC_NUMBER, DUMP_DH_COMPRESSED, DUMP_DH_END, DUMP_DH_TRUNCATED, DUMP_MAGIC_LIVE, DUMP_MAGIC_NUMBER,
 } from '../lkcd/constants.js';
@@ -243,24 +243,43 @@ export function readHeaders(file: DumpFile): LkcdHeaders | null {
 
 // ---- the index -------------------------------------------------------------------------
 
-/** PFN -> record, in typed arrays grown by doubling (never sized from a header value). */
+/** Largest dh_memory_size (pages) a PFN -> record array is made for: 2^24 pages (64 GiB of RAM) is 64 MiB of index. */
+const PFN_INDEX_PAGES_LIMIT = 1n << 24n;
+/** The array may exceed the dump file's size by this much (a kernel-pages dump of a big machine is small). */
+const PFN_INDEX_SLACK_BYTES = 16n << 20n;
+
+/**
+ * PFN -> record, in typed arrays grown by doubling (never sized from a
+ * header value). The PFN lookup is an array of 4 bytes per frame when
+ * dh_memory_size is plausible (records beyond it were refused by the walk),
+ * else a map that grows with the records.
+ */
 class RecordTable {
   count = 0;
   private pfn = new Float64Array(1024);
   private offset = new Float64Array(1024);
-  private size = new Uint32Array(1024);
+  private size = new Uint16Array(1024);
   private flags = new Uint8Array(1024);
   private crc = new Uint32Array(1024);
+  /** Record index + 1 by PFN (0: none), or null when the map below is used. */
+  private readonly byFrame: Uint32Array | null;
   private readonly byPfn = new Map<number, number>();
+
+  /** `memoryPages` is dh_memory_size, trusted for the array only as far as the file's size makes it plausible. */
+  constructor(memoryPages: bigint, fileSize: bigint) {
+    const plausible = memoryPages > 0n && memoryPages <= PFN_INDEX_PAGES_LIMIT && memoryPages * 4n <= fileSize + PFN_INDEX_SLACK_BYTES;
+    this.byFrame = plausible ? new Uint32Array(Number(memoryPages)) : null;
+  }
 
   /** Index of the record holding `pfn`, or -1. */
   find(pfn: number): number {
+    if (this.byFrame && pfn >= 0 && pfn < this.byFrame.length) return this.byFrame[pfn] - 1;
     return this.byPfn.get(pfn) ?? -1;
   }
 
   add(pfn: number, offset: bigint, size: number, flags: number, crc: number): void {
     if (this.count === this.pfn.length) {
-      const grow = <T extends Float64Array | Uint32Array | Uint8Array>(a: T): T => {
+      const grow = <T extends Float64Array | Uint32Array | Uint16Array | Uint8Array>(a: T): T => {
         const b = new (a.constructor as new (n: number) => T)(a.length * 2);
         b.set(a);
         return b;
@@ -277,7 +296,8 @@ class RecordTable {
     this.size[i] = size;
     this.flags[i] = flags;
     this.crc[i] = crc;
-    this.byPfn.set(pfn, i);
+    if (this.byFrame && pfn < this.byFrame.length) this.byFrame[pfn] = i + 1;
+    else this.byPfn.set(pfn, i);
   }
 
   record(i: number): LkcdPageRecord {
@@ -562,24 +582,45 @@ export class LkcdDump implements ProbedDump {
   private walkRecords(expected: RecordExpectations | null, start: bigint): WalkResult {
     const { file } = this;
     const outcome: WalkOutcome = { end: null, broken: null, stoppedAt: start, records: 0 };
-    const r: WalkResult = { table: new RecordTable(), problems: [], damaged: new Map(), seen: 0, compressed: 0, raw: 0, end: null, broken: outcome.broken };
+    const r: WalkResult = { table: new RecordTable(this.h.header.dh_memory_size, file.size), problems: [], damaged: new Map(), seen: 0, compressed: 0, raw: 0, end: null, broken: outcome.broken };
     const wantCrc = this.opts.pageCrc32 === true;
     const inspect = this.opts.inspect;
-    for (const rec of walkLkcdRecords(file, this.limits(), { start, endRecord: true, expected, outcome, onProgress: this.opts.onProgress })) {
-      r.seen++;
-      let problem = rec.problem;
-      if (!problem) {
-        if (rec.dp.dp_flags === DUMP_DH_COMPRESSED) r.compressed++;
-        else r.raw++;
-        if (inspect) problem = inspect(rec.pfn, rec.dp, rec.data, rec.offset);
+    const bad = (pfn: bigint, offset: bigint, problem: DumpError): void => {
+      r.problems.push({ pfn, offset, error: problem });
+      // A damaged page reads as not present; the first problem names it.
+      if (!r.damaged.has(pfn) && r.table.find(Number(pfn)) < 0) r.damaged.set(pfn, problem);
+    };
+    // Verifying every page of a GZIP dump: decompressed in batches on native threads, in walk order.
+    const verifier = inspect && (inspect as Inspector).batchable && this.h.compress === DUMP_COMPRESS_GZIP
+      ? BatchPageVerifier.open(nativeThreads(), this.h.pageSize, inspect, (p, problem) => {
+        if (problem) bad(p.pfn, p.offset, problem);
+        else r.table.add(Number(p.pfn), p.offset, p.dp.dp_size, p.dp.dp_flags, p.tag);
+      })
+      : null;
+    try {
+      for (const rec of walkLkcdRecords(file, this.limits(), { start, endRecord: true, expected, outcome, onProgress: this.opts.onProgress })) {
+        r.seen++;
+        let problem = rec.problem;
+        if (!problem) {
+          if (rec.dp.dp_flags === DUMP_DH_COMPRESSED) r.compressed++;
+          else r.raw++;
+          if (verifier) {
+            verifier.add({ pfn: rec.pfn, offset: rec.offset, dp: rec.dp, tag: wantCrc ? pageCrc32(rec.data) : 0 }, rec.data);
+            continue;
+          }
+          if (inspect) problem = inspect(rec.pfn, rec.dp, rec.data, rec.offset);
+        }
+        if (problem) {
+          // Every verdict before this record first, so problems and table keep the walk's order.
+          verifier?.drain();
+          bad(rec.pfn, rec.offset, problem);
+          continue;
+        }
+        r.table.add(Number(rec.pfn), rec.offset, rec.dp.dp_size, rec.dp.dp_flags, wantCrc ? pageCrc32(rec.data) : 0);
       }
-      if (problem) {
-        r.problems.push({ pfn: rec.pfn, offset: rec.offset, error: problem });
-        // A damaged page reads as not present; the first problem names it.
-        if (!r.damaged.has(rec.pfn) && r.table.find(Number(rec.pfn)) < 0) r.damaged.set(rec.pfn, problem);
-        continue;
-      }
-      r.table.add(Number(rec.pfn), rec.offset, rec.dp.dp_size, rec.dp.dp_flags, wantCrc ? crc32Data(rec.data) : 0);
+      verifier?.drain();
+    } finally {
+      verifier?.close();
     }
     r.broken = outcome.broken;
     if (outcome.broken) r.problems.push({ pfn: null, offset: outcome.stoppedAt, error: outcome.broken });
@@ -753,8 +794,11 @@ export class LkcdDump implements ProbedDump {
   }
 }
 
+/** The inspect hook verifyPages installs: it may run in batches (BatchPageVerifier), its verdict per page the same. */
+type Inspector = NonNullable<LkcdOpenOptions['inspect']> & { codec?: PageCodec; batchable?: boolean };
+
 /** An inspect hook that decodes every page (verifyPages), with its own codec. */
-function decodeInspector(file: DumpSource, compress: DumpCompress): NonNullable<LkcdOpenOptions['inspect']> & { codec: PageCodec } {
+function decodeInspector(file: DumpSource, compress: DumpCompress): Inspector {
   const codec = makePageCodec(compress);
   const out = new Uint8Array(PAGE_SIZE);
   const fn = (pfn: bigint, dp: DumpPage, data: Uint8Array, offset: bigint): DumpError | null => {
@@ -767,11 +811,7 @@ function decodeInspector(file: DumpSource, compress: DumpCompress): NonNullable<
       return err;
     }
   };
-  return Object.assign(fn, { codec });
-}
-
-function crc32Data(data: Uint8Array): number {
-  return zlib.crc32(data) >>> 0;
+  return Object.assign(fn, { codec, batchable: true });
 }
 
 function pageProblemOf(src: DumpSource, offset: bigint, dp: DumpPage, lim: RecordLimits): DumpError | null {

@@ -16,11 +16,10 @@
  * the CRC32 of the stored bytes per page), so a batch makes no object per
  * page; the CRC32 comes from the native threads with the compression.
  */
-import os from 'node:os';
 import { InternalError } from '../../codec/index.js';
 import { PAGE_SIZE } from '../../machine/index.js';
 import {
-  DUMP_COMPRESS_GZIP, DUMP_DH_COMPRESSED, DUMP_DH_RAW, DUMP_GZIP_DEFAULT_LEVEL, pageCrc32, pagezipBatchDeflater,
+  DUMP_COMPRESS_GZIP, DUMP_DH_COMPRESSED, DUMP_DH_RAW, DUMP_GZIP_DEFAULT_LEVEL, nativeThreads, pageCrc32, pagezipBatchDeflater,
   type BatchDeflaterHandle, type DumpCompress, type PageCodec,
 } from '../codecs/index.js';
 import { ParallelPageCodec } from './parallel_codec.js';
@@ -74,10 +73,7 @@ function slot(): EncodeSlot {
 }
 
 /** Threads for the native batch: every core this process may use (LKCD_SINGLE_THREAD=1: one). */
-export function stage1Threads(): number {
-  if (process.env.LKCD_SINGLE_THREAD === '1') return 1;
-  return Math.max(1, Math.min(16, os.availableParallelism()));
-}
+export const stage1Threads = nativeThreads;
 
 /** The native batch compressor (GZIP with the addon). */
 class NativeBatchEncoder implements BatchEncoder {
