@@ -30,7 +30,7 @@ import type { RecordTable } from './memdev/lists.js';
 export { loadRecordTable, type RecordTable } from './memdev/lists.js';
 
 /** Device bytes written between progress checkpoints. */
-const CHECKPOINT_BYTES = 4n << 20n;
+const CHECKPOINT_BYTES = 32n << 20n;
 /** LKCD fills the tail of the last dump buffer with 'm' (dump_lcrash_update_end_marker). */
 const TAIL_FILL = 0x6d;
 
@@ -266,7 +266,7 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
       out.set(rec.header, outLen);
       out.set(rec.data, outLen + dump_page.size);
       outLen += Number(recLen);
-      records.add(Number(rec.pfn), rec.dp.dp_size, rec.dp.dp_flags, recordCrc32(rec.header, rec.data));
+      records.add(Number(rec.pfn), rec.dp.dp_size, rec.dp.dp_flags, rec.recordCrc32 ?? recordCrc32(rec.header, rec.data));
       devOffset += recLen;
       done += recLen;
       pages++;
@@ -370,10 +370,15 @@ export function releaseDump(kernel: Kernel, blockPhys: bigint): bigint {
   }
   let freed = 0n;
   const zero = Buffer.alloc(PAGE_SIZE);
-  for (const pfn of new Set(frames)) {
-    if ((memmap.get(pfn).flags & pageFlag(PG_reserved)) === 0n) continue;
+  // Each frame once (a bitmap of RAM's frames, not a set of every one).
+  const seen = new Uint8Array(Number(ram.size / PAGE_SIZE_N / 8n) + 1);
+  for (const pfn of frames) {
+    const f = Number(pfn);
+    if (seen[f >>> 3] & (1 << (f & 7))) continue;
+    seen[f >>> 3] |= 1 << (f & 7);
+    if ((memmap.flagsOf(pfn) & pageFlag(PG_reserved)) === 0n) continue;
     ram.write(pfn * PAGE_SIZE_N, zero);
-    memmap.set(pfn, blankPage());
+    // free() writes the blank struct page first.
     buddy.free(pfn, 0);
     freed++;
     // Not a commit point: killed here, the step rolls back to 'written out' and the release starts over.

@@ -85,6 +85,7 @@ interface PagezipAddon {
   readonly BatchDeflater: new (level: number, threads: number, pageSize: number) => AddonBatchDeflater;
   readonly BatchInflater: new (threads: number, pageSize: number) => AddonBatchInflater;
   readonly crc32: (buf: Uint8Array, crc?: number) => number;
+  readonly crc32Split: (buf: Uint8Array, split: number, out: Uint32Array) => void;
   readonly zlibVersion: string;
   /** What deflates: "libdeflate" when the addon was built with it, else "zlib". */
   readonly engine: 'libdeflate' | 'zlib';
@@ -197,6 +198,18 @@ export function pagezipBatchInflater(threads: number, pageSize: number): BatchIn
 export const pageCrc32: (buf: Uint8Array, crc?: number) => number = loaded.addon
   ? loaded.addon.crc32
   : (buf, crc = 0) => zlib.crc32(buf, crc) >>> 0;
+
+/**
+ * CRC32s of a page record held contiguously (its header, then its data,
+ * from `split` on): out[0] of the data alone, out[1] of the whole record.
+ * One native call when the addon loaded.
+ */
+export const recordCrc32s: (rec: Uint8Array, split: number, out: Uint32Array) => void = loaded.addon
+  ? loaded.addon.crc32Split
+  : (rec, split, out) => {
+    out[0] = zlib.crc32(rec.subarray(split)) >>> 0;
+    out[1] = zlib.crc32(rec) >>> 0;
+  };
 
 /** The engines this process can use. */
 export function gzipEngines(): GzipEngine[] {

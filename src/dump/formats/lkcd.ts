@@ -33,7 +33,7 @@ import { dump_header, dump_header_v8, type DumpHeader } from '../lkcd/dump_heade
 import { dump_header_asm, type DumpHeaderAsm } from '../lkcd/dump_header_asm.js';
 import { dump_page, type DumpPage } from '../lkcd/dump_page.js';
 import {
-  LKCD_CSUM_F_LOCATOR, crc32Of, parseExtensions, readLocator, recordCrc32, type CsumBlock, type LkcdExtensions, type LocatorFound,
+  LKCD_CSUM_F_LOCATOR, crc32Of, parseExtensions, readLocator, type CsumBlock, type LkcdExtensions, type LocatorFound,
 } from './lkcd_ext.js';
 import {
   endRecordProblem, pageRecordProblem, recordWhere, walkLkcdRecords, type RecordExpectations, type RecordLimits, type WalkOutcome,
@@ -323,7 +323,7 @@ function csumExpectations(csum: CsumBlock): RecordExpectations {
     count: r.count,
     source: 'the checksum extension',
     expect: (i) => ({ pfn: r.pfn[i], size: r.size[i], flags: r.flags[i] }),
-    check: (i, header, data) => recordCrc32(header, data) === r.crc[i],
+    check: (i, _dataCrc32, recordCrc32) => recordCrc32 === r.crc[i],
   };
 }
 
@@ -605,7 +605,7 @@ export class LkcdDump implements ProbedDump {
           if (rec.dp.dp_flags === DUMP_DH_COMPRESSED) r.compressed++;
           else r.raw++;
           if (verifier) {
-            verifier.add({ pfn: rec.pfn, offset: rec.offset, dp: rec.dp, tag: wantCrc ? pageCrc32(rec.data) : 0 }, rec.data);
+            verifier.add({ pfn: rec.pfn, offset: rec.offset, dp: rec.dp, tag: wantCrc ? rec.dataCrc32 ?? pageCrc32(rec.data) : 0 }, rec.data);
             continue;
           }
           if (inspect) problem = inspect(rec.pfn, rec.dp, rec.data, rec.offset);
@@ -616,7 +616,7 @@ export class LkcdDump implements ProbedDump {
           bad(rec.pfn, rec.offset, problem);
           continue;
         }
-        r.table.add(Number(rec.pfn), rec.offset, rec.dp.dp_size, rec.dp.dp_flags, wantCrc ? pageCrc32(rec.data) : 0);
+        r.table.add(Number(rec.pfn), rec.offset, rec.dp.dp_size, rec.dp.dp_flags, wantCrc ? rec.dataCrc32 ?? pageCrc32(rec.data) : 0);
       }
       verifier?.drain();
     } finally {

@@ -171,16 +171,43 @@ export class Memdev {
   /** Reads `length` bytes of the logical space (any alignment). */
   read(offset: bigint, length: number): Buffer {
     const out = Buffer.allocUnsafe(length);
+    this.readInto(offset, out);
+    return out;
+  }
+
+  /**
+   * Reads `out.length` bytes of the logical space at `offset` (any
+   * alignment) into `out`: the data pages' frames are read from each map
+   * page once per call, and each frame is checked as lookup() checks it.
+   */
+  readInto(offset: bigint, out: Uint8Array): void {
+    const length = out.length;
+    if (length === 0) return;
+    const startLoc = offset / PAGE_SIZE_N;
+    const endLoc = (offset + BigInt(length) - 1n) / PAGE_SIZE_N;
+    // A page beyond the backed ones: lookup() throws, naming the first.
+    if (endLoc >= this.handle.nr_data_pages) this.lookup(startLoc > this.handle.nr_data_pages ? startLoc : this.handle.nr_data_pages);
+    const maxPfn = Number(this.maxPfn());
+    let loc = Number(startLoc);
+    let within = Number(offset % PAGE_SIZE_N);
     let done = 0;
     while (done < length) {
-      const pos = offset + BigInt(done);
-      const within = Number(pos % PAGE_SIZE_N);
-      const n = Math.min(PAGE - within, length - done);
-      const pfn = this.lookup(pos / PAGE_SIZE_N);
-      this.ram.readInto(pfn * PAGE_SIZE_N + BigInt(within), out.subarray(done, done + n));
-      done += n;
+      const entry = loc % DUMP_MAP_SZ;
+      const pagesLeft = Math.ceil((length - done + within) / PAGE);
+      const n = Math.min(DUMP_MAP_SZ - entry, pagesLeft);
+      const map = this.mapPfn(Math.floor(loc / DUMP_MAP_SZ));
+      const entries = this.entries.subarray(0, n * 8);
+      this.ram.readInto(map * PAGE_SIZE_N + BigInt(entry * 8), entries);
+      for (let k = 0; k < n; k++, loc++) {
+        const lo = entries.readUInt32LE(k * 8);
+        const hi = entries.readUInt32LE(k * 8 + 4);
+        if (hi !== 0 || lo === 0 || lo >= maxPfn) this.checkPfn((BigInt(hi) << 32n) | BigInt(lo), 'data page');
+        const take = Math.min(PAGE - within, length - done);
+        this.ram.readAt(lo * PAGE + within, out.subarray(done, done + take));
+        done += take;
+        within = 0;
+      }
     }
-    return out;
   }
 
   /**
@@ -226,7 +253,7 @@ export function memdevSource(memdev: Memdev, size: bigint, name: string): DumpSo
     readAt(out: Uint8Array, position: bigint): number {
       if (position < 0n || position >= size) return 0;
       const n = size - position < BigInt(out.length) ? Number(size - position) : out.length;
-      out.set(memdev.read(position, n));
+      memdev.readInto(position, out.subarray(0, n));
       return n;
     },
     close(): void { /* RAM stays the caller's */ },

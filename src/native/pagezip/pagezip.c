@@ -31,6 +31,8 @@
  *     .wait()                            -> waits for them
  *     .close()
  *   crc32(buf[, crc])                    -> CRC32 (the zlib one) of buf
+ *   crc32Split(buf, split, out)          -> out[0] = CRC32 of buf[split..],
+ *                                           out[1] = CRC32 of buf
  *   zlibVersion                          -> zlibVersion() of the linked zlib
  *   engine                               -> "libdeflate" or "zlib": what deflates
  *
@@ -1094,6 +1096,36 @@ static napi_value crc32_fn(napi_env env, napi_callback_info info) {
   return make_u32(env, page_crc32(crc, p, n));
 }
 
+/*
+ * crc32Split(buf, split, out): out[0] = CRC32 of buf[split..], out[1] = CRC32
+ * of all of buf. A page record is its header then its data: one call gives
+ * the data's check (stage 1's record table) and the record's (the checksum
+ * extension).
+ */
+static napi_value crc32_split_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "pagezip: crc32Split(buf, split, out)");
+    return NULL;
+  }
+  uint8_t *p;
+  size_t n, out_len;
+  int64_t split;
+  void *out;
+  if (!get_u8(env, argv[0], "buf", &p, &n) || !get_int(env, argv[1], "split", &split) ||
+      !get_typed(env, argv[2], napi_uint32_array, "out", &out, &out_len)) return NULL;
+  if (split < 0 || (size_t)split > n || out_len < 2) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "pagezip: crc32Split: split outside buf, or out shorter than 2");
+    return NULL;
+  }
+  uint32_t *o = (uint32_t *)out;
+  o[0] = page_crc32(0, p + split, n - (size_t)split);
+  o[1] = page_crc32(0, p, n);
+  return NULL;
+}
+
 /* --- module ----------------------------------------------------------------- */
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -1115,10 +1147,11 @@ static napi_value init(napi_env env, napi_value exports) {
     {"wait", NULL, binflate_wait, NULL, NULL, NULL, napi_default_method, NULL},
     {"close", NULL, binflate_close, NULL, NULL, NULL, napi_default_method, NULL},
   };
-  napi_value deflater_class, inflater_class, batch_class, binflate_class, crc_fn, version, engine;
+  napi_value deflater_class, inflater_class, batch_class, binflate_class, crc_fn, split_fn, version, engine;
   NAPI_CALL(env, napi_define_class(env, "BatchInflater", NAPI_AUTO_LENGTH, binflate_new, NULL,
                                    sizeof binflate_methods / sizeof binflate_methods[0], binflate_methods, &binflate_class));
   NAPI_CALL(env, napi_create_function(env, "crc32", NAPI_AUTO_LENGTH, crc32_fn, NULL, &crc_fn));
+  NAPI_CALL(env, napi_create_function(env, "crc32Split", NAPI_AUTO_LENGTH, crc32_split_fn, NULL, &split_fn));
   NAPI_CALL(env, napi_define_class(env, "BatchDeflater", NAPI_AUTO_LENGTH, batch_new, NULL,
                                    sizeof batch_methods / sizeof batch_methods[0], batch_methods, &batch_class));
 #ifdef PAGEZIP_LIBDEFLATE
@@ -1139,6 +1172,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"BatchDeflater", NULL, NULL, NULL, NULL, batch_class, napi_enumerable, NULL},
     {"BatchInflater", NULL, NULL, NULL, NULL, binflate_class, napi_enumerable, NULL},
     {"crc32", NULL, NULL, NULL, NULL, crc_fn, napi_enumerable, NULL},
+    {"crc32Split", NULL, NULL, NULL, NULL, split_fn, napi_enumerable, NULL},
     {"zlibVersion", NULL, NULL, NULL, NULL, version, napi_enumerable, NULL},
     {"engine", NULL, NULL, NULL, NULL, engine, napi_enumerable, NULL},
   };
