@@ -5,6 +5,7 @@
  * prints what kdump-utils' estimate prints, save runs in the capture
  * kernel what its initramfs runs (kdump.sh).
  */
+import '../src/cli/heap.js'; // first: bounds V8's young generation (see heap.ts)
 import fs from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
