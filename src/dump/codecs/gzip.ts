@@ -80,9 +80,10 @@ interface AddonBatchInflater {
 
 /** What src/native/pagezip/pagezip.c exports. */
 interface PagezipAddon {
-  readonly Deflater: new (level: number) => AddonDeflater;
+  /** zlibOnly: deflate with zlib even when libdeflate is built in. */
+  readonly Deflater: new (level: number, zlibOnly?: boolean) => AddonDeflater;
   readonly Inflater: new () => AddonInflater;
-  readonly BatchDeflater: new (level: number, threads: number, pageSize: number) => AddonBatchDeflater;
+  readonly BatchDeflater: new (level: number, threads: number, pageSize: number, zlibOnly?: boolean) => AddonBatchDeflater;
   readonly BatchInflater: new (threads: number, pageSize: number) => AddonBatchInflater;
   readonly crc32: (buf: Uint8Array, crc?: number) => number;
   readonly crc32Split: (buf: Uint8Array, split: number, out: Uint32Array) => void;
@@ -142,19 +143,29 @@ export const GZIP_ZLIB_VERSION: string = loaded.addon?.zlibVersion ?? process.ve
 export const PAGEZIP_DEFLATE_ENGINE: string | null = loaded.addon?.engine ?? null;
 
 /**
+ * LKCD_DEFLATE=zlib: the addon deflates with zlib even when it was built with
+ * libdeflate, as a build without libdeflate-dev does. The streams differ, the
+ * pages they hold do not; a test proves that through libkdumpfile.
+ */
+function addonZlibOnly(): boolean {
+  return process.env.LKCD_DEFLATE === 'zlib';
+}
+
+/**
  * A native batch deflater at `level` on `threads` threads, or null when the
  * addon did not load (the caller then compresses in JavaScript).
  */
 export function pagezipBatchDeflater(level: number, threads: number, pageSize: number): BatchDeflaterHandle | null {
   checkGzipLevel(level);
   if (!loaded.addon) return null;
-  let b: AddonBatchDeflater | null = new loaded.addon.BatchDeflater(level, threads, pageSize);
+  const zlibOnly = addonZlibOnly();
+  let b: AddonBatchDeflater | null = new loaded.addon.BatchDeflater(level, threads, pageSize, zlibOnly);
   const live = (): AddonBatchDeflater => {
     if (!b) throw new InternalError('gzip batch deflater used after close()');
     return b;
   };
   return {
-    engine: loaded.addon.engine,
+    engine: zlibOnly ? 'zlib' : loaded.addon.engine,
     start: (src, count, dst, sizes, crcs) => live().start(src, count, dst, sizes, crcs),
     wait() {
       try {
@@ -291,7 +302,7 @@ function nodeInflate(src: Uint8Array, dst: Uint8Array): number {
 export function openPageDeflater(level: number, engine: GzipEngine = GZIP_ENGINE): PageDeflater {
   checkGzipLevel(level);
   if (engine === 'lkcd-pagezip') {
-    let z: AddonDeflater | null = new (requireAddon().Deflater)(level);
+    let z: AddonDeflater | null = new (requireAddon().Deflater)(level, addonZlibOnly());
     const live = (): AddonDeflater => {
       if (!z) throw new InternalError('gzip deflater used after close()');
       return z;

@@ -83,11 +83,12 @@ typedef struct {
   int zdirty;
 } PageCompressor;
 
-static int page_compressor_init(PageCompressor *c, int level) {
+/* zlib_only: deflate with zlib even when libdeflate is built in (the streams differ, the pages do not). */
+static int page_compressor_init(PageCompressor *c, int level, int zlib_only) {
   memset(c, 0, sizeof *c);
 #ifdef PAGEZIP_LIBDEFLATE
   /* libdeflate has no level 0 (store): zlib keeps that one. */
-  if (level >= 1) {
+  if (level >= 1 && !zlib_only) {
     c->ld = libdeflate_alloc_compressor(level);
     return c->ld ? Z_OK : Z_MEM_ERROR;
   }
@@ -320,8 +321,8 @@ static int64_t deflate_one(napi_env env, Deflater *d, uint8_t *src, size_t src_l
 }
 
 static napi_value deflater_new(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   napi_value self;
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, NULL));
   napi_value target = NULL;
@@ -336,6 +337,8 @@ static napi_value deflater_new(napi_env env, napi_callback_info info) {
   }
   int64_t level;
   if (!get_int(env, argv[0], "level", &level)) return NULL;
+  bool zlib_only = false;
+  if (argc >= 2) NAPI_CALL(env, napi_get_value_bool(env, argv[1], &zlib_only));
   if (level < Z_NO_COMPRESSION || level > Z_BEST_COMPRESSION) {
     char msg[ERROR_MESSAGE_MAX];
     snprintf(msg, sizeof msg, "pagezip: deflate level %lld is outside 0..9", (long long)level);
@@ -348,7 +351,7 @@ static napi_value deflater_new(napi_env env, napi_callback_info info) {
     return NULL;
   }
   d->level = (int)level;
-  int ret = page_compressor_init(&d->c, d->level);
+  int ret = page_compressor_init(&d->c, d->level, zlib_only);
   if (ret != Z_OK) {
     char msg[ERROR_MESSAGE_MAX];
     snprintf(msg, sizeof msg, "pagezip: setting up the compressor: %s", zlib_code_name(ret));
@@ -657,8 +660,8 @@ static void batch_finalize(napi_env env, void *data, void *hint) {
 }
 
 static napi_value batch_new(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   napi_value self;
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, NULL));
   napi_value target = NULL;
@@ -674,6 +677,8 @@ static napi_value batch_new(napi_env env, napi_callback_info info) {
   int64_t level, threads, page_size;
   if (!get_int(env, argv[0], "level", &level) || !get_int(env, argv[1], "threads", &threads) ||
       !get_int(env, argv[2], "pageSize", &page_size)) return NULL;
+  bool zlib_only = false;
+  if (argc >= 4) NAPI_CALL(env, napi_get_value_bool(env, argv[3], &zlib_only));
   if (level < Z_NO_COMPRESSION || level > Z_BEST_COMPRESSION || threads < 1 || threads > PAGEZIP_MAX_THREADS ||
       page_size < 2 || page_size > (1 << 20)) {
     char msg[ERROR_MESSAGE_MAX];
@@ -692,7 +697,7 @@ static napi_value batch_new(napi_env env, napi_callback_info info) {
   b->page_size = (size_t)page_size;
   for (int t = 0; t < b->threads; t++) {
     b->w[t].b = b;
-    int ret = page_compressor_init(&b->w[t].c, b->level);
+    int ret = page_compressor_init(&b->w[t].c, b->level, zlib_only);
     if (ret != Z_OK) {
       for (int u = 0; u < t; u++) page_compressor_end(&b->w[u].c);
       free(b);
