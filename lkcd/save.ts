@@ -43,9 +43,11 @@ function copyOut(dev: BlockDevice, d: DeviceDump, file: string): string {
   const h = crypto.createHash('sha256');
   try {
     const chunk = 4 << 20;
+    const whole = Buffer.allocUnsafe(chunk);
     for (let off = d.start; off < d.end; off += BigInt(chunk)) {
       const n = Number(d.end - off < BigInt(chunk) ? d.end - off : BigInt(chunk));
-      const buf = dev.read(off, n);
+      const buf = whole.subarray(0, n);
+      dev.readInto(off, buf);
       if (limit !== null && off - d.start + BigInt(n) > limit) {
         throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', syscall: 'write', path: file });
       }

@@ -45,7 +45,7 @@ export function firmwareReboot(sys: RunningSystem, why: string, opts: { requeste
   const wl = old.readStruct(sim_workload, 'sim_workload');
   const now = kernelWallClock(old);
   const config = configForRam(sys.ram.size);
-  const image = readKernelImageFile(buildKernel(sys.root.bootDir, config, () => findKernelTextElf()).vmlinuz);
+  const image = readKernelImageFile(buildKernel(sys.root.bootDir, config, (maxBytes) => findKernelTextElf(maxBytes)).vmlinuz);
   const base = loadImage(sys.ram, image);
   const { kernel, cpu } = bootKernel(sys.ram, base, {
     cmdline, hostname, bootTime: now.sec + 1n, seed: wl.seed + 1,

@@ -87,8 +87,10 @@ function tailBytes(ranges: number, records: number): bigint {
  */
 function suffixRangeCounts(order: readonly OrderedSegment[], table: RecordTable | null, maxPfn: bigint): Int32Array | null {
   if (!table) return null;
-  const pfns: number[] = [];
-  for (const seg of order) for (let i = seg.firstRecord; i < seg.firstRecord + seg.nr_pages; i++) pfns.push(i < table.size.length && table.trusted[i] ? Number(table.address[i] / PAGE_SIZE_N) : -1);
+  // A typed array of the records' frames (-1: untrusted), not a JS array grown a page at a time.
+  const pfns = new Int32Array(order.reduce((a, seg) => a + seg.nr_pages, 0));
+  let at = 0;
+  for (const seg of order) for (let i = seg.firstRecord; i < seg.firstRecord + seg.nr_pages; i++) pfns[at++] = i < table.size.length && table.trusted[i] ? Number(table.address[i] / PAGE_SIZE_N) : -1;
   const counts = new Int32Array(pfns.length + 1);
   // One bit per frame of RAM (trusted: it is this machine's), not a set of every record.
   const bits = new Uint8Array(Number((maxPfn + 8n) / 8n));
@@ -192,6 +194,8 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
   /** An upper bound of the pages not yet written from segment `segIdx` on (for the tail's room). */
   const pagesFrom: number[] = new Array(order.length + 1).fill(0);
   for (let i = order.length - 1; i >= 0; i--) pagesFrom[i] = pagesFrom[i + 1] + order[i].nr_pages;
+  // One checksum record a page: room for them all at once, never more than RAM has frames.
+  records.reserve(Math.min(records.count + pagesFrom[block.wo_segment], Number(ram.size / PAGE_SIZE_N)));
 
   let devOffset = block.wo_dev_offset;
   let pages = block.wo_pages;
@@ -302,12 +306,15 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
       end_crc32: zlib.crc32(endRec) >>> 0, flags: LKCD_CSUM_F_LOCATOR, records,
     },
   });
-  let tail = Buffer.concat([endRec, area]);
-  const endOfTail = devOffset + BigInt(tail.length);
-  if (endOfTail > usable) throw new InternalError(`stage 2 left ${usable - devOffset} bytes for a tail of ${tail.length}`);
+  // Written in its parts: the area is 12 bytes a page, not worth a copy.
+  const tailLen = endRec.length + area.length;
+  const endOfTail = devOffset + BigInt(tailLen);
+  if (endOfTail > usable) throw new InternalError(`stage 2 left ${usable - devOffset} bytes for a tail of ${tailLen}`);
   const bufEnd = ((endOfTail - firstRecord + BigInt(DUMP_BUFFER_SIZE) - 1n) / BigInt(DUMP_BUFFER_SIZE)) * BigInt(DUMP_BUFFER_SIZE) + firstRecord;
-  if (bufEnd <= usable) tail = Buffer.concat([tail, Buffer.alloc(Number(bufEnd - endOfTail), TAIL_FILL)]);
-  device.write(devOffset, tail);
+  device.write(devOffset, endRec);
+  device.write(devOffset + BigInt(endRec.length), area);
+  if (bufEnd <= usable) device.write(endOfTail, Buffer.alloc(Number(bufEnd - endOfTail), TAIL_FILL));
+  const tailEnd = bufEnd <= usable ? bufEnd : endOfTail;
   device.sync();
   killPoint('end record');
 
@@ -325,7 +332,7 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
     writeBlock(ram, blockPhys, block);
     ram.commit();
     onProgress?.(total, total);
-    return { pages, corrupted, bytes: devOffset + BigInt(tail.length), truncated: true, missingPages, resumed, keptForRetry: true, seconds: (performance.now() - t0) / 1000 };
+    return { pages, corrupted, bytes: tailEnd, truncated: true, missingPages, resumed, keptForRetry: true, seconds: (performance.now() - t0) / 1000 };
   }
   block = { ...block, state: DUMP_STATE_WRITTEN, wo_state: WRITEOUT_NONE, wo_dev_offset: devOffset, wo_pages: pages };
   writeBlock(ram, blockPhys, block);
@@ -333,7 +340,7 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
   killPoint('writeout done');
   releaseDump(kernel, blockPhys);
   onProgress?.(total, total);
-  return { pages, corrupted, bytes: devOffset + BigInt(tail.length), truncated: anyMissing, missingPages, resumed, seconds: (performance.now() - t0) / 1000 };
+  return { pages, corrupted, bytes: tailEnd, truncated: anyMissing, missingPages, resumed, seconds: (performance.now() - t0) / 1000 };
 }
 
 /**

@@ -49,6 +49,8 @@ export class PhysicalRam {
   private readonly chunks = new Map<number, Chunk>();
   private readonly u64Scratch = Buffer.alloc(8);
   private step: Step | null = null;
+  /** The journal's record buffer, shared by the steps this image runs one after another. */
+  private journalPending: Buffer | null = null;
   /** `size` as a number, for the number-addressed paths. */
   private readonly sizeNumber: number;
   private closed = false;
@@ -68,7 +70,10 @@ export class PhysicalRam {
   /** Starts (or, in this process, joins) the step this image's changes belong to. */
   private beginStep(fresh: boolean): void {
     const st = fs.fstatSync(this.fd, { bigint: true });
-    const journal = ownsJournal(this.journalPath) ? UndoJournal.join(this.journalPath) : UndoJournal.begin(this.journalPath, { dev: st.dev, ino: st.ino });
+    const pending = (this.journalPending ??= UndoJournal.pendingBuffer());
+    const journal = ownsJournal(this.journalPath)
+      ? UndoJournal.join(this.journalPath, pending)
+      : UndoJournal.begin(this.journalPath, { dev: st.dev, ino: st.ino }, pending);
     this.step = { journal, saved: new Uint8Array(Math.ceil(Number(this.size >> BigInt(PAGE_SHIFT)) / 8)), fresh };
   }
 

@@ -105,7 +105,7 @@ const magicBytes = (m: string): Uint8Array => Buffer.from(m, 'latin1');
 
 // ---- the checksums, built by the writer and read back ----------------------------------------
 
-/** The page records' checksums, in typed arrays grown by doubling (never sized from a value read). */
+/** The page records' checksums, in typed arrays grown by doubling or reserved up to a bound the caller checked (never sized from a value read alone). */
 export class CsumRecords {
   count = 0;
   pfn = new Uint32Array(1024);
@@ -114,22 +114,33 @@ export class CsumRecords {
   crc = new Uint32Array(1024);
 
   add(pfn: number, size: number, flags: number, crc: number): void {
-    if (this.count === this.pfn.length) {
-      const grow = <T extends Uint32Array | Uint16Array>(a: T): T => {
-        const b = new (a.constructor as new (n: number) => T)(a.length * 2);
-        b.set(a);
-        return b;
-      };
-      this.pfn = grow(this.pfn);
-      this.size = grow(this.size);
-      this.flags = grow(this.flags);
-      this.crc = grow(this.crc);
-    }
+    if (this.count === this.pfn.length) this.grow(this.pfn.length * 2);
     const i = this.count++;
     this.pfn[i] = pfn;
     this.size[i] = size;
     this.flags[i] = flags;
     this.crc[i] = crc;
+  }
+
+  /**
+   * Room for `records` in all, at once: a writer that knows a bound (the
+   * caller bounds it by what RAM can hold) saves the copies and garbage of
+   * growing by doubling.
+   */
+  reserve(records: number): void {
+    if (records > this.pfn.length) this.grow(records);
+  }
+
+  private grow(capacity: number): void {
+    const grow = <T extends Uint32Array | Uint16Array>(a: T): T => {
+      const b = new (a.constructor as new (n: number) => T)(capacity);
+      b.set(a.subarray(0, this.count));
+      return b;
+    };
+    this.pfn = grow(this.pfn);
+    this.size = grow(this.size);
+    this.flags = grow(this.flags);
+    this.crc = grow(this.crc);
   }
 }
 
@@ -162,36 +173,46 @@ function block(magic: string, count: number, body: Uint8Array): Uint8Array {
 
 const REASON_CODE = new Map<DumpRangeReasonName, number>(DUMP_RANGE_NAMES.map((n, i) => [n, i]));
 
-/** Encodes the whole area: ranges (when any), checksums, the terminator. */
+/**
+ * Encodes the whole area: ranges (when any), checksums, the terminator, in
+ * one buffer written in place (12 bytes a page record: no copies of it).
+ */
 export function encodeExtensionArea(c: ExtensionContent): Uint8Array {
-  const blocks: Uint8Array[] = [];
-  if (c.ranges.length > 0) {
-    const body = new Uint8Array(c.ranges.length * lkcd_range.size);
-    const view = viewOf(body);
-    c.ranges.forEach((r, i) => {
-      lkcd_range.encode({ start_pfn: r.start, end_pfn: r.end, reason: REASON_CODE.get(r.reason) ?? 0, _pad: 0 }, view, i * lkcd_range.size);
-    });
-    blocks.push(block(LKCD_RANGES_MAGIC, c.ranges.length, body));
-  }
+  const H = lkcd_ext_header.size;
   const recs = c.csum.records;
-  const body = new Uint8Array(lkcd_csum_head.size + recs.count * lkcd_csum_record.size);
-  const view = viewOf(body);
+  const rangesLen = c.ranges.length > 0 ? H + c.ranges.length * lkcd_range.size : 0;
+  const csumLen = H + lkcd_csum_head.size + recs.count * lkcd_csum_record.size;
+  const out = new Uint8Array(rangesLen + csumLen + H);
+  const view = viewOf(out);
+  /** The header of the block whose body is out[at + H, end), written after its body. */
+  const header = (magic: string, count: number, at: number, end: number): void => {
+    lkcd_ext_header.encode({ magic: magicBytes(magic), count, crc32: zlib.crc32(out.subarray(at + H, end)) >>> 0 }, view, at);
+  };
+  let blocks = 0;
+  if (rangesLen > 0) {
+    c.ranges.forEach((r, i) => {
+      lkcd_range.encode({ start_pfn: r.start, end_pfn: r.end, reason: REASON_CODE.get(r.reason) ?? 0, _pad: 0 }, view, H + i * lkcd_range.size);
+    });
+    header(LKCD_RANGES_MAGIC, c.ranges.length, 0, rangesLen);
+    blocks++;
+  }
+  const body = rangesLen + H;
   lkcd_csum_head.encode({
     data_offset: c.csum.data_offset, header_len: c.csum.header_len, header_crc32: c.csum.header_crc32,
     end_crc32: c.csum.end_crc32, flags: c.csum.flags,
-  }, view, 0);
+  }, view, body);
   const o = lkcd_csum_record.offsetOf;
-  for (let i = 0, at = lkcd_csum_head.size; i < recs.count; i++, at += lkcd_csum_record.size) {
+  for (let i = 0, at = body + lkcd_csum_head.size; i < recs.count; i++, at += lkcd_csum_record.size) {
     view.setUint32(at + o.pfn, recs.pfn[i], true);
     view.setUint16(at + o.dp_size, recs.size[i], true);
     view.setUint16(at + o.dp_flags, recs.flags[i], true);
     view.setUint32(at + o.crc32, recs.crc[i], true);
   }
-  blocks.push(block(LKCD_CSUM_MAGIC, recs.count, body));
-  const before = Buffer.concat(blocks);
-  const end = new Uint8Array(lkcd_ext_header.size);
-  lkcd_ext_header.encode({ magic: magicBytes(LKCD_EXT_END_MAGIC), count: blocks.length, crc32: zlib.crc32(before) >>> 0 }, viewOf(end), 0);
-  return Buffer.concat([before, end]);
+  header(LKCD_CSUM_MAGIC, recs.count, rangesLen, rangesLen + csumLen);
+  blocks++;
+  const endAt = rangesLen + csumLen;
+  lkcd_ext_header.encode({ magic: magicBytes(LKCD_EXT_END_MAGIC), count: blocks, crc32: zlib.crc32(out.subarray(0, endAt)) >>> 0 }, view, endAt);
+  return out;
 }
 
 /** Encodes the locator of an area of `area` bytes at dump offset `areaOffset`. */
@@ -333,6 +354,8 @@ export function parseExtensions(src: DumpSource, at: bigint, limit: bigint): Lkc
     if (magic === LKCD_CSUM_MAGIC) {
       const head = lkcd_csum_head.decode(view, 0);
       const records = new CsumRecords();
+      // h.count entries are there (need <= room above): room for them at once.
+      records.reserve(h.count);
       const o = lkcd_csum_record.offsetOf;
       for (let i = 0, p = fixed; i < h.count; i++, p += entry) {
         records.add(view.getUint32(p + o.pfn, true), view.getUint16(p + o.dp_size, true), view.getUint16(p + o.dp_flags, true), view.getUint32(p + o.crc32, true));
@@ -359,11 +382,9 @@ export function parseExtensions(src: DumpSource, at: bigint, limit: bigint): Lkc
       // Reasons win over the old trailer when a dump carries both.
       if (magic === LKCD_RANGES_MAGIC || ext.ranges.length === 0) ext.ranges = ranges;
     }
-    const blockBytes = new Uint8Array(lkcd_ext_header.size + body.length);
-    blockBytes.set(hdr);
-    blockBytes.set(body, lkcd_ext_header.size);
+    // The area's running CRC32 over this block, its header then its body (no copy of the two together).
     const prev = areaCrc.length ? areaCrc[areaCrc.length - 1] : 0;
-    areaCrc.push(prev < 0 ? -1 : zlib.crc32(blockBytes, prev) >>> 0);
+    areaCrc.push(prev < 0 ? -1 : zlib.crc32(body, zlib.crc32(hdr, prev)) >>> 0);
     blocks++;
     pos = bodyAt + need;
   }
