@@ -265,10 +265,29 @@ class RecordTable {
   private readonly byFrame: Uint32Array | null;
   private readonly byPfn = new Map<number, number>();
 
-  /** `memoryPages` is dh_memory_size, trusted for the array only as far as the file's size makes it plausible. */
-  constructor(memoryPages: bigint, fileSize: bigint) {
+  /**
+   * `memoryPages` is dh_memory_size, trusted for the array only as far as the file's size makes it plausible;
+   * `expectedRecords` (the checksum extension's count) sizes the table at once, as far as the file can hold
+   * that many records (a header and a byte each), instead of growing it by doubling (a copy and garbage).
+   */
+  constructor(memoryPages: bigint, fileSize: bigint, expectedRecords = 0) {
     const plausible = memoryPages > 0n && memoryPages <= PFN_INDEX_PAGES_LIMIT && memoryPages * 4n <= fileSize + PFN_INDEX_SLACK_BYTES;
     this.byFrame = plausible ? new Uint32Array(Number(memoryPages)) : null;
+    const room = Math.min(expectedRecords, Number(fileSize / BigInt(dump_page.size + 1)));
+    if (room > this.pfn.length) this.grow(room);
+  }
+
+  private grow(capacity: number): void {
+    const grow = <T extends Float64Array | Uint32Array | Uint16Array | Uint8Array>(a: T): T => {
+      const b = new (a.constructor as new (n: number) => T)(capacity);
+      b.set(a.subarray(0, this.count));
+      return b;
+    };
+    this.pfn = grow(this.pfn);
+    this.offset = grow(this.offset);
+    this.size = grow(this.size);
+    this.flags = grow(this.flags);
+    this.crc = grow(this.crc);
   }
 
   /** Index of the record holding `pfn`, or -1. */
@@ -278,18 +297,7 @@ class RecordTable {
   }
 
   add(pfn: number, offset: bigint, size: number, flags: number, crc: number): void {
-    if (this.count === this.pfn.length) {
-      const grow = <T extends Float64Array | Uint32Array | Uint16Array | Uint8Array>(a: T): T => {
-        const b = new (a.constructor as new (n: number) => T)(a.length * 2);
-        b.set(a);
-        return b;
-      };
-      this.pfn = grow(this.pfn);
-      this.offset = grow(this.offset);
-      this.size = grow(this.size);
-      this.flags = grow(this.flags);
-      this.crc = grow(this.crc);
-    }
+    if (this.count === this.pfn.length) this.grow(this.pfn.length * 2);
     const i = this.count++;
     this.pfn[i] = pfn;
     this.offset[i] = Number(offset);
@@ -582,7 +590,7 @@ export class LkcdDump implements ProbedDump {
   private walkRecords(expected: RecordExpectations | null, start: bigint): WalkResult {
     const { file } = this;
     const outcome: WalkOutcome = { end: null, broken: null, stoppedAt: start, records: 0 };
-    const r: WalkResult = { table: new RecordTable(this.h.header.dh_memory_size, file.size), problems: [], damaged: new Map(), seen: 0, compressed: 0, raw: 0, end: null, broken: outcome.broken };
+    const r: WalkResult = { table: new RecordTable(this.h.header.dh_memory_size, file.size, expected?.count ?? 0), problems: [], damaged: new Map(), seen: 0, compressed: 0, raw: 0, end: null, broken: outcome.broken };
     const wantCrc = this.opts.pageCrc32 === true;
     const inspect = this.opts.inspect;
     const bad = (pfn: bigint, offset: bigint, problem: DumpError): void => {

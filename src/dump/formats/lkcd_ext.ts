@@ -99,6 +99,8 @@ export const LKCD_EXT_LOCATOR_OFFSET = Math.ceil((dump_header.size + dump_header
 export const LKCD_CSUM_MAX_PFN = 0xffff_ffff;
 
 const MAGIC_LEN = 8;
+/** Checksum records read at once (1 MiB of them). */
+const CSUM_PIECE_ENTRIES = 87381;
 const TAIL_FILL = 0x6d;
 const latin1 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 const magicBytes = (m: string): Uint8Array => Buffer.from(m, 'latin1');
@@ -338,6 +340,43 @@ export function parseExtensions(src: DumpSource, at: bigint, limit: bigint): Lkc
       problem(pos, new CorruptDumpError(`${magic === LKCD_MISSING_TRAILER_MAGIC ? 'missing-ranges trailer' : `${magic} block`} claims ${h.count} entries (${need} bytes) but ${room} bytes follow it`, where('count')));
       break;
     }
+    if (magic === LKCD_CSUM_MAGIC) {
+      // 12 bytes a page: read in pieces into the records, never whole (nor copied).
+      const bodyAt = pos + BigInt(lkcd_ext_header.size);
+      const head = new Uint8Array(fixed);
+      src.readAt(head, bodyAt);
+      const prev = areaCrc.length ? areaCrc[areaCrc.length - 1] : 0;
+      let crc = zlib.crc32(head) >>> 0;
+      let run = prev < 0 ? -1 : zlib.crc32(head, zlib.crc32(hdr, prev)) >>> 0;
+      const records = new CsumRecords();
+      // h.count entries are there (need <= room above): room for them at once.
+      records.reserve(h.count);
+      const piece = new Uint8Array(Math.min(h.count, CSUM_PIECE_ENTRIES) * entry);
+      const o = lkcd_csum_record.offsetOf;
+      for (let i = 0; i < h.count;) {
+        const n = Math.min(CSUM_PIECE_ENTRIES, h.count - i);
+        const b = piece.subarray(0, n * entry);
+        src.readAt(b, bodyAt + BigInt(fixed + i * entry));
+        crc = zlib.crc32(b, crc) >>> 0;
+        if (run >= 0) run = zlib.crc32(b, run) >>> 0;
+        const v = viewOf(b);
+        for (let k = 0, p = 0; k < n; k++, p += entry) {
+          records.add(v.getUint32(p + o.pfn, true), v.getUint16(p + o.dp_size, true), v.getUint16(p + o.dp_flags, true), v.getUint32(p + o.crc32, true));
+        }
+        i += n;
+      }
+      if (crc !== h.crc32) {
+        problem(pos, new CorruptDumpError(`${magic} block crc32 ${hex(h.crc32)} does not match its entries (${hex(crc)})`, where('crc32')));
+        // Its entries are not used; the blocks after it may still be sound (each has its own CRC32).
+        areaCrc.push(-1);
+      } else {
+        ext.csum = { ...lkcd_csum_head.decode(viewOf(head), 0), records };
+        areaCrc.push(run);
+      }
+      pos = bodyAt + need;
+      blocks++;
+      continue;
+    }
     const body = new Uint8Array(Number(need));
     src.readAt(body, pos + BigInt(lkcd_ext_header.size));
     const crc = zlib.crc32(body) >>> 0;
@@ -350,38 +389,27 @@ export function parseExtensions(src: DumpSource, at: bigint, limit: bigint): Lkc
       blocks++;
       continue;
     }
+    // Ranges (a few entries a dump).
     const view = viewOf(body);
-    if (magic === LKCD_CSUM_MAGIC) {
-      const head = lkcd_csum_head.decode(view, 0);
-      const records = new CsumRecords();
-      // h.count entries are there (need <= room above): room for them at once.
-      records.reserve(h.count);
-      const o = lkcd_csum_record.offsetOf;
-      for (let i = 0, p = fixed; i < h.count; i++, p += entry) {
-        records.add(view.getUint32(p + o.pfn, true), view.getUint16(p + o.dp_size, true), view.getUint16(p + o.dp_flags, true), view.getUint32(p + o.crc32, true));
+    const ranges: DumpRange[] = [];
+    let bad = false;
+    for (let i = 0; i < h.count; i++) {
+      const r = magic === LKCD_RANGES_MAGIC
+        ? lkcd_range.decode(view, i * entry)
+        : { ...lkcd_missing_range.decode(view, i * entry), reason: 0 };
+      if (r.start_pfn >= r.end_pfn) {
+        const s = magic === LKCD_RANGES_MAGIC ? 'lkcd_range' : 'lkcd_missing_range';
+        problem(bodyAt + BigInt(i * entry), new CorruptDumpError(`missing range ${i} [${hex(r.start_pfn)}, ${hex(r.end_pfn)}) is empty or reversed`, {
+          file: src.path, struct: s, field: 'end_pfn', offset: placeOf(src, bodyAt + BigInt(i * entry + lkcd_missing_range.offsetOf.end_pfn)),
+        }));
+        bad = true;
+        break;
       }
-      ext.csum = { ...head, records };
-    } else {
-      const ranges: DumpRange[] = [];
-      let bad = false;
-      for (let i = 0; i < h.count; i++) {
-        const r = magic === LKCD_RANGES_MAGIC
-          ? lkcd_range.decode(view, i * entry)
-          : { ...lkcd_missing_range.decode(view, i * entry), reason: 0 };
-        if (r.start_pfn >= r.end_pfn) {
-          const s = magic === LKCD_RANGES_MAGIC ? 'lkcd_range' : 'lkcd_missing_range';
-          problem(bodyAt + BigInt(i * entry), new CorruptDumpError(`missing range ${i} [${hex(r.start_pfn)}, ${hex(r.end_pfn)}) is empty or reversed`, {
-            file: src.path, struct: s, field: 'end_pfn', offset: placeOf(src, bodyAt + BigInt(i * entry + lkcd_missing_range.offsetOf.end_pfn)),
-          }));
-          bad = true;
-          break;
-        }
-        ranges.push({ start: r.start_pfn, end: r.end_pfn, reason: dumpRangeName(r.reason) });
-      }
-      if (bad) break;
-      // Reasons win over the old trailer when a dump carries both.
-      if (magic === LKCD_RANGES_MAGIC || ext.ranges.length === 0) ext.ranges = ranges;
+      ranges.push({ start: r.start_pfn, end: r.end_pfn, reason: dumpRangeName(r.reason) });
     }
+    if (bad) break;
+    // Reasons win over the old trailer when a dump carries both.
+    if (magic === LKCD_RANGES_MAGIC || ext.ranges.length === 0) ext.ranges = ranges;
     // The area's running CRC32 over this block, its header then its body (no copy of the two together).
     const prev = areaCrc.length ? areaCrc[areaCrc.length - 1] : 0;
     areaCrc.push(prev < 0 ? -1 : zlib.crc32(body, zlib.crc32(hdr, prev)) >>> 0);
