@@ -112,7 +112,7 @@ describe('libkdumpfile reads dump.N as saved by lkcd save', () => {
       expect(readWithLibkdumpfile(s.file, [absent]).pages[String(absent)]).toMatch(/^ERR NoDataException/);
     });
 
-  lk.it('deflated by libdeflate and by zlib (LKCD_DEFLATE=zlib): zlib'\''s streams in the second, the same bytes through libkdumpfile in every page RAM had the same', () => {
+  lk.it('deflated by libdeflate and by zlib (LKCD_DEFLATE=zlib): zlib streams in the second, the same bytes through libkdumpfile in every page RAM had the same', () => {
     const [ld, zl] = [saved.get(CASES[0].name)!, saved.get(CASES[1].name)!];
     expect(zl.pfns).toEqual(ld.pfns);
     // struct dump_page: u64 dp_address, u32 dp_size, u32 dp_flags, then dp_size bytes.
