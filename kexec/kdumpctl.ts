@@ -6,6 +6,7 @@
  * prints, save runs in the capture kernel what its initramfs runs
  * (kdump.sh).
  */
+import '../src/cli/heap.js'; // first: bounds V8's young generation (see heap.ts)
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { DegradedResult, UsageError } from '../src/codec/index.js';

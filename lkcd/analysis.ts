@@ -1,7 +1,7 @@
-import { DumpError, hex } from '../src/codec/index.js';
+import { DumpError, hex, InternalError } from '../src/codec/index.js';
 import { PAGE_SIZE } from '../src/machine/index.js';
 import {
-  forEachPageTypeRaw, formatDmesg, listTasks, page, PAGE_TYPES, taskStateName, type LogRecord, type PageType,
+  forEachPageTypeRaw, formatDmesg, listTasks, page, PAGE_TYPES, SCAN_BATCH, taskStateName, type LogRecord, type PageType,
 } from '../src/kernel/index.js';
 import { kernelViewOf, type KernelView, type ProbedDump } from '../src/dump/index.js';
 import type { SymbolTable } from './symbols.js';
@@ -48,7 +48,14 @@ export function readDumpFacts(dump: ProbedDump, syms: SymbolTable | null): DumpF
     const memMap = rd64(memMapSym);
     const maxPfn = rd64(maxPfnSym);
     const counts = Object.fromEntries(PAGE_TYPES.map((t) => [t, 0])) as Record<PageType, number>;
-    forEachPageTypeRaw((pfn, count) => mem.read('virt', memMap + pfn * BigInt(page.size), count * page.size), 0n, maxPfn, (_p, t) => { counts[t]++; });
+    // One buffer for every batch of struct pages (a new one each is 64 bytes a frame of garbage).
+    const batch = new Uint8Array(SCAN_BATCH * page.size);
+    forEachPageTypeRaw((pfn, count) => {
+      if (count > SCAN_BATCH) throw new InternalError(`forEachPageTypeRaw asked for ${count} struct pages, more than ${SCAN_BATCH}`);
+      const out = batch.subarray(0, count * page.size);
+      mem.readInto('virt', memMap + pfn * BigInt(page.size), out);
+      return out;
+    }, 0n, maxPfn, (_p, t) => { counts[t]++; });
     facts.pageTypes = counts;
   } catch (e) { facts.pageTypesError = message(e); }
   return facts;

@@ -32,21 +32,29 @@ function enospcAfter(): bigint | null {
   return v && /^\d+$/.test(v) ? BigInt(v) : null;
 }
 
-/** Copies [start, end) of the device into a new file (0600), fsynced. */
-function copyOut(dev: BlockDevice, d: DeviceDump, file: string): void {
+/**
+ * Copies [start, end) of the device into a new file (0600), fsynced, and
+ * returns the sha256 of the bytes it wrote: the copy is hashed as it is
+ * made, not read back.
+ */
+function copyOut(dev: BlockDevice, d: DeviceDump, file: string): string {
   const fd = fs.openSync(file, 'w', 0o600);
   const limit = enospcAfter();
   const bar = progressBar('lkcd save: copy');
+  const h = crypto.createHash('sha256');
   try {
     const chunk = 4 << 20;
+    const whole = Buffer.allocUnsafe(chunk);
     for (let off = d.start; off < d.end; off += BigInt(chunk)) {
       const n = Number(d.end - off < BigInt(chunk) ? d.end - off : BigInt(chunk));
-      const buf = dev.read(off, n);
+      const buf = whole.subarray(0, n);
+      dev.readInto(off, buf);
       if (limit !== null && off - d.start + BigInt(n) > limit) {
         throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', syscall: 'write', path: file });
       }
       let done = 0;
       while (done < n) done += fs.writeSync(fd, buf, done, n - done);
+      h.update(buf);
       bar(off + BigInt(n) - d.start, d.end - d.start);
       killPoint('save copy');
     }
@@ -57,6 +65,7 @@ function copyOut(dev: BlockDevice, d: DeviceDump, file: string): void {
     fs.closeSync(fd);
     bar.end();
   }
+  return h.digest('hex');
 }
 
 export function sha256File(file: string): string {
@@ -461,7 +470,7 @@ export function lkcdSave(root: MachineRoot): SaveReport {
     const dir = dumpDirOf(conf.DUMPDIR, n);
     // Filled while the copy is written, so indexing it reads nothing twice; empty when a save
     // killed after the rename is being finished.
-    const known: KnownDump = { sha };
+    const known: KnownDump = {};
     let vmlinuxLine: string | null = null;
     const deviceLines: string[] = [];
     let r: { n: number; inserted: boolean; record: DumpRecord };
@@ -472,8 +481,8 @@ export function lkcdSave(root: MachineRoot): SaveReport {
         ensureDir(tmp, 0o700);
         try {
           const file = path.join(tmp, `dump.${n}`);
-          copyOut(dev, found, file);
-          if (sha256File(file) !== sha) throw new DumpError('IO', `${file}: the copy does not match the device (sha256 differs)`, { file });
+          const copied = copyOut(dev, found, file);
+          if (copied !== sha) throw new DumpError('IO', `${file}: the copy does not match the device (sha256 differs)`, { file });
           const built = buildFileNames(root.bootDir, found.header.dh_utsname_release);
           copyFile0600(built.systemMap, path.join(tmp, `map.${n}`));
           copyFile0600(built.kerntypes, path.join(tmp, `kerntypes.${n}`));
@@ -511,6 +520,7 @@ export function lkcdSave(root: MachineRoot): SaveReport {
           throw e;
         }
       }
+      known.sha = sha;
       r = indexDumpDir(index, n, dir, known);
     } finally {
       known.dump?.close();

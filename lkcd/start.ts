@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import '../src/cli/heap.js'; // first: bounds V8's young generation (see heap.ts)
 import fs from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';

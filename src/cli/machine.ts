@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import './heap.js'; // first: bounds V8's young generation (see heap.ts)
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { DegradedResult, formatSize, hex, parseInteger, parseSize, UsageError } from '../codec/index.js';

@@ -77,13 +77,23 @@ export class BlockDevice {
       throw new DumpError('TRUNCATED', `${this.path}: read of ${length} bytes at ${offset} past the end of the device (${this.size} bytes)`, { file: this.path, offset });
     }
     const out = Buffer.alloc(length);
+    this.readInto(offset, out);
+    return out;
+  }
+
+  /** Fills `out` from `offset` (zeros past the end of the file), for readers that reuse one buffer. */
+  readInto(offset: bigint, out: Uint8Array): void {
+    const length = out.length;
+    if (offset < 0n || offset + BigInt(length) > this.size) {
+      throw new DumpError('TRUNCATED', `${this.path}: read of ${length} bytes at ${offset} past the end of the device (${this.size} bytes)`, { file: this.path, offset });
+    }
     let done = 0;
     while (done < length) {
       const n = fs.readSync(this.fd, out, done, length - done, Number(offset) + done);
       if (n === 0) break;
       done += n;
     }
-    return out;
+    out.fill(0, done);
   }
 
   /** The device's bytes from `base` on (the dump starts at DUMP_HEADER_OFFSET), for the format readers. */

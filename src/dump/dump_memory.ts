@@ -89,9 +89,16 @@ export class DumpMemory implements MemoryReader {
 
   read(space: AddressSpace, address: bigint, length: number): Uint8Array {
     const out = new Uint8Array(length);
+    this.readInto(space, address, out);
+    return out;
+  }
+
+  /** Fills `out` from `address` (a caller that reads many runs reuses one buffer). */
+  readInto(space: AddressSpace, address: bigint, out: Uint8Array): void {
+    const length = out.length;
     if (space === 'phys') {
       this.readPhysInto(address, out);
-      return out;
+      return;
     }
     // Neighbouring virtual pages need not be physically contiguous: translate each piece.
     const size = BigInt(this.pageSize);
@@ -112,7 +119,6 @@ export class DumpMemory implements MemoryReader {
       }
       done += n;
     }
-    return out;
   }
 }
 

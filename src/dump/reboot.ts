@@ -48,7 +48,7 @@ export function firmwareReboot(sys: RunningSystem, why: string, opts: { requeste
   const wl = old.readStruct(sim_workload, 'sim_workload');
   const bootTime = rtcBootTime(sys.root, old);
   const config = configForRam(sys.ram.size);
-  const image = readKernelImageFile(buildKernel(sys.root.bootDir, config, () => findKernelTextElf()).vmlinuz);
+  const image = readKernelImageFile(buildKernel(sys.root.bootDir, config, (maxBytes) => findKernelTextElf(maxBytes)).vmlinuz);
   const base = loadImage(sys.ram, image);
   firmware.boot('warm');
   const { kernel, cpu } = bootKernel(sys.ram, base, {

@@ -32,7 +32,7 @@ import type { RecordTable } from './memdev/lists.js';
 export { loadRecordTable, type RecordTable } from './memdev/lists.js';
 
 /** Device bytes written between progress checkpoints. */
-const CHECKPOINT_BYTES = 4n << 20n;
+const CHECKPOINT_BYTES = 32n << 20n;
 /** LKCD fills the tail of the last dump buffer with 'm' (dump_lcrash_update_end_marker). */
 const TAIL_FILL = 0x6d;
 
@@ -98,8 +98,10 @@ export function kernelDeviceDumps(kernel: Kernel): LkcdDeviceDumpIn[] {
  */
 function suffixRangeCounts(order: readonly OrderedSegment[], table: RecordTable | null, maxPfn: bigint): Int32Array | null {
   if (!table) return null;
-  const pfns: number[] = [];
-  for (const seg of order) for (let i = seg.firstRecord; i < seg.firstRecord + seg.nr_pages; i++) pfns.push(i < table.size.length && table.trusted[i] ? Number(table.address[i] / PAGE_SIZE_N) : -1);
+  // A typed array of the records' frames (-1: untrusted), not a JS array grown a page at a time.
+  const pfns = new Int32Array(order.reduce((a, seg) => a + seg.nr_pages, 0));
+  let at = 0;
+  for (const seg of order) for (let i = seg.firstRecord; i < seg.firstRecord + seg.nr_pages; i++) pfns[at++] = i < table.size.length && table.trusted[i] ? Number(table.address[i] / PAGE_SIZE_N) : -1;
   const counts = new Int32Array(pfns.length + 1);
   // One bit per frame of RAM (trusted: it is this machine's), not a set of every record.
   const bits = new Uint8Array(Number((maxPfn + 8n) / 8n));
@@ -208,6 +210,8 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
   }
   const records = csum!;
   const total = order.reduce((a, s) => a + (s.end - s.start), 0n);
+  // One checksum record a page: room for them all at once, never more than RAM has frames.
+  records.reserve(Math.min(records.count + pagesFrom[block.wo_segment], Number(ram.size / PAGE_SIZE_N)));
 
   let devOffset = block.wo_dev_offset;
   let pages = block.wo_pages;
@@ -282,7 +286,7 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
       out.set(rec.header, outLen);
       out.set(rec.data, outLen + dump_page.size);
       outLen += Number(recLen);
-      records.add(Number(rec.pfn), rec.dp.dp_size, rec.dp.dp_flags, recordCrc32(rec.header, rec.data));
+      records.add(Number(rec.pfn), rec.dp.dp_size, rec.dp.dp_flags, rec.recordCrc32 ?? recordCrc32(rec.header, rec.data));
       devOffset += recLen;
       done += recLen;
       pages++;
@@ -319,12 +323,15 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
     },
     devdumps,
   });
-  let tail = Buffer.concat([endRec, area]);
-  const endOfTail = devOffset + BigInt(tail.length);
-  if (endOfTail > usable) throw new InternalError(`stage 2 left ${usable - devOffset} bytes for a tail of ${tail.length}`);
+  // Written in its parts: the area is 12 bytes a page, not worth a copy.
+  const tailLen = endRec.length + area.length;
+  const endOfTail = devOffset + BigInt(tailLen);
+  if (endOfTail > usable) throw new InternalError(`stage 2 left ${usable - devOffset} bytes for a tail of ${tailLen}`);
   const bufEnd = ((endOfTail - firstRecord + BigInt(DUMP_BUFFER_SIZE) - 1n) / BigInt(DUMP_BUFFER_SIZE)) * BigInt(DUMP_BUFFER_SIZE) + firstRecord;
-  if (bufEnd <= usable) tail = Buffer.concat([tail, Buffer.alloc(Number(bufEnd - endOfTail), TAIL_FILL)]);
-  device.write(devOffset, tail);
+  device.write(devOffset, endRec);
+  device.write(devOffset + BigInt(endRec.length), area);
+  if (bufEnd <= usable) device.write(endOfTail, Buffer.alloc(Number(bufEnd - endOfTail), TAIL_FILL));
+  const tailEnd = bufEnd <= usable ? bufEnd : endOfTail;
   device.sync();
   killPoint('end record');
 
@@ -342,7 +349,7 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
     writeBlock(ram, blockPhys, block);
     ram.commit();
     onProgress?.(total, total);
-    return { pages, corrupted, bytes: devOffset + BigInt(tail.length), truncated: true, missingPages, resumed, keptForRetry: true, seconds: (performance.now() - t0) / 1000 };
+    return { pages, corrupted, bytes: tailEnd, truncated: true, missingPages, resumed, keptForRetry: true, seconds: (performance.now() - t0) / 1000 };
   }
   block = { ...block, state: DUMP_STATE_WRITTEN, wo_state: WRITEOUT_NONE, wo_dev_offset: devOffset, wo_pages: pages };
   writeBlock(ram, blockPhys, block);
@@ -350,7 +357,7 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
   killPoint('writeout done');
   releaseDump(kernel, blockPhys);
   onProgress?.(total, total);
-  return { pages, corrupted, bytes: devOffset + BigInt(tail.length), truncated: anyMissing, missingPages, resumed, seconds: (performance.now() - t0) / 1000 };
+  return { pages, corrupted, bytes: tailEnd, truncated: anyMissing, missingPages, resumed, seconds: (performance.now() - t0) / 1000 };
 }
 
 /**
@@ -387,10 +394,15 @@ export function releaseDump(kernel: Kernel, blockPhys: bigint): bigint {
   }
   let freed = 0n;
   const zero = Buffer.alloc(PAGE_SIZE);
-  for (const pfn of new Set(frames)) {
-    if ((memmap.get(pfn).flags & pageFlag(PG_reserved)) === 0n) continue;
+  // Each frame once (a bitmap of RAM's frames, not a set of every one).
+  const seen = new Uint8Array(Number(ram.size / PAGE_SIZE_N / 8n) + 1);
+  for (const pfn of frames) {
+    const f = Number(pfn);
+    if (seen[f >>> 3] & (1 << (f & 7))) continue;
+    seen[f >>> 3] |= 1 << (f & 7);
+    if ((memmap.flagsOf(pfn) & pageFlag(PG_reserved)) === 0n) continue;
     ram.write(pfn * PAGE_SIZE_N, zero);
-    memmap.set(pfn, blankPage());
+    // free() writes the blank struct page first.
     buddy.free(pfn, 0);
     freed++;
     // Not a commit point: killed here, the step rolls back to 'written out' and the release starts over.

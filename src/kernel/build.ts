@@ -60,10 +60,13 @@ function buildIdOrNull(file: string): string | null {
  * any structure, symbol or byte, not once per boot. The vmlinux comes from a
  * cache shared by machine roots (see cachedVmlinux); when it cannot be built
  * (no gcc), power-on goes on without it and `onNote` hears why, once.
+ * `source(maxBytes)` gives the text and rodata; bytes past maxBytes are never used.
  */
-export function buildKernel(bootDir: string, config: KernelConfig, source: () => TextSource, opts: BuildKernelOptions = {}): KernelBuildFiles {
+export function buildKernel(bootDir: string, config: KernelConfig, source: (maxBytes: number) => TextSource, opts: BuildKernelOptions = {}): KernelBuildFiles {
   const files = buildFileNames(bootDir, config.release);
-  const image = buildKernelImage(config, source());
+  // The image uses the first section-size bytes of each source section (repeated when shorter): no more is read.
+  const { text, rodata } = kernelLayout(config).sections;
+  const image = buildKernelImage(config, source(Math.max(text.size, rodata.size)));
   const src = vmlinuxSource(image);
   setImageBuildId(image, src.buildId);
   const id = buildIdHex(src.buildId);

@@ -137,7 +137,7 @@ export function powerOn(root: MachineRoot, opts: PowerOnOptions): RunningSystem 
   let ram: PhysicalRam | null = null;
   try {
     const config = configForRam(opts.mem);
-    const files = buildKernel(root.bootDir, config, () => findKernelTextElf(), { onNote: opts.onNote });
+    const files = buildKernel(root.bootDir, config, (maxBytes) => findKernelTextElf(maxBytes), { onNote: opts.onNote });
     const image = readKernelImageFile(files.vmlinuz);
     // A replacement within the step: the old image (if any) comes back unless the step commits.
     ram = PhysicalRam.create(root.ramPath, opts.mem);

@@ -106,16 +106,26 @@ function recordBytes(type: number, key: bigint, ...payload: Uint8Array[]): Buffe
 
 /** The writer of a step's journal, held by the RAM image that runs the step. */
 export class UndoJournal {
-  private readonly pending = Buffer.alloc(PENDING_BYTES);
+  private readonly pending: Buffer;
   private pendingLen = 0;
   private fd: number | null;
 
-  private constructor(readonly file: string, fd: number, private readonly ino: bigint) {
+  private constructor(readonly file: string, fd: number, private readonly ino: bigint, pending?: Buffer) {
     this.fd = fd;
+    this.pending = pending ?? UndoJournal.pendingBuffer();
+  }
+
+  /**
+   * A buffer of records not yet written, for `begin` and `join`: a RAM image
+   * that runs many steps passes the same one to each (a step's journal is
+   * finished before the next begins), not 1 MiB of garbage per step.
+   */
+  static pendingBuffer(): Buffer {
+    return Buffer.alloc(PENDING_BYTES);
   }
 
   /** Starts a step: creates the journal (which must not exist), naming this process and the RAM image. */
-  static begin(file: string, ram: { dev: bigint; ino: bigint }): UndoJournal {
+  static begin(file: string, ram: { dev: bigint; ino: bigint }, pending?: Buffer): UndoJournal {
     const fd = openAppend(file, true);
     const me = selfIdentity();
     const head = Buffer.from(undo_journal_header.toBytes({
@@ -123,13 +133,13 @@ export class UndoJournal {
       uj_owner_pid: me.pid, _pad: 0, uj_owner_start: me.start, uj_ram_dev: ram.dev, uj_ram_ino: ram.ino,
     }));
     writeAll(fd, head, file);
-    return new UndoJournal(file, fd, fs.fstatSync(fd, { bigint: true }).ino);
+    return new UndoJournal(file, fd, fs.fstatSync(fd, { bigint: true }).ino, pending);
   }
 
   /** Joins the step this process already runs (its journal exists). */
-  static join(file: string): UndoJournal {
+  static join(file: string, pending?: Buffer): UndoJournal {
     const fd = openAppend(file, false);
-    return new UndoJournal(file, fd, fs.fstatSync(fd, { bigint: true }).ino);
+    return new UndoJournal(file, fd, fs.fstatSync(fd, { bigint: true }).ino, pending);
   }
 
   private put(rec: Uint8Array): void {

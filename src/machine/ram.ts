@@ -9,7 +9,7 @@ import {
 /** Bytes per cached chunk, and how many chunks may be cached at once. */
 const CHUNK_SHIFT = 18;
 const CHUNK_SIZE = 1 << CHUNK_SHIFT;
-const DEFAULT_MAX_CHUNKS = 128; // 32 MiB, whatever the size of RAM
+const DEFAULT_MAX_CHUNKS = 64; // 16 MiB, whatever the size of RAM
 
 interface Chunk { data: Buffer; dirty: boolean }
 
@@ -47,7 +47,12 @@ interface Step {
  */
 export class PhysicalRam {
   private readonly chunks = new Map<number, Chunk>();
+  private readonly u64Scratch = Buffer.alloc(8);
   private step: Step | null = null;
+  /** The journal's record buffer, shared by the steps this image runs one after another. */
+  private journalPending: Buffer | null = null;
+  /** `size` as a number, for the number-addressed paths. */
+  private readonly sizeNumber: number;
   private closed = false;
 
   private constructor(
@@ -57,7 +62,9 @@ export class PhysicalRam {
     private readonly maxChunks: number,
     /** Opened for writing: the image runs a step of the machine. */
     readonly writable: boolean,
-  ) {}
+  ) {
+    this.sizeNumber = Number(size);
+  }
 
   /** Closed (or let go of by detach): nothing more is read or written through it. */
   get isClosed(): boolean { return this.closed; }
@@ -67,7 +74,10 @@ export class PhysicalRam {
   /** Starts (or, in this process, joins) the step this image's changes belong to. */
   private beginStep(fresh: boolean): void {
     const st = fs.fstatSync(this.fd, { bigint: true });
-    const journal = ownsJournal(this.journalPath) ? UndoJournal.join(this.journalPath) : UndoJournal.begin(this.journalPath, { dev: st.dev, ino: st.ino });
+    const pending = (this.journalPending ??= UndoJournal.pendingBuffer());
+    const journal = ownsJournal(this.journalPath)
+      ? UndoJournal.join(this.journalPath, pending)
+      : UndoJournal.begin(this.journalPath, { dev: st.dev, ino: st.ino }, pending);
     this.step = { journal, saved: new Uint8Array(Math.ceil(Number(this.size >> BigInt(PAGE_SHIFT)) / 8)), fresh };
   }
 
@@ -188,15 +198,19 @@ export class PhysicalRam {
       this.chunks.set(index, c);
       return c;
     }
-    const data = Buffer.alloc(CHUNK_SIZE);
-    this.preadFully(data, index * CHUNK_SIZE);
-    c = { data, dirty: false };
-    this.chunks.set(index, c);
-    while (this.chunks.size > this.maxChunks) {
+    // The least recently used chunk makes room, and its buffer is reused: the cache's memory
+    // is maxChunks buffers, allocated once, not a new buffer per load left to the collector.
+    let data: Buffer | null = null;
+    if (this.chunks.size >= this.maxChunks) {
       const [oldest, old] = this.chunks.entries().next().value as [number, Chunk];
       if (old.dirty) this.writeBack(oldest, old);
       this.chunks.delete(oldest);
+      data = old.data;
     }
+    data ??= Buffer.allocUnsafe(CHUNK_SIZE);
+    this.preadFully(data, index * CHUNK_SIZE);
+    c = { data, dirty: false };
+    this.chunks.set(index, c);
     return c;
   }
 
@@ -234,7 +248,23 @@ export class PhysicalRam {
   }
 
   readInto(paddr: bigint, out: Uint8Array): void {
-    let pos = this.check(paddr, out.length);
+    this.readAtUnchecked(this.check(paddr, out.length), out);
+  }
+
+  /**
+   * readInto at a physical address held as a number (the per-page loops:
+   * RAM is at most a few TiB, far below 2^53).
+   */
+  readAt(pos: number, out: Uint8Array): void {
+    this.checkAt(pos, out.length);
+    this.readAtUnchecked(pos, out);
+  }
+
+  private checkAt(pos: number, length: number): void {
+    if (!(pos >= 0 && pos + length <= this.sizeNumber) || !Number.isSafeInteger(pos)) this.check(BigInt(Math.trunc(pos)), length);
+  }
+
+  private readAtUnchecked(pos: number, out: Uint8Array): void {
     let done = 0;
     while (done < out.length) {
       const index = Math.floor(pos / CHUNK_SIZE);
@@ -242,12 +272,12 @@ export class PhysicalRam {
       const n = Math.min(CHUNK_SIZE - within, out.length - done);
       const cached = this.chunks.get(index);
       if (cached) {
-        out.set(cached.data.subarray(within, within + n), done);
+        cached.data.copy(out, done, within, within + n);
       } else if (n === CHUNK_SIZE || out.length >= CHUNK_SIZE) {
         // Large reads bypass the cache so a linear walk does not evict hot chunks.
         this.preadFully(out.subarray(done, done + n), pos);
       } else {
-        out.set(this.loadChunk(index).data.subarray(within, within + n), done);
+        this.loadChunk(index).data.copy(out, done, within, within + n);
       }
       done += n;
       pos += n;
@@ -256,7 +286,16 @@ export class PhysicalRam {
 
   /** Writes `data` at physical address `paddr`. */
   write(paddr: bigint, data: Uint8Array): void {
-    let pos = this.check(paddr, data.length);
+    this.writeAtUnchecked(this.check(paddr, data.length), data);
+  }
+
+  /** write at a physical address held as a number (see readAt). */
+  writeAt(pos: number, data: Uint8Array): void {
+    this.checkAt(pos, data.length);
+    this.writeAtUnchecked(pos, data);
+  }
+
+  private writeAtUnchecked(pos: number, data: Uint8Array): void {
     let done = 0;
     while (done < data.length) {
       const index = Math.floor(pos / CHUNK_SIZE);
@@ -265,7 +304,7 @@ export class PhysicalRam {
       const cached = this.chunks.get(index);
       if (cached) {
         this.saveOriginals(pos, n, cached);
-        cached.data.set(data.subarray(done, done + n), within);
+        cached.data.set(n === data.length ? data : data.subarray(done, done + n), within);
         cached.dirty = true;
       } else if (n === CHUNK_SIZE) {
         this.saveOriginals(pos, n, null);
@@ -274,7 +313,7 @@ export class PhysicalRam {
       } else {
         const c = this.loadChunk(index);
         this.saveOriginals(pos, n, c);
-        c.data.set(data.subarray(done, done + n), within);
+        c.data.set(n === data.length ? data : data.subarray(done, done + n), within);
         c.dirty = true;
       }
       done += n;
@@ -300,6 +339,14 @@ export class PhysicalRam {
     const b = Buffer.allocUnsafe(8);
     b.writeBigUInt64LE(BigInt.asUintN(64, value));
     this.write(paddr, b);
+  }
+
+  /** A u64 of at most 2^53 - 1 at a physical address held as a number (the memdev's map entries). */
+  writeU64At(pos: number, value: number): void {
+    const b = this.u64Scratch;
+    b.writeUInt32LE(value % 0x100000000, 0);
+    b.writeUInt32LE(Math.floor(value / 0x100000000), 4);
+    this.writeAt(pos, b);
   }
 
   /** Writes every dirty chunk back to the file. */

@@ -28,7 +28,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { formatTable, type Benchmark, type BenchContext, type BenchOutcome } from './lib/bench.js';
-import { measureNode, requireSuccess, rssMethod, timeCommand } from './lib/measure.js';
+import { measureNode, requireSuccess, rssMethod, timeCommand, timeWithCpu } from './lib/measure.js';
 
 const MiB = 1 << 20;
 const MB = 1e6;
@@ -55,6 +55,8 @@ interface BaselineResult {
   tool: string;
   /** Null when the tool is not installed. */
   seconds: number | null;
+  /** User + system CPU seconds; null without GNU time or the tool. */
+  cpuSeconds: number | null;
   mbPerSecond: number | null;
   outputBytes: number | null;
   missing?: string;
@@ -76,6 +78,13 @@ interface Row {
   baselines: BaselineResult[];
   /** Our wall time / gzip -1's; null when gzip is missing. */
   oursOverGzipTime: number | null;
+  /** User + system CPU seconds of `machine panic`; null without GNU time. */
+  oursCpuSeconds: number | null;
+  /** Issue 10's target: our wall time / zstd -1 -T1's (<= 1.0x), and the same for CPU seconds. */
+  oursOverZstdTime: number | null;
+  oursOverZstdCpu: number | null;
+  /** Cores this machine has (stage 1 compresses on all of them). */
+  cores: number;
 }
 
 function requireFreeSpace(dir: string, bytes: number): void {
@@ -84,10 +93,6 @@ function requireFreeSpace(dir: string, bytes: number): void {
   if (free < bytes) {
     throw new Error(`${dir}: ${(free / MiB).toFixed(0)} MiB free, the benchmark needs ${(bytes / MiB).toFixed(0)} MiB`);
   }
-}
-
-function seconds(start: bigint): number {
-  return Number(process.hrtime.bigint() - start) / 1e9;
 }
 
 /** Why a tool cannot run here, or null when it can. */
@@ -100,16 +105,16 @@ function missingReason(t: Tool): string | null {
 /** `tool -1 -c image > /dev/null` timed, then `tool -1 -c image | wc -c` for the size. */
 function runBaseline(ctx: BenchContext, t: Tool, image: string, inputBytes: number): BaselineResult {
   const reason = missingReason(t);
-  if (reason) return { tool: t.name, seconds: null, mbPerSecond: null, outputBytes: null, missing: reason };
+  if (reason) return { tool: t.name, seconds: null, cpuSeconds: null, mbPerSecond: null, outputBytes: null, missing: reason };
   ctx.progress(`${t.name} of ${(inputBytes / MiB).toFixed(0)} MiB`);
   const devNull = fs.openSync('/dev/null', 'w');
   let s: number;
+  let cpu: number | null;
   try {
-    const t0 = process.hrtime.bigint();
-    const r = spawnSync(t.file, [...t.args, image], { stdio: ['ignore', devNull, 'pipe'] });
-    s = seconds(t0);
-    if (r.error) throw new Error(`${t.name}: ${r.error.message}`);
-    if (r.status !== 0) throw new Error(`${t.name}: exited ${r.status}: ${r.stderr.toString().trim()}`);
+    const r = timeWithCpu(t.file, [...t.args, image], devNull);
+    s = r.wallSeconds;
+    cpu = r.cpuSeconds;
+    if (r.status !== 0) throw new Error(`${t.name}: exited ${r.status}: ${r.stderr.trim()}`);
   } finally {
     fs.closeSync(devNull);
   }
@@ -120,7 +125,7 @@ function runBaseline(ctx: BenchContext, t: Tool, image: string, inputBytes: numb
   if (sized.status !== 0) throw new Error(`${t.name} | wc -c: exited ${sized.status}: ${sized.stderr.trim()}`);
   const outputBytes = Number(sized.stdout.trim());
   if (!Number.isSafeInteger(outputBytes) || outputBytes <= 0) throw new Error(`${t.name} | wc -c: printed '${sized.stdout.trim()}'`);
-  return { tool: t.name, seconds: s, mbPerSecond: inputBytes / MB / s, outputBytes };
+  return { tool: t.name, seconds: s, cpuSeconds: cpu, mbPerSecond: inputBytes / MB / s, outputBytes };
 }
 
 function measureSize(ctx: BenchContext, size: (typeof SIZES)[number]): Row {
@@ -166,6 +171,7 @@ function measureSize(ctx: BenchContext, size: (typeof SIZES)[number]): Row {
     const baselines = TOOLS.map((t) => runBaseline(ctx, t, image, size.bytes));
     fs.rmSync(image);
     const gzip = baselines[0];
+    const zstd = baselines[1];
     return {
       size: size.label,
       ramBytes: size.bytes,
@@ -181,6 +187,10 @@ function measureSize(ctx: BenchContext, size: (typeof SIZES)[number]): Row {
       oursMinusStartupSeconds: ours.wallSeconds - startup.wallSeconds,
       baselines,
       oursOverGzipTime: gzip.seconds === null ? null : ours.wallSeconds / gzip.seconds,
+      oursCpuSeconds: ours.cpuSeconds,
+      oursOverZstdTime: zstd.seconds === null ? null : ours.wallSeconds / zstd.seconds,
+      oursOverZstdCpu: zstd.cpuSeconds === null || ours.cpuSeconds === null ? null : ours.cpuSeconds / zstd.cpuSeconds,
+      cores: os.availableParallelism(),
     };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -208,6 +218,15 @@ const benchmark: Benchmark = {
         r.oursMinusStartupSeconds.toFixed(2), r.oursMbPerSecond.toFixed(1), r.oursPeakRssMiB.toFixed(1),
         ...r.baselines.map((b) => secs(b.seconds)),
         r.oursOverGzipTime === null ? '-' : `${r.oursOverGzipTime.toFixed(2)}x`,
+      ]),
+    ));
+    process.stdout.write('\nissue 10 target 1: stage 1 time <= 1.0x zstd -1 -T1 over the same image (CPU = user + system seconds; ' +
+      `load average at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})\n`);
+    process.stdout.write(formatTable(
+      ['size', 'cores', 'our wall s', 'our CPU s', 'zstd -1 wall s', 'zstd -1 CPU s', 'ours/zstd time', 'ours/zstd CPU'],
+      rows.map((r) => [
+        r.size, String(r.cores), r.oursWallSeconds.toFixed(2), secs(r.oursCpuSeconds), secs(r.baselines[1].seconds), secs(r.baselines[1].cpuSeconds),
+        r.oursOverZstdTime === null ? '-' : `${r.oursOverZstdTime.toFixed(2)}x`, r.oursOverZstdCpu === null ? '-' : `${r.oursOverZstdCpu.toFixed(2)}x`,
       ]),
     ));
     process.stdout.write('\nsize: ours = frames x 4096 (page records + dump metadata); baselines = one stream over the whole image\n');

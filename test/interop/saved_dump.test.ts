@@ -7,15 +7,22 @@
  * vmcore-dmesg, makedumpfile --dump-dmesg and crash --log read the log from
  * `lkcd export N --elf` exactly as `lkcd dmesg N` prints it, which is the
  * log that was in RAM before the panic.
+ *
+ * The pagezip addon deflates with libdeflate, whose streams differ from
+ * zlib's: a dump written with LKCD_DEFLATE=zlib (zlib, as a build without
+ * libdeflate does) holds exactly zlib's streams, and libkdumpfile reads the
+ * same bytes from every page of both dumps of the same machine.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  DUMP_COMPRESS_GZIP, DUMP_COMPRESS_NONE, DUMP_COMPRESS_RLE, DUMP_DH_RAW, DUMP_LEVEL_ALL_RAM, DUMP_LEVEL_KERN, openLkcdFile,
+  DUMP_COMPRESS_GZIP, DUMP_COMPRESS_NONE, DUMP_COMPRESS_RLE, DUMP_DH_COMPRESSED, DUMP_DH_RAW, DUMP_LEVEL_ALL_RAM, DUMP_LEVEL_KERN, openLkcdFile,
 } from '../../src/dump/index.js';
+import { PAGEZIP_DEFLATE_ENGINE } from '../../src/dump/codecs/gzip.js';
 import { hashOf } from '../helpers/ramdiff.js';
 import { findTool, LIBKDUMPFILE, needs, PYTHON, runTool } from '../helpers/tools.js';
 import { dumpDirOf, ensureBuilt, ok, run, runPipeline, type SavedScenario, type Scenario } from '../helpers/lkcd.js';
@@ -53,9 +60,12 @@ function readWithLibkdumpfile(file: string, pfns: bigint[]): LkView {
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lkcd-saved-interop-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-interface Case { name: string; scenario: Scenario }
+/** env: set in this process while the pipeline runs (stage 1 runs in-process). */
+interface Case { name: string; scenario: Scenario; env?: Record<string, string> }
+const GZIP_16M: Scenario = { mem: 16n * MiB, profile: 'idle', seed: 51, level: DUMP_LEVEL_ALL_RAM, compress: DUMP_COMPRESS_GZIP };
 const CASES: Case[] = [
-  { name: 'GZIP, 16M idle, ALL_RAM', scenario: { mem: 16n * MiB, profile: 'idle', seed: 51, level: DUMP_LEVEL_ALL_RAM, compress: DUMP_COMPRESS_GZIP } },
+  { name: 'GZIP, 16M idle, ALL_RAM', scenario: GZIP_16M },
+  { name: 'GZIP deflated by zlib, 16M idle, ALL_RAM', scenario: GZIP_16M, env: { LKCD_DEFLATE: 'zlib' } },
   { name: 'NONE, 32M fileserver, KERN', scenario: { mem: 32n * MiB, profile: 'fileserver', seed: 52, level: DUMP_LEVEL_KERN, compress: DUMP_COMPRESS_NONE } },
   { name: 'RLE, 32M database, KERN', scenario: { mem: 32n * MiB, profile: 'database', seed: 53, level: DUMP_LEVEL_KERN, compress: DUMP_COMPRESS_RLE } },
 ];
@@ -66,7 +76,14 @@ const saved = new Map<string, Saved>();
 beforeAll(() => {
   ensureBuilt();
   for (const c of CASES) {
-    const r = runPipeline(path.join(tmp, c.name.replace(/\W+/g, '-')), c.scenario, `interop panic: ${c.name}`);
+    const before = { ...process.env };
+    Object.assign(process.env, c.env ?? {});
+    let r: SavedScenario;
+    try {
+      r = runPipeline(path.join(tmp, c.name.replace(/\W+/g, '-')), c.scenario, `interop panic: ${c.name}`);
+    } finally {
+      for (const k of Object.keys(c.env ?? {})) if (before[k] === undefined) delete process.env[k]; else process.env[k] = before[k];
+    }
     const file = path.join(dumpDirOf(r.dir), String(r.n), `dump.${r.n}`);
     const dump = openLkcdFile(file);
     const pfns = [...dump.pages()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
@@ -95,11 +112,52 @@ describe('libkdumpfile reads dump.N as saved by lkcd save', () => {
       expect(readWithLibkdumpfile(s.file, [absent]).pages[String(absent)]).toMatch(/^ERR NoDataException/);
     });
 
+  lk.it('deflated by libdeflate and by zlib (LKCD_DEFLATE=zlib): zlib streams in the second, the same bytes through libkdumpfile in every page RAM had the same', () => {
+    const [ld, zl] = [saved.get(CASES[0].name)!, saved.get(CASES[1].name)!];
+    expect(zl.pfns).toEqual(ld.pfns);
+    // struct dump_page: u64 dp_address, u32 dp_size, u32 dp_flags, then dp_size bytes.
+    const streams = (s: Saved): Map<bigint, Buffer> => {
+      const dump = openLkcdFile(s.file);
+      const fd = fs.openSync(s.file, 'r');
+      try {
+        const out = new Map<bigint, Buffer>();
+        for (const pfn of s.pfns) {
+          const rec = dump.record(pfn)!;
+          if (rec.flags !== DUMP_DH_COMPRESSED) continue;
+          const b = Buffer.alloc(rec.size);
+          expect(fs.readSync(fd, b, 0, rec.size, Number(rec.offset) + 16)).toBe(rec.size);
+          out.set(pfn, b);
+        }
+        return out;
+      } finally {
+        fs.closeSync(fd);
+        dump.close();
+      }
+    };
+    // What zlib's deflate() gives at the dump's level (1) for the page the stream holds.
+    const isZlibs = (stream: Buffer): boolean => zlib.deflateSync(zlib.inflateSync(stream), { level: 1 }).equals(stream);
+    const zs = streams(zl);
+    const ls = streams(ld);
+    expect(zs.size).toBeGreaterThan(1000);
+    expect([...zs].filter(([, b]) => !isZlibs(b)).map(([pfn]) => pfn.toString(16)).slice(0, 5)).toEqual([]);
+    const notZlib = [...ls.values()].filter((b) => !isZlibs(b)).length;
+    // Built without libdeflate-dev (or without the addon), both dumps are zlib's: then they are the same streams.
+    if (PAGEZIP_DEFLATE_ENGINE === 'libdeflate') expect(notZlib, 'libdeflate wrote streams zlib would not').toBeGreaterThan(ls.size / 2);
+    else expect(notZlib).toBe(0);
+    const a = readWithLibkdumpfile(ld.file, ld.pfns);
+    const b = readWithLibkdumpfile(zl.file, zl.pfns);
+    // The machines differ only where their panic messages went (the log): RAM before the panic says which pages.
+    const ramDiffers = ld.pfns.filter((pfn) => !hashOf(ld.r.truth.snap.hashes, pfn).equals(hashOf(zl.r.truth.snap.hashes, pfn)));
+    expect(ramDiffers.length).toBeLessThan(8);
+    const readDiffers = ld.pfns.filter((pfn) => a.pages[String(pfn)] !== b.pages[String(pfn)] || a.pages[String(pfn)].startsWith('ERR'));
+    expect(readDiffers.map((p) => p.toString(16))).toEqual(ramDiffers.map((p) => p.toString(16)));
+  });
+
   // known-deviations.txt: libkdumpfile 0.5.1 expands the RLE escape `00 N V` to
   // N copies where the kernel and crash write and read N + 1: its compressed
   // RLE pages come out wrong, its raw pages right. If that changes, this fails.
   lk.it('RLE: raw pages equal RAM before the panic; compressed pages differ (N vs N+1 copies)', () => {
-    const s = saved.get(CASES[2].name)!;
+    const s = saved.get(CASES.find((c) => c.scenario.compress === DUMP_COMPRESS_RLE)!.name)!;
     const lk = readWithLibkdumpfile(s.file, s.pfns);
     expect(lk.format).toBe('lkcd');
     expect(lk.release).toBe(s.r.release);

@@ -5,19 +5,21 @@
  * (LKCD_FAULT_STAGE1_WORKER, read by the worker only); `machine panic`
  * must end in bounded time, say it went on on one thread, and leave RAM
  * (the dump saved in place, the kexec boot) byte-identical to a panic with
- * a healthy worker on a copy of the same machine.
+ * a healthy worker on a copy of the same machine. The worker compresses
+ * RLE and NONE dumps (GZIP dumps compress on the addon's native threads,
+ * tested at the end: any number of threads gives the same RAM).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DUMP_COMPRESS_GZIP, DUMP_LEVEL_ALL_RAM, WORKER_WAIT_MS } from '../../src/dump/index.js';
+import { DUMP_COMPRESS_GZIP, DUMP_COMPRESS_RLE, DUMP_LEVEL_ALL_RAM, WORKER_WAIT_MS } from '../../src/dump/index.js';
 import { copyRoot, ensureBuilt, ok, powerOnScenario, run, sha256File, type Scenario } from '../helpers/lkcd.js';
 import { runKilled } from '../helpers/steps.js';
 
 const MiB = 1n << 20n;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lkcd-worker-'));
-const S: Scenario = { mem: 32n * MiB, profile: 'database', seed: 95, level: DUMP_LEVEL_ALL_RAM, compress: DUMP_COMPRESS_GZIP };
+const S: Scenario = { mem: 32n * MiB, profile: 'database', seed: 95, level: DUMP_LEVEL_ALL_RAM, compress: DUMP_COMPRESS_RLE };
 const LOST = 'dump: the second compressor thread stopped answering; stage 1 went on on one thread';
 let base: string;
 let healthy: { ram: string; stdout: string };
@@ -48,5 +50,22 @@ describe.each(['exit', 'stall', 'throw'])('the stage 1 worker %s at its first ba
     expect(sha256File(path.join(dir, 'lib', 'machine', 'ram'))).toBe(healthy.ram);
     // Bounded: one wait of WORKER_WAIT_MS at most, then the work goes on without it.
     expect(r.ms).toBeLessThan(WORKER_WAIT_MS + 60_000);
+  });
+});
+
+describe('a GZIP panic on the native threads', () => {
+  it('leaves RAM byte-identical on one thread (LKCD_SINGLE_THREAD=1) and on every core', () => {
+    const g: Scenario = { ...S, compress: DUMP_COMPRESS_GZIP };
+    const gbase = path.join(tmp, 'gzip-base');
+    powerOnScenario(gbase, g);
+    ok(run('lkcd', gbase, ['config']));
+    const envs: Array<Record<string, string>> = [{}, { LKCD_SINGLE_THREAD: '1' }];
+    const rams = envs.map((env, i) => {
+      const dir = path.join(tmp, `gzip-${i}`);
+      copyRoot(gbase, dir);
+      ok(run('machine', dir, ['panic', 'threads test'], env));
+      return sha256File(path.join(dir, 'lib', 'machine', 'ram'));
+    });
+    expect(rams[1]).toBe(rams[0]);
   });
 });

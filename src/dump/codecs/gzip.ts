@@ -16,6 +16,7 @@
  * bytes.
  */
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import * as zlib from 'node:zlib';
 import { CorruptDumpError, InternalError, UsageError } from '../../codec/errors.js';
 
@@ -65,11 +66,58 @@ interface AddonInflater {
   close(): void;
 }
 
+interface AddonBatchDeflater {
+  start(src: Uint8Array, count: number, dst: Uint8Array, sizes: Int32Array, crcs?: Uint32Array): void;
+  wait(): void;
+  close(): void;
+}
+
+interface AddonBatchInflater {
+  start(src: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, dst: Uint8Array, results: Int32Array): void;
+  wait(): void;
+  close(): void;
+}
+
 /** What src/native/pagezip/pagezip.c exports. */
 interface PagezipAddon {
-  readonly Deflater: new (level: number) => AddonDeflater;
+  /** zlibOnly: deflate with zlib even when libdeflate is built in. */
+  readonly Deflater: new (level: number, zlibOnly?: boolean) => AddonDeflater;
   readonly Inflater: new () => AddonInflater;
+  readonly BatchDeflater: new (level: number, threads: number, pageSize: number, zlibOnly?: boolean) => AddonBatchDeflater;
+  readonly BatchInflater: new (threads: number, pageSize: number) => AddonBatchInflater;
+  readonly crc32: (buf: Uint8Array, crc?: number) => number;
+  readonly crc32Split: (buf: Uint8Array, split: number, out: Uint32Array) => void;
   readonly zlibVersion: string;
+  /** What deflates: "libdeflate" when the addon was built with it, else "zlib". */
+  readonly engine: 'libdeflate' | 'zlib';
+}
+
+/**
+ * Pages compressed on native threads, many per call, while JavaScript goes
+ * on (stage 1's batches): start() returns at once, wait() joins. sizes[i]
+ * is the zlib stream's length, 0 for "not strictly smaller" (store the page
+ * raw); crcs[i], when asked for, the CRC32 of the bytes stored for the page
+ * (the stream, or the page when raw). The buffers belong to the batch until
+ * wait() returns.
+ */
+export interface BatchDeflaterHandle {
+  /** "libdeflate" or "zlib": the compressor behind the addon. */
+  readonly engine: string;
+  start(src: Uint8Array, count: number, dst: Uint8Array, sizes: Int32Array, crcs?: Uint32Array): void;
+  wait(): void;
+  close(): void;
+}
+
+/**
+ * zlib streams inflated on native threads, many per call: start() returns
+ * at once, wait() joins. results[i] is the bytes stream i gave (the caller
+ * checks it is a whole page), or -1 when the stream was refused: inflate
+ * that one alone with a PageInflater for zlib's own reason.
+ */
+export interface BatchInflaterHandle {
+  start(src: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, count: number, dst: Uint8Array, results: Int32Array): void;
+  wait(): void;
+  close(): void;
 }
 
 function loadAddon(): { addon: PagezipAddon | null; error: Error | null } {
@@ -90,6 +138,89 @@ export const GZIP_ENGINE: GzipEngine = loaded.addon ? 'lkcd-pagezip' : 'node:zli
 export const GZIP_ENGINE_LOAD_ERROR: Error | null = loaded.error;
 /** The version of the zlib doing the work (the same library for both engines). */
 export const GZIP_ZLIB_VERSION: string = loaded.addon?.zlibVersion ?? process.versions.zlib ?? 'unknown';
+
+/** What deflates inside the addon ("libdeflate" or "zlib"), or null when it did not load. */
+export const PAGEZIP_DEFLATE_ENGINE: string | null = loaded.addon?.engine ?? null;
+
+/**
+ * LKCD_DEFLATE=zlib: the addon deflates with zlib even when it was built with
+ * libdeflate, as a build without libdeflate-dev does. The streams differ, the
+ * pages they hold do not; a test proves that through libkdumpfile.
+ */
+function addonZlibOnly(): boolean {
+  return process.env.LKCD_DEFLATE === 'zlib';
+}
+
+/**
+ * A native batch deflater at `level` on `threads` threads, or null when the
+ * addon did not load (the caller then compresses in JavaScript).
+ */
+export function pagezipBatchDeflater(level: number, threads: number, pageSize: number): BatchDeflaterHandle | null {
+  checkGzipLevel(level);
+  if (!loaded.addon) return null;
+  const zlibOnly = addonZlibOnly();
+  let b: AddonBatchDeflater | null = new loaded.addon.BatchDeflater(level, threads, pageSize, zlibOnly);
+  const live = (): AddonBatchDeflater => {
+    if (!b) throw new InternalError('gzip batch deflater used after close()');
+    return b;
+  };
+  return {
+    engine: zlibOnly ? 'zlib' : loaded.addon.engine,
+    start: (src, count, dst, sizes, crcs) => live().start(src, count, dst, sizes, crcs),
+    wait() {
+      try {
+        live().wait();
+      } catch (err) {
+        throw new InternalError(`gzip batch deflate: ${err instanceof Error ? err.message : String(err)}`, {}, { cause: err });
+      }
+    },
+    close() {
+      b?.close();
+      b = null;
+    },
+  };
+}
+
+/** Threads for the native batches: every core this process may use, at most 16 (LKCD_SINGLE_THREAD=1: one). */
+export function nativeThreads(): number {
+  if (process.env.LKCD_SINGLE_THREAD === '1') return 1;
+  return Math.max(1, Math.min(16, os.availableParallelism()));
+}
+
+/** A native batch inflater on `threads` threads, or null when the addon did not load. */
+export function pagezipBatchInflater(threads: number, pageSize: number): BatchInflaterHandle | null {
+  if (!loaded.addon) return null;
+  let b: AddonBatchInflater | null = new loaded.addon.BatchInflater(threads, pageSize);
+  const live = (): AddonBatchInflater => {
+    if (!b) throw new InternalError('gzip batch inflater used after close()');
+    return b;
+  };
+  return {
+    start: (src, offsets, lengths, count, dst, results) => live().start(src, offsets, lengths, count, dst, results),
+    wait: () => live().wait(),
+    close() {
+      b?.close();
+      b = null;
+    },
+  };
+}
+
+/** CRC32 of `buf` (zlib's), continuing from `crc`: the addon's when it loaded, else node:zlib's. */
+export const pageCrc32: (buf: Uint8Array, crc?: number) => number = loaded.addon
+  ? loaded.addon.crc32
+  : (buf, crc = 0) => zlib.crc32(buf, crc) >>> 0;
+
+/**
+ * CRC32s of a page record held contiguously (its header, then its data,
+ * from `split` on): out[0] of the data alone, out[1] of the whole record.
+ * One native call when the addon loaded.
+ */
+export const recordCrc32s: (rec: Uint8Array, split: number, out: Uint32Array) => void = loaded.addon
+  ? loaded.addon.crc32Split
+  : (rec, split, out) => {
+    out[0] = zlib.crc32(rec.subarray(split)) >>> 0;
+    out[1] = zlib.crc32(rec) >>> 0;
+  };
 
 /** The engines this process can use. */
 export function gzipEngines(): GzipEngine[] {
@@ -171,7 +302,7 @@ function nodeInflate(src: Uint8Array, dst: Uint8Array): number {
 export function openPageDeflater(level: number, engine: GzipEngine = GZIP_ENGINE): PageDeflater {
   checkGzipLevel(level);
   if (engine === 'lkcd-pagezip') {
-    let z: AddonDeflater | null = new (requireAddon().Deflater)(level);
+    let z: AddonDeflater | null = new (requireAddon().Deflater)(level, addonZlibOnly());
     const live = (): AddonDeflater => {
       if (!z) throw new InternalError('gzip deflater used after close()');
       return z;

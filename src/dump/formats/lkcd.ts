@@ -18,15 +18,15 @@
  * is sized from a header value before that value is checked against the
  * source and the page size.
  */
-import zlib from 'node:zlib';
 import {
   CorruptDumpError, DumpError, FaultError, InternalError, TruncatedError, hex, u32, u64, viewOf, vmcoredd_header, type Where,
 } from '../../codec/index.js';
 import { PAGE_SHIFT, PAGE_SIZE } from '../../machine/index.js';
 import {
-  DUMP_COMPRESS_NAMES, DUMP_COMPRESS_RLE, isDumpCompress, makePageCodec, rleDecodedLength, type DumpCompress, type PageCodec,
-  type RleConvention,
+  DUMP_COMPRESS_GZIP, DUMP_COMPRESS_NAMES, DUMP_COMPRESS_RLE, isDumpCompress, makePageCodec, nativeThreads, pageCrc32, rleDecodedLength,
+  type DumpCompress, type PageCodec, type RleConvention,
 } from '../codecs/index.js';
+import { BatchPageVerifier } from './page_verifier.js';
 import {
   DUMP_ASM_MAGIC_NUMBER, DUMP_DH_COMPRESSED, DUMP_DH_END, DUMP_DH_TRUNCATED, DUMP_MAGIC_LIVE, DUMP_MAGIC_NUMBER, DUMP_MAX_NUM_CPUS,
 } from '../lkcd/constants.js';
@@ -37,7 +37,7 @@ import {
 } from '../lkcd/dump_header_asm.js';
 import { dump_page, type DumpPage } from '../lkcd/dump_page.js';
 import {
-  LKCD_CSUM_F_LOCATOR, crc32Of, parseExtensions, readLkcdDeviceDump, readLocator, recordCrc32, type CsumBlock, type LkcdDeviceDump,
+  LKCD_CSUM_F_LOCATOR, crc32Of, parseExtensions, readLkcdDeviceDump, readLocator, type CsumBlock, type LkcdDeviceDump,
   type LkcdExtensions, type LocatorFound,
 } from './lkcd_ext.js';
 import {
@@ -278,7 +278,17 @@ export function readHeaders(file: DumpFile): LkcdHeaders | null {
 
 // ---- the index -------------------------------------------------------------------------
 
-/** PFN -> record, in typed arrays grown by doubling (never sized from a header value). */
+/** Largest dh_memory_size (pages) a PFN -> record array is made for: 2^24 pages (64 GiB of RAM) is 64 MiB of index. */
+const PFN_INDEX_PAGES_LIMIT = 1n << 24n;
+/** The array may exceed the dump file's size by this much (a kernel-pages dump of a big machine is small). */
+const PFN_INDEX_SLACK_BYTES = 16n << 20n;
+
+/**
+ * PFN -> record, in typed arrays grown by doubling (never sized from a
+ * header value). The PFN lookup is an array of 4 bytes per frame when
+ * dh_memory_size is plausible (records beyond it were refused by the walk),
+ * else a map that grows with the records.
+ */
 class RecordTable {
   /** Slots used (removed records keep theirs, with PFN -1). */
   count = 0;
@@ -286,44 +296,63 @@ class RecordTable {
   live = 0;
   private pfn = new Float64Array(1024);
   private offset = new Float64Array(1024);
-  private size = new Uint32Array(1024);
+  private size = new Uint16Array(1024);
   private flags = new Uint8Array(1024);
   private crc = new Uint32Array(1024);
+  /** Record index + 1 by PFN (0: none), or null when the map below is used. */
+  private readonly byFrame: Uint32Array | null;
   private readonly byPfn = new Map<number, number>();
+
+  /**
+   * `memoryPages` is dh_memory_size, trusted for the array only as far as the file's size makes it plausible;
+   * `expectedRecords` (the checksum extension's count) sizes the table at once, as far as the file can hold
+   * that many records (a header and a byte each), instead of growing it by doubling (a copy and garbage).
+   */
+  constructor(memoryPages: bigint, fileSize: bigint, expectedRecords = 0) {
+    const plausible = memoryPages > 0n && memoryPages <= PFN_INDEX_PAGES_LIMIT && memoryPages * 4n <= fileSize + PFN_INDEX_SLACK_BYTES;
+    this.byFrame = plausible ? new Uint32Array(Number(memoryPages)) : null;
+    const room = Math.min(expectedRecords, Number(fileSize / BigInt(dump_page.size + 1)));
+    if (room > this.pfn.length) this.grow(room);
+  }
+
+  private grow(capacity: number): void {
+    const grow = <T extends Float64Array | Uint32Array | Uint16Array | Uint8Array>(a: T): T => {
+      const b = new (a.constructor as new (n: number) => T)(capacity);
+      b.set(a.subarray(0, this.count));
+      return b;
+    };
+    this.pfn = grow(this.pfn);
+    this.offset = grow(this.offset);
+    this.size = grow(this.size);
+    this.flags = grow(this.flags);
+    this.crc = grow(this.crc);
+  }
 
   /** Index of the record holding `pfn`, or -1. */
   find(pfn: number): number {
+    if (this.byFrame && pfn >= 0 && pfn < this.byFrame.length) return this.byFrame[pfn] - 1;
     return this.byPfn.get(pfn) ?? -1;
   }
 
   add(pfn: number, offset: bigint, size: number, flags: number, crc: number): void {
-    if (this.count === this.pfn.length) {
-      const grow = <T extends Float64Array | Uint32Array | Uint8Array>(a: T): T => {
-        const b = new (a.constructor as new (n: number) => T)(a.length * 2);
-        b.set(a);
-        return b;
-      };
-      this.pfn = grow(this.pfn);
-      this.offset = grow(this.offset);
-      this.size = grow(this.size);
-      this.flags = grow(this.flags);
-      this.crc = grow(this.crc);
-    }
+    if (this.count === this.pfn.length) this.grow(this.pfn.length * 2);
     const i = this.count++;
     this.pfn[i] = pfn;
     this.offset[i] = Number(offset);
     this.size[i] = size;
     this.flags[i] = flags;
     this.crc[i] = crc;
-    this.byPfn.set(pfn, i);
+    if (this.byFrame && pfn < this.byFrame.length) this.byFrame[pfn] = i + 1;
+    else this.byPfn.set(pfn, i);
     this.live++;
   }
 
   /** Takes `pfn`'s record out (a page found damaged after the walk). */
   remove(pfn: number): void {
-    const i = this.byPfn.get(pfn);
-    if (i === undefined) return;
-    this.byPfn.delete(pfn);
+    const i = this.find(pfn);
+    if (i < 0) return;
+    if (this.byFrame && pfn < this.byFrame.length) this.byFrame[pfn] = 0;
+    else this.byPfn.delete(pfn);
     this.pfn[i] = -1;
     this.live--;
   }
@@ -351,7 +380,7 @@ function csumExpectations(csum: CsumBlock): RecordExpectations {
     count: r.count,
     source: 'the checksum extension',
     expect: (i) => ({ pfn: r.pfn[i], size: r.size[i], flags: r.flags[i] }),
-    check: (i, header, data) => recordCrc32(header, data) === r.crc[i],
+    check: (i, _dataCrc32, recordCrc32) => recordCrc32 === r.crc[i],
   };
 }
 
@@ -678,30 +707,52 @@ export class LkcdDump implements ProbedDump {
     const { file } = this;
     const outcome: WalkOutcome = { end: null, broken: null, stoppedAt: start, records: 0, cutShort: false };
     const r: WalkResult = {
-      table: new RecordTable(), problems: [], damaged: new Map(), seen: 0, compressed: 0, raw: 0, end: null, broken: outcome.broken,
+      table: new RecordTable(this.h.header.dh_memory_size, file.size, expected?.count ?? 0), problems: [], damaged: new Map(), seen: 0,
+      compressed: 0, raw: 0, end: null, broken: outcome.broken,
       cutShort: false, stoppedAt: start, rle: this.h.compress === DUMP_COMPRESS_RLE ? new RleTally() : null,
     };
     const wantCrc = this.opts.pageCrc32 === true;
     const inspect = this.opts.inspect;
     const pageSize = this.h.pageSize;
-    for (const rec of walkLkcdRecords(file, this.limits(), { start, endRecord: true, expected, outcome, onProgress: this.opts.onProgress })) {
-      r.seen++;
-      let problem = rec.problem;
-      if (!problem) {
-        if (rec.dp.dp_flags === DUMP_DH_COMPRESSED) {
-          r.compressed++;
-          // Which RLE convention fits is decided for the whole dump once every page has been seen.
-          r.rle?.add(rec.pfn, rec.offset, rec.data, pageSize);
-        } else r.raw++;
-        if (inspect) problem = inspect(rec.pfn, rec.dp, rec.data, rec.offset);
+    const bad = (pfn: bigint, offset: bigint, problem: DumpError): void => {
+      r.problems.push({ pfn, offset, error: problem });
+      // A damaged page reads as not present; the first problem names it.
+      if (!r.damaged.has(pfn) && r.table.find(Number(pfn)) < 0) r.damaged.set(pfn, problem);
+    };
+    // Verifying every page of a GZIP dump: decompressed in batches on native threads, in walk order.
+    const verifier = inspect && (inspect as Inspector).batchable && this.h.compress === DUMP_COMPRESS_GZIP
+      ? BatchPageVerifier.open(nativeThreads(), this.h.pageSize, inspect, (p, problem) => {
+        if (problem) bad(p.pfn, p.offset, problem);
+        else r.table.add(Number(p.pfn), p.offset, p.dp.dp_size, p.dp.dp_flags, p.tag);
+      })
+      : null;
+    try {
+      for (const rec of walkLkcdRecords(file, this.limits(), { start, endRecord: true, expected, outcome, onProgress: this.opts.onProgress })) {
+        r.seen++;
+        let problem = rec.problem;
+        if (!problem) {
+          if (rec.dp.dp_flags === DUMP_DH_COMPRESSED) {
+            r.compressed++;
+            // Which RLE convention fits is decided for the whole dump once every page has been seen.
+            r.rle?.add(rec.pfn, rec.offset, rec.data, pageSize);
+          } else r.raw++;
+          if (verifier) {
+            verifier.add({ pfn: rec.pfn, offset: rec.offset, dp: rec.dp, tag: wantCrc ? rec.dataCrc32 ?? pageCrc32(rec.data) : 0 }, rec.data);
+            continue;
+          }
+          if (inspect) problem = inspect(rec.pfn, rec.dp, rec.data, rec.offset);
+        }
+        if (problem) {
+          // Every verdict before this record first, so problems and table keep the walk's order.
+          verifier?.drain();
+          bad(rec.pfn, rec.offset, problem);
+          continue;
+        }
+        r.table.add(Number(rec.pfn), rec.offset, rec.dp.dp_size, rec.dp.dp_flags, wantCrc ? rec.dataCrc32 ?? pageCrc32(rec.data) : 0);
       }
-      if (problem) {
-        r.problems.push({ pfn: rec.pfn, offset: rec.offset, error: problem });
-        // A damaged page reads as not present; the first problem names it.
-        if (!r.damaged.has(rec.pfn) && r.table.find(Number(rec.pfn)) < 0) r.damaged.set(rec.pfn, problem);
-        continue;
-      }
-      r.table.add(Number(rec.pfn), rec.offset, rec.dp.dp_size, rec.dp.dp_flags, wantCrc ? crc32Data(rec.data) : 0);
+      verifier?.drain();
+    } finally {
+      verifier?.close();
     }
     r.broken = outcome.broken;
     r.cutShort = outcome.cutShort;
@@ -956,8 +1007,11 @@ export class LkcdDump implements ProbedDump {
   }
 }
 
+/** The inspect hook verifyPages installs: it may run in batches (BatchPageVerifier), its verdict per page the same. */
+type Inspector = NonNullable<LkcdOpenOptions['inspect']> & { codec?: PageCodec; batchable?: boolean };
+
 /** An inspect hook that decodes every page (verifyPages), with its own codec. */
-function decodeInspector(file: DumpSource, compress: DumpCompress): NonNullable<LkcdOpenOptions['inspect']> & { codec: PageCodec } {
+function decodeInspector(file: DumpSource, compress: DumpCompress): Inspector {
   const codec = makePageCodec(compress);
   const out = new Uint8Array(PAGE_SIZE);
   const fn = (pfn: bigint, dp: DumpPage, data: Uint8Array, offset: bigint): DumpError | null => {
@@ -972,11 +1026,7 @@ function decodeInspector(file: DumpSource, compress: DumpCompress): NonNullable<
       return err;
     }
   };
-  return Object.assign(fn, { codec });
-}
-
-function crc32Data(data: Uint8Array): number {
-  return zlib.crc32(data) >>> 0;
+  return Object.assign(fn, { codec, batchable: true });
 }
 
 function pageProblemOf(src: DumpSource, offset: bigint, dp: DumpPage, lim: RecordLimits): DumpError | null {

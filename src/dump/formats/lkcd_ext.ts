@@ -179,13 +179,15 @@ export const LKCD_EXT_LOCATOR_OFFSET = Math.ceil((dump_header.size + dump_header
 export const LKCD_CSUM_MAX_PFN = 0xffff_ffff;
 
 const MAGIC_LEN = 8;
+/** Checksum records read at once (1 MiB of them). */
+const CSUM_PIECE_ENTRIES = 87381;
 const TAIL_FILL = 0x6d;
 const latin1 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 const magicBytes = (m: string): Uint8Array => Buffer.from(m, 'latin1');
 
 // ---- the checksums, built by the writer and read back ----------------------------------------
 
-/** The page records' checksums, in typed arrays grown by doubling (never sized from a value read). */
+/** The page records' checksums, in typed arrays grown by doubling or reserved up to a bound the caller checked (never sized from a value read alone). */
 export class CsumRecords {
   count = 0;
   pfn = new Uint32Array(1024);
@@ -194,22 +196,33 @@ export class CsumRecords {
   crc = new Uint32Array(1024);
 
   add(pfn: number, size: number, flags: number, crc: number): void {
-    if (this.count === this.pfn.length) {
-      const grow = <T extends Uint32Array | Uint16Array>(a: T): T => {
-        const b = new (a.constructor as new (n: number) => T)(a.length * 2);
-        b.set(a);
-        return b;
-      };
-      this.pfn = grow(this.pfn);
-      this.size = grow(this.size);
-      this.flags = grow(this.flags);
-      this.crc = grow(this.crc);
-    }
+    if (this.count === this.pfn.length) this.grow(this.pfn.length * 2);
     const i = this.count++;
     this.pfn[i] = pfn;
     this.size[i] = size;
     this.flags[i] = flags;
     this.crc[i] = crc;
+  }
+
+  /**
+   * Room for `records` in all, at once: a writer that knows a bound (the
+   * caller bounds it by what RAM can hold) saves the copies and garbage of
+   * growing by doubling.
+   */
+  reserve(records: number): void {
+    if (records > this.pfn.length) this.grow(records);
+  }
+
+  private grow(capacity: number): void {
+    const grow = <T extends Uint32Array | Uint16Array>(a: T): T => {
+      const b = new (a.constructor as new (n: number) => T)(capacity);
+      b.set(a.subarray(0, this.count));
+      return b;
+    };
+    this.pfn = grow(this.pfn);
+    this.size = grow(this.size);
+    this.flags = grow(this.flags);
+    this.crc = grow(this.crc);
   }
 }
 
@@ -244,37 +257,53 @@ function block(magic: string, count: number, body: Uint8Array): Uint8Array {
 
 const REASON_CODE = new Map<DumpRangeReasonName, number>(DUMP_RANGE_NAMES.map((n, i) => [n, i]));
 
-/** Encodes the whole area: ranges (when any), checksums, the terminator. */
+/**
+ * Encodes the whole area: ranges (when any), checksums, the terminator, in
+ * one buffer written in place (12 bytes a page record: no copies of it).
+ */
 export function encodeExtensionArea(c: ExtensionContent): Uint8Array {
-  const blocks: Uint8Array[] = [];
-  if (c.ranges.length > 0) {
-    const body = new Uint8Array(c.ranges.length * lkcd_range.size);
-    const view = viewOf(body);
-    c.ranges.forEach((r, i) => {
-      lkcd_range.encode({ start_pfn: r.start, end_pfn: r.end, reason: REASON_CODE.get(r.reason) ?? 0, _pad: 0 }, view, i * lkcd_range.size);
-    });
-    blocks.push(block(LKCD_RANGES_MAGIC, c.ranges.length, body));
-  }
+  const H = lkcd_ext_header.size;
   const recs = c.csum.records;
-  const body = new Uint8Array(lkcd_csum_head.size + recs.count * lkcd_csum_record.size);
-  const view = viewOf(body);
+  const rangesLen = c.ranges.length > 0 ? H + c.ranges.length * lkcd_range.size : 0;
+  const csumLen = H + lkcd_csum_head.size + recs.count * lkcd_csum_record.size;
+  // The device dumps (small beside the checksums) are encoded as a block of their own, then placed.
+  const dd = c.devdumps && c.devdumps.length > 0 ? block(LKCD_VMCOREDD_MAGIC, c.devdumps.length, encodeVmcoreddBody(c.devdumps)) : null;
+  const ddLen = dd?.length ?? 0;
+  const out = new Uint8Array(rangesLen + csumLen + ddLen + H);
+  const view = viewOf(out);
+  /** The header of the block whose body is out[at + H, end), written after its body. */
+  const header = (magic: string, count: number, at: number, end: number): void => {
+    lkcd_ext_header.encode({ magic: magicBytes(magic), count, crc32: zlib.crc32(out.subarray(at + H, end)) >>> 0 }, view, at);
+  };
+  let blocks = 0;
+  if (rangesLen > 0) {
+    c.ranges.forEach((r, i) => {
+      lkcd_range.encode({ start_pfn: r.start, end_pfn: r.end, reason: REASON_CODE.get(r.reason) ?? 0, _pad: 0 }, view, H + i * lkcd_range.size);
+    });
+    header(LKCD_RANGES_MAGIC, c.ranges.length, 0, rangesLen);
+    blocks++;
+  }
+  const body = rangesLen + H;
   lkcd_csum_head.encode({
     data_offset: c.csum.data_offset, header_len: c.csum.header_len, header_crc32: c.csum.header_crc32,
     end_crc32: c.csum.end_crc32, flags: c.csum.flags,
-  }, view, 0);
+  }, view, body);
   const o = lkcd_csum_record.offsetOf;
-  for (let i = 0, at = lkcd_csum_head.size; i < recs.count; i++, at += lkcd_csum_record.size) {
+  for (let i = 0, at = body + lkcd_csum_head.size; i < recs.count; i++, at += lkcd_csum_record.size) {
     view.setUint32(at + o.pfn, recs.pfn[i], true);
     view.setUint16(at + o.dp_size, recs.size[i], true);
     view.setUint16(at + o.dp_flags, recs.flags[i], true);
     view.setUint32(at + o.crc32, recs.crc[i], true);
   }
-  blocks.push(block(LKCD_CSUM_MAGIC, recs.count, body));
-  if (c.devdumps && c.devdumps.length > 0) blocks.push(block(LKCD_VMCOREDD_MAGIC, c.devdumps.length, encodeVmcoreddBody(c.devdumps)));
-  const before = Buffer.concat(blocks);
-  const end = new Uint8Array(lkcd_ext_header.size);
-  lkcd_ext_header.encode({ magic: magicBytes(LKCD_EXT_END_MAGIC), count: blocks.length, crc32: zlib.crc32(before) >>> 0 }, viewOf(end), 0);
-  return Buffer.concat([before, end]);
+  header(LKCD_CSUM_MAGIC, recs.count, rangesLen, rangesLen + csumLen);
+  blocks++;
+  if (dd) {
+    out.set(dd, rangesLen + csumLen);
+    blocks++;
+  }
+  const endAt = rangesLen + csumLen + ddLen;
+  lkcd_ext_header.encode({ magic: magicBytes(LKCD_EXT_END_MAGIC), count: blocks, crc32: zlib.crc32(out.subarray(0, endAt)) >>> 0 }, view, endAt);
+  return out;
 }
 
 /** Encodes the locator of an area of `area` bytes at dump offset `areaOffset`. */
@@ -407,6 +436,43 @@ export function parseExtensions(src: DumpSource, at: bigint, limit: bigint): Lkc
       problem(pos, new CorruptDumpError(`${magic === LKCD_MISSING_TRAILER_MAGIC ? 'missing-ranges trailer' : `${magic} block`} claims ${h.count} entries (${need} bytes) but ${room} bytes follow it`, where('count')));
       break;
     }
+    if (magic === LKCD_CSUM_MAGIC) {
+      // 12 bytes a page: read in pieces into the records, never whole (nor copied).
+      const bodyAt = pos + BigInt(lkcd_ext_header.size);
+      const head = new Uint8Array(fixed);
+      src.readAt(head, bodyAt);
+      const prev = areaCrc.length ? areaCrc[areaCrc.length - 1] : 0;
+      let crc = zlib.crc32(head) >>> 0;
+      let run = prev < 0 ? -1 : zlib.crc32(head, zlib.crc32(hdr, prev)) >>> 0;
+      const records = new CsumRecords();
+      // h.count entries are there (need <= room above): room for them at once.
+      records.reserve(h.count);
+      const piece = new Uint8Array(Math.min(h.count, CSUM_PIECE_ENTRIES) * entry);
+      const o = lkcd_csum_record.offsetOf;
+      for (let i = 0; i < h.count;) {
+        const n = Math.min(CSUM_PIECE_ENTRIES, h.count - i);
+        const b = piece.subarray(0, n * entry);
+        src.readAt(b, bodyAt + BigInt(fixed + i * entry));
+        crc = zlib.crc32(b, crc) >>> 0;
+        if (run >= 0) run = zlib.crc32(b, run) >>> 0;
+        const v = viewOf(b);
+        for (let k = 0, p = 0; k < n; k++, p += entry) {
+          records.add(v.getUint32(p + o.pfn, true), v.getUint16(p + o.dp_size, true), v.getUint16(p + o.dp_flags, true), v.getUint32(p + o.crc32, true));
+        }
+        i += n;
+      }
+      if (crc !== h.crc32) {
+        problem(pos, new CorruptDumpError(`${magic} block crc32 ${hex(h.crc32)} does not match its entries (${hex(crc)})`, where('crc32')));
+        // Its entries are not used; the blocks after it may still be sound (each has its own CRC32).
+        areaCrc.push(-1);
+      } else {
+        ext.csum = { ...lkcd_csum_head.decode(viewOf(head), 0), records };
+        areaCrc.push(run);
+      }
+      pos = bodyAt + need;
+      blocks++;
+      continue;
+    }
     const body = new Uint8Array(Number(need));
     src.readAt(body, pos + BigInt(lkcd_ext_header.size));
     const crc = zlib.crc32(body) >>> 0;
@@ -419,6 +485,7 @@ export function parseExtensions(src: DumpSource, at: bigint, limit: bigint): Lkc
       blocks++;
       continue;
     }
+    // Device dumps, or ranges (a few entries a dump).
     const view = viewOf(body);
     if (magic === LKCD_VMCOREDD_MAGIC) {
       const parsed = parseVmcoreddBody(src, body, bodyAt, h.count);
@@ -427,40 +494,34 @@ export function parseExtensions(src: DumpSource, at: bigint, limit: bigint): Lkc
         break;
       }
       ext.devdumps = parsed;
-    } else if (magic === LKCD_CSUM_MAGIC) {
-      const head = lkcd_csum_head.decode(view, 0);
-      const records = new CsumRecords();
-      const o = lkcd_csum_record.offsetOf;
-      for (let i = 0, p = fixed; i < h.count; i++, p += entry) {
-        records.add(view.getUint32(p + o.pfn, true), view.getUint16(p + o.dp_size, true), view.getUint16(p + o.dp_flags, true), view.getUint32(p + o.crc32, true));
-      }
-      ext.csum = { ...head, records };
-    } else {
-      const ranges: DumpRange[] = [];
-      let bad = false;
-      for (let i = 0; i < h.count; i++) {
-        const r = magic === LKCD_RANGES_MAGIC
-          ? lkcd_range.decode(view, i * entry)
-          : { ...lkcd_missing_range.decode(view, i * entry), reason: 0 };
-        if (r.start_pfn >= r.end_pfn) {
-          const s = magic === LKCD_RANGES_MAGIC ? 'lkcd_range' : 'lkcd_missing_range';
-          problem(bodyAt + BigInt(i * entry), new CorruptDumpError(`missing range ${i} [${hex(r.start_pfn)}, ${hex(r.end_pfn)}) is empty or reversed`, {
-            file: src.path, struct: s, field: 'end_pfn', offset: placeOf(src, bodyAt + BigInt(i * entry + lkcd_missing_range.offsetOf.end_pfn)),
-          }));
-          bad = true;
-          break;
-        }
-        ranges.push({ start: r.start_pfn, end: r.end_pfn, reason: dumpRangeName(r.reason) });
-      }
-      if (bad) break;
-      // Reasons win over the old trailer when a dump carries both.
-      if (magic === LKCD_RANGES_MAGIC || ext.ranges.length === 0) ext.ranges = ranges;
+      const prev = areaCrc.length ? areaCrc[areaCrc.length - 1] : 0;
+      areaCrc.push(prev < 0 ? -1 : zlib.crc32(body, zlib.crc32(hdr, prev)) >>> 0);
+      blocks++;
+      pos = bodyAt + need;
+      continue;
     }
-    const blockBytes = new Uint8Array(lkcd_ext_header.size + body.length);
-    blockBytes.set(hdr);
-    blockBytes.set(body, lkcd_ext_header.size);
+    const ranges: DumpRange[] = [];
+    let bad = false;
+    for (let i = 0; i < h.count; i++) {
+      const r = magic === LKCD_RANGES_MAGIC
+        ? lkcd_range.decode(view, i * entry)
+        : { ...lkcd_missing_range.decode(view, i * entry), reason: 0 };
+      if (r.start_pfn >= r.end_pfn) {
+        const s = magic === LKCD_RANGES_MAGIC ? 'lkcd_range' : 'lkcd_missing_range';
+        problem(bodyAt + BigInt(i * entry), new CorruptDumpError(`missing range ${i} [${hex(r.start_pfn)}, ${hex(r.end_pfn)}) is empty or reversed`, {
+          file: src.path, struct: s, field: 'end_pfn', offset: placeOf(src, bodyAt + BigInt(i * entry + lkcd_missing_range.offsetOf.end_pfn)),
+        }));
+        bad = true;
+        break;
+      }
+      ranges.push({ start: r.start_pfn, end: r.end_pfn, reason: dumpRangeName(r.reason) });
+    }
+    if (bad) break;
+    // Reasons win over the old trailer when a dump carries both.
+    if (magic === LKCD_RANGES_MAGIC || ext.ranges.length === 0) ext.ranges = ranges;
+    // The area's running CRC32 over this block, its header then its body (no copy of the two together).
     const prev = areaCrc.length ? areaCrc[areaCrc.length - 1] : 0;
-    areaCrc.push(prev < 0 ? -1 : zlib.crc32(blockBytes, prev) >>> 0);
+    areaCrc.push(prev < 0 ? -1 : zlib.crc32(body, zlib.crc32(hdr, prev)) >>> 0);
     blocks++;
     pos = bodyAt + need;
   }

@@ -15,7 +15,7 @@
  */
 import { CorruptDumpError, DumpError, TruncatedError, hex, viewOf, type Where } from '../../codec/index.js';
 import { PAGE_SHIFT } from '../../machine/index.js';
-import { DUMP_COMPRESS_NONE, type DumpCompress } from '../codecs/index.js';
+import { DUMP_COMPRESS_NONE, recordCrc32s, type DumpCompress } from '../codecs/index.js';
 import { DUMP_DH_COMPRESSED, DUMP_DH_END, DUMP_DH_RAW, DUMP_DH_TRUNCATED } from '../lkcd/constants.js';
 import { dump_page, type DumpPage } from '../lkcd/dump_page.js';
 import { placeOf, type DumpSource } from './types.js';
@@ -134,8 +134,8 @@ export interface RecordExpectations {
   readonly source: string;
   /** The i-th record, or null when nothing trustworthy is known of it. */
   expect(i: number): ExpectedRecord | null;
-  /** Whether the i-th record's bytes are the ones recorded. */
-  check(i: number, header: Uint8Array, data: Uint8Array): boolean;
+  /** Whether the i-th record's bytes are the ones recorded, from the CRC32 of its data and of the whole record. */
+  check(i: number, dataCrc32: number, recordCrc32: number): boolean;
 }
 
 /** One page record. `header` and `data` are valid until the next step. */
@@ -147,6 +147,9 @@ export interface WalkedRecord {
   dp: DumpPage;
   header: Uint8Array;
   data: Uint8Array;
+  /** CRC32 of the data, and of the header and data, when the walk computed them (expectations frame it), else null. */
+  dataCrc32: number | null;
+  recordCrc32: number | null;
   /** The failed check, or null. A record with a problem must not be trusted. */
   problem: DumpError | null;
 }
@@ -187,6 +190,9 @@ export interface WalkOptions {
 /** Window reads for a front-to-back walk: one read per MiB instead of two per record. */
 export class WindowReader {
   private buf = new Uint8Array(1 << 20);
+  /** A view of the whole window, and where in it the last read starts (decode headers without a view each). */
+  view = viewOf(this.buf);
+  at = 0;
   private start = 0n;
   private len = 0;
 
@@ -195,12 +201,16 @@ export class WindowReader {
   /** Up to `n` bytes at `offset` (fewer at the end of the source); valid until the next call. */
   read(offset: bigint, n: number): Uint8Array {
     if (offset >= this.start && offset + BigInt(n) <= this.start + BigInt(this.len)) {
-      const at = Number(offset - this.start);
-      return this.buf.subarray(at, at + n);
+      this.at = Number(offset - this.start);
+      return this.buf.subarray(this.at, this.at + n);
     }
-    if (n > this.buf.length) this.buf = new Uint8Array(n);
+    if (n > this.buf.length) {
+      this.buf = new Uint8Array(n);
+      this.view = viewOf(this.buf);
+    }
     this.len = this.src.readAt(this.buf, offset);
     this.start = offset;
+    this.at = 0;
     return this.buf.subarray(0, Math.min(n, this.len));
   }
 }
@@ -219,6 +229,7 @@ export function* walkLkcdRecords(src: DumpSource, lim: RecordLimits, opts: WalkO
   out.records = 0;
   out.cutShort = false;
   const reader = new WindowReader(src);
+  const crcs = new Uint32Array(2);
   const seen = opts.seen ?? pfnSeen(lim.memoryPages);
   const exp = opts.expected ?? null;
   let offset = opts.start;
@@ -248,7 +259,7 @@ export function* walkLkcdRecords(src: DumpSource, lim: RecordLimits, opts: WalkO
         { file: src.path, offset: placeOf(src, offset), struct: 'dump_page', field: 'dp_address' }), true);
       return;
     }
-    const dp = dump_page.decode(viewOf(header), 0);
+    const dp = dump_page.decode(reader.view, reader.at);
     const known = exp && index < exp.count ? exp.expect(index) : null;
     const endHere = opts.endRecord && (exp && index >= exp.count ? true : known === null && (dp.dp_flags & DUMP_DH_END) !== 0);
     if (endHere) {
@@ -291,7 +302,14 @@ export function* walkLkcdRecords(src: DumpSource, lim: RecordLimits, opts: WalkO
     const rec = reader.read(offset, dump_page.size + size);
     const hdr = rec.subarray(0, dump_page.size);
     const data = rec.subarray(dump_page.size);
-    if (!problem && known && !exp!.check(index, hdr, data)) {
+    let dataCrc32: number | null = null;
+    let recordCrc32: number | null = null;
+    if (exp) {
+      recordCrc32s(rec, dump_page.size, crcs);
+      dataCrc32 = crcs[0];
+      recordCrc32 = crcs[1];
+    }
+    if (!problem && known && !exp!.check(index, dataCrc32!, recordCrc32!)) {
       problem = new CorruptDumpError(`page data of PFN ${hex(pfn)} at offset ${hex(placeOf(src, offset))} does not match its check in ${exp!.source}`,
         recordWhere(src, offset, 'dp_size'));
     }
@@ -301,7 +319,7 @@ export function* walkLkcdRecords(src: DumpSource, lim: RecordLimits, opts: WalkO
       if (prev !== null) problem = duplicateError(src, offset, pfn, prev < 0n ? null : prev);
       else seen.add(p, offset);
     }
-    yield { index, offset, pfn, dp, header: hdr, data, problem };
+    yield { index, offset, pfn, dp, header: hdr, data, dataCrc32, recordCrc32, problem };
     out.records++;
     index++;
     offset = dataEnd;

@@ -4,6 +4,7 @@ import { DUMP_IND_MAP_SZ, DUMP_MAP_SZ, type DumpMemdev } from './dump_config_blo
 import type { DumpSource } from '../formats/types.js';
 
 const PAGE = PAGE_SIZE;
+const ZERO_PAGE = new Uint8Array(PAGE);
 
 /**
  * The memory dump device (LKCD's dump_memdev.c): a logical, append-only
@@ -15,15 +16,21 @@ const PAGE = PAGE_SIZE;
 export class Memdev {
   /** PFNs of the indirect pages, in chain order (small: 17 for 16 GiB). */
   private indirect: bigint[] = [];
-  private curMapPfn = 0n;
+  /** The current map page's frame and handle.nr_data_pages, as numbers. */
+  private curMapFrame = 0;
+  private dataPages = 0;
+  /** Map-entry reads of writePages, reused. */
+  private entries = Buffer.alloc(PAGE);
 
-  constructor(readonly ram: PhysicalRam, readonly handle: DumpMemdev) {}
+  constructor(readonly ram: PhysicalRam, readonly handle: DumpMemdev) {
+    this.dataPages = Number(handle.nr_data_pages);
+  }
 
   /** Opens an existing memdev, following its indirect chain (checked against RAM size). */
   static open(ram: PhysicalRam, handle: DumpMemdev): Memdev {
     const m = new Memdev(ram, handle);
     m.loadIndirect();
-    if (handle.nr_map_pages > 0) m.curMapPfn = m.mapPfn(handle.nr_map_pages - 1);
+    if (handle.nr_map_pages > 0) m.curMapFrame = Number(m.mapPfn(handle.nr_map_pages - 1));
     return m;
   }
 
@@ -112,28 +119,50 @@ export class Memdev {
    * when the current one is full, else the next data page.
    */
   addSpace(pfn: bigint): void {
+    this.addFrame(Number(pfn));
+  }
+
+  /** addSpace of a frame number held as a number (stage 1's loop); returns whether it became a data page. */
+  addFrame(frame: number): boolean {
     if (this.needsMapPage()) {
       if (this.handle.nr_map_pages >= this.handle.nr_maps_max) throw new InternalError('memdev indirect maps exhausted');
       const i = this.handle.nr_map_pages;
-      this.ram.write(pfn * PAGE_SIZE_N, Buffer.alloc(PAGE));
-      this.ram.writeU64(this.indirect[Math.floor(i / DUMP_IND_MAP_SZ)] * PAGE_SIZE_N + BigInt((i % DUMP_IND_MAP_SZ) * 8), pfn);
+      this.ram.writeAt(frame * PAGE, ZERO_PAGE);
+      this.ram.writeU64At(Number(this.indirect[Math.floor(i / DUMP_IND_MAP_SZ)]) * PAGE + (i % DUMP_IND_MAP_SZ) * 8, frame);
       this.handle.nr_map_pages++;
-      this.curMapPfn = pfn;
-      return;
+      this.curMapFrame = frame;
+      return false;
     }
-    const entry = this.handle.nr_data_pages % BigInt(DUMP_MAP_SZ);
-    this.ram.writeU64(this.curMapPfn * PAGE_SIZE_N + entry * 8n, pfn);
+    const entry = this.dataPages % DUMP_MAP_SZ;
+    this.ram.writeU64At(this.curMapFrame * PAGE + entry * 8, frame);
+    this.dataPages++;
     this.handle.nr_data_pages++;
     this.handle.last_offset += PAGE_SIZE_N;
+    return true;
   }
 
-  /** Writes whole pages at a page-aligned logical offset inside the backed space (dump_mem_write). */
+  /**
+   * Writes whole pages at a page-aligned logical offset inside the backed
+   * space (dump_mem_write). The data pages' frames are read from each map
+   * page once per call, not once per page.
+   */
   writePages(offset: bigint, data: Uint8Array): void {
     if (offset % PAGE_SIZE_N !== 0n || data.length % PAGE !== 0) throw new InternalError('memdev writes must be page-aligned');
     if (offset + BigInt(data.length) > this.handle.last_offset) throw new InternalError('memdev write beyond backed space');
-    for (let i = 0; i < data.length; i += PAGE) {
-      const pfn = this.lookup((offset + BigInt(i)) / PAGE_SIZE_N);
-      this.ram.write(pfn * PAGE_SIZE_N, data.subarray(i, i + PAGE));
+    const maxPfn = Number(this.maxPfn());
+    let loc = Number(offset / PAGE_SIZE_N);
+    for (let i = 0; i < data.length;) {
+      const entry = loc % DUMP_MAP_SZ;
+      const n = Math.min(DUMP_MAP_SZ - entry, (data.length - i) / PAGE);
+      const map = this.mapPfn(Math.floor(loc / DUMP_MAP_SZ));
+      const entries = this.entries.subarray(0, n * 8);
+      this.ram.readInto(map * PAGE_SIZE_N + BigInt(entry * 8), entries);
+      for (let k = 0; k < n; k++, i += PAGE, loc++) {
+        const lo = entries.readUInt32LE(k * 8);
+        const hi = entries.readUInt32LE(k * 8 + 4);
+        if (hi !== 0 || lo === 0 || lo >= maxPfn) this.checkPfn((BigInt(hi) << 32n) | BigInt(lo), 'data page');
+        this.ram.writeAt(lo * PAGE, data.subarray(i, i + PAGE));
+      }
     }
     const end = offset + BigInt(data.length);
     if (end > this.handle.last_used_offset) this.handle.last_used_offset = end;
@@ -142,16 +171,43 @@ export class Memdev {
   /** Reads `length` bytes of the logical space (any alignment). */
   read(offset: bigint, length: number): Buffer {
     const out = Buffer.allocUnsafe(length);
+    this.readInto(offset, out);
+    return out;
+  }
+
+  /**
+   * Reads `out.length` bytes of the logical space at `offset` (any
+   * alignment) into `out`: the data pages' frames are read from each map
+   * page once per call, and each frame is checked as lookup() checks it.
+   */
+  readInto(offset: bigint, out: Uint8Array): void {
+    const length = out.length;
+    if (length === 0) return;
+    const startLoc = offset / PAGE_SIZE_N;
+    const endLoc = (offset + BigInt(length) - 1n) / PAGE_SIZE_N;
+    // A page beyond the backed ones: lookup() throws, naming the first.
+    if (endLoc >= this.handle.nr_data_pages) this.lookup(startLoc > this.handle.nr_data_pages ? startLoc : this.handle.nr_data_pages);
+    const maxPfn = Number(this.maxPfn());
+    let loc = Number(startLoc);
+    let within = Number(offset % PAGE_SIZE_N);
     let done = 0;
     while (done < length) {
-      const pos = offset + BigInt(done);
-      const within = Number(pos % PAGE_SIZE_N);
-      const n = Math.min(PAGE - within, length - done);
-      const pfn = this.lookup(pos / PAGE_SIZE_N);
-      this.ram.readInto(pfn * PAGE_SIZE_N + BigInt(within), out.subarray(done, done + n));
-      done += n;
+      const entry = loc % DUMP_MAP_SZ;
+      const pagesLeft = Math.ceil((length - done + within) / PAGE);
+      const n = Math.min(DUMP_MAP_SZ - entry, pagesLeft);
+      const map = this.mapPfn(Math.floor(loc / DUMP_MAP_SZ));
+      const entries = this.entries.subarray(0, n * 8);
+      this.ram.readInto(map * PAGE_SIZE_N + BigInt(entry * 8), entries);
+      for (let k = 0; k < n; k++, loc++) {
+        const lo = entries.readUInt32LE(k * 8);
+        const hi = entries.readUInt32LE(k * 8 + 4);
+        if (hi !== 0 || lo === 0 || lo >= maxPfn) this.checkPfn((BigInt(hi) << 32n) | BigInt(lo), 'data page');
+        const take = Math.min(PAGE - within, length - done);
+        this.ram.readAt(lo * PAGE + within, out.subarray(done, done + take));
+        done += take;
+        within = 0;
+      }
     }
-    return out;
   }
 
   /**
@@ -197,7 +253,7 @@ export function memdevSource(memdev: Memdev, size: bigint, name: string): DumpSo
     readAt(out: Uint8Array, position: bigint): number {
       if (position < 0n || position >= size) return 0;
       const n = size - position < BigInt(out.length) ? Number(size - position) : out.length;
-      out.set(memdev.read(position, n));
+      memdev.readInto(position, out.subarray(0, n));
       return n;
     },
     close(): void { /* RAM stays the caller's */ },

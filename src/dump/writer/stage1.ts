@@ -1,40 +1,44 @@
 import zlib from 'node:zlib';
-import { DumpError, hex, InternalError, viewOf, type ValueOf } from '../../codec/index.js';
+import { DumpError, hex, InternalError, viewOf } from '../../codec/index.js';
 import { PAGE_SIZE, PAGE_SIZE_N, type PhysicalRam } from '../../machine/index.js';
 import {
-  bootRegion, forEachPageType, inRanges, Kernel, MemMap, PAGE_OFFSET, uts_namespace,
-  type BuddyAllocator, type KernelConfig, type PageType, type PanicInfo, type PhysRange,
+  bootRegion, Kernel, MemMap, PAGE_OFFSET, uts_namespace,
+  type BuddyAllocator, type KernelConfig, type PanicInfo, type PhysRange,
 } from '../../kernel/index.js';
-import { makePageCodec, type EncodedPage, type PageCodec } from '../codecs/index.js';
-import { ParallelPageCodec } from './parallel_codec.js';
-import { WORKER_BATCH } from './compress_shared.js';
+import { makePageCodec, type PageCodec } from '../codecs/index.js';
+import { ENCODE_BATCH_PAGES, makeBatchEncoder, storedBuffer, type BatchEncoder, type EncodeSlot } from './batch_encoder.js';
 import {
   DUMP_ASM_MAGIC_NUMBER, DUMP_ASM_VERSION_NUMBER, DUMP_BUFFER_SIZE, DUMP_DH_COMPRESSED, DUMP_DH_END, DUMP_MAGIC_NUMBER,
-  DUMP_MASK_KERN, DUMP_MASK_UNUSED, DUMP_MASK_USED, DUMP_MAX_NUM_CPUS, DUMP_VERSION_NUMBER, DUMP_MAGIC_LIVE,
-  DUMP_RANGE_DROPPED, DUMP_RANGE_NOFIT,
+  DUMP_MAX_NUM_CPUS, DUMP_VERSION_NUMBER, DUMP_MAGIC_LIVE, DUMP_RANGE_DROPPED, DUMP_RANGE_NOFIT,
   type DumpCompress,
 } from '../lkcd/constants.js';
 import { dump_header, type DumpHeader } from '../lkcd/dump_header.js';
 import { dump_header_asm } from '../lkcd/dump_header_asm.js';
-import { dump_page } from '../lkcd/dump_page.js';
 import { readBlock, writeBlock } from '../memdev/block.js';
 import {
-  DUMP_MAP_SZ, DUMP_PASS_KERN, DUMP_PASS_NAMES, DUMP_PASS_UNUSED, DUMP_PASS_USER, DUMP_STATE_ARMED, DUMP_STATE_SAVED,
-  MAX_DUMP_SEGMENTS, MISSING_RANGES_PER_PAGE, RECORD_DESCS_PER_PAGE, dump_missing_page, dump_record_desc, dump_record_table_page,
-  recordCheck,
-  type DumpConfigBlock, type DumpSegment,
+  DUMP_PASS_KERN, DUMP_PASS_NAMES, DUMP_PASS_UNUSED, DUMP_PASS_USER, DUMP_STATE_ARMED, DUMP_STATE_SAVED,
+  MAX_DUMP_SEGMENTS, MISSING_RANGES_PER_PAGE, dump_missing_page, recordCheck,
+  type DumpConfigBlock,
 } from '../memdev/dump_config_block.js';
 import { Memdev } from '../memdev/memdev.js';
-import { PfnBitmap, PfnRanges } from './pfn_set.js';
+import { FrameQueue, PfnBitmap } from './pfn_set.js';
+import { PASS_MASK, PASS_NONE, planStage1, scanPasses, type Stage1Plan } from './stage1_plan.js';
+import { DumpSpace, FRAME_GAIN, RecordSink } from './stage1_sink.js';
 
 /** Bytes of the dump header region at the start of the memdev: dump_header + asm header, page aligned. */
 export const STAGE1_HEADER_LEN = Math.ceil((dump_header.size + dump_header_asm.size) / PAGE_SIZE) * PAGE_SIZE;
-/** Space kept back for the end record, the final padding, and the missing-ranges list. */
-const END_RESERVE = BigInt(5 * PAGE_SIZE);
-/** Pages sampled per pass to estimate how well it compresses (about 1% of a 1 GiB machine). */
-const SAMPLE_PAGES = 2048;
 
 export type Stage1Mode = 'panic' | 'live';
+
+/** Where stage 1 is, for a progress display (called after each batch of pages is stored). */
+export interface Stage1Progress {
+  /** The pass running: kern, user or unused. */
+  pass: (typeof DUMP_PASS_NAMES)[number];
+  /** Pages saved so far, every pass. */
+  pagesSaved: number;
+  /** Pages the selected passes hold. */
+  pagesSelected: number;
+}
 
 export interface Stage1Options {
   mode: Stage1Mode;
@@ -45,6 +49,8 @@ export interface Stage1Options {
   buddy?: BuddyAllocator;
   /** Console lines (the dump driver prints to the console, not to the log it is saving). */
   console?: (line: string) => void;
+  /** Progress, after each batch of pages (cheap: called a few thousand times for 16 GiB). */
+  onProgress?: (p: Stage1Progress) => void;
 }
 
 export interface PassFigures { selected: bigint; saved: bigint; missing: bigint; bytes: bigint; dropped: boolean }
@@ -65,13 +71,10 @@ export interface Stage1Result {
   blockPhys: bigint;
 }
 
-const PASS_OF: Record<PageType, number> = {
-  reserved: DUMP_PASS_KERN, slab: DUMP_PASS_KERN, kernel: DUMP_PASS_KERN,
-  cache: DUMP_PASS_USER, anon: DUMP_PASS_USER, free: DUMP_PASS_UNUSED,
-};
-const PASS_MASK = [DUMP_MASK_KERN, DUMP_MASK_USED, DUMP_MASK_UNUSED];
 /** LKCD runs the passes in reverse: less critical pages free up space for the more critical ones. */
 const STAGE1_ORDER = [DUMP_PASS_UNUSED, DUMP_PASS_USER, DUMP_PASS_KERN];
+/** The order of the pages that stay where they are, and of the last retries: kernel pages first. */
+const FIXED_ORDER = [DUMP_PASS_KERN, DUMP_PASS_USER, DUMP_PASS_UNUSED];
 
 /** Frames the dump driver owns or still needs, which are never saved nor reused. */
 export function dumperFrames(ram: PhysicalRam, block: DumpConfigBlock, blockPhys: bigint, extra: Iterable<bigint>): PfnBitmap {
@@ -83,472 +86,440 @@ export function dumperFrames(ram: PhysicalRam, block: DumpConfigBlock, blockPhys
   return owned;
 }
 
+interface PassCount { selected: number; saved: number; missing: number; bytes: number; dropped: boolean }
+
+/**
+ * Reads pages into batches and compresses each batch on the encoder's
+ * threads while the next is read and the last is stored: the result of
+ * every page goes to `store` in the order the pages were added. Pages of
+ * contiguous frames are read in one call. A batch is read before any later
+ * batch is stored, and none of its frames is free until its own page is
+ * stored, so no page is read after its frame was reused.
+ */
+class BatchPump {
+  private filling: EncodeSlot;
+  private inFlight: EncodeSlot | null = null;
+  private readonly frames: [Uint32Array, Uint32Array] = [new Uint32Array(ENCODE_BATCH_PAGES), new Uint32Array(ENCODE_BATCH_PAGES)];
+  /** The run of contiguous frames added but not read yet: its first frame, its first page in the slot, its length. */
+  private runFrame = 0;
+  private runAt = 0;
+  private runLen = 0;
+
+  constructor(
+    private readonly ram: PhysicalRam,
+    private readonly encoder: BatchEncoder,
+    private readonly store: (frame: number, slot: EncodeSlot, k: number) => void,
+  ) {
+    this.filling = encoder.slots[0];
+    this.filling.count = 0;
+  }
+
+  private framesOf(s: EncodeSlot): Uint32Array {
+    return this.frames[s === this.encoder.slots[0] ? 0 : 1];
+  }
+
+  add(frame: number): void {
+    const s = this.filling;
+    const k = s.count;
+    if (this.runLen > 0 && frame === this.runFrame + this.runLen) {
+      this.runLen++;
+    } else {
+      this.readRun();
+      this.runFrame = frame;
+      this.runAt = k;
+      this.runLen = 1;
+    }
+    this.framesOf(s)[k] = frame;
+    s.count = k + 1;
+    if (s.count === ENCODE_BATCH_PAGES) this.launch();
+  }
+
+  private readRun(): void {
+    if (this.runLen === 0) return;
+    const at = this.runAt * PAGE_SIZE;
+    this.ram.readAt(this.runFrame * PAGE_SIZE, this.filling.input.subarray(at, at + this.runLen * PAGE_SIZE));
+    this.runLen = 0;
+  }
+
+  /** Starts the batch being filled; stores the one that was compressing meanwhile. */
+  private launch(): void {
+    this.readRun();
+    const next = this.filling;
+    if (next.count === 0) return;
+    const done = this.inFlight;
+    if (done) this.encoder.finish(done);
+    this.encoder.start(next);
+    this.inFlight = next;
+    if (done) this.storeAll(done);
+    // The next batch fills the slot that is not compressing.
+    this.filling = next === this.encoder.slots[0] ? this.encoder.slots[1] : this.encoder.slots[0];
+    this.filling.count = 0;
+  }
+
+  private storeAll(s: EncodeSlot): void {
+    const frames = this.framesOf(s);
+    for (let k = 0; k < s.count; k++) this.store(frames[k], s, k);
+  }
+
+  /** Everything added so far is compressed and stored. */
+  drain(): void {
+    this.launch();
+    const last = this.inFlight;
+    if (last) {
+      this.inFlight = null;
+      this.encoder.finish(last);
+      this.storeAll(last);
+    }
+  }
+}
+
 /**
  * Stage 1 of the soft-boot dump (LKCD's dump_overlay_sequencer), run at
- * panic or on Alt+SysRq+d: compresses the selected pages one by one
- * through a fixed buffer into the memdev, taking its space from frames
- * whose content is already saved or not wanted, never from the next
- * kernel's boot region nor from frames the dumper still needs. Plans
- * first from mem_map and sampled compressibility, dropping the least
- * important passes when everything cannot fit, so kernel pages always
- * come first; whatever still does not fit is recorded as missing.
+ * panic or on Alt+SysRq+d: compresses the selected pages into the memdev,
+ * taking its space from frames whose content is already saved or not
+ * wanted, never from the next kernel's boot region nor from frames the
+ * dumper still needs. Plans first from mem_map and sampled
+ * compressibility, dropping the least important passes when everything
+ * cannot fit, so kernel pages always come first; whatever still does not
+ * fit is recorded as missing.
  */
 export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Iterable<bigint>, opts: Stage1Options): Stage1Result {
-  const t0 = performance.now();
-  const ram = kernel.ram;
-  const say = opts.console ?? ((): void => undefined);
-  const block = readBlock(ram, blockPhys);
+  const block = readBlock(kernel.ram, blockPhys);
   if (block.state !== DUMP_STATE_ARMED) {
     throw new DumpError('USAGE', `dump: the dump config block at ${hex(PAGE_OFFSET + blockPhys)} holds a dump awaiting writeout; not overwriting it`);
   }
-  const live = opts.mode === 'live';
-  if (live && !opts.buddy) throw new InternalError('live dump without an allocator');
-  const memmap = new MemMap(kernel);
-  // The dumper's own frames are not part of the dump; frames the reboot still needs (the loaded
-  // kexec image) are saved like any kernel page but never reused.
-  const owned = dumperFrames(ram, block, blockPhys, []);
-  const keep = new PfnBitmap(ram.size / PAGE_SIZE_N);
-  for (const pfn of neededFrames) keep.add(pfn);
-  const boot: PhysRange[] = bootRegion(ram.size, opts.nextKernel);
-  const inBoot = (pfn: bigint): boolean => inRanges(pfn * PAGE_SIZE_N, boot);
-  const codec = makePageCodec(block.compress as DumpCompress);
-  const memdev = Memdev.open(ram, block.memdev);
-  const scratch = new Uint8Array(PAGE_SIZE);
-
-  // ---- plan: count each pass, sample its compressibility ----------------------------------
-  // Panic: every frame outside the boot region, the dumper's own and the kexec image becomes space
-  // once its content is saved (or when nobody will save it). Live: only free frames may, since the
-  // system keeps running; they leave the allocator when the dump is done.
-  const releasable = (pfn: bigint, pass: number): boolean => !owned.has(pfn) && !keep.has(pfn) && !inBoot(pfn) && (!live || pass === DUMP_PASS_UNUSED);
-  const count = [0n, 0n, 0n];
-  const countFixed = [0n, 0n, 0n]; // frames of the pass that can never become space
-  forEachPageType(memmap, (pfn, type) => {
-    if (owned.has(pfn)) return;
-    const p = PASS_OF[type];
-    count[p]++;
-    if (!releasable(pfn, p)) countFixed[p]++;
-  });
-  const avgRecord = [0, 0, 0].map((_, p) => sampleRecordBytes(kernel, memmap, owned, p, count[p], codec, scratch));
-  const selected = PASS_MASK.map((m) => (block.level & m) !== 0);
-  const bootstrapBytes = block.memdev.last_offset - BigInt(STAGE1_HEADER_LEN);
-  const dataBytesOf = (frames: bigint): bigint => (frames * BigInt(DUMP_MAP_SZ) / BigInt(DUMP_MAP_SZ + 1)) * PAGE_SIZE_N;
-  // Record descriptors (16 bytes a page) come out of the same room: count them in the plan.
-  const capacityBytes = bootstrapBytes + dataBytesOf(count.reduce((a, c, p) => a + c - countFixed[p], 0n)) - END_RESERVE;
-  const need = (p: number): bigint => BigInt(Math.ceil(Number(count[p]) * avgRecord[p]));
-  const planNeed = (): bigint => [0, 1, 2].reduce((t, p) => (selected[p] ? t + need(p) : t), 0n);
-  // Drop a pass only when the estimate says it cannot fit; estimation errors are absorbed by
-  // deferring pages, and the kern pass is protected by the reserve below.
-  const dropped = [false, false, false];
-  for (const p of [DUMP_PASS_UNUSED, DUMP_PASS_USER]) {
-    if (selected[p] && planNeed() > capacityBytes) {
-      selected[p] = false;
-      dropped[p] = true;
-      say(`dump: not enough room for the ${DUMP_PASS_NAMES[p]} pass (${count[p]} pages, ~${avgRecord[p].toFixed(0)} bytes each): dropped`);
-    }
+  if (opts.mode === 'live' && !opts.buddy) throw new InternalError('live dump without an allocator');
+  const run = new Stage1Run(kernel, blockPhys, block, neededFrames, opts);
+  try {
+    return run.run();
+  } finally {
+    run.close();
   }
-  // Room the kern pass needs whatever the other passes do: its pages that never become space
-  // (boot region, kexec image), the loss of incompressible ones, and a buffer's worth of working
-  // room. Until those are saved, a less important page may not take the room below this.
-  const kernReserve = BigInt(Math.ceil(avgRecord[DUMP_PASS_KERN] * Number(countFixed[DUMP_PASS_KERN])))
-    + BigInt(DUMP_BUFFER_SIZE + PAGE_SIZE) + BigInt(2 * dump_page.size) * count[DUMP_PASS_KERN];
+}
 
-  // ---- space: frames that may be reused, and the logical stream -------------------------
-  const pool = new PfnRanges();
-  const taken: bigint[] = [];
-  const addSpace = (): boolean => {
-    const pfn = pool.shift();
-    if (pfn === null) return false;
-    owned.add(pfn);
-    memdev.addSpace(pfn);
-    taken.push(pfn);
+/** One run of stage 1: the planner's figures, the space, the sink, and the per-page rule. */
+class Stage1Run {
+  private readonly t0 = performance.now();
+  private readonly ram: PhysicalRam;
+  private readonly live: boolean;
+  private readonly say: (line: string) => void;
+  /** Frames of the dumper, and frames already saved or taken as space. */
+  private readonly owned: PfnBitmap;
+  /** Frames the reboot still needs (the kexec image): saved, never reused. */
+  private readonly keep: PfnBitmap;
+  private readonly boot: PhysRange[];
+  /** The boot region as [start, end) byte ranges in numbers. */
+  private readonly bootBytes: Array<[number, number]>;
+  private readonly memdev: Memdev;
+  private readonly codec: PageCodec;
+  private readonly encoder: BatchEncoder;
+  private plan!: Stage1Plan;
+  private space!: DumpSpace;
+  private sink!: RecordSink;
+  private readonly figures: PassCount[] = [0, 1, 2].map(() => ({ selected: 0, saved: 0, missing: 0, bytes: 0, dropped: false }));
+  private compressed = 0;
+  private kernFixedDone = false;
+  private readonly deferred = [new FrameQueue(), new FrameQueue(), new FrameQueue()];
+  private readonly fixed = [new FrameQueue(), new FrameQueue(), new FrameQueue()];
+  private readonly droppedPages = new FrameQueue();
+  private selectedTotal = 0;
+
+  constructor(
+    private readonly kernel: Kernel,
+    private readonly blockPhys: bigint,
+    private readonly block: DumpConfigBlock,
+    neededFrames: Iterable<bigint>,
+    private readonly opts: Stage1Options,
+  ) {
+    this.ram = kernel.ram;
+    this.live = opts.mode === 'live';
+    this.say = opts.console ?? ((): void => undefined);
+    // The dumper's own frames are not part of the dump; frames the reboot still needs (the loaded
+    // kexec image) are saved like any kernel page but never reused.
+    this.owned = dumperFrames(this.ram, block, blockPhys, []);
+    this.keep = new PfnBitmap(this.ram.size / PAGE_SIZE_N);
+    for (const pfn of neededFrames) this.keep.add(pfn);
+    this.boot = bootRegion(this.ram.size, opts.nextKernel);
+    this.bootBytes = this.boot.map((r) => [Number(r.start), Number(r.end)]);
+    this.codec = makePageCodec(block.compress as DumpCompress);
+    this.memdev = Memdev.open(this.ram, block.memdev);
+    this.encoder = makeBatchEncoder(this.codec, block.compress as DumpCompress, this.say);
+  }
+
+  close(): void {
+    this.encoder.close();
+    this.codec.close();
+  }
+
+  /**
+   * Panic: every frame outside the boot region, the dumper's own and the kexec image becomes
+   * space once its content is saved (or when nobody will save it). Live: only free frames may,
+   * since the system keeps running; they leave the allocator when the dump is done.
+   */
+  private readonly releasable = (f: number, pass: number): boolean => {
+    if (this.owned.hasFrame(f) || this.keep.hasFrame(f) || (this.live && pass !== DUMP_PASS_UNUSED)) return false;
+    const at = f * PAGE_SIZE;
+    for (const [s, e] of this.bootBytes) if (at >= s && at < e) return false;
     return true;
   };
-  // Pages of a dropped pass are missing, and say so exactly.
-  const droppedPages = new PfnRanges();
-  forEachPageType(memmap, (pfn, type) => {
-    const pass = PASS_OF[type];
-    if (owned.has(pfn)) return;
-    if (dropped[pass]) droppedPages.push(pfn);
-    // Frames nobody will save are space from the start (LKCD's dump_overlay_skip_data).
-    if (!selected[pass] && releasable(pfn, pass)) pool.push(pfn);
-  });
 
-  const recordTable = new RecordTableWriter(ram, () => {
-    const pfn = pool.shift();
-    if (pfn === null) return null;
-    owned.add(pfn);
-    taken.push(pfn);
-    return pfn;
-  });
-  const buffer = Buffer.alloc(DUMP_BUFFER_SIZE);
-  let bufStart = BigInt(STAGE1_HEADER_LEN); // logical offset of buffer[0]
-  let bufLen = 0;
-  /** Pool frames the record table will take for the records so far plus the next one. */
-  const tableFramesOwed = (): bigint => {
-    const need = (recordTable.count + 1n + BigInt(RECORD_DESCS_PER_PAGE) - 1n) / BigInt(RECORD_DESCS_PER_PAGE);
-    return need > recordTable.frames ? need - recordTable.frames : 0n;
-  };
-  const poolBytes = (): bigint => {
-    const owed = tableFramesOwed();
-    return pool.size >= owed ? dataBytesOf(pool.size - owed) : -(owed - pool.size) * PAGE_SIZE_N;
-  };
-  const room = (): bigint => memdev.handle.last_offset + poolBytes() - (bufStart + BigInt(bufLen)) - END_RESERVE;
-  const ensureBacked = (end: bigint): void => {
-    while (memdev.handle.last_offset < end) {
-      if (!addSpace()) throw new InternalError('dump: space accounting allowed a write the pool cannot back');
-    }
-  };
-  const flushPages = (final: boolean): void => {
-    const whole = final ? Math.ceil(bufLen / PAGE_SIZE) * PAGE_SIZE : Math.floor(bufLen / PAGE_SIZE) * PAGE_SIZE;
-    if (whole === 0) return;
-    if (final) buffer.fill(0, bufLen, whole);
-    // The buffer lives in the dumper's own frames, as dump_buf does.
-    ram.write(block.dump_buf_pfn * PAGE_SIZE_N, buffer.subarray(0, Math.min(whole, block.dump_buf_pages * PAGE_SIZE)));
-    ensureBacked(bufStart + BigInt(whole));
-    memdev.writePages(bufStart, buffer.subarray(0, whole));
-    buffer.copyWithin(0, whole, bufLen);
-    bufStart += BigInt(whole);
-    bufLen = final ? 0 : bufLen - whole;
-  };
-  const append = (bytes: Uint8Array): void => {
-    let done = 0;
-    while (done < bytes.length) {
-      const n = Math.min(bytes.length - done, buffer.length - bufLen);
-      buffer.set(bytes.subarray(done, done + n), bufLen);
-      bufLen += n;
-      done += n;
-      if (bufLen === buffer.length) flushPages(false);
-    }
-  };
-  const logicalPos = (): bigint => bufStart + BigInt(bufLen);
-  // The header region must be backed before any record; bootstrap pages cover it.
-  ensureBacked(BigInt(STAGE1_HEADER_LEN));
-
-  // ---- the passes -----------------------------------------------------------------------
-  const segments: DumpSegment[] = [];
-  const figures = [0, 1, 2].map((p) => ({ selected: selected[p] ? count[p] : 0n, saved: 0n, missing: 0n, bytes: 0n, dropped: dropped[p] }));
-  let compressed = 0n;
-  const recHdr = Buffer.alloc(dump_page.size);
-  const pageBuf = Buffer.alloc(PAGE_SIZE);
-  let seg: DumpSegment | null = null;
-  const openSegment = (pass: number): void => {
-    if (seg && seg.pass === pass) return;
-    closeSegment();
-    if (segments.length >= MAX_DUMP_SEGMENTS) throw new InternalError('dump: too many segments');
-    seg = { pass, nr_pages: 0, start: logicalPos(), end: logicalPos() };
-  };
-  const closeSegment = (): void => {
-    if (seg && seg.nr_pages > 0) { seg.end = logicalPos(); segments.push(seg); }
-    seg = null;
-  };
-  /** Saves one page if there is room; returns false (page untouched) if not. */
-  // A saved frame comes back as this much room.
-  const frameGain = (PAGE_SIZE_N * BigInt(DUMP_MAP_SZ)) / BigInt(DUMP_MAP_SZ + 1);
-  let kernFixedDone = false;
-  /** Saves one page if there is room; returns false (page untouched) if not. `pre` is its encoding, if done already. */
-  const trySave = (pfn: bigint, pass: number, pre?: EncodedPage): boolean => {
-    let enc = pre;
-    if (!enc) {
-      ram.readInto(pfn * PAGE_SIZE_N, pageBuf);
-      enc = codec.encode(pageBuf, scratch);
-    }
-    // Its descriptor in the record table is counted in room() (tableFramesOwed).
-    const size = BigInt(dump_page.size + enc.size);
-    const free = room();
-    if (size > free) return false;
-    const frees = releasable(pfn, pass);
-    const after = free - size + (frees ? frameGain : 0n);
-    // A page that leaves less room than it found must not eat into the kern pass's reserve.
-    if (pass !== DUMP_PASS_KERN && !kernFixedDone && after < free && after < kernReserve) return false;
-    openSegment(pass);
-    dump_page.encode({ dp_address: pfn * PAGE_SIZE_N, dp_size: enc.size, dp_flags: enc.flags }, viewOf(recHdr));
-    append(recHdr);
-    append(enc.data);
-    recordTable.add(pfn, enc.size, recordCheck(zlib.crc32(enc.data)));
-    seg!.nr_pages++;
-    figures[pass].saved++;
-    figures[pass].bytes += size;
-    if (enc.flags === DUMP_DH_COMPRESSED) compressed++;
-    // Its content is in the buffer: the frame may now hold dump data (dump_overlay_pages_done).
-    if (frees) pool.push(pfn);
-    owned.add(pfn);
-    recordTable.place();
-    return true;
-  };
-  const deferred: Array<PfnRanges> = [new PfnRanges(), new PfnRanges(), new PfnRanges()];
-  const fixed: Array<PfnRanges> = [new PfnRanges(), new PfnRanges(), new PfnRanges()];
-  // Phase 1: pages whose frames become space once saved, in LKCD's reverse pass order. Pages
-  // that never free their frame (boot region, kexec image; in a live dump every page in use)
-  // wait, so they cannot drain the room the others would have made.
-  // Pages are compressed in batches on two cores; a batch is read before any of it is saved, and
-  // none of its frames is free until its page is saved, so no page is read after being reused.
-  const parallel = new ParallelPageCodec(codec, block.compress as DumpCompress);
-  const batchPfns: bigint[] = [];
-  const batchPages = Array.from({ length: 2 * WORKER_BATCH }, () => Buffer.alloc(PAGE_SIZE));
-  const runBatch = (pass: number): void => {
-    batchPfns.forEach((pfn, i) => ram.readInto(pfn * PAGE_SIZE_N, batchPages[i]));
-    const encoded = parallel.encodeBatch(batchPages.slice(0, batchPfns.length));
-    batchPfns.forEach((pfn, i) => { if (!trySave(pfn, pass, encoded[i])) deferred[pass].push(pfn); });
-    batchPfns.length = 0;
-  };
-  for (const pass of STAGE1_ORDER) {
-    if (!selected[pass]) continue;
-    forEachPageType(memmap, (pfn, type) => {
-      if (PASS_OF[type] !== pass || owned.has(pfn)) return;
-      if (!releasable(pfn, pass)) { fixed[pass].push(pfn); return; }
-      batchPfns.push(pfn);
-      if (batchPfns.length === 2 * WORKER_BATCH) runBatch(pass);
+  run(): Stage1Result {
+    const { ram, block } = this;
+    const passOf = scanPasses(new MemMap(this.kernel), Number(ram.size / PAGE_SIZE_N));
+    this.plan = planStage1({
+      passOf, owned: this.owned, releasable: this.releasable, level: block.level,
+      bootstrapBytes: Number(block.memdev.last_offset) - STAGE1_HEADER_LEN,
+      encoder: this.encoder, say: this.say, passNames: DUMP_PASS_NAMES,
+      readPage: (f, into) => ram.readAt(f * PAGE_SIZE, into),
     });
-    if (batchPfns.length) runBatch(pass);
-    retryDeferred(deferred[pass], pass);
-  }
-  parallel.close();
-  if (parallel.lostWorker) say('dump: the second compressor thread stopped answering; stage 1 went on on one thread');
-  // Phase 2: the pages that stay where they are, kernel pages first.
-  for (const pass of [DUMP_PASS_KERN, DUMP_PASS_USER, DUMP_PASS_UNUSED]) {
-    for (const [s, e] of fixed[pass].ranges()) for (let pfn = s; pfn < e; pfn++) if (!trySave(pfn, pass)) deferred[pass].push(pfn);
-    retryDeferred(deferred[pass], pass);
-    if (pass === DUMP_PASS_KERN) kernFixedDone = true;
-  }
-  // Room made by later saves may now take pages deferred earlier.
-  for (const pass of [DUMP_PASS_KERN, DUMP_PASS_USER, DUMP_PASS_UNUSED]) retryDeferred(deferred[pass], pass);
-  closeSegment();
+    const { selected, dropped, count } = this.plan;
+    for (let p = 0; p < 3; p++) {
+      this.figures[p].selected = selected[p] ? count[p] : 0;
+      this.figures[p].dropped = dropped[p];
+      if (selected[p]) this.selectedTotal += count[p];
+    }
 
-  function retryDeferred(list: PfnRanges, pass: number): void {
+    this.space = new DumpSpace(this.memdev, this.owned, this.live);
+    // Pages of a dropped pass are missing, and say so exactly; frames nobody will save are space
+    // from the start (LKCD's dump_overlay_skip_data).
+    for (let f = 0; f < passOf.length; f++) {
+      const pass = passOf[f];
+      if (pass === PASS_NONE || this.owned.hasFrame(f)) continue;
+      if (dropped[pass]) this.droppedPages.push(f);
+      if (!selected[pass] && this.releasable(f, pass)) this.space.pool.push(f);
+    }
+    this.sink = new RecordSink(ram, this.memdev, this.space, { frame: Number(block.dump_buf_pfn), pages: block.dump_buf_pages }, STAGE1_HEADER_LEN);
+
+    this.savePasses();
+    this.saveFixed();
+    this.sink.closeSegment();
+    return this.finish();
+  }
+
+  /** Stores one compressed page if there is room; false (page untouched) if not. */
+  private trySave(frame: number, pass: number, slot: EncodeSlot, k: number): boolean {
+    const flags = slot.flags[k];
+    const dpSize = slot.sizes[k];
+    // Its descriptor in the record table is counted in room() (framesOwed).
+    const size = 16 + dpSize;
+    const free = this.sink.room();
+    if (size > free) return false;
+    const frees = this.releasable(frame, pass);
+    const after = free - size + (frees ? FRAME_GAIN : 0);
+    // A page that leaves less room than it found must not eat into the kern pass's reserve.
+    if (pass !== DUMP_PASS_KERN && !this.kernFixedDone && after < free && after < this.plan.kernReserve) return false;
+    this.sink.openSegment(pass);
+    this.sink.appendRecord(frame, flags, dpSize, storedBuffer(slot, k), k * PAGE_SIZE, recordCheck(slot.crcs[k]));
+    const fig = this.figures[pass];
+    fig.saved++;
+    fig.bytes += size;
+    if (flags === DUMP_DH_COMPRESSED) this.compressed++;
+    // Its content is in the buffer: the frame may now hold dump data (dump_overlay_pages_done).
+    if (frees) this.space.pool.push(frame);
+    this.owned.addFrame(frame);
+    this.sink.table.place();
+    return true;
+  }
+
+  /** A pump whose pages of `pass` are stored, or deferred when there is no room. */
+  private pump(pass: number, onSaved?: () => void): BatchPump {
+    return new BatchPump(this.ram, this.encoder, (frame, slot, k) => {
+      if (this.trySave(frame, pass, slot, k)) onSaved?.();
+      else this.deferred[pass].push(frame);
+      if (k === slot.count - 1) this.progress(pass);
+    });
+  }
+
+  private progress(pass: number): void {
+    this.opts.onProgress?.({ pass: DUMP_PASS_NAMES[pass], pagesSaved: this.figures.reduce((a, f) => a + f.saved, 0), pagesSelected: this.selectedTotal });
+  }
+
+  /**
+   * Phase 1: pages whose frames become space once saved, in LKCD's reverse pass order. Pages
+   * that never free their frame (boot region, kexec image; in a live dump every page in use)
+   * wait, so they cannot drain the room the others would have made.
+   */
+  private savePasses(): void {
+    const { passOf } = this.plan;
+    for (const pass of STAGE1_ORDER) {
+      if (!this.plan.selected[pass]) continue;
+      const pump = this.pump(pass);
+      for (let f = 0; f < passOf.length; f++) {
+        if (passOf[f] !== pass || this.owned.hasFrame(f)) continue;
+        if (!this.releasable(f, pass)) this.fixed[pass].push(f);
+        else pump.add(f);
+      }
+      pump.drain();
+      this.retryDeferred(pass);
+    }
+  }
+
+  /** Phase 2: the pages that stay where they are, kernel pages first; then the last retries. */
+  private saveFixed(): void {
+    for (const pass of FIXED_ORDER) {
+      const pump = this.pump(pass);
+      this.fixed[pass].forEachRun((s, e) => { for (let f = s; f < e; f++) pump.add(f); });
+      pump.drain();
+      this.retryDeferred(pass);
+      if (pass === DUMP_PASS_KERN) this.kernFixedDone = true;
+    }
+    // Room made by later saves may now take pages deferred earlier.
+    for (const pass of FIXED_ORDER) this.retryDeferred(pass);
+  }
+
+  /** Retries the deferred pages of a pass, in order, as long as a round saves any. */
+  private retryDeferred(pass: number): void {
+    const list = this.deferred[pass];
     let progress = true;
-    while (progress && list.size > 0n) {
+    while (progress && list.size > 0) {
       progress = false;
       const pending = list.ranges();
-      const again = new PfnRanges();
-      for (const [s, e] of pending) {
-        for (let pfn = s; pfn < e; pfn++) {
-          if (trySave(pfn, pass)) progress = true;
-          else again.push(pfn);
+      list.clear();
+      // Pages that fail again go back on the list through the pump.
+      const pump = this.pump(pass, () => { progress = true; });
+      for (const [s, e] of pending) for (let f = s; f < e; f++) pump.add(f);
+      pump.drain();
+    }
+  }
+
+  /** What did not fit, the end record, the header, the config block. */
+  private finish(): Stage1Result {
+    const { ram, block, space, sink, figures, plan } = this;
+    const { dropped, selected, count } = plan;
+    // Each range keeps why it is missing; neighbours merge only when their reasons agree.
+    const missingRanges: Array<{ start: number; end: number; reason: number }> = [];
+    for (const pass of FIXED_ORDER) {
+      this.deferred[pass].forEachRun((s, e) => {
+        missingRanges.push({ start: s, end: e, reason: DUMP_RANGE_NOFIT });
+        figures[pass].missing += e - s;
+      });
+    }
+    this.droppedPages.forEachRun((s, e) => missingRanges.push({ start: s, end: e, reason: DUMP_RANGE_DROPPED }));
+    for (let p = 0; p < 3; p++) if (dropped[p]) figures[p].missing = count[p];
+    missingRanges.sort((a, b) => (a.reason - b.reason) || (a.start - b.start));
+    for (let i = missingRanges.length - 1; i > 0; i--) {
+      const [a, b] = [missingRanges[i - 1], missingRanges[i]];
+      if (a.reason === b.reason && a.end === b.start) {
+        a.end = b.end;
+        missingRanges.splice(i, 1);
+      }
+    }
+
+    const recordTableRoot = sink.table.finish();
+    const endOffset = sink.position;
+    sink.appendEnd(DUMP_DH_END);
+    sink.flushPages(true);
+
+    let missingRoot = 0;
+    let missingFrames = 0;
+    if (missingRanges.length > 0) {
+      // One page of the list holds ranges of one reason (dump_missing_page.reason).
+      const chunks: Array<typeof missingRanges> = [];
+      for (const r of missingRanges) {
+        const last = chunks[chunks.length - 1];
+        if (last && last[0].reason === r.reason && last.length < MISSING_RANGES_PER_PAGE) last.push(r);
+        else chunks.push([r]);
+      }
+      const frames: number[] = [];
+      for (let i = 0; i < chunks.length; i++) {
+        const f = space.takeFrame();
+        if (f < 0) {
+          this.say(`dump: no room for the whole missing-ranges list (${missingRanges.length} ranges)`);
+          break;
         }
+        frames.push(f);
       }
-      while (list.shift() !== null) { /* drain */ }
-      for (const [s, e] of again.ranges()) for (let pfn = s; pfn < e; pfn++) list.push(pfn);
+      frames.forEach((f, i) => {
+        const chunk = chunks[i];
+        const ranges = Array.from({ length: MISSING_RANGES_PER_PAGE }, (_, j) =>
+          (j < chunk.length ? { start: BigInt(chunk[j].start), end: BigInt(chunk[j].end) } : { start: 0n, end: 0n }));
+        const page = Buffer.alloc(PAGE_SIZE);
+        dump_missing_page.encode({ next_pfn: BigInt(frames[i + 1] ?? 0), count: chunk.length, reason: chunk[0].reason, ranges }, viewOf(page));
+        ram.writeAt(f * PAGE_SIZE, page);
+      });
+      missingRoot = frames[0] ?? 0;
+      missingFrames = frames.length;
     }
-  }
 
-  // ---- what did not fit ---------------------------------------------------------------
-  // Each range keeps why it is missing; neighbours merge only when their reasons agree.
-  const missingRanges: Array<{ start: bigint; end: bigint; reason: number }> = [];
-  for (const pass of [DUMP_PASS_KERN, DUMP_PASS_USER, DUMP_PASS_UNUSED]) {
-    for (const r of deferred[pass].ranges()) {
-      missingRanges.push({ start: r[0], end: r[1], reason: DUMP_RANGE_NOFIT });
-      figures[pass].missing += r[1] - r[0];
+    const pagesSaved = figures.reduce((a, f) => a + f.saved, 0);
+    const pagesMissing = figures.reduce((a, f) => a + f.missing, 0);
+    const truncated = pagesMissing > 0 || dropped.some(Boolean);
+    const effectiveLevel = (block.level & ~PASS_MASK.reduce((m, pm, p) => (dropped[p] ? m | pm : m), 0)) >>> 0;
+    const header = makeHeader(this.kernel, block, this.opts.panic, effectiveLevel, BigInt(pagesSaved), this.live);
+    const headerBytes = Buffer.alloc(STAGE1_HEADER_LEN);
+    dump_header.encode(header, viewOf(headerBytes), 0);
+    dump_header_asm.encode(makeAsmHeader(this.opts.panic), viewOf(headerBytes), dump_header.size);
+    this.memdev.writePages(0n, headerBytes);
+    // A second copy of the header, so a bit flipped in it before the writeout costs nothing.
+    const headerCopy: bigint[] = [];
+    for (let i = 0; i < STAGE1_HEADER_LEN / PAGE_SIZE; i++) {
+      const f = space.takeFrame();
+      if (f < 0) break;
+      ram.writeAt(f * PAGE_SIZE, headerBytes.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
+      headerCopy.push(BigInt(f));
     }
-  }
-  for (const r of droppedPages.ranges()) missingRanges.push({ start: r[0], end: r[1], reason: DUMP_RANGE_DROPPED });
-  for (let p = 0; p < 3; p++) if (dropped[p]) figures[p].missing = count[p];
-  missingRanges.sort((a, b) => (a.reason - b.reason) || (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
-  for (let i = missingRanges.length - 1; i > 0; i--) {
-    const [a, b] = [missingRanges[i - 1], missingRanges[i]];
-    if (a.reason === b.reason && a.end === b.start) {
-      a.end = b.end;
-      missingRanges.splice(i, 1);
-    }
-  }
+    if (headerCopy.length < STAGE1_HEADER_LEN / PAGE_SIZE) headerCopy.length = 0;
 
-  // ---- end record, header, block -----------------------------------------------------------
-  const recordTableRoot = recordTable.finish();
-  const endOffset = logicalPos();
-  dump_page.encode({ dp_address: 0n, dp_size: 0, dp_flags: DUMP_DH_END }, viewOf(recHdr));
-  append(recHdr);
-  flushPages(true);
-
-  let missingRoot = 0n;
-  let missingFrames = 0n;
-  if (missingRanges.length > 0) {
-    // One page of the list holds ranges of one reason (dump_missing_page.reason).
-    const chunks: Array<typeof missingRanges> = [];
-    for (const r of missingRanges) {
-      const last = chunks[chunks.length - 1];
-      if (last && last[0].reason === r.reason && last.length < MISSING_RANGES_PER_PAGE) last.push(r);
-      else chunks.push([r]);
-    }
-    const pfns: bigint[] = [];
-    for (let i = 0; i < chunks.length; i++) {
-      const pfn = pool.shift();
-      if (pfn === null) {
-        say(`dump: no room for the whole missing-ranges list (${missingRanges.length} ranges)`);
-        break;
-      }
-      owned.add(pfn);
-      taken.push(pfn);
-      pfns.push(pfn);
-    }
-    pfns.forEach((pfn, i) => {
-      const chunk = chunks[i];
-      const padded = [...chunk.map(({ start, end }) => ({ start, end })), ...Array.from({ length: MISSING_RANGES_PER_PAGE - chunk.length }, () => ({ start: 0n, end: 0n }))];
-      const page = Buffer.alloc(PAGE_SIZE);
-      dump_missing_page.encode({ next_pfn: pfns[i + 1] ?? 0n, count: chunk.length, reason: chunk[0].reason, ranges: padded }, viewOf(page));
-      ram.write(pfn * PAGE_SIZE_N, page);
+    // A live dump's frames leave the allocator only now, so every page saved above shows the
+    // allocator (mem_map, free lists) as it was when the key was pressed.
+    if (this.live) this.opts.buddy!.claim(space.takenFrames());
+    const dumpedMask = PASS_MASK.reduce((m, pm, p) => (selected[p] ? m | pm : m), 0);
+    const droppedMask = PASS_MASK.reduce((m, pm, p) => (dropped[p] ? m | pm : m), 0);
+    const segments = sink.segments;
+    const padded = [...segments, ...Array.from({ length: MAX_DUMP_SEGMENTS - segments.length }, () => ({ pass: 0, nr_pages: 0, start: 0n, end: 0n }))];
+    const bootEnd = this.boot.reduce((m, r) => (r.end > m ? r.end : m), 0n);
+    const memdev = this.memdev;
+    writeBlock(ram, this.blockPhys, {
+      ...block,
+      state: DUMP_STATE_SAVED,
+      memdev: memdev.handle,
+      header_len: dump_header.size + dump_header_asm.size,
+      dump_time_sec: this.opts.panic.timeSec,
+      dump_time_usec: this.opts.panic.timeUsec,
+      live: this.live ? 1 : 0,
+      truncated: truncated ? 1 : 0,
+      dumped_passes: dumpedMask,
+      dropped_passes: droppedMask,
+      nr_segments: segments.length,
+      nr_missing_ranges: missingRanges.length,
+      segments: padded,
+      end_offset: BigInt(endOffset),
+      pages_saved: BigInt(pagesSaved),
+      pages_missing: BigInt(pagesMissing),
+      missing_root: BigInt(missingRoot),
+      pages_compressed: BigInt(this.compressed),
+      record_table_root: BigInt(recordTableRoot),
+      nr_records: BigInt(sink.table.count),
+      header_crc32: zlib.crc32(headerBytes.subarray(0, dump_header.size + dump_header_asm.size)) >>> 0,
+      _pad2: 0,
+      header_copy_pfn: [headerCopy[0] ?? 0n, headerCopy[1] ?? 0n],
+      bytes_stored: memdev.handle.last_used_offset,
+      boot_physical_start: this.opts.nextKernel.physicalStart,
+      boot_region_end: bootEnd,
+      panic_string: this.opts.panic.message,
     });
-    missingRoot = pfns[0] ?? 0n;
-    missingFrames = BigInt(pfns.length);
+    ram.flush();
+    const mapFrames = memdev.handle.nr_map_pages + memdev.handle.nr_indirect;
+    const tableFrames = sink.table.frames;
+    const big = (f: PassCount): PassFigures => ({ selected: BigInt(f.selected), saved: BigInt(f.saved), missing: BigInt(f.missing), bytes: BigInt(f.bytes), dropped: f.dropped });
+    const result: Stage1Result = {
+      pagesSaved: BigInt(pagesSaved), pagesMissing: BigInt(pagesMissing), pagesCompressed: BigInt(this.compressed),
+      recordBytes: BigInt(figures.reduce((a, f) => a + f.bytes, 0)),
+      framesUsed: BigInt(1 + mapFrames + missingFrames + tableFrames + headerCopy.length) + memdev.handle.nr_data_pages,
+      metadataFrames: BigInt(1 + mapFrames + STAGE1_HEADER_LEN / PAGE_SIZE + missingFrames + tableFrames + headerCopy.length),
+      truncated,
+      passes: { kern: big(figures[0]), user: big(figures[1]), unused: big(figures[2]) },
+      seconds: (performance.now() - this.t0) / 1000,
+      blockPhys: this.blockPhys,
+    };
+    this.say(`dump: saved ${pagesSaved} pages (${this.compressed} compressed) in ${result.framesUsed} frames` +
+      (truncated ? `; TRUNCATED: ${pagesMissing} pages missing${droppedMask ? `, passes dropped: ${DUMP_PASS_NAMES.filter((_, p) => dropped[p]).join(', ')}` : ''}` : ''));
+    return result;
   }
-
-  const pagesSaved = figures.reduce((a, f) => a + f.saved, 0n);
-  const pagesMissing = figures.reduce((a, f) => a + f.missing, 0n);
-  const truncated = pagesMissing > 0n || dropped.some(Boolean);
-  const effectiveLevel = (block.level & ~PASS_MASK.reduce((m, pm, p) => (dropped[p] ? m | pm : m), 0)) >>> 0;
-  const header = makeHeader(kernel, block, opts.panic, effectiveLevel, pagesSaved, live);
-  const headerBytes = Buffer.alloc(STAGE1_HEADER_LEN);
-  dump_header.encode(header, viewOf(headerBytes), 0);
-  dump_header_asm.encode(makeAsmHeader(opts.panic), viewOf(headerBytes), dump_header.size);
-  memdev.writePages(0n, headerBytes);
-  // A second copy of the header, so a bit flipped in it before the writeout costs nothing.
-  const headerCopy: bigint[] = [];
-  for (let i = 0; i < STAGE1_HEADER_LEN / PAGE_SIZE; i++) {
-    const pfn = pool.shift();
-    if (pfn === null) break;
-    owned.add(pfn);
-    taken.push(pfn);
-    ram.write(pfn * PAGE_SIZE_N, headerBytes.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
-    headerCopy.push(pfn);
-  }
-  if (headerCopy.length < STAGE1_HEADER_LEN / PAGE_SIZE) headerCopy.length = 0;
-
-  // A live dump's frames leave the allocator only now, so every page saved above shows the
-  // allocator (mem_map, free lists) as it was when the key was pressed.
-  if (live) opts.buddy!.claim(taken);
-  const dumpedMask = PASS_MASK.reduce((m, pm, p) => (selected[p] ? m | pm : m), 0);
-  const droppedMask = PASS_MASK.reduce((m, pm, p) => (dropped[p] ? m | pm : m), 0);
-  const padded = [...segments, ...Array.from({ length: MAX_DUMP_SEGMENTS - segments.length }, () => ({ pass: 0, nr_pages: 0, start: 0n, end: 0n }))];
-  const bootEnd = boot.reduce((m, r) => (r.end > m ? r.end : m), 0n);
-  writeBlock(ram, blockPhys, {
-    ...block,
-    state: DUMP_STATE_SAVED,
-    memdev: memdev.handle,
-    header_len: dump_header.size + dump_header_asm.size,
-    dump_time_sec: opts.panic.timeSec,
-    dump_time_usec: opts.panic.timeUsec,
-    live: live ? 1 : 0,
-    truncated: truncated ? 1 : 0,
-    dumped_passes: dumpedMask,
-    dropped_passes: droppedMask,
-    nr_segments: segments.length,
-    nr_missing_ranges: missingRanges.length,
-    segments: padded,
-    end_offset: endOffset,
-    pages_saved: pagesSaved,
-    pages_missing: pagesMissing,
-    missing_root: missingRoot,
-    pages_compressed: compressed,
-    record_table_root: recordTableRoot,
-    nr_records: recordTable.count,
-    header_crc32: zlib.crc32(headerBytes.subarray(0, dump_header.size + dump_header_asm.size)) >>> 0,
-    _pad2: 0,
-    header_copy_pfn: [headerCopy[0] ?? 0n, headerCopy[1] ?? 0n],
-    bytes_stored: memdev.handle.last_used_offset,
-    boot_physical_start: opts.nextKernel.physicalStart,
-    boot_region_end: bootEnd,
-    panic_string: opts.panic.message,
-  });
-  ram.flush();
-  codec.close();
-  const mapFrames = BigInt(memdev.handle.nr_map_pages) + BigInt(memdev.handle.nr_indirect);
-  const result: Stage1Result = {
-    pagesSaved, pagesMissing, pagesCompressed: compressed,
-    recordBytes: figures.reduce((a, f) => a + f.bytes, 0n),
-    framesUsed: 1n + mapFrames + memdev.handle.nr_data_pages + missingFrames + recordTable.frames + BigInt(headerCopy.length),
-    metadataFrames: 1n + mapFrames + BigInt(STAGE1_HEADER_LEN / PAGE_SIZE) + missingFrames + recordTable.frames + BigInt(headerCopy.length),
-    truncated,
-    passes: { kern: figures[0], user: figures[1], unused: figures[2] },
-    seconds: (performance.now() - t0) / 1000,
-    blockPhys,
-  };
-  say(`dump: saved ${pagesSaved} pages (${compressed} compressed) in ${result.framesUsed} frames` +
-    (truncated ? `; TRUNCATED: ${pagesMissing} pages missing${droppedMask ? `, passes dropped: ${DUMP_PASS_NAMES.filter((_, p) => dropped[p]).join(', ')}` : ''}` : ''));
-  return result;
 }
 
 /** ddev.device_id of the memory dump device (dump_memdev.c): the device stage 1 dumps to. */
 const MEMDEV_DEVICE_ID = 0x14;
-
-const RECORD_DESC_BYTES = dump_record_desc.size;
-type RecordDesc = ValueOf<typeof dump_record_desc>;
-
-/**
- * Writes the record table. Descriptor pages wait in memory until a frame is
- * free for them (at the start of an all-RAM dump none is, until the first
- * saved page gives its frame back); room() keeps those frames reserved.
- * A page is written once the frame of the page after it is known.
- */
-class RecordTableWriter {
-  count = 0n;
-  frames = 0n;
-  private pages: Array<{ entries: RecordDesc[]; pfn: bigint | null }> = [];
-  private root = 0n;
-
-  constructor(private readonly ram: PhysicalRam, private readonly takeFrame: () => bigint | null) {}
-
-  add(pfn: bigint, dp_size: number, crc16: number): void {
-    let cur = this.pages[this.pages.length - 1];
-    if (!cur || cur.entries.length === RECORD_DESCS_PER_PAGE) {
-      cur = { entries: [], pfn: null };
-      this.pages.push(cur);
-    }
-    cur.entries.push({ pfn: Number(pfn), dp_size, crc16 });
-    this.count++;
-  }
-
-  /** Gives waiting pages frames while there are free ones, and writes every page it can. */
-  place(final = false): void {
-    for (const p of this.pages) {
-      if (p.pfn !== null) continue;
-      const pfn = this.takeFrame();
-      if (pfn === null) break;
-      p.pfn = pfn;
-      this.frames++;
-      if (this.root === 0n) this.root = pfn;
-    }
-    while (this.pages.length > 0) {
-      const [p, next] = this.pages;
-      const complete = p.entries.length === RECORD_DESCS_PER_PAGE || final;
-      if (p.pfn === null || !complete || (next ? next.pfn === null : !final)) break;
-      this.writePage(p.pfn, p.entries, next ? next.pfn! : 0n);
-      this.pages.shift();
-    }
-  }
-
-  private writePage(pfn: bigint, entries: RecordDesc[], next: bigint): void {
-    const page = Buffer.alloc(PAGE_SIZE);
-    const empty = { pfn: 0, dp_size: 0, crc16: 0 };
-    const all = [...entries, ...Array.from({ length: RECORD_DESCS_PER_PAGE - entries.length }, () => empty)];
-    dump_record_table_page.encode({ next_pfn: next, count: entries.length, entries_crc32: 0, entries: all }, viewOf(page));
-    const body = page.subarray(dump_record_table_page.offsetOf.entries, dump_record_table_page.offsetOf.entries + entries.length * RECORD_DESC_BYTES);
-    page.writeUInt32LE(zlib.crc32(body) >>> 0, dump_record_table_page.offsetOf.entries_crc32);
-    this.ram.write(pfn * PAGE_SIZE_N, page);
-  }
-
-  /** Places and writes the last pages; returns the first page's pfn (0 when no record was saved). */
-  finish(): bigint {
-    this.place(true);
-    if (this.pages.length > 0) throw new InternalError('dump: no frame left for the record table');
-    return this.root;
-  }
-}
-
-/** Average bytes of a page record of a pass, from evenly spaced sample pages. */
-function sampleRecordBytes(kernel: Kernel, memmap: MemMap, owned: PfnBitmap, pass: number, total: bigint, codec: PageCodec, scratch: Uint8Array): number {
-  if (total === 0n) return 0;
-  const stride = total / BigInt(SAMPLE_PAGES) > 0n ? total / BigInt(SAMPLE_PAGES) : 1n;
-  let seen = 0n;
-  let sampled = 0;
-  let bytes = 0;
-  const page = Buffer.alloc(PAGE_SIZE);
-  forEachPageType(memmap, (pfn, type) => {
-    if (PASS_OF[type] !== pass || owned.has(pfn)) return;
-    if (seen++ % stride !== 0n || sampled >= SAMPLE_PAGES) return;
-    kernel.ram.readInto(pfn * PAGE_SIZE_N, page);
-    bytes += dump_page.size + codec.encode(page, scratch).size + RECORD_DESC_BYTES;
-    sampled++;
-  });
-  return sampled ? bytes / sampled : dump_page.size + PAGE_SIZE;
-}
 
 function makeHeader(kernel: Kernel, block: DumpConfigBlock, panic: PanicInfo, level: number, pages: bigint, live: boolean): DumpHeader {
   const uts = kernel.readStruct(uts_namespace, 'init_uts_ns').name;

@@ -43,6 +43,11 @@ export class MemMap {
   get(pfn: bigint): Page {
     return this.kernel.readPhysStruct(page, this.pagePhys(pfn));
   }
+
+  /** page->flags alone, without decoding the rest of the struct page. */
+  flagsOf(pfn: bigint): bigint {
+    return this.kernel.ram.readU64(this.pagePhys(pfn) + BigInt(page.offsetOf.flags));
+  }
   set(pfn: bigint, value: Page): void {
     this.kernel.writePhysStruct(page, this.pagePhys(pfn), value);
   }

@@ -44,9 +44,11 @@ export function initMemMap(kernel: Kernel, memmap: MemMap, freeRanges: Array<[bi
   const freeTail = Buffer.from(page.toBytes(blankPage()));
   let bi = 0;
   let freed = 0n;
+  // One buffer for every batch (a new one each is 64 bytes a frame of garbage before a collection).
+  const batchBuf = Buffer.allocUnsafe(Number(BATCH) * page.size);
   for (let base = memmap.minPfn; base < memmap.maxPfn; base += BATCH) {
     const n = memmap.maxPfn - base < BATCH ? memmap.maxPfn - base : BATCH;
-    const buf = Buffer.alloc(Number(n) * page.size);
+    const buf = batchBuf.subarray(0, Number(n) * page.size);
     buf.fill(reserved);
     const view = viewOf(buf);
     // Blocks never straddle a batch boundary unless larger than it; handle both by clipping.

@@ -35,7 +35,8 @@ export function allocatedPageType(flags: bigint, mapping: bigint): Exclude<PageT
 /** Reads `count` raw struct pages starting at `pfn` (from live RAM, or from a dump). */
 export type StructPageReader = (pfn: bigint, count: number) => Uint8Array;
 
-const SCAN_BATCH = 4096;
+/** Struct pages forEachPageTypeRaw asks its reader for at once, at most. */
+export const SCAN_BATCH = 4096;
 
 /**
  * Calls `fn(pfn, type)` for every frame in [start, end), deciding each from
@@ -67,7 +68,13 @@ export function forEachPageTypeRaw(read: StructPageReader, start: bigint, end: b
 /** forEachPageTypeRaw over the running kernel's mem_map. */
 export function forEachPageType(memmap: MemMap, fn: (pfn: bigint, type: PageType) => void,
   start = memmap.minPfn, end = memmap.maxPfn): void {
-  forEachPageTypeRaw((pfn, count) => memmap.kernel.ram.read(memmap.pagePhys(pfn), count * STRUCT_PAGE_SIZE), start, end, fn);
+  // One buffer for every batch: a new one per batch is 64 bytes a frame of garbage (19 MiB at 1 GiB) before a collection.
+  const buf = Buffer.allocUnsafe(SCAN_BATCH * STRUCT_PAGE_SIZE);
+  forEachPageTypeRaw((pfn, count) => {
+    const out = buf.subarray(0, count * STRUCT_PAGE_SIZE);
+    memmap.kernel.ram.readInto(memmap.pagePhys(pfn), out);
+    return out;
+  }, start, end, fn);
 }
 
 export function countPageTypes(memmap: MemMap): PageCounts {

@@ -44,6 +44,8 @@ export interface FillStats {
 export class WorkloadFiller {
   private readonly rng: Prng;
   private slabPfns: bigint[] = [];
+  /** The pages of one block as they are filled, reused (a block is at most 1 << 6 pages). */
+  private block = Buffer.alloc(64 * PAGE_SIZE);
   private fileIndex = 0n;
 
   constructor(
@@ -109,7 +111,8 @@ export class WorkloadFiller {
       const pagesArr: Page[] = [];
       for (let i = 0; i < n; i++) pagesArr.push(this.pageFor(kind, anonVma, mappingObj));
       this.memmap.setRange(pfn, pagesArr);
-      const buf = Buffer.allocUnsafe(n * PAGE_SIZE);
+      if (this.block.length < n * PAGE_SIZE) this.block = Buffer.alloc(n * PAGE_SIZE);
+      const buf = this.block.subarray(0, n * PAGE_SIZE);
       this.content.fill(content, pfn, buf);
       this.kernel.ram.write(pfn * PAGE_SIZE_N, buf);
       if (kind === 'slab') for (let i = 0; i < n; i++) this.slabPfns.push(pfn + BigInt(i));

@@ -22,6 +22,37 @@ export interface Measurement {
 export interface NodeMeasurement extends Measurement {
   readonly peakRssKiB: number;
   readonly rssMethod: RssMethod;
+  /** User + system CPU seconds (GNU time's report), null from the wrapper. */
+  readonly cpuSeconds: number | null;
+}
+
+/** User + system CPU seconds from a GNU time -v report, or null. */
+export function cpuSecondsOf(report: string): number | null {
+  const u = /User time \(seconds\): ([\d.]+)/.exec(report);
+  const s = /System time \(seconds\): ([\d.]+)/.exec(report);
+  return u && s ? Number(u[1]) + Number(s[1]) : null;
+}
+
+/**
+ * Wall time and user + system CPU seconds of a command whose output goes to
+ * `stdoutFd` (GNU time -v around it; cpuSeconds null without GNU time).
+ */
+export function timeWithCpu(file: string, args: readonly string[], stdoutFd: number): { wallSeconds: number; cpuSeconds: number | null; status: number | null; stderr: string } {
+  const shown = [file, ...args].join(' ');
+  const gnu = rssMethod() === 'gnu-time -v';
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lkcd-bench-cpu-'));
+  const report = path.join(dir, 'report');
+  try {
+    const t0 = performance.now();
+    const r = gnu
+      ? spawnSync(GNU_TIME, ['-v', '-o', report, file, ...args], { stdio: ['ignore', stdoutFd, 'pipe'] })
+      : spawnSync(file, args, { stdio: ['ignore', stdoutFd, 'pipe'] });
+    const wallSeconds = (performance.now() - t0) / 1000;
+    if (r.error) throw new Error(`${shown}: ${r.error.message}`);
+    return { wallSeconds, cpuSeconds: gnu ? cpuSecondsOf(readIfPresent(report)) : null, status: r.status, stderr: r.stderr.toString() };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export interface RunOptions {
@@ -62,9 +93,10 @@ export function measureNode(script: string, args: readonly string[], opts: RunOp
   try {
     if (rssMethod() === 'gnu-time -v') {
       const m = run(GNU_TIME, ['-v', '-o', report, process.execPath, script, ...args], shown, opts);
-      const found = MAX_RSS_LINE.exec(readIfPresent(report));
+      const text = readIfPresent(report);
+      const found = MAX_RSS_LINE.exec(text);
       if (!found) throw new Error(`${shown}: ${GNU_TIME} -v wrote no "Maximum resident set size" line`);
-      return { ...m, peakRssKiB: Number(found[1]), rssMethod: 'gnu-time -v' };
+      return { ...m, peakRssKiB: Number(found[1]), rssMethod: 'gnu-time -v', cpuSeconds: cpuSecondsOf(text) };
     }
     // The wrapper is this directory's sibling in whichever form runs now (.js built, .ts under a loader).
     const here = fileURLToPath(import.meta.url);
@@ -72,7 +104,7 @@ export function measureNode(script: string, args: readonly string[], opts: RunOp
     const m = run(process.execPath, [...process.execArgv, wrapper, report, script, ...args], shown, opts);
     const text = readIfPresent(report);
     if (!text) throw new Error(`${shown}: the rusage wrapper wrote no report`);
-    return { ...m, peakRssKiB: (JSON.parse(text) as { maxRssKiB: number }).maxRssKiB, rssMethod: 'process.resourceUsage (wrapper)' };
+    return { ...m, peakRssKiB: (JSON.parse(text) as { maxRssKiB: number }).maxRssKiB, rssMethod: 'process.resourceUsage (wrapper)', cpuSeconds: null };
   } finally {
     fs.rmSync(path.dirname(report), { recursive: true, force: true });
   }
