@@ -3,6 +3,8 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { DegradedResult, DumpError, UsageError } from '../src/codec/index.js';
 import { checkOutputPath, MachineRoot, resolveRoot, writeOutputFile } from '../src/machine/index.js';
+import { usageFailure, versionText } from '../src/cli/usage.js';
+
 import { runCli } from '../src/cli/run.js';
 import { cliExitHelp } from '../src/cli/exit.js';
 import fs from 'node:fs';
@@ -25,6 +27,10 @@ import { vmlinuxStatus } from './debuginfo.js';
 import { lkcdPstoreSave, PSTORE_ARCHIVE_DIR, pstoreListText, reindexPstore } from './pstore.js';
 import { verifySavedDump } from './verify.js';
 import { lkcdImport } from './import.js';
+import { heldDumpWarning, lkcdStatus, lkcdStatusText } from './status.js';
+
+/** The commands, for the did-you-mean of an unknown one. */
+const COMMANDS = ['status', 'config', 'save', 'import', 'list', 'show', 'dmesg', 'read', 'search', 'verify', 'export', 'analyze', 'pstore', 'reindex'];
 
 const json = (v: unknown): string => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? (x > BigInt(Number.MAX_SAFE_INTEGER) ? hex(x) : Number(x)) : x), 2) + '\n';
 const out = (s: string): void => { process.stdout.write(s); };
@@ -39,6 +45,11 @@ await runCli('lkcd', async () => {
     .usage('$0 <command> [options]\n\nlkcdutils for the simulated machine: configure dumping, save and read dumps.')
     .option('root', { type: 'string', describe: 'machine root directory (default: $LKCD_ROOT, else var/ of the checkout)' })
     .option('debug', { type: 'boolean', describe: 'print stack traces on errors' })
+    .command('status', 'whether a crash now would give an LKCD dump (armed) and why not; level, compression, device, the kexec kernel and its crashdump=, a dump held in memory or unsaved on the device (with the next step), DUMPDIR usage, and kdump, fadump and pstore on this machine; exits 7 when not armed', (y) => y.epilogue(cliExitHelp('lkcd', 'status')).option('json', { type: 'boolean', default: false }), (argv) => {
+      const s = lkcdStatus(rootOf(argv));
+      out(argv.json ? json(s) : lkcdStatusText(s));
+      if (!s.armed) throw new DegradedResult('NOT_ARMED', `not armed: ${s.not_armed.join('; ')}`);
+    })
     .command('config', 'write out a dump held in memory to DUMPDEV (never over a dump lkcd save has not saved: with DUMP_SAVE=1 it is saved first), then arm the dump driver and preload kexec with crashdump=; exits 3 when the dump written is TRUNCATED, 5 when the device failed', (y) => y.epilogue(cliExitHelp('lkcd', 'config'))
       .option('force', { type: 'boolean', default: false, describe: 'write out even over a device dump lkcd save never saved' }),
     (argv) => holdMachine(rootOf(argv), 'lkcd', () => {
@@ -46,6 +57,8 @@ await runCli('lkcd', async () => {
       if (r.degraded) throw r.degraded;
     }))
     .command('save', 'copy the dump on DUMPDEV to DUMPDIR/N (dump.N, map.N, kerntypes.N, analysis.N, vmlinux.N), check it, index it, mark it saved (a dump marked saved is not saved again; one identical to a saved dump but not marked is saved as a new N, same_as the first); exits 3 for a TRUNCATED dump, 4 for a DAMAGED one', (y) => y.epilogue(cliExitHelp('lkcd', 'save')), (argv) => holdMachine(rootOf(argv), 'lkcd', () => {
+      const held = heldDumpWarning(rootOf(argv));
+      if (held) process.stderr.write(`lkcd: warning: ${held}\n`);
       const r = lkcdSave(rootOf(argv));
       for (const l of r.lines) out(`${l}\n`);
       if (r.degraded) throw r.degraded;
@@ -76,10 +89,16 @@ await runCli('lkcd', async () => {
           } finally { index.close(); }
         } finally { unlock(); }
       }
+      // A new root has no index yet: an empty list, not an error.
+      if (!fs.existsSync(file)) {
+        out(argv.json ? '[]\n' : `no dumps in ${dumpdir}\n`);
+        return;
+      }
       const index = DumpIndex.open(dumpdir, { readonly: true });
       try {
         const dumps = index.listDumps();
         if (argv.json) { out(json(dumps)); return; }
+        if (dumps.length === 0) { out(`no dumps in ${dumpdir}\n`); return; }
         out('  N  DESIGN         FORMAT    TIME (UTC)            HOST          RELEASE             PAGES      BYTES   RATIO  STATE      PANIC\n');
         for (const d of dumps) {
           const t = new Date(d.time_sec * 1000).toISOString().replace('T', ' ').slice(0, 19);
@@ -135,6 +154,7 @@ await runCli('lkcd', async () => {
     })
     .command('search <text>', 'log lines matching TEXT across all saved dumps', (y) => y.epilogue(cliExitHelp('lkcd', 'search')).positional('text', { type: 'string' }).option('json', { type: 'boolean', default: false }), (argv) => {
       const dumpdir = dumpDirFor(rootOf(argv));
+      if (!fs.existsSync(path.join(dumpdir, INDEX_FILE))) { if (argv.json) out('[]\n'); return; }
       const index = DumpIndex.open(dumpdir, { readonly: true });
       try {
         const hits = index.searchLog(argv.text!);
@@ -190,6 +210,7 @@ await runCli('lkcd', async () => {
         return;
       }
       const dumpdir = dumpDirFor(rootOf(argv));
+      if (!fs.existsSync(path.join(dumpdir, INDEX_FILE))) { out(argv.json ? '[]\n' : pstoreListText([], dumpdir)); return; }
       const index = DumpIndex.open(dumpdir, { readonly: true });
       try {
         const rows = PstoreIndex.of(index).list();
@@ -214,8 +235,8 @@ await runCli('lkcd', async () => {
     })
     .demandCommand(1, 'name a command (see --help)')
     .strict()
-    .fail((msg, err) => { if (err) throw err; throw new UsageError(msg); })
+    .fail((msg, err) => { if (err) throw err; throw usageFailure('lkcd', msg, COMMANDS, hideBin(process.argv)); })
     .epilogue(cliExitHelp('lkcd'))
-    .help().version(false)
+    .help().version(versionText('lkcd'))
     .parseAsync();
 });

@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
+import { versionText } from '../src/cli/usage.js';
 import { hideBin } from 'yargs/helpers';
 import { formatSize, parseInteger, parseSize, UsageError } from '../src/codec/index.js';
 import { MachineRoot, resolveRoot } from '../src/machine/index.js';
@@ -54,7 +55,7 @@ await runCli('start', async () => {
     .strict()
     .fail((msg, err) => { if (err) throw err; throw new UsageError(msg); })
     .epilogue(cliExitHelp('start'))
-    .help().version(false)
+    .help().version(versionText('npm start'))
     .parseAsync();
   const root = new MachineRoot(resolveRoot(argv.root));
   const mem = parseSize(argv.mem, '--mem');

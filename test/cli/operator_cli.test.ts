@@ -1,0 +1,191 @@
+/**
+ * The operator's view (issue 9) through the built CLIs, one 16 MiB machine
+ * taken through its states in order: a new root (empty states are not
+ * errors), powered on and not configured, armed, disarmed by kexec, a dump
+ * held in memory, an unsaved dump on the device, saved, powered off.
+ * `lkcd status` is checked against what other commands and files say:
+ * /proc/sys/kernel/dump/addr, `kexec -s`, DUMPDIR's files summed here,
+ * `lkcd list`; `kexec -S` against kexec-tools' own --help text.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt, expectCleanFailure, EX_NOINPUT, EX_USAGE, REPO, runTool, type RunResult } from '../helpers/cli.js';
+import { needs, runTool as runRealTool } from '../helpers/tools.js';
+
+/** lkcd status: not armed (src/cli/exit.ts NOT_ARMED). */
+const NOT_ARMED = 7;
+/** kexec -S: a kernel of the type is loaded (kexec-tools' k_status()). */
+const KEXEC_S_LOADED = 1;
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lkcd-operator-'));
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const root = path.join(tmp, 'm');
+const DUMPDIR = path.join(root, 'log', 'dump');
+const DUMPDEV = path.join(root, 'dev', 'vmdump');
+
+const lkcd = (args: string[]): RunResult => runTool('lkcd', root, args);
+const ok = (r: RunResult): string => {
+  expect(r.stderr, r.stdout).toBe('');
+  expect(r.status).toBe(0);
+  return r.stdout;
+};
+
+interface StatusJson {
+  armed: boolean; not_armed: string[]; machine: string;
+  driver: { level: number | null; compress: number; config_block: string | null } | null;
+  kexec: { loaded: boolean; crashdump: string | null };
+  pending: { addr: string; next: string } | null;
+  device: { dump: boolean; saved_as: number | null; panic_string: string | null; next: string | null };
+  saved: { dumps: number; bytes: number };
+  others: { kdump_panic_kernel: string | null; fadump: string; pstore_records: number | null };
+}
+
+/** lkcd status --json, asserting its exit status: 0 when armed, 7 with one stderr line naming the first reason when not. */
+function status(): StatusJson {
+  const r = lkcd(['status', '--json']);
+  const s = JSON.parse(r.stdout) as StatusJson;
+  if (s.armed) {
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  } else {
+    expectCleanFailure(r, 'lkcd', NOT_ARMED, 'not armed: ', s.not_armed[0]);
+  }
+  return s;
+}
+
+function filesBytes(dir: string): number {
+  let n = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) n += fs.statSync(path.join(e.parentPath, e.name)).size;
+  }
+  return n;
+}
+
+beforeAll(() => { ensureBuilt(); });
+
+describe('a new root: empty states are not errors', () => {
+  it('lkcd list prints an empty list (exit 0; [] with --json); search and pstore list too', () => {
+    expect(ok(lkcd(['list']))).toBe(`no dumps in ${DUMPDIR}\n`);
+    expect(ok(lkcd(['list', '--json']))).toBe('[]\n');
+    expect(ok(lkcd(['search', '--json', 'anything']))).toBe('[]\n');
+    expect(ok(lkcd(['pstore', 'list', '--json']))).toBe('[]\n');
+  });
+
+  it('lkcd status and lkcd save without a machine name the root they used (66)', () => {
+    expectCleanFailure(lkcd(['status']), 'lkcd', EX_NOINPUT, `no machine at ${root}`);
+    expectCleanFailure(lkcd(['save']), 'lkcd', EX_NOINPUT, `no machine at ${root}`);
+  });
+
+  it('--version on every CLI prints the package version', () => {
+    const version = (JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
+    for (const tool of ['lkcd', 'machine', 'kexec', 'kdumpctl'] as const) {
+      expect(ok(runTool(tool, root, ['--version']))).toBe(`${tool} (lkcd-softboot) ${version}\n`);
+    }
+  });
+
+  it('an unknown command is one line with the nearest command', () => {
+    expectCleanFailure(lkcd(['confgi']), 'lkcd', EX_USAGE, "unknown command 'confgi' (did you mean 'config'?)");
+    expectCleanFailure(lkcd(['xyzzy']), 'lkcd', EX_USAGE, "unknown command 'xyzzy'; the commands are: status, config");
+    expectCleanFailure(runTool('machine', root, ['pwer-off']), 'machine', EX_USAGE, "unknown command 'pwer-off' (did you mean 'power-off'?)");
+    expectCleanFailure(runTool('kdumpctl', root, ['stats']), 'kdumpctl', EX_USAGE, "(did you mean 'status'?)");
+  });
+});
+
+describe('one machine through its states', () => {
+  let release = '';
+  beforeAll(() => {
+    ok(runTool('machine', root, ['power-on', '--mem', '16M', '--profile', 'idle', '--seed', '3']));
+    release = fs.readdirSync(path.join(root, 'boot')).find((f) => f.startsWith('vmlinuz-'))!.slice('vmlinuz-'.length);
+  });
+
+  it('powered on, not configured: lkcd save has nothing to save (exit 0); status says why it is not armed (7)', () => {
+    expect(ok(lkcd(['save']))).toBe(`lkcd save: no dump on ${DUMPDEV}: it does not exist yet (lkcd config creates it)\n`);
+    const s = status();
+    expect(s.armed).toBe(false);
+    expect(s.not_armed).toEqual(['the dump driver is not configured (run lkcd config)']);
+    const text = lkcd(['status']);
+    expect(text.status).toBe(NOT_ARMED);
+    expect(text.stdout).toMatch(/^ +lkcd: NOT armed$/m);
+    expect(text.stdout).toMatch(/^ +not armed: the dump driver is not configured \(run lkcd config\)$/m);
+  });
+
+  it('after lkcd config: armed (0), crashdump= of the kexec kernel equal to /proc/sys/kernel/dump/addr and to kexec -s', () => {
+    ok(lkcd(['config']));
+    const s = status();
+    expect(s.armed).toBe(true);
+    const addr = ok(runTool('machine', root, ['proc', 'sys/kernel/dump/addr'])).trim();
+    expect(s.driver!.config_block).toBe(addr);
+    expect(s.kexec.crashdump).toBe(addr);
+    expect(ok(runTool('kexec', root, ['-s']))).toContain(`crashdump=${addr}`);
+    const k = JSON.parse(ok(runTool('kexec', root, ['-s', '--json']))) as { kexec_loaded: boolean; image: { crashdump: string; release: string } };
+    expect(k.kexec_loaded).toBe(true);
+    expect(k.image).toMatchObject({ crashdump: addr, release });
+    // The level and compression etc/sysconfig/dump gives by default (DUMP_LEVEL=8, DUMP_COMPRESS=2).
+    expect(s.driver).toMatchObject({ level: 8, compress: 2 });
+    expect(s.others).toEqual({ kdump_panic_kernel: null, crashkernel: null, fadump: 'not enabled', pstore_records: null });
+  });
+
+  it('kexec -S exits 1 when a kernel of the type is loaded, 0 when not, printing nothing; -l asks about the kexec kernel', () => {
+    const s = runTool('kexec', root, ['-S']);
+    expect([s.status, s.stdout, s.stderr]).toEqual([0, '', '']); // no panic kernel
+    const l = runTool('kexec', root, ['-S', '-l']);
+    expect([l.status, l.stdout, l.stderr]).toEqual([KEXEC_S_LOADED, '', '']);
+  });
+
+  needs('kexec').it('kexec -S follows kexec-tools\' documented status option', () => {
+    const help = runRealTool('kexec', ['--help'], 30);
+    expect(`${help.stdout}${help.stderr}`.replace(/\s+/g, ' ')).toContain('-S, --status Return 1 if the type (by default crash) is loaded, 0 if not.');
+  });
+
+  it('kexec -u disarms it (7, why); kexec -l /boot/vmlinuz-... (the path inside the machine) with the wrong crashdump= too', () => {
+    ok(runTool('kexec', root, ['-u']));
+    let s = status();
+    expect(s.not_armed).toEqual(['no kernel is loaded for the soft boot: a panic would reboot through the firmware and lose the dump']);
+    const l = runTool('kexec', root, ['-l', `/boot/vmlinuz-${release}`, '--command-line=root=/dev/vda1 crashdump=0x1234']);
+    expect(ok(l)).toMatch(new RegExp(`^kexec: loaded ${release.replace(/\./g, '\\.')} `));
+    s = status();
+    expect(s.not_armed).toEqual([`the loaded kexec kernel has crashdump=0x1234, not the config block at ${s.driver!.config_block} (run lkcd config)`]);
+    expectCleanFailure(runTool('kexec', root, ['-l', '/boot/vmlinuz-none']), 'kexec', EX_NOINPUT, `/boot/vmlinuz-none: no such file in the machine (${root}/boot/vmlinuz-none)`);
+    ok(lkcd(['config']));
+    expect(status().armed).toBe(true);
+  });
+
+  it('a panic: the dump held in memory is shown with its next step; lkcd save warns in one line, power-off refuses (64)', () => {
+    expect(ok(runTool('machine', root, ['panic', 'operator test: first']))).toContain('kexec: booted');
+    const s = status();
+    expect(s.pending).toMatchObject({ next: 'lkcd config' });
+    expect(s.not_armed).toEqual([`a dump held in memory at ${s.pending!.addr} awaits writeout: no new dump is taken until lkcd config writes it out`]);
+    const save = lkcd(['save']);
+    expect(save.status).toBe(0);
+    expect(save.stderr).toBe(`lkcd: warning: a dump held in memory at ${s.pending!.addr} awaits writeout: lkcd save copies only the dump device; run lkcd config first, then lkcd save\n`);
+    expectCleanFailure(runTool('machine', root, ['power-off']), 'machine', EX_USAGE, `a dump held in memory at ${s.pending!.addr}`, 'machine power-off --force');
+  });
+
+  it('written out: the unsaved dump on the device is shown with lkcd save as the next step; once saved, its N, and DUMPDIR\'s usage', () => {
+    ok(lkcd(['config']));
+    let s = status();
+    expect(s.armed).toBe(true);
+    expect(s.pending).toBeNull();
+    expect(s.device).toMatchObject({ dump: true, saved_as: null, panic_string: 'operator test: first', next: 'lkcd save' });
+    expect(ok(lkcd(['status']))).toMatch(/^ +on device: an UNSAVED dump of .* \("operator test: first"\): run lkcd save$/m);
+    ok(lkcd(['save']));
+    s = status();
+    expect(s.device).toMatchObject({ dump: true, saved_as: 0, next: null });
+    const listed = JSON.parse(ok(lkcd(['list', '--json']))) as unknown[];
+    expect(s.saved).toEqual({ dumps: listed.length, bytes: filesBytes(DUMPDIR) });
+    expect(listed).toHaveLength(1);
+  });
+
+  it('power-off --force warns in one line; a powered-off machine is not armed', () => {
+    ok(runTool('machine', root, ['panic', 'operator test: second']));
+    const off = runTool('machine', root, ['power-off', '--force']);
+    expect(off.status).toBe(0);
+    expect(off.stderr).toMatch(/^machine: warning: a dump held in memory at 0x[0-9a-f]+ awaits writeout \(lkcd config writes it to the dump device\): lost by this power-off \(--force\)\n$/);
+    const s = status();
+    expect(s.machine).toBe('powered off');
+    expect(s.not_armed).toEqual(['the machine is powered off']);
+  });
+});
+
