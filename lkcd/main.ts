@@ -27,7 +27,8 @@ import { vmlinuxStatus } from './debuginfo.js';
 import { lkcdPstoreSave, PSTORE_ARCHIVE_DIR, pstoreListText, reindexPstore } from './pstore.js';
 import { verifySavedDump } from './verify.js';
 import { lkcdImport } from './import.js';
-import { heldDumpWarning, lkcdStatus, lkcdStatusText } from './status.js';
+import { showSysconfig, showSysconfigText, sysconfigWarnings } from './config_show.js';
+import { heldDumpWarning, runningRelease, lkcdStatus, lkcdStatusText } from './status.js';
 
 /** The commands, for the did-you-mean of an unknown one. */
 const COMMANDS = ['status', 'config', 'save', 'import', 'list', 'show', 'dmesg', 'read', 'search', 'verify', 'export', 'analyze', 'pstore', 'reindex'];
@@ -51,11 +52,25 @@ await runCli('lkcd', async () => {
       if (!s.armed) throw new DegradedResult('NOT_ARMED', `not armed: ${s.not_armed.join('; ')}`);
     })
     .command('config', 'write out a dump held in memory to DUMPDEV (never over a dump lkcd save has not saved: with DUMP_SAVE=1 it is saved first), then arm the dump driver and preload kexec with crashdump=; exits 3 when the dump written is TRUNCATED, 5 when the device failed', (y) => y.epilogue(cliExitHelp('lkcd', 'config'))
-      .option('force', { type: 'boolean', default: false, describe: 'write out even over a device dump lkcd save never saved' }),
-    (argv) => holdMachine(rootOf(argv), 'lkcd', () => {
-      const r = lkcdConfig(rootOf(argv), (l) => out(`${l}\n`), { force: argv.force });
-      if (r.degraded) throw r.degraded;
-    }))
+      .option('force', { type: 'boolean', default: false, describe: 'write out even over a device dump lkcd save never saved' })
+      .option('show', { type: 'boolean', default: false, describe: 'change nothing: print every effective setting of etc/sysconfig/dump and where it came from (file:line, or default)' })
+      .option('json', { type: 'boolean', default: false, describe: 'with --show: as JSON' }),
+    (argv) => {
+      const root = rootOf(argv);
+      if (argv.json && !argv.show) throw new UsageError('--json goes with --show');
+      if (argv.show) {
+        const shown = showSysconfig(root, runningRelease(root));
+        for (const w of shown.warnings) process.stderr.write(`lkcd: warning: ${w}\n`);
+        out(argv.json ? json(shown) : showSysconfigText(shown));
+        return;
+      }
+      // Keys nothing reads are named before the work (a typo must not pass silently).
+      for (const w of sysconfigWarnings(root)) process.stderr.write(`lkcd: warning: ${w}\n`);
+      return holdMachine(root, 'lkcd', () => {
+        const r = lkcdConfig(root, (l) => out(`${l}\n`), { force: argv.force });
+        if (r.degraded) throw r.degraded;
+      });
+    })
     .command('save', 'copy the dump on DUMPDEV to DUMPDIR/N (dump.N, map.N, kerntypes.N, analysis.N, vmlinux.N), check it, index it, mark it saved (a dump marked saved is not saved again; one identical to a saved dump but not marked is saved as a new N, same_as the first); exits 3 for a TRUNCATED dump, 4 for a DAMAGED one', (y) => y.epilogue(cliExitHelp('lkcd', 'save')), (argv) => holdMachine(rootOf(argv), 'lkcd', () => {
       const held = heldDumpWarning(rootOf(argv));
       if (held) process.stderr.write(`lkcd: warning: ${held}\n`);

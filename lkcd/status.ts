@@ -241,3 +241,15 @@ export function heldDumpWarning(root: MachineRoot): string | null {
     closeSystem(sys);
   }
 }
+
+/** The running kernel's release, or null when the machine is off or absent (KEXEC_IMAGE has no default then). */
+export function runningRelease(root: MachineRoot): string | null {
+  const state = readState(root);
+  if (!state || state.power !== 'on' || !state.cpu) return null;
+  const sys = openSystem(root, { readOnly: true });
+  try {
+    return sys.kernel.release;
+  } finally {
+    closeSystem(sys);
+  }
+}

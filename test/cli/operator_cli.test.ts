@@ -189,3 +189,49 @@ describe('one machine through its states', () => {
   });
 });
 
+
+describe('lkcd config --show: every effective setting and where it came from', () => {
+  const croot = path.join(tmp, 'config');
+  const file = path.join(croot, 'etc', 'sysconfig', 'dump');
+  beforeAll(() => { ok(runTool('machine', croot, ['power-on', '--mem', '16M', '--profile', 'idle'])); });
+
+  it('before lkcd config writes the file: every setting is the default', () => {
+    const lines = ok(runTool('lkcd', croot, ['config', '--show'])).split('\n');
+    expect(lines[0]).toBe(`# ${file} does not exist yet: every setting is the default (lkcd config writes it)`);
+    expect(lines[5]).toMatch(/^DUMP_LEVEL=8 +# default$/);
+    expect(fs.existsSync(file)).toBe(false);
+  });
+
+  it('each key names its file:line; an edited value and its line; an unknown key is warned with the key it may mean', () => {
+    ok(runTool('lkcd', croot, ['config']));
+    // The file as written, edited as an admin would: the level lowered in place, a misspelt key appended.
+    const text = fs.readFileSync(file, 'utf8').replace(/^DUMP_LEVEL=8$/m, 'DUMP_LEVEL=2').concat('DUMP_LEVL=4\nDUMPKEEP=3\nFROBNICATE=1\n');
+    fs.writeFileSync(file, text);
+    const lineOf = (re: RegExp): number => text.split('\n').findIndex((l) => re.test(l)) + 1;
+    const r = runTool('lkcd', croot, ['config', '--show', '--json']);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toBe([
+      `lkcd: warning: ${file}:${lineOf(/^DUMP_LEVL=/)}: unknown key DUMP_LEVL (did you mean DUMP_LEVEL?): ignored`,
+      `lkcd: warning: ${file}:${lineOf(/^DUMPKEEP=/)}: unknown key DUMPKEEP (did you mean DUMP_KEEP?): ignored`,
+      `lkcd: warning: ${file}:${lineOf(/^FROBNICATE=/)}: unknown key FROBNICATE: ignored`,
+      '',
+    ].join('\n'));
+    const shown = JSON.parse(r.stdout) as { settings: Array<{ key: string; value: string; effective: unknown; from: string }> };
+    // Every key the file sets, with the line it is on, parsed here from the file itself.
+    for (const s of shown.settings) {
+      const at = lineOf(new RegExp(`^${s.key}=`));
+      expect(s.from, s.key).toBe(at > 0 ? `${file}:${at}` : 'default');
+    }
+    expect(shown.settings.find((s) => s.key === 'DUMP_LEVEL')).toEqual({ key: 'DUMP_LEVEL', value: '2', effective: 2, from: `${file}:${lineOf(/^DUMP_LEVEL=/)}` });
+    expect(shown.settings.find((s) => s.key === 'DUMPDIR')!.effective).toBe(path.join(croot, 'log', 'dump'));
+    // lkcd config itself warns the same way before it works.
+    const c = runTool('lkcd', croot, ['config']);
+    expect(c.status).toBe(0);
+    expect(c.stderr.split('\n').filter(Boolean)).toHaveLength(3);
+    expect(c.stdout).toMatch(/^dump: reconfigured: level 0x3,/m);
+  });
+
+  it('--json without --show is a usage error', () => {
+    expectCleanFailure(runTool('lkcd', croot, ['config', '--json']), 'lkcd', EX_USAGE, '--json goes with --show');
+  });
+});
