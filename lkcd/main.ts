@@ -28,10 +28,11 @@ import { lkcdPstoreSave, PSTORE_ARCHIVE_DIR, pstoreListText, reindexPstore } fro
 import { verifySavedDump } from './verify.js';
 import { lkcdImport } from './import.js';
 import { showSysconfig, showSysconfigText, sysconfigWarnings } from './config_show.js';
+import { estimateText, lkcdEstimate, parseLevel } from './estimate.js';
 import { heldDumpWarning, runningRelease, lkcdStatus, lkcdStatusText } from './status.js';
 
 /** The commands, for the did-you-mean of an unknown one. */
-const COMMANDS = ['status', 'config', 'save', 'import', 'list', 'show', 'dmesg', 'read', 'search', 'verify', 'export', 'analyze', 'pstore', 'reindex'];
+const COMMANDS = ['status', 'estimate', 'config', 'save', 'import', 'list', 'show', 'dmesg', 'read', 'search', 'verify', 'export', 'analyze', 'pstore', 'reindex'];
 
 const json = (v: unknown): string => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? (x > BigInt(Number.MAX_SAFE_INTEGER) ? hex(x) : Number(x)) : x), 2) + '\n';
 const out = (s: string): void => { process.stdout.write(s); };
@@ -50,6 +51,12 @@ await runCli('lkcd', async () => {
       const s = lkcdStatus(rootOf(argv));
       out(argv.json ? json(s) : lkcdStatusText(s));
       if (!s.armed) throw new DegradedResult('NOT_ARMED', `not armed: ${s.not_armed.join('; ')}`);
+    })
+    .command('estimate', 'what a panic now would dump, changing nothing (as kdumpctl estimate, dumpadm -e, makedumpfile --mem-usage): frames per page class (with makedumpfile\'s names) and pass from mem_map, zero frames, sampled compression per pass, the room stage 1 would have, and per dump level whether the dump would be complete and its size in memory and on the device', (y) => y.epilogue(cliExitHelp('lkcd', 'estimate'))
+      .option('level', { type: 'string', describe: 'only this dump level: 1, 2, 4 or 8' })
+      .option('json', { type: 'boolean', default: false }), (argv) => {
+      const e = lkcdEstimate(rootOf(argv), parseLevel(argv.level));
+      out(argv.json ? json(e) : estimateText(e));
     })
     .command('config', 'write out a dump held in memory to DUMPDEV (never over a dump lkcd save has not saved: with DUMP_SAVE=1 it is saved first), then arm the dump driver and preload kexec with crashdump=; exits 3 when the dump written is TRUNCATED, 5 when the device failed', (y) => y.epilogue(cliExitHelp('lkcd', 'config'))
       .option('force', { type: 'boolean', default: false, describe: 'write out even over a device dump lkcd save never saved' })

@@ -235,3 +235,59 @@ describe('lkcd config --show: every effective setting and where it came from', (
     expectCleanFailure(runTool('lkcd', croot, ['config', '--json']), 'lkcd', EX_USAGE, '--json goes with --show');
   });
 });
+
+/**
+ * lkcd estimate against the dump taken right after it, on the same machine: the pages must be the
+ * ones the dump holds (the estimate counts mem_map; the dump is what stage 1 wrote), the size on
+ * the device within ESTIMATE_BYTES_ERROR of dump.N (only the sampled compression is an estimate),
+ * and a level the estimate says will not be complete gives a TRUNCATED dump missing those pages.
+ */
+const ESTIMATE_BYTES_ERROR = 0.05;
+
+interface EstimateJson {
+  frames: number; dumper_frames: number;
+  classes: Array<{ class: string; makedumpfile: string; frames: number; zero: number }>;
+  levels: Array<{ level: number; pages: number; complete: boolean; dropped: string[]; missing_pages: number; device_bytes: number }>;
+}
+interface ListedDump { pages: number; stored_bytes: number; state: string; missing_pages: number }
+
+describe.each([
+  { profile: 'database', mem: '64M', seed: '5', compress: '2', complete: true },
+  { profile: 'fileserver', mem: '32M', seed: '9', compress: '2', complete: true },
+  // Uncompressed, all RAM does not fit in the room a full machine leaves: the estimate must say so.
+  { profile: 'random', mem: '32M', seed: '2', compress: '0', complete: false },
+])('lkcd estimate, then the dump: $profile $mem, DUMP_COMPRESS=$compress', ({ profile, mem, seed, compress, complete }) => {
+  const eroot = path.join(tmp, `estimate-${profile}`);
+  const run = (tool: 'lkcd' | 'machine', args: string[]): string => ok(runTool(tool, eroot, args));
+  it('pages exactly, bytes on the device within 5%, complete or not as predicted', () => {
+    run('machine', ['power-on', '--mem', mem, '--profile', profile, '--seed', seed]);
+    run('lkcd', ['config']);
+    const file = path.join(eroot, 'etc', 'sysconfig', 'dump');
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace(/^DUMP_COMPRESS=2$/m, `DUMP_COMPRESS=${compress}`));
+    run('lkcd', ['config']);
+    const e = JSON.parse(run('lkcd', ['estimate', '--json'])) as EstimateJson;
+    // Every frame is in one class or the dumper's; the makedumpfile names are makedumpfile's -d classes.
+    expect(e.classes.reduce((t, c) => t + c.frames, 0) + e.dumper_frames).toBe(e.frames);
+    expect(new Set(e.classes.map((c) => c.makedumpfile))).toEqual(new Set(['KERN_DATA', 'NON_PRI_CACHE', 'USER', 'FREE']));
+    const one = JSON.parse(run('lkcd', ['estimate', '--level', '8', '--json'])) as EstimateJson;
+    expect(one.levels.map((l) => l.level)).toEqual([8]);
+    const est = one.levels[0];
+    expect(est.complete).toBe(complete);
+    runTool('machine', eroot, ['panic', `estimate ${profile}`]);
+    const cfg = runTool('lkcd', eroot, ['config']);
+    const save = runTool('lkcd', eroot, ['save']);
+    expect(save.status).toBe(complete ? 0 : 3);
+    const [d] = JSON.parse(run('lkcd', ['list', '--json'])) as ListedDump[];
+    const size = fs.statSync(path.join(eroot, 'log', 'dump', '0', 'dump.0')).size;
+    expect(d.stored_bytes).toBe(size);
+    const pageErr = d.pages - est.pages;
+    const byteErr = (est.device_bytes - size) / size;
+    // The figures the README quotes.
+    console.log(`estimate ${profile} ${mem} compress=${compress}: pages est ${est.pages} actual ${d.pages} (${pageErr}); bytes est ${est.device_bytes} actual ${size} (${(byteErr * 100).toFixed(2)}%); missing est ${est.missing_pages} actual ${d.missing_pages}`);
+    expect(cfg.status).toBe(complete ? 0 : 3);
+    expect(d.state).toBe(complete ? 'complete' : 'truncated');
+    expect(d.missing_pages).toBe(est.missing_pages);
+    expect(pageErr).toBe(0);
+    expect(Math.abs(byteErr)).toBeLessThan(ESTIMATE_BYTES_ERROR);
+  });
+});

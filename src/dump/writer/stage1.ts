@@ -65,11 +65,13 @@ export interface Stage1Result {
   blockPhys: bigint;
 }
 
-const PASS_OF: Record<PageType, number> = {
+/** The pass (kern, user, unused) that saves each page type. */
+export const PASS_OF: Readonly<Record<PageType, number>> = {
   reserved: DUMP_PASS_KERN, slab: DUMP_PASS_KERN, kernel: DUMP_PASS_KERN,
   cache: DUMP_PASS_USER, anon: DUMP_PASS_USER, free: DUMP_PASS_UNUSED,
 };
-const PASS_MASK = [DUMP_MASK_KERN, DUMP_MASK_USED, DUMP_MASK_UNUSED];
+/** The dump-level mask bit of each pass, by pass number. */
+export const PASS_MASK = [DUMP_MASK_KERN, DUMP_MASK_USED, DUMP_MASK_UNUSED] as const;
 /** LKCD runs the passes in reverse: less critical pages free up space for the more critical ones. */
 const STAGE1_ORDER = [DUMP_PASS_UNUSED, DUMP_PASS_USER, DUMP_PASS_KERN];
 
@@ -130,10 +132,7 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
   });
   const avgRecord = [0, 0, 0].map((_, p) => sampleRecordBytes(kernel, memmap, owned, p, count[p], codec, scratch));
   const selected = PASS_MASK.map((m) => (block.level & m) !== 0);
-  const bootstrapBytes = block.memdev.last_offset - BigInt(STAGE1_HEADER_LEN);
-  const dataBytesOf = (frames: bigint): bigint => (frames * BigInt(DUMP_MAP_SZ) / BigInt(DUMP_MAP_SZ + 1)) * PAGE_SIZE_N;
-  // Record descriptors (16 bytes a page) come out of the same room: count them in the plan.
-  const capacityBytes = bootstrapBytes + dataBytesOf(count.reduce((a, c, p) => a + c - countFixed[p], 0n)) - END_RESERVE;
+  const capacityBytes = stage1CapacityBytes(block, count.reduce((a, c, p) => a + c - countFixed[p], 0n));
   const need = (p: number): bigint => BigInt(Math.ceil(Number(count[p]) * avgRecord[p]));
   const planNeed = (): bigint => [0, 1, 2].reduce((t, p) => (selected[p] ? t + need(p) : t), 0n);
   // Drop a pass only when the estimate says it cannot fit; estimation errors are absorbed by
@@ -468,7 +467,7 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
 /** ddev.device_id of the memory dump device (dump_memdev.c): the device stage 1 dumps to. */
 const MEMDEV_DEVICE_ID = 0x14;
 
-const RECORD_DESC_BYTES = dump_record_desc.size;
+export const RECORD_DESC_BYTES = dump_record_desc.size;
 type RecordDesc = ValueOf<typeof dump_record_desc>;
 
 /**
@@ -532,8 +531,23 @@ class RecordTableWriter {
   }
 }
 
-/** Average bytes of a page record of a pass, from evenly spaced sample pages. */
-function sampleRecordBytes(kernel: Kernel, memmap: MemMap, owned: PfnBitmap, pass: number, total: bigint, codec: PageCodec, scratch: Uint8Array): number {
+/**
+ * Bytes stage 1 can fill: the bootstrap pages, and every frame that becomes space once saved
+ * (less the memdev's map pages), less the room kept for the end. Record descriptors (16 bytes a
+ * page) come out of the same room, so sampleRecordBytes counts them.
+ */
+export function stage1CapacityBytes(block: DumpConfigBlock, releasableFrames: bigint): bigint {
+  const bootstrapBytes = block.memdev.last_offset - BigInt(STAGE1_HEADER_LEN);
+  return bootstrapBytes + dataBytesOf(releasableFrames) - END_RESERVE;
+}
+
+/** Data bytes `frames` frames give the memdev: one in DUMP_MAP_SZ + 1 becomes a map page. */
+function dataBytesOf(frames: bigint): bigint {
+  return (frames * BigInt(DUMP_MAP_SZ) / BigInt(DUMP_MAP_SZ + 1)) * PAGE_SIZE_N;
+}
+
+/** Bytes a page record of the pass takes in the memdev, averaged over evenly spaced sample pages (its header, data, descriptor). */
+export function sampleRecordBytes(kernel: Kernel, memmap: MemMap, owned: PfnBitmap, pass: number, total: bigint, codec: PageCodec, scratch: Uint8Array): number {
   if (total === 0n) return 0;
   const stride = total / BigInt(SAMPLE_PAGES) > 0n ? total / BigInt(SAMPLE_PAGES) : 1n;
   let seen = 0n;
