@@ -28,11 +28,13 @@ import { lkcdPstoreSave, PSTORE_ARCHIVE_DIR, pstoreListText, reindexPstore } fro
 import { verifySavedDump } from './verify.js';
 import { lkcdImport } from './import.js';
 import { showSysconfig, showSysconfigText, sysconfigWarnings } from './config_show.js';
+import { applyRetention, lkcdRemove } from './retention.js';
+import { groupsText, signatureGroups } from './groups.js';
 import { estimateText, lkcdEstimate, parseLevel } from './estimate.js';
 import { heldDumpWarning, runningRelease, lkcdStatus, lkcdStatusText } from './status.js';
 
 /** The commands, for the did-you-mean of an unknown one. */
-const COMMANDS = ['status', 'estimate', 'config', 'save', 'import', 'list', 'show', 'dmesg', 'read', 'search', 'verify', 'export', 'analyze', 'pstore', 'reindex'];
+const COMMANDS = ['status', 'estimate', 'rm', 'config', 'save', 'import', 'list', 'show', 'dmesg', 'read', 'search', 'verify', 'export', 'analyze', 'pstore', 'reindex'];
 
 const json = (v: unknown): string => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? (x > BigInt(Number.MAX_SAFE_INTEGER) ? hex(x) : Number(x)) : x), 2) + '\n';
 const out = (s: string): void => { process.stdout.write(s); };
@@ -78,11 +80,15 @@ await runCli('lkcd', async () => {
         if (r.degraded) throw r.degraded;
       });
     })
-    .command('save', 'copy the dump on DUMPDEV to DUMPDIR/N (dump.N, map.N, kerntypes.N, analysis.N, vmlinux.N), check it, index it, mark it saved (a dump marked saved is not saved again; one identical to a saved dump but not marked is saved as a new N, same_as the first); exits 3 for a TRUNCATED dump, 4 for a DAMAGED one', (y) => y.epilogue(cliExitHelp('lkcd', 'save')), (argv) => holdMachine(rootOf(argv), 'lkcd', () => {
+    .command('save', 'copy the dump on DUMPDEV to DUMPDIR/N (dump.N, map.N, kerntypes.N, analysis.N, vmlinux.N), check it, index it, mark it saved (a dump marked saved is not saved again; one identical to a saved dump but not marked is saved as a new N, same_as the first); then, with DUMP_KEEP=K, remove the oldest dumps beyond the newest K; exits 3 for a TRUNCATED dump, 4 for a DAMAGED one', (y) => y.epilogue(cliExitHelp('lkcd', 'save')).option('json', { type: 'boolean', default: false }), (argv) => holdMachine(rootOf(argv), 'lkcd', () => {
       const held = heldDumpWarning(rootOf(argv));
       if (held) process.stderr.write(`lkcd: warning: ${held}\n`);
       const r = lkcdSave(rootOf(argv));
-      for (const l of r.lines) out(`${l}\n`);
+      // DUMP_KEEP: the oldest dumps beyond the newest N go once this one is safe in DUMPDIR.
+      const conf = sysconfigFor(rootOf(argv));
+      const removed = r.n !== null ? applyRetention(conf.DUMPDIR, conf.DUMP_KEEP) : [];
+      if (argv.json) out(json({ n: r.n, lines: [...r.lines, ...removed], removed: removed.length, degraded: r.degraded ? r.degraded.message : null }));
+      else for (const l of [...r.lines, ...removed]) out(`${l}\n`);
       if (r.degraded) throw r.degraded;
     }))
     .command('import <file>', 'copy a dump another tool wrote (LKCD from any writer, an ELF vmcore, makedumpfile\'s kdump-compressed file) into DUMPDIR/N as the next N, check it, index it; never the same file twice; exits 3 for a TRUNCATED dump, 4 for a DAMAGED one, 69 for a file of no known format', (y) => y.epilogue(cliExitHelp('lkcd', 'import')).positional('file', { type: 'string' })
@@ -92,7 +98,8 @@ await runCli('lkcd', async () => {
       for (const l of r.lines) out(`${l}\n`);
       if (r.degraded) throw r.degraded;
     })
-    .command('list', 'the saved dumps, each with its state and, when byte-identical to an earlier dump, which one (same_as); an index that lost its dumps is rebuilt from DUMPDIR/N first', (y) => y.epilogue(cliExitHelp('lkcd', 'list')).option('json', { type: 'boolean', default: false }), (argv) => {
+    .command('list', 'the saved dumps, each with its state, its panic signature and, when byte-identical to an earlier dump, which one (same_as); --group: one line per panic signature with the count, first and last; an index that lost its dumps is rebuilt from DUMPDIR/N first', (y) => y.epilogue(cliExitHelp('lkcd', 'list')).option('json', { type: 'boolean', default: false })
+      .option('group', { type: 'boolean', default: false, describe: 'one line per panic signature: how many dumps, the first and the last' }), (argv) => {
       const dumpdir = dumpDirFor(rootOf(argv));
       // A missing or empty index must not hide the dumps in DUMPDIR/N: index them first (needs the DUMPDIR lock).
       const file = path.join(dumpdir, INDEX_FILE);
@@ -119,15 +126,19 @@ await runCli('lkcd', async () => {
       const index = DumpIndex.open(dumpdir, { readonly: true });
       try {
         const dumps = index.listDumps();
+        if (argv.group) { out(argv.json ? json(signatureGroups(dumps)) : groupsText(signatureGroups(dumps), dumpdir)); return; }
         if (argv.json) { out(json(dumps)); return; }
         if (dumps.length === 0) { out(`no dumps in ${dumpdir}\n`); return; }
-        out('  N  DESIGN         FORMAT    TIME (UTC)            HOST          RELEASE             PAGES      BYTES   RATIO  STATE      PANIC\n');
+        out('  N  DESIGN         FORMAT    TIME (UTC)            HOST          RELEASE             PAGES      BYTES   RATIO  STATE      SIGNATURE         PANIC\n');
         for (const d of dumps) {
           const t = new Date(d.time_sec * 1000).toISOString().replace('T', ' ').slice(0, 19);
           const state = d.state === 'complete' ? 'complete' : d.state.toUpperCase();
-          out(`${String(d.n).padStart(3)}  ${d.design.padEnd(13)}  ${d.format.padEnd(8)}  ${t}  ${d.host.padEnd(12).slice(0, 12)}  ${d.release.padEnd(18).slice(0, 18)}  ${String(d.pages).padStart(7)}  ${String(d.stored_bytes).padStart(9)}  ${(d.raw_bytes / Math.max(d.stored_bytes, 1)).toFixed(2).padStart(6)}  ${state.padEnd(9)}  ${d.panic_string}${d.same_as != null ? `  (same as ${d.same_as})` : ''}\n`);
+          out(`${String(d.n).padStart(3)}  ${d.design.padEnd(13)}  ${d.format.padEnd(8)}  ${t}  ${d.host.padEnd(12).slice(0, 12)}  ${d.release.padEnd(18).slice(0, 18)}  ${String(d.pages).padStart(7)}  ${String(d.stored_bytes).padStart(9)}  ${(d.raw_bytes / Math.max(d.stored_bytes, 1)).toFixed(2).padStart(6)}  ${state.padEnd(9)}  ${d.signature.padEnd(16)}  ${d.panic_string}${d.same_as != null ? `  (same as ${d.same_as})` : ''}\n`);
         }
       } finally { index.close(); }
+    })
+    .command('rm <n>', 'remove saved dump N: its DUMPDIR/N and its index rows, together (crash-safe: a rerun finishes a killed removal); bounds is not lowered, so N is never reused', (y) => y.epilogue(cliExitHelp('lkcd', 'rm')).positional('n', { type: 'string' }), (argv) => {
+      out(`${lkcdRemove(dumpDirFor(rootOf(argv)), parseDumpNumber(argv.n!))}\n`);
     })
     .command('show <n>', 'the header fields of the dump\'s format (LKCD\'s as crash help -L names them, a kdump-compressed file\'s disk_dump_header and kdump_sub_header, an ELF vmcore\'s program headers and notes), our figures (design, format, RLE convention), where every frame of RAM went, and where its debug vmlinux is', (y) => y.epilogue(cliExitHelp('lkcd', 'show')).positional('n', { type: 'string' }).option('json', { type: 'boolean', default: false }), (argv) => {
       const o = openIndexedDump(dumpDirFor(rootOf(argv)), parseDumpNumber(argv.n!));

@@ -109,7 +109,7 @@ describe('list, search, show, dmesg, read, analyze over two saved dumps', () => 
     const dump = openLkcdFile(dumpFile(root, 1));
     try {
       const h = dump.header;
-      expect(field('dh_magic_number')).toBe('a8190173618f23ed  (DUMP_MAGIC_NUMBER)');
+      expect(field('dh_magic_number')).toBe('0xa8190173618f23ed  (DUMP_MAGIC_NUMBER)');
       expect(field('dh_version')).toBe('9  (LKCD_DUMP_V9)');
       expect(field('dh_header_size')).toBe(String(dump_header.size));
       expect(field('dh_page_size')).toBe(String(PAGE_SIZE));

@@ -289,5 +289,89 @@ describe.each([
     expect(d.missing_pages).toBe(est.missing_pages);
     expect(pageErr).toBe(0);
     expect(Math.abs(byteErr)).toBeLessThan(ESTIMATE_BYTES_ERROR);
+    if (!complete) {
+      // lkcd show lists the missing ranges (0x PFNs) the index holds for the dump, by reason.
+      const shown = JSON.parse(run('lkcd', ['show', '0', '--json'])) as { ranges: Array<{ start_pfn: number | string; end_pfn: number | string; reason: string }> };
+      const dropped = shown.ranges.filter((r) => r.reason === 'pass-dropped');
+      const pfns = dropped.reduce((t, r) => t + Number(r.end_pfn) - Number(r.start_pfn), 0);
+      expect(pfns).toBe(est.missing_pages);
+      const line = /^ +pass dropped: pfn (.*)$/m.exec(run('lkcd', ['show', '0']))![1];
+      const want = dropped.slice(0, 64).map((r) => (Number(r.end_pfn) - Number(r.start_pfn) === 1 ? `0x${Number(r.start_pfn).toString(16)}` : `0x${Number(r.start_pfn).toString(16)}-0x${(Number(r.end_pfn) - 1).toString(16)}`));
+      expect(line).toBe(`${want.join(', ')}${dropped.length > 64 ? `, ... (${dropped.length} ranges)` : ''}`);
+    }
+  });
+});
+
+describe('dumps at a glance: signatures, groups, lkcd rm, DUMP_KEEP, lkcd show in 0x', () => {
+  const groot = path.join(tmp, 'glance');
+  const dumpdir = path.join(groot, 'log', 'dump');
+  const run = (tool: 'lkcd' | 'machine', args: string[]): string => ok(runTool(tool, groot, args));
+  interface Row { n: number; signature: string; signature_text: string; time_sec: number; panic_string: string }
+  const list = (): Row[] => JSON.parse(run('lkcd', ['list', '--json'])) as Row[];
+  const bounds = (): string => fs.readFileSync(path.join(dumpdir, 'bounds'), 'utf8');
+  beforeAll(() => {
+    run('machine', ['power-on', '--mem', '16M', '--profile', 'idle', '--seed', '4']);
+    run('lkcd', ['config']);
+    for (const m of ['glance: same', 'glance: same', 'glance: other', 'glance: same']) {
+      runTool('machine', groot, ['panic', m]);
+      run('lkcd', ['config']);
+      run('lkcd', ['save']);
+    }
+  });
+
+  it('lkcd list shows each dump\'s signature: equal for the same panic, different for another', () => {
+    const rows = list();
+    expect(rows.map((r) => r.panic_string)).toEqual(['glance: same', 'glance: same', 'glance: other', 'glance: same']);
+    expect(new Set([rows[0], rows[1], rows[3]].map((r) => r.signature)).size).toBe(1);
+    expect(rows[2].signature).not.toBe(rows[0].signature);
+    const text = run('lkcd', ['list']).split('\n');
+    expect(text[0]).toMatch(/ SIGNATURE +PANIC$/);
+    for (const r of rows) expect(text[r.n + 1]).toMatch(new RegExp(`^ +${r.n} .*  ${r.signature}  ${r.panic_string}$`));
+  });
+
+  it('lkcd list --group: one line per signature, with the count, the first and the last', () => {
+    const rows = list();
+    const groups = JSON.parse(run('lkcd', ['list', '--group', '--json'])) as Array<{ signature: string; count: number; dumps: number[]; first: { n: number }; last: { n: number } }>;
+    expect(groups.map((g) => [g.signature, g.count, g.dumps, g.first.n, g.last.n])).toEqual([
+      [rows[0].signature, 3, [0, 1, 3], 0, 3],
+      [rows[2].signature, 1, [2], 2, 2],
+    ]);
+    const text = run('lkcd', ['list', '--group']).split('\n').filter(Boolean);
+    expect(text).toHaveLength(3);
+    expect(text[1]).toMatch(new RegExp(`^${rows[0].signature} +3 +0  \\d{4}-\\d\\d-\\d\\d \\S+ +3  \\d{4}-.*  ${rows[0].signature_text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
+  });
+
+  it('lkcd show prints the dump header\'s addresses and flags in 0x hex', () => {
+    const out = run('lkcd', ['show', '0']);
+    for (const k of ['dh_magic_number', 'dh_memory_start', 'dh_memory_end', 'dh_current_task', 'dh_dump_flags', 'dh_dump_device']) {
+      expect(new RegExp(`^ *${k}: (.*)$`, 'm').exec(out)![1], k).toMatch(/^0x[0-9a-f]+/);
+    }
+  });
+
+  it('lkcd rm N removes DUMPDIR/N and its rows, leaves bounds; reindex agrees; a second rm is 66', () => {
+    const before = bounds();
+    expect(run('lkcd', ['rm', '1'])).toMatch(/^lkcd rm: removed dump 1 \(5 files, \d+ bytes\); the next dump is still 4\n$/);
+    expect(fs.existsSync(path.join(dumpdir, '1'))).toBe(false);
+    expect(fs.readdirSync(dumpdir).filter((f) => f.startsWith('.removing'))).toEqual([]);
+    expect(list().map((r) => r.n)).toEqual([0, 2, 3]);
+    expect(bounds()).toBe(before);
+    expectCleanFailure(runTool('lkcd', groot, ['show', '1']), 'lkcd', EX_NOINPUT, `no dump 1 in ${dumpdir}`);
+    expectCleanFailure(runTool('lkcd', groot, ['rm', '1']), 'lkcd', EX_NOINPUT, `no dump 1 in ${dumpdir}`);
+    // The index says what DUMPDIR holds: rebuilt from the directories alone, it lists the same dumps.
+    run('lkcd', ['reindex']);
+    expect(list().map((r) => r.n)).toEqual([0, 2, 3]);
+  });
+
+  it('DUMP_KEEP=2: after the next save only the newest two dumps remain, and the numbers go on', () => {
+    const file = path.join(groot, 'etc', 'sysconfig', 'dump');
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace(/^DUMP_KEEP=0$/m, 'DUMP_KEEP=2'));
+    runTool('machine', groot, ['panic', 'glance: kept']);
+    run('lkcd', ['config']);
+    const lines = run('lkcd', ['save']).split('\n').filter(Boolean);
+    expect(lines[0]).toMatch(/^lkcd save: saved dump 4 to /);
+    expect(lines.slice(1).map((l) => /^lkcd save: DUMP_KEEP=2: removed dump (\d+) /.exec(l)?.[1])).toEqual(['0', '2']);
+    expect(list().map((r) => r.n)).toEqual([3, 4]);
+    expect(fs.readdirSync(dumpdir).filter((f) => /^\d+$/.test(f)).sort()).toEqual(['3', '4']);
+    expect(bounds().trim()).toBe('5');
   });
 });
