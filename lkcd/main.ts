@@ -28,13 +28,14 @@ import { lkcdPstoreSave, PSTORE_ARCHIVE_DIR, pstoreListText, reindexPstore } fro
 import { verifySavedDump } from './verify.js';
 import { lkcdImport } from './import.js';
 import { showSysconfig, showSysconfigText, sysconfigWarnings } from './config_show.js';
+import { buildDumpMap, dumpMapSvg, dumpMapText } from './map.js';
 import { applyRetention, lkcdRemove } from './retention.js';
 import { groupsText, signatureGroups } from './groups.js';
 import { estimateText, lkcdEstimate, parseLevel } from './estimate.js';
 import { heldDumpWarning, runningRelease, lkcdStatus, lkcdStatusText } from './status.js';
 
 /** The commands, for the did-you-mean of an unknown one. */
-const COMMANDS = ['status', 'estimate', 'rm', 'config', 'save', 'import', 'list', 'show', 'dmesg', 'read', 'search', 'verify', 'export', 'analyze', 'pstore', 'reindex'];
+const COMMANDS = ['status', 'estimate', 'rm', 'map', 'config', 'save', 'import', 'list', 'show', 'dmesg', 'read', 'search', 'verify', 'export', 'analyze', 'pstore', 'reindex'];
 
 const json = (v: unknown): string => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? (x > BigInt(Number.MAX_SAFE_INTEGER) ? hex(x) : Number(x)) : x), 2) + '\n';
 const out = (s: string): void => { process.stdout.write(s); };
@@ -136,6 +137,25 @@ await runCli('lkcd', async () => {
           out(`${String(d.n).padStart(3)}  ${d.design.padEnd(13)}  ${d.format.padEnd(8)}  ${t}  ${d.host.padEnd(12).slice(0, 12)}  ${d.release.padEnd(18).slice(0, 18)}  ${String(d.pages).padStart(7)}  ${String(d.stored_bytes).padStart(9)}  ${(d.raw_bytes / Math.max(d.stored_bytes, 1)).toFixed(2).padStart(6)}  ${state.padEnd(9)}  ${d.signature.padEnd(16)}  ${d.panic_string}${d.same_as != null ? `  (same as ${d.same_as})` : ''}\n`);
         }
       } finally { index.close(); }
+    })
+    .command('map <n>', 'physical memory of dump N as a picture: -o FILE.svg draws a grid of frames coloured by page class (the dump\'s own mem_map) and by what happened to each (saved compressed or raw, the dumper\'s, damaged, missing by reason, boot region, not selected), with a legend and the compression ratio per class; --text prints the same as ASCII strips', (y) => y.epilogue(cliExitHelp('lkcd', 'map')).positional('n', { type: 'string' })
+      .option('o', { alias: 'output', type: 'string', describe: 'write the SVG here (0600, replaced whole; never a dump, index or machine file)' })
+      .option('text', { type: 'boolean', default: false, describe: 'print ASCII strips instead' })
+      .option('width', { type: 'number', default: 64, describe: 'with --text: characters a row' }), (argv) => {
+      if (argv.o === undefined && !argv.text) throw new UsageError('give -o FILE.svg, or --text');
+      const root = rootOf(argv);
+      const conf = sysconfigFor(root);
+      if (argv.o !== undefined) checkOutputPath(argv.o, lkcdProtected(root, conf));
+      const o = openIndexedDump(conf.DUMPDIR, parseDumpNumber(argv.n!));
+      const index = DumpIndex.open(conf.DUMPDIR, { readonly: true });
+      try {
+        const m = buildDumpMap(o, index);
+        if (argv.text) out(dumpMapText(m, argv.width));
+        if (argv.o !== undefined) {
+          writeOutputFile(argv.o, Buffer.from(dumpMapSvg(m, `lkcd dump ${m.n}: ${o.rec.panic_string}`)), [...lkcdProtected(root, conf), { path: o.file, what: `dump ${o.rec.n} (${o.file})` }]);
+          out(`${argv.o}: the map of dump ${m.n} (${m.frames} frames)\n`);
+        }
+      } finally { index.close(); o.close(); }
     })
     .command('rm <n>', 'remove saved dump N: its DUMPDIR/N and its index rows, together (crash-safe: a rerun finishes a killed removal); bounds is not lowered, so N is never reused', (y) => y.epilogue(cliExitHelp('lkcd', 'rm')).positional('n', { type: 'string' }), (argv) => {
       out(`${lkcdRemove(dumpDirFor(rootOf(argv)), parseDumpNumber(argv.n!))}\n`);

@@ -87,7 +87,7 @@ export const COMMAND_EXIT_STATUSES = {
   kexec: { status: [1] },
   lkcd: {
     config: [3, 5], save: [3, 4, 69], verify: [3, 4, 69], reindex: [4, 69],
-    show: [69], read: [69], export: [69], analyze: [69], import: [3, 4, 69], status: [7], estimate: [], rm: [],
+    show: [69], read: [69], export: [69], analyze: [69], import: [3, 4, 69], status: [7], estimate: [], rm: [], map: [69],
   },
   start: { start: [3, 4, 5, 6, 69] },
 } as const satisfies Record<string, Record<string, readonly number[]>>;

@@ -375,3 +375,72 @@ describe('dumps at a glance: signatures, groups, lkcd rm, DUMP_KEEP, lkcd show i
     expect(bounds().trim()).toBe('5');
   });
 });
+
+/**
+ * lkcd map: the SVG parsed by a real XML parser (python's xml.etree), its cells counted per
+ * fate and per page class, against lkcd show's frame accounting (saved, dumper, not selected,
+ * missing), the index's compressed pages, and lkcd analyze's page types (read by another path).
+ */
+const python = needs('/usr/bin/python3');
+describe('lkcd map: a picture of where every frame went', () => {
+  const mroot = path.join(tmp, 'map');
+  const run = (args: string[]): string => ok(runTool('lkcd', mroot, args));
+  beforeAll(() => {
+    ok(runTool('machine', mroot, ['power-on', '--mem', '32M', '--profile', 'database', '--seed', '6']));
+    run(['config']);
+    const file = path.join(mroot, 'etc', 'sysconfig', 'dump');
+    // Level 4: the free frames are not selected, so the map has more than one fate.
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace(/^DUMP_LEVEL=8$/m, 'DUMP_LEVEL=4'));
+    run(['config']);
+    runTool('machine', mroot, ['panic', 'map test']);
+    run(['config']);
+    run(['save']);
+  });
+
+  python.it('the SVG parses as XML; its cells per fate and per class equal lkcd show\'s and lkcd analyze\'s counts', () => {
+    const svg = path.join(tmp, 'map.svg');
+    expect(run(['map', '0', '-o', svg])).toBe(`${svg}: the map of dump 0 (8192 frames)\n`);
+    expect(fs.statSync(svg).mode & 0o777).toBe(0o600);
+    const script = [
+      'import sys, json, xml.etree.ElementTree as ET',
+      'root = ET.parse(sys.argv[1]).getroot()',
+      'out = {"fate": {}, "class": {}}',
+      'for r in root.iter("{http://www.w3.org/2000/svg}rect"):',
+      '    for k in ("fate", "class"):',
+      '        v = r.get("data-" + k)',
+      '        if v: out[k][v] = out[k].get(v, 0) + int(r.get("data-frames"))',
+      'print(json.dumps(out))',
+    ].join('\n');
+    const parsed = runRealTool('/usr/bin/python3', ['-c', script, svg], 60);
+    expect(parsed.stderr).toBe('');
+    const cells = JSON.parse(parsed.stdout) as { fate: Record<string, number>; class: Record<string, number> };
+    const f = (k: string): number => cells.fate[k] ?? 0;
+    const show = run(['show', '0']);
+    const num = (k: string): number => Number(new RegExp(`^ *${k}: (\\d+)`, 'm').exec(show)![1]);
+    expect(f('saved-compressed') + f('saved-raw')).toBe(num('saved'));
+    expect(f('dumper')).toBe(num('dumper'));
+    expect(f('not-selected') + f('boot-region')).toBe(num('not selected'));
+    expect(Object.entries(cells.fate).filter(([k]) => k.startsWith('missing-')).reduce((t, [, v]) => t + v, 0)).toBe(num('missing'));
+    expect(f('damaged')).toBe(num('damaged'));
+    const listed = (JSON.parse(run(['list', '--json'])) as Array<{ pages_compressed: number }>)[0];
+    expect(f('saved-compressed')).toBe(listed.pages_compressed);
+    const analyze = run(['analyze', '0']);
+    for (const t of ['free', 'reserved', 'slab', 'kernel', 'cache', 'anon']) {
+      expect(cells.class[t] ?? 0, t).toBe(Number(new RegExp(`^  ${t} +(\\d+) `, 'm').exec(analyze)![1]));
+    }
+    expect(Object.values(cells.fate).reduce((a, b) => a + b, 0)).toBe(8192);
+  });
+
+  it('--text gives the same counts as ASCII strips; a map needs -o or --text (64)', () => {
+    const text = run(['map', '0', '--text']);
+    const show = run(['show', '0']);
+    const saved = Number(/^ *saved: (\d+)/m.exec(show)![1]);
+    const c = Number(/# saved-compressed (\d+)/.exec(text)![1]);
+    const r = Number(/R saved-raw (\d+)/.exec(text)?.[1] ?? 0);
+    expect(c + r).toBe(saved);
+    const strip = text.split('what happened:\n')[1].split('\n').filter((l) => /^ +0x[0-9a-f]+ /.test(l));
+    expect(strip.length).toBeGreaterThan(0);
+    for (const l of strip) expect(l).toMatch(/^ +0x[0-9a-f]+ [#Rd.XFPMV?b]{1,64}$/);
+    expectCleanFailure(runTool('lkcd', mroot, ['map', '0']), 'lkcd', EX_USAGE, 'give -o FILE.svg, or --text');
+  });
+});
