@@ -140,7 +140,11 @@ function crashAndReport(root: MachineRoot, cause: CrashCause): void {
   let out: CrashOutcome | null = null;
   let lost: string | null = null;
   try {
-    out = crashMachine(sys, cause);
+    // Stage 1 is the longest step of a panic: a bar on a terminal, nothing otherwise.
+    const bar = progressBar('dump: stage 1');
+    try {
+      out = crashMachine(sys, cause, { onStage1Progress: bar });
+    } finally { bar.end(); }
     for (const l of out.console) process.stdout.write(`${l}\n`);
     const after = out.system;
     if (out.after === 'kexec') {

@@ -7,6 +7,7 @@
  * /proc/sys/kernel/dump/addr, `kexec -s`, DUMPDIR's files summed here,
  * `lkcd list`; `kexec -S` against kexec-tools' own --help text.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -442,5 +443,53 @@ describe('lkcd map: a picture of where every frame went', () => {
     expect(strip.length).toBeGreaterThan(0);
     for (const l of strip) expect(l).toMatch(/^ +0x[0-9a-f]+ [#Rd.XFPMV?b]{1,64}$/);
     expectCleanFailure(runTool('lkcd', mroot, ['map', '0']), 'lkcd', EX_USAGE, 'give -o FILE.svg, or --text');
+  });
+});
+
+describe('progress and npm start', () => {
+  const sroot = fs.mkdtempSync('/tmp/lkst-');
+  afterAll(() => fs.rmSync(sroot, { recursive: true, force: true }));
+
+  needs('script').it('stage 1 draws a progress bar on a terminal (script(1) gives it one), and nothing when not on one', () => {
+    const proot = path.join(tmp, 'progress');
+    ok(runTool('machine', proot, ['power-on', '--mem', '32M', '--profile', 'database']));
+    ok(runTool('lkcd', proot, ['config']));
+    const env: NodeJS.ProcessEnv = {};
+    for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('LKCD_') && k !== 'NODE_OPTIONS') env[k] = v;
+    const cmd = `${process.execPath} ${path.join(REPO, 'dist', 'src', 'cli', 'machine.js')} --root ${proot} panic tty`;
+    const tty = spawnSync('timeout', ['120', 'script', '-qec', cmd, '/dev/null'], { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(tty.stdout).toMatch(/\rdump: stage 1 \[#{30}\] 100% [\d.]+s\r?\n/);
+    expect(tty.stdout).toContain('kexec: booted');
+    // Not on a terminal: no bar at all, on either stream.
+    ok(runTool('lkcd', proot, ['config']));
+    const piped = runTool('machine', proot, ['panic', 'piped'], { LKCD_NO_PROGRESS: '0' });
+    expect(piped.status).toBe(0);
+    expect(`${piped.stdout}${piped.stderr}`).not.toContain('stage 1 [');
+  });
+
+  it('npm start: every line fits 80 columns, and the map of the dump it made is where it says', () => {
+    const r = spawnSync(process.execPath, [path.join(REPO, 'dist', 'lkcd', 'start.js'), '--root', sroot, '--mem', '32M', '--profile', 'database', '--seconds', '1'], {
+      cwd: REPO, encoding: 'utf8', env: { ...process.env, LKCD_NO_PROGRESS: '1' }, timeout: 120_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const long = r.stdout.split('\n').filter((l) => l.length > 80);
+    expect(long).toEqual([]);
+    const map = /^ {2}map {7}(\S+)$/m.exec(r.stdout)![1];
+    expect(map).toBe(path.join(sroot, 'tmp', 'lkcd-map.0.svg'));
+    expect(fs.readFileSync(map, 'utf8')).toMatch(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    // A shell command folded over lines ends each but the last with a backslash, the rest indented.
+    const next = r.stdout.split('Next:\n')[1].split('\n');
+    next.forEach((l, i) => { if (l.endsWith(' \\')) expect(next[i + 1]).toMatch(/^ {4}\S/); });
+    expect(next.join('\n').replace(/ \\\n {4}/g, ' ')).toContain(`export 0 --elf -o /tmp/vmcore-0 && crash --log /tmp/vmcore-0`);
+  });
+
+  it('npm start\'s prestart does not rebuild when dist/ is newer than every source', () => {
+    const cli = path.join(REPO, 'dist', 'lkcd', 'main.js');
+    const before = fs.statSync(cli).mtimeMs;
+    const r = spawnSync(process.execPath, [path.join(REPO, 'scripts', 'build-if-stale.mjs')], { cwd: REPO, encoding: 'utf8', timeout: 120_000 });
+    expect([r.status, r.stdout, r.stderr]).toEqual([0, '', '']);
+    expect(fs.statSync(cli).mtimeMs).toBe(before);
+    const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    expect(pkg.scripts.prestart).toBe('node scripts/build-if-stale.mjs');
   });
 });

@@ -45,6 +45,8 @@ export interface Stage1Options {
   buddy?: BuddyAllocator;
   /** Console lines (the dump driver prints to the console, not to the log it is saving). */
   console?: (line: string) => void;
+  /** Progress: pages saved so far of those selected, after each batch (for a progress bar; never more often). */
+  onProgress?: (done: bigint, total: bigint) => void;
 }
 
 export interface PassFigures { selected: bigint; saved: bigint; missing: bigint; bytes: bigint; dropped: boolean }
@@ -289,6 +291,7 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
     const encoded = parallel.encodeBatch(batchPages.slice(0, batchPfns.length));
     batchPfns.forEach((pfn, i) => { if (!trySave(pfn, pass, encoded[i])) deferred[pass].push(pfn); });
     batchPfns.length = 0;
+    opts.onProgress?.(figures.reduce((t, f) => t + f.saved, 0n), figures.reduce((t, f) => t + f.selected, 0n));
   };
   for (const pass of STAGE1_ORDER) {
     if (!selected[pass]) continue;
@@ -311,6 +314,7 @@ export function runStage1(kernel: Kernel, blockPhys: bigint, neededFrames: Itera
   }
   // Room made by later saves may now take pages deferred earlier.
   for (const pass of [DUMP_PASS_KERN, DUMP_PASS_USER, DUMP_PASS_UNUSED]) retryDeferred(deferred[pass], pass);
+  opts.onProgress?.(figures.reduce((t, f) => t + f.saved, 0n), figures.reduce((t, f) => t + f.selected, 0n));
   closeSegment();
 
   function retryDeferred(list: PfnRanges, pass: number): void {
