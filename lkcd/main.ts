@@ -21,7 +21,7 @@ import {
 } from './save.js';
 import { dumpDirFor, formatHeaders, hexDump, openIndexedDump, parseDumpNumber, readPhysical, showText, sysconfigFor } from './query.js';
 import { lkcdProtected } from './sysconfig.js';
-import { analysisText, readDumpFacts } from './analysis.js';
+import { analysisJson, analysisText, readDumpFacts } from './analysis.js';
 import { acquireSaveLock } from './dumpdir.js';
 import { vmlinuxStatus } from './debuginfo.js';
 import { lkcdPstoreSave, PSTORE_ARCHIVE_DIR, pstoreListText, reindexPstore } from './pstore.js';
@@ -218,13 +218,19 @@ await runCli('lkcd', async () => {
         for (const h of pstore) out(`pstore ${h.pstore}: ${formatDmesg([{ seq: BigInt(h.seq), ts_nsec: h.ts_nsec, level: 0, text: h.text }])}`);
       } finally { index.close(); }
     })
-    .command('verify <n>', 'check every header, record and page of dump N against its checksums and structure, and dump.N against the index; exits 3 for a TRUNCATED dump, 4 for a DAMAGED one', (y) => y.epilogue(cliExitHelp('lkcd', 'verify')).positional('n', { type: 'string' }), (argv) => {
+    .command('verify <n>', 'check every header, record and page of dump N against its checksums and structure, and dump.N against the index; exits 3 for a TRUNCATED dump, 4 for a DAMAGED one', (y) => y.epilogue(cliExitHelp('lkcd', 'verify')).positional('n', { type: 'string' }).option('json', { type: 'boolean', default: false }), (argv) => {
       const bar = progressBar('lkcd verify');
       let r: ReturnType<typeof verifySavedDump>;
       try {
         r = verifySavedDump(dumpDirFor(rootOf(argv)), parseDumpNumber(argv.n!), bar);
       } finally { bar.end(); }
-      out(`${r.line}\n`);
+      if (argv.json) {
+        out(json({
+          n: parseDumpNumber(argv.n!), state: r.integrity.state, checksum: r.integrity.checksum, line: r.line,
+          damaged_pfns: r.damaged.map((p) => hex(p)),
+          degraded: r.degraded ? r.degraded.message : null,
+        }));
+      } else out(`${r.line}\n`);
       if (r.degraded) throw r.degraded;
     })
     .command('export <n>', 'export dump N as an ELF vmcore (for crash, makedumpfile, vmcore-dmesg, gdb): pages the dump does not hold are left out of every PT_LOAD', (y) => y.epilogue(cliExitHelp('lkcd', 'export')).positional('n', { type: 'string' })
@@ -245,14 +251,15 @@ await runCli('lkcd', async () => {
           `${view.text ? '' : '; no kernel-text PT_LOAD: without a System.map the kernel\'s [_text, _end) is not known'}\n`);
       } finally { o.close(); }
     })
-    .command('analyze <n>', 'the lcrash-style report: panic, registers, tasks, memory by type, compression, last log lines', (y) => y.epilogue(cliExitHelp('lkcd', 'analyze')).positional('n', { type: 'string' }), (argv) => {
+    .command('analyze <n>', 'the lcrash-style report: panic, registers, tasks, memory by type, compression, last log lines', (y) => y.epilogue(cliExitHelp('lkcd', 'analyze')).positional('n', { type: 'string' }).option('json', { type: 'boolean', default: false }), (argv) => {
       const o = openIndexedDump(dumpDirFor(rootOf(argv)), parseDumpNumber(argv.n!));
       try {
         const facts = readDumpFacts(o.dump, o.syms);
-        out(analysisText(o.rec.n, o.dump, facts, {
+        const fig = {
           pages: o.rec.pages, compressed: o.rec.pages_compressed, storedBytes: o.rec.stored_bytes, missingPages: o.rec.missing_pages,
           damagedPages: o.rec.damaged_pages, state: o.rec.state, checksum: o.rec.checksum, panic: o.rec.panic_string,
-        }));
+        };
+        out(argv.json ? json(analysisJson(o.rec.n, o.dump, facts, fig)) : analysisText(o.rec.n, o.dump, facts, fig));
       } finally { o.close(); }
     })
     .command('pstore <action>', 'save: archive /sys/fs/pstore to DUMPDIR/pstore/<date>/, index it, link it to the dump of the same crash, then erase it from persistent RAM; list: the archived records', (y) => y.epilogue(cliExitHelp('lkcd', 'pstore'))

@@ -227,9 +227,15 @@ await runCli('machine', async () => {
         closeSystem(sys);
       }
     }))
-    .command('ps', 'the task list, walked from init_task', (y) => y.epilogue(cliExitHelp('machine', 'ps')), (argv) => held(argv, () => {
+    .command('ps', 'the task list, walked from init_task', (y) => y.epilogue(cliExitHelp('machine', 'ps')).option('json', { type: 'boolean', default: false }), (argv) => held(argv, () => {
       const sys = openSystem(rootOf(argv), { readOnly: true });
       try {
+        if (argv.json) {
+          // Addresses as 0x strings, as lkcd analyze --json's tasks.
+          const tasks = systemTasks(sys).map((t) => ({ pid: t.pid, state: taskStateName(t.state), address: hex(t.address), comm: t.comm, kernel_thread: t.mm === 0n }));
+          process.stdout.write(`${JSON.stringify(tasks, null, 2)}\n`);
+          return;
+        }
         process.stdout.write('   PID  ST  TASK              COMM\n');
         for (const t of systemTasks(sys)) {
           process.stdout.write(`${String(t.pid).padStart(6)}  ${taskStateName(t.state)}  ${hex(t.address).padEnd(18)}  ${t.mm === 0n ? `[${t.comm}]` : t.comm}\n`);

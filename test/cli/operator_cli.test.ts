@@ -493,3 +493,44 @@ describe('progress and npm start', () => {
     expect(pkg.scripts.prestart).toBe('node scripts/build-if-stale.mjs');
   });
 });
+
+describe('--json: numbers as numbers, addresses as 0x strings, the field names of lkcd show --json', () => {
+  const jroot = path.join(tmp, 'json');
+  const run = (tool: 'lkcd' | 'machine', args: string[]): string => ok(runTool(tool, jroot, args));
+  beforeAll(() => {
+    run('machine', ['power-on', '--mem', '16M', '--profile', 'idle', '--seed', '8']);
+    run('lkcd', ['config']);
+    const saveNone = JSON.parse(run('lkcd', ['save', '--json'])) as { n: number | null; lines: string[] };
+    expect(saveNone).toEqual({ n: null, lines: [`lkcd save: no dump on ${path.join(jroot, 'dev', 'vmdump')}`], removed: 0, degraded: null });
+    runTool('machine', jroot, ['panic', 'json test']);
+    run('lkcd', ['config']);
+    const saved = JSON.parse(run('lkcd', ['save', '--json'])) as { n: number; lines: string[] };
+    expect(saved.n).toBe(0);
+    expect(saved.lines[0]).toMatch(/^lkcd save: saved dump 0 to /);
+  });
+
+  it('lkcd analyze --json: the record\'s fields under show\'s names, registers and addresses in 0x, page types equal to the text report', () => {
+    const a = JSON.parse(run('lkcd', ['analyze', '0', '--json'])) as Record<string, unknown> & { regs: Record<string, string>; tasks: Array<{ pid: number; address: string; comm: string }>; page_types: Record<string, number> };
+    const shown = JSON.parse(run('lkcd', ['show', '0', '--json'])) as { record: Record<string, unknown> };
+    for (const k of ['n', 'panic_string', 'time_sec', 'host', 'release', 'pages', 'pages_compressed', 'stored_bytes', 'state', 'checksum', 'missing_pages', 'damaged_pages']) {
+      expect(a[k], k).toEqual(shown.record[k]);
+    }
+    for (const v of Object.values(a.regs)) expect(v).toMatch(/^0x[0-9a-f]+$/);
+    expect(a.current_task).toMatch(/^0x[0-9a-f]+$/);
+    const text = run('lkcd', ['analyze', '0']);
+    for (const [t, n] of Object.entries(a.page_types)) expect(Number(new RegExp(`^  ${t} +(\\d+) `, 'm').exec(text)![1]), t).toBe(n);
+    for (const t of a.tasks) expect(text).toMatch(new RegExp(`^ +${t.pid} +\\S+ +${t.address} +\\[?${t.comm.replace(/[/]/g, '\\/')}\\]?$`, 'm'));
+  });
+
+  it('lkcd verify --json says what the text says', () => {
+    const v = JSON.parse(run('lkcd', ['verify', '0', '--json'])) as { n: number; state: string; checksum: string; line: string; damaged_pfns: string[] };
+    expect(v).toMatchObject({ n: 0, state: 'complete', checksum: 'verified', damaged_pfns: [] });
+    expect(`${v.line}\n`).toBe(run('lkcd', ['verify', '0']));
+  });
+
+  it('machine ps --json lists the tasks machine ps prints, addresses in 0x', () => {
+    const tasks = JSON.parse(run('machine', ['ps', '--json'])) as Array<{ pid: number; state: string; address: string; comm: string; kernel_thread: boolean }>;
+    const rows = run('machine', ['ps']).split('\n').slice(1).filter(Boolean);
+    expect(tasks.map((t) => `${String(t.pid).padStart(6)}  ${t.state}  ${t.address.padEnd(18)}  ${t.kernel_thread ? `[${t.comm}]` : t.comm}`)).toEqual(rows);
+  });
+});
