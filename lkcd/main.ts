@@ -82,9 +82,10 @@ await runCli('lkcd', async () => {
       });
     })
     .command('save', 'copy the dump on DUMPDEV to DUMPDIR/N (dump.N, map.N, kerntypes.N, analysis.N, vmlinux.N), check it, index it, mark it saved (a dump marked saved is not saved again; one identical to a saved dump but not marked is saved as a new N, same_as the first); then, with DUMP_KEEP=K, remove the oldest dumps beyond the newest K; exits 3 for a TRUNCATED dump, 4 for a DAMAGED one', (y) => y.epilogue(cliExitHelp('lkcd', 'save')).option('json', { type: 'boolean', default: false }), (argv) => holdMachine(rootOf(argv), 'lkcd', () => {
+      // Said once save has done its work: a save that fails reports only its one error line.
       const held = heldDumpWarning(rootOf(argv));
-      if (held) process.stderr.write(`lkcd: warning: ${held}\n`);
       const r = lkcdSave(rootOf(argv));
+      if (held) process.stderr.write(`lkcd: warning: ${held}\n`);
       // DUMP_KEEP: the oldest dumps beyond the newest N go once this one is safe in DUMPDIR.
       const conf = sysconfigFor(rootOf(argv));
       const removed = r.n !== null ? applyRetention(conf.DUMPDIR, conf.DUMP_KEEP) : [];

@@ -87,9 +87,9 @@ describe('list, search, show, dmesg, read, analyze over two saved dumps', () => 
   it('lkcd list shows both dumps with their panic strings, complete', () => {
     const text = ok(run('lkcd', root, ['list']));
     const rows = text.trimEnd().split('\n');
-    expect(rows[0]).toMatch(/^\s+N\s+DESIGN\s+FORMAT\s+TIME \(UTC\)\s+HOST\s+RELEASE\s+PAGES\s+BYTES\s+RATIO\s+STATE\s+PANIC$/);
+    expect(rows[0]).toMatch(/^\s+N\s+DESIGN\s+FORMAT\s+TIME \(UTC\)\s+HOST\s+RELEASE\s+PAGES\s+BYTES\s+RATIO\s+STATE\s+SIGNATURE\s+PANIC$/);
     expect(rows).toHaveLength(3);
-    for (const [n, msg] of PANICS.entries()) expect(rows[n + 1]).toMatch(new RegExp(`^\\s+${n}\\s+lkcd-softboot\\s+lkcd\\s.*\\scomplete\\s+${msg}$`));
+    for (const [n, msg] of PANICS.entries()) expect(rows[n + 1]).toMatch(new RegExp(`^\\s+${n}\\s+lkcd-softboot\\s+lkcd\\s.*\\scomplete\\s+[0-9a-f]{16}\\s+${msg}$`));
     const json = listJson(root);
     expect(json.map((d) => [d.n, d.panic_string, d.complete])).toEqual(PANICS.map((m, n) => [n, m, true]));
   });

@@ -88,7 +88,7 @@ describe('a new root: empty states are not errors', () => {
 
   it('an unknown command is one line with the nearest command', () => {
     expectCleanFailure(lkcd(['confgi']), 'lkcd', EX_USAGE, "unknown command 'confgi' (did you mean 'config'?)");
-    expectCleanFailure(lkcd(['xyzzy']), 'lkcd', EX_USAGE, "unknown command 'xyzzy'; the commands are: status, config");
+    expectCleanFailure(lkcd(['xyzzy']), 'lkcd', EX_USAGE, "unknown command 'xyzzy'; the commands are: status, estimate, rm, map, config, save,");
     expectCleanFailure(runTool('machine', root, ['pwer-off']), 'machine', EX_USAGE, "unknown command 'pwer-off' (did you mean 'power-off'?)");
     expectCleanFailure(runTool('kdumpctl', root, ['stats']), 'kdumpctl', EX_USAGE, "(did you mean 'status'?)");
   });
