@@ -82,10 +82,12 @@ await runCli('lkcd', async () => {
       });
     })
     .command('save', 'copy the dump on DUMPDEV to DUMPDIR/N (dump.N, map.N, kerntypes.N, analysis.N, vmlinux.N), check it, index it, mark it saved (a dump marked saved is not saved again; one identical to a saved dump but not marked is saved as a new N, same_as the first); then, with DUMP_KEEP=K, remove the oldest dumps beyond the newest K; exits 3 for a TRUNCATED dump, 4 for a DAMAGED one', (y) => y.epilogue(cliExitHelp('lkcd', 'save')).option('json', { type: 'boolean', default: false }), (argv) => holdMachine(rootOf(argv), 'lkcd', () => {
-      // Said once save has done its work: a save that fails reports only its one error line.
+      // The issue's trap: "no dump" while a dump waits in memory. Said when this save saved nothing new
+      // (a save that fails reports only its error; one that saved a dump, say a device too small for the
+      // held one, has shown what it did).
       const held = heldDumpWarning(rootOf(argv));
       const r = lkcdSave(rootOf(argv));
-      if (held) process.stderr.write(`lkcd: warning: ${held}\n`);
+      if (held && !r.lines.some((l) => /^lkcd save: saved dump \d+ to /.test(l))) process.stderr.write(`lkcd: warning: ${held}\n`);
       // DUMP_KEEP: the oldest dumps beyond the newest N go once this one is safe in DUMPDIR.
       const conf = sysconfigFor(rootOf(argv));
       const removed = r.n !== null ? applyRetention(conf.DUMPDIR, conf.DUMP_KEEP) : [];
