@@ -25,6 +25,9 @@ import { DESIGNS, runDesignFlow, type Design, type DesignFlowResult } from './de
 
 interface Step { name: string; seconds: number }
 
+/** Where the text of a summary item starts ("  saved     "): continuation lines are indented as far. */
+const SUMMARY_INDENT = 12;
+
 /** Runs one step, timing it, and says what it is doing when stdout is a terminal. */
 function step<T>(steps: Step[], name: string, fn: () => T): T {
   if (process.stderr.isTTY) process.stderr.write(`  ${name} ...\n`);
@@ -123,7 +126,7 @@ await runCli('start', async () => {
   const mapFile = writeDumpMap(root, rec.n);
   const total = steps.reduce((a, s) => a + s.seconds, 0);
   const w = Math.max(...steps.map((s) => s.name.length));
-  for (const l of fold('', `lkcd-softboot: the crash-dump pipeline on a ${formatSize(mem)} machine under ${root.dir}`)) out(l);
+  for (const l of fold('', `lkcd-softboot: the crash-dump pipeline on a ${formatSize(mem)} machine under ${root.dir}`, 80, SUMMARY_INDENT)) out(l);
   out();
   for (const s of steps) out(`  ${s.name.padEnd(w)}  ${s.seconds.toFixed(1).padStart(6)} s`);
   out(`  ${'total'.padEnd(w)}  ${total.toFixed(1).padStart(6)} s`);
@@ -152,15 +155,15 @@ await runCli('start', async () => {
   if (pstore) out(`  npx lkcd${r} pstore list; npx lkcd${r} search 'not syncing'`);
 });
 
-/** Folds `text` after `prefix` at 80 columns, at spaces; continuation lines are indented as wide as the prefix. */
-export function fold(prefix: string, text: string, width = 80): string[] {
+/** Folds `text` after `prefix` at 80 columns, at spaces; continuation lines are indented `indent` (the prefix's width). */
+export function fold(prefix: string, text: string, width = 80, indent = prefix.length): string[] {
   const lines: string[] = [];
   let line = prefix;
   let empty = true;
   for (const word of text.split(' ')) {
     if (!empty && line.length + 1 + word.length > width) {
       lines.push(line);
-      line = ' '.repeat(prefix.length);
+      line = ' '.repeat(indent);
       empty = true;
     }
     line += empty ? word : ` ${word}`;
@@ -168,6 +171,18 @@ export function fold(prefix: string, text: string, width = 80): string[] {
   }
   lines.push(line);
   return lines;
+}
+
+/**
+ * One summary line folded at 80 columns: an item ("  label     text") under its text, the title
+ * and other lines under the items' text too.
+ */
+function foldSummaryLine(line: string): string[] {
+  if (line.length <= 80) return [line];
+  const item = /^( {2}[a-z]+ +)(?=\S)/.exec(line);
+  if (item && item[1].length === SUMMARY_INDENT) return fold(item[1], line.slice(SUMMARY_INDENT));
+  const lead = /^ */.exec(line)![0];
+  return fold(lead, line.slice(lead.length), 80, SUMMARY_INDENT);
 }
 
 /** A shell command to copy: folded with a backslash at each line's end, so it still pastes as one. */
@@ -192,7 +207,8 @@ function writeDumpMap(root: MachineRoot, n: number): string {
 }
 
 /** The summary of a kdump or fadump flow, in the shape of the LKCD one. */
-function designSummary(r: DesignFlowResult, root: MachineRoot, mem: bigint, message: string, steps: Step[], rootGiven: boolean, out: (s?: string) => void): void {
+function designSummary(r: DesignFlowResult, root: MachineRoot, mem: bigint, message: string, steps: Step[], rootGiven: boolean, print: (s?: string) => void): void {
+  const out = (line = ''): void => { for (const l of foldSummaryLine(line)) print(l); };
   const total = steps.reduce((a, s) => a + s.seconds, 0);
   const w = Math.max(...steps.map((s) => s.name.length));
   const mib = (b: number | bigint): string => `${(Number(b) / (1 << 20)).toFixed(1)} MiB`;

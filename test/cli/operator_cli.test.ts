@@ -84,6 +84,8 @@ describe('a new root: empty states are not errors', () => {
     for (const tool of ['lkcd', 'machine', 'kexec', 'kdumpctl'] as const) {
       expect(ok(runTool(tool, root, ['--version']))).toBe(`${tool} (lkcd-softboot) ${version}\n`);
     }
+    const start = spawnSync(process.execPath, [path.join(REPO, 'dist', 'lkcd', 'start.js'), '--version'], { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
+    expect([start.status, start.stdout, start.stderr]).toEqual([0, `npm start (lkcd-softboot) ${version}\n`, '']);
   });
 
   it('an unknown command is one line with the nearest command', () => {
