@@ -9,13 +9,18 @@
 import '../src/cli/heap.js'; // first: bounds V8's young generation (see heap.ts)
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { DegradedResult, UsageError } from '../src/codec/index.js';
+import { DegradedResult } from '../src/codec/index.js';
 import { MachineRoot, resolveRoot } from '../src/machine/index.js';
 import { closeSystem, openSystem } from '../src/kernel/index.js';
+import { usageFailure, versionText } from '../src/cli/usage.js';
+
 import { runCli } from '../src/cli/run.js';
 import { loadKdumpConf } from './kdump_conf.js';
 import { kdumpSave } from './kdump_save.js';
 import { EXIT_NOT_OPERATIONAL, kdumpctlEstimate, kdumpctlOperational, kdumpctlStart, kdumpctlStop } from './kdumpctl_ops.js';
+
+/** The commands, for the did-you-mean of an unknown one. */
+const COMMANDS = ['start', 'stop', 'restart', 'status', 'estimate', 'save'];
 
 await runCli('kdumpctl', async () => {
   const out = (l: string): void => { process.stdout.write(`${l}\n`); };
@@ -69,13 +74,10 @@ await runCli('kdumpctl', async () => {
     })
     .demandCommand(1, 'name a command (see --help)')
     .strict()
-    .fail((msg, err) => {
-      if (err) throw err;
-      throw new UsageError(msg);
-    })
+    .fail((msg, err) => { if (err) throw err; throw usageFailure('kdumpctl', msg, COMMANDS, hideBin(process.argv)); })
     .epilogue('Exit status: 0 success; 3 status: not operational; 6 save: the core collector failed (failure_action ran, no vmcore); 64 usage or configuration error; 65 corrupt input; 66 missing input (no /proc/vmcore); 74 I/O error; 75 the machine is busy.')
     .help()
-    .version(false)
+    .version(versionText('kdumpctl'))
     .parseAsync();
   if (status !== 0) process.exitCode = status;
 });

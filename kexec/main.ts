@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import '../src/cli/heap.js'; // first: bounds V8's young generation (see heap.ts)
 import yargs from 'yargs';
+import { versionText } from '../src/cli/usage.js';
 import { hideBin } from 'yargs/helpers';
 import { formatSize, hex, UsageError } from '../src/codec/index.js';
 import { MachineRoot, resolveRoot } from '../src/machine/index.js';
@@ -14,6 +15,8 @@ import { kexecReboot, pendingDump } from '../src/dump/index.js';
 import { runCli } from '../src/cli/run.js';
 import { cliExitHelp } from '../src/cli/exit.js';
 import { holdMachine } from '../src/cli/hold.js';
+import { EXIT_KEXEC_LOADED } from '../src/cli/exit.js';
+import { machineFile } from './paths.js';
 
 /** The running kernel's command line (/proc/cmdline), for --reuse-cmdline. */
 function procCmdline(raw: Buffer): string {
@@ -38,7 +41,9 @@ await runCli('kexec', async () => {
     .option('reuse-cmdline', { type: 'boolean', describe: 'start from the running kernel\'s command line, less BOOT_IMAGE= (crashdump= is kept)' })
     .option('u', { alias: 'unload', type: 'boolean', describe: 'unload the loaded kernel' })
     .option('e', { alias: 'exec', type: 'boolean', describe: 'reboot into the loaded kernel now (no dump)' })
-    .option('s', { alias: 'status', type: 'boolean', describe: 'show what is loaded' })
+    .option('s', { alias: 'status', type: 'boolean', describe: 'show what is loaded (with --json: as JSON)' })
+    .option('S', { type: 'boolean', describe: 'kexec-tools\' status option: exit 1 if a kernel of the type is loaded, 0 if not, printing nothing; the type is the panic kernel unless -l is given (-p: the panic kernel); supersedes every other option' })
+    .option('json', { type: 'boolean', describe: 'with -s: print the status as JSON' })
     .option('debug', { type: 'boolean' })
     .conflicts('l', ['u', 'e', 's', 'p'])
     .conflicts('p', ['e', 's'])
@@ -46,8 +51,21 @@ await runCli('kexec', async () => {
     .strictOptions()
     .fail((msg, err) => { if (err) throw err; throw new UsageError(msg); })
     .epilogue(cliExitHelp('kexec'))
-    .help().version(false)
+    .help().version(versionText('kexec'))
     .parseAsync();
+  const root = new MachineRoot(resolveRoot(argv.root));
+  if (argv.S) {
+    // kexec-tools' k_status(): /sys/kernel/kexec_crash_loaded by default, kexec_loaded with -l; loaded is exit 1.
+    const sys = openSystem(root, { readOnly: true });
+    let loaded: boolean;
+    try {
+      loaded = argv.l !== undefined ? kexecLoaded(sys.kernel) !== null : kexecCrashLoaded(sys.kernel) !== null;
+    } finally {
+      closeSystem(sys);
+    }
+    if (loaded) process.exitCode = EXIT_KEXEC_LOADED;
+    return;
+  }
   const positional = argv._.map(String);
   if (positional.length > 1) throw new UsageError(`one kernel image, not ${positional.length} (${positional.join(' ')})`);
   // kexec-tools takes the image as an argument: "kexec -p IMAGE" and "kexec -p --initrd=F IMAGE" both work.
@@ -63,7 +81,7 @@ await runCli('kexec', async () => {
     throw new UsageError('--command-line, --append and --reuse-cmdline go with -l or -p');
   }
   if (argv.initrd !== undefined && (panic === undefined || argv.u)) throw new UsageError('--initrd goes with -p');
-  const root = new MachineRoot(resolveRoot(argv.root));
+  if (argv.json && !argv.s) throw new UsageError('--json goes with -s');
   await holdMachine(root, 'kexec', () => {
     let sys = openSystem(root);
     try {
@@ -84,15 +102,15 @@ await runCli('kexec', async () => {
         process.stdout.write(had ? 'kexec: unloaded the panic kernel\n' : 'kexec: no panic kernel was loaded\n');
       } else if (panic !== undefined) {
         if (panic === '') throw new UsageError('-p needs a kernel image path');
-        const image = readKernelImageFile(panic);
-        const initrd = argv.initrd !== undefined ? readInitrd(argv.initrd) : null;
+        const image = readKernelImageFile(machineFile(root, panic, 'kernel image'));
+        const initrd = argv.initrd !== undefined ? readInitrd(machineFile(root, argv.initrd, 'initrd')) : null;
         const plan = planPanicLoad(kernel, image, cmdline, initrd);
         kexecLoadCrash(kernel, buddy, memmap, plan.spec);
         sys.ram.flush();
         process.stdout.write(`kexec: loaded panic kernel ${image.layout.config.release} at ${hex(plan.loadAddr)} in the crashkernel region ${hex(plan.region.start)}-${hex(plan.region.end - 1n)}, elfcorehdr at ${hex(plan.elfcorehdr)}, ${plan.freeAfterBoot >> 10n} KiB free after its boot; command line "${plan.cmdline}"\n`);
       } else if (load !== undefined) {
         if (load === '') throw new UsageError('-l needs a kernel image path');
-        const image = readKernelImageFile(load);
+        const image = readKernelImageFile(machineFile(root, load, 'kernel image'));
         const loaded = kexecLoad(kernel, buddy, memmap, image, cmdline);
         sys.ram.flush();
         process.stdout.write(`kexec: loaded ${image.layout.config.release} (${image.segments.length} segments, entry ${hex(loaded.image.start)}) command line "${cmdline}"\n`);
@@ -102,10 +120,17 @@ await runCli('kexec', async () => {
         process.stdout.write(had ? 'kexec: unloaded\n' : 'kexec: nothing was loaded\n');
       } else if (argv.s) {
         const loaded = kexecLoaded(kernel);
+        const crash = kexecCrashLoaded(kernel);
+        if (argv.json) {
+          const img = (i: { release: string; start: bigint; nr_segments: number | bigint; cmdline: string } | undefined): unknown => (i
+            ? { release: i.release, entry: hex(i.start), nr_segments: Number(i.nr_segments), cmdline: i.cmdline, crashdump: /(?:^|\s)crashdump=(\S+)/.exec(i.cmdline)?.[1] ?? null }
+            : null);
+          process.stdout.write(`${JSON.stringify({ kexec_loaded: loaded !== null, kexec_crash_loaded: crash !== null, image: img(loaded?.image), panic_image: img(crash?.image) }, null, 2)}\n`);
+          return;
+        }
         process.stdout.write(loaded
           ? `loaded: ${loaded.image.release}, entry ${hex(loaded.image.start)}, ${loaded.image.nr_segments} segments, command line "${loaded.image.cmdline}"\n`
           : 'not loaded\n');
-        const crash = kexecCrashLoaded(kernel);
         if (crash) process.stdout.write(`panic kernel: ${crash.image.release}, purgatory at ${hex(crash.image.start)}, ${crash.image.nr_segments} segments, command line "${crash.image.cmdline}"\n`);
       } else if (argv.e) {
         if (!kexecLoaded(kernel)) throw new UsageError('kexec -e: no kernel is loaded (use kexec -l first)');

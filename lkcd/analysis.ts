@@ -122,3 +122,42 @@ export function analysisText(n: number, dump: ProbedDump, facts: DumpFacts, fig:
   else out.push(`  (log unreadable: ${facts.logError})`);
   return out.join('\n') + '\n';
 }
+
+/**
+ * `lkcd analyze N --json`: the same report as data, under lkcd show --json's field names
+ * (n, panic_string, time_sec, host, release, pages, pages_compressed, stored_bytes, state, checksum);
+ * addresses and registers as 0x strings, counts as numbers.
+ */
+export function analysisJson(n: number, dump: ProbedDump, facts: DumpFacts, fig: AnalysisFigures, lastLines = 20): Record<string, unknown> {
+  const a = dump.attrs;
+  const regs = a['crash.regs'] as unknown as Record<string, bigint>;
+  return {
+    n,
+    panic_string: a['crash.panic_string'] || fig.panic || '',
+    time_sec: Number(a['crash.time']),
+    host: a['linux.uts.nodename'],
+    release: a['linux.uts.release'],
+    version: a['linux.uts.version'],
+    machine: a['linux.uts.machine'],
+    current_task: hex(a['crash.current_task']),
+    call_site: facts.callSite,
+    regs: Object.fromEntries(REG_ORDER.map((r) => [r, hex(regs[r])])),
+    tasks: facts.tasks ? facts.tasks.map((t) => ({ pid: t.pid, state: taskStateName(t.state), address: hex(t.address), comm: t.comm, kernel_thread: t.mm === 0n })) : null,
+    tasks_error: facts.tasks ? null : facts.tasksError ?? null,
+    page_types: facts.pageTypes,
+    page_types_error: facts.pageTypes ? null : facts.pageTypesError ?? null,
+    level: Number(a['dump.level']),
+    compression: a['dump.compression'],
+    flags: hex(a['dump.flags']),
+    pages: fig.pages,
+    pages_compressed: fig.compressed,
+    raw_bytes: fig.pages * PAGE_SIZE,
+    stored_bytes: fig.storedBytes,
+    missing_pages: fig.missingPages,
+    damaged_pages: fig.damagedPages ?? 0,
+    state: fig.state ?? (a['dump.truncated'] || fig.missingPages > 0 ? 'truncated' : 'complete'),
+    checksum: fig.checksum ?? null,
+    log: facts.log ? facts.log.slice(-lastLines).map((l) => ({ seq: Number(l.seq), ts_nsec: Number(l.ts_nsec), level: l.level, text: l.text })) : null,
+    log_error: facts.log ? null : facts.logError ?? null,
+  };
+}

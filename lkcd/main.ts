@@ -4,6 +4,8 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { DegradedResult, DumpError, UsageError } from '../src/codec/index.js';
 import { checkOutputPath, MachineRoot, resolveRoot, writeOutputFile } from '../src/machine/index.js';
+import { usageFailure, versionText } from '../src/cli/usage.js';
+
 import { runCli } from '../src/cli/run.js';
 import { cliExitHelp } from '../src/cli/exit.js';
 import fs from 'node:fs';
@@ -20,13 +22,22 @@ import {
 } from './save.js';
 import { dumpDirFor, formatHeaders, hexDump, openIndexedDump, parseDumpNumber, readPhysical, showText, sysconfigFor } from './query.js';
 import { lkcdProtected } from './sysconfig.js';
-import { analysisText, readDumpFacts } from './analysis.js';
+import { analysisJson, analysisText, readDumpFacts } from './analysis.js';
 import { acquireSaveLock } from './dumpdir.js';
 import { vmlinuxStatus } from './debuginfo.js';
 import { lkcdPstoreSave, PSTORE_ARCHIVE_DIR, pstoreListText, reindexPstore } from './pstore.js';
 import { verifySavedDump } from './verify.js';
 import { lkcdImport } from './import.js';
 import { deviceDumpList, deviceDumpText, extractDeviceDump } from './devices.js';
+import { showSysconfig, showSysconfigText, sysconfigWarnings } from './config_show.js';
+import { buildDumpMap, dumpMapSvg, dumpMapText } from './map.js';
+import { applyRetention, lkcdRemove } from './retention.js';
+import { groupsText, signatureGroups } from './groups.js';
+import { estimateText, lkcdEstimate, parseLevel } from './estimate.js';
+import { heldDumpWarning, runningRelease, lkcdStatus, lkcdStatusText } from './status.js';
+
+/** The commands, for the did-you-mean of an unknown one. */
+const COMMANDS = ['status', 'estimate', 'rm', 'map', 'config', 'save', 'import', 'list', 'show', 'dmesg', 'read', 'search', 'verify', 'export', 'devices', 'analyze', 'pstore', 'reindex'];
 
 const json = (v: unknown): string => JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? (x > BigInt(Number.MAX_SAFE_INTEGER) ? hex(x) : Number(x)) : x), 2) + '\n';
 const out = (s: string): void => { process.stdout.write(s); };
@@ -41,15 +52,49 @@ await runCli('lkcd', async () => {
     .usage('$0 <command> [options]\n\nlkcdutils for the simulated machine: configure dumping, save and read dumps.')
     .option('root', { type: 'string', describe: 'machine root directory (default: $LKCD_ROOT, else var/ of the checkout)' })
     .option('debug', { type: 'boolean', describe: 'print stack traces on errors' })
+    .command('status', 'whether a crash now would give an LKCD dump (armed) and why not; level, compression, device, the kexec kernel and its crashdump=, a dump held in memory or unsaved on the device (with the next step), DUMPDIR usage, and kdump, fadump and pstore on this machine; exits 7 when not armed', (y) => y.epilogue(cliExitHelp('lkcd', 'status')).option('json', { type: 'boolean', default: false }), (argv) => {
+      const s = lkcdStatus(rootOf(argv));
+      out(argv.json ? json(s) : lkcdStatusText(s));
+      if (!s.armed) throw new DegradedResult('NOT_ARMED', `not armed: ${s.not_armed.join('; ')}`);
+    })
+    .command('estimate', 'what a panic now would dump, changing nothing (as kdumpctl estimate, dumpadm -e, makedumpfile --mem-usage): frames per page class (with makedumpfile\'s names) and pass from mem_map, zero frames, sampled compression per pass, the room stage 1 would have, and per dump level whether the dump would be complete and its size in memory and on the device', (y) => y.epilogue(cliExitHelp('lkcd', 'estimate'))
+      .option('level', { type: 'string', describe: 'only this dump level: 1, 2, 4 or 8' })
+      .option('json', { type: 'boolean', default: false }), (argv) => {
+      const e = lkcdEstimate(rootOf(argv), parseLevel(argv.level));
+      out(argv.json ? json(e) : estimateText(e));
+    })
     .command('config', 'write out a dump held in memory to DUMPDEV (never over a dump lkcd save has not saved: with DUMP_SAVE=1 it is saved first), then arm the dump driver and preload kexec with crashdump=; exits 3 when the dump written is TRUNCATED, 5 when the device failed', (y) => y.epilogue(cliExitHelp('lkcd', 'config'))
-      .option('force', { type: 'boolean', default: false, describe: 'write out even over a device dump lkcd save never saved' }),
-    (argv) => holdMachine(rootOf(argv), 'lkcd', () => {
-      const r = lkcdConfig(rootOf(argv), (l) => out(`${l}\n`), { force: argv.force });
-      if (r.degraded) throw r.degraded;
-    }))
-    .command('save', 'copy the dump on DUMPDEV to DUMPDIR/N (dump.N, map.N, kerntypes.N, analysis.N, vmlinux.N, devices/), check it, index it, mark it saved (a dump marked saved is not saved again; one identical to a saved dump but not marked is saved as a new N, same_as the first); exits 3 for a TRUNCATED dump, 4 for a DAMAGED one', (y) => y.epilogue(cliExitHelp('lkcd', 'save')), (argv) => holdMachine(rootOf(argv), 'lkcd', () => {
+      .option('force', { type: 'boolean', default: false, describe: 'write out even over a device dump lkcd save never saved' })
+      .option('show', { type: 'boolean', default: false, describe: 'change nothing: print every effective setting of etc/sysconfig/dump and where it came from (file:line, or default)' })
+      .option('json', { type: 'boolean', default: false, describe: 'with --show: as JSON' }),
+    (argv) => {
+      const root = rootOf(argv);
+      if (argv.json && !argv.show) throw new UsageError('--json goes with --show');
+      if (argv.show) {
+        const shown = showSysconfig(root, runningRelease(root));
+        for (const w of shown.warnings) process.stderr.write(`lkcd: warning: ${w}\n`);
+        out(argv.json ? json(shown) : showSysconfigText(shown));
+        return;
+      }
+      // Keys nothing reads are named before the work (a typo must not pass silently).
+      for (const w of sysconfigWarnings(root)) process.stderr.write(`lkcd: warning: ${w}\n`);
+      return holdMachine(root, 'lkcd', () => {
+        const r = lkcdConfig(root, (l) => out(`${l}\n`), { force: argv.force });
+        if (r.degraded) throw r.degraded;
+      });
+    })
+    .command('save', 'copy the dump on DUMPDEV to DUMPDIR/N (dump.N, map.N, kerntypes.N, analysis.N, vmlinux.N, devices/), check it, index it, mark it saved (a dump marked saved is not saved again; one identical to a saved dump but not marked is saved as a new N, same_as the first); then, with DUMP_KEEP=K, remove the oldest dumps beyond the newest K; exits 3 for a TRUNCATED dump, 4 for a DAMAGED one', (y) => y.epilogue(cliExitHelp('lkcd', 'save')).option('json', { type: 'boolean', default: false }), (argv) => holdMachine(rootOf(argv), 'lkcd', () => {
+      // The issue's trap: "no dump" while a dump waits in memory. Said when this save saved nothing new
+      // (a save that fails reports only its error; one that saved a dump, say a device too small for the
+      // held one, has shown what it did).
+      const held = heldDumpWarning(rootOf(argv));
       const r = lkcdSave(rootOf(argv));
-      for (const l of r.lines) out(`${l}\n`);
+      if (held && !r.lines.some((l) => /^lkcd save: saved dump \d+ to /.test(l))) process.stderr.write(`lkcd: warning: ${held}\n`);
+      // DUMP_KEEP: the oldest dumps beyond the newest N go once this one is safe in DUMPDIR.
+      const conf = sysconfigFor(rootOf(argv));
+      const removed = r.n !== null ? applyRetention(conf.DUMPDIR, conf.DUMP_KEEP) : [];
+      if (argv.json) out(json({ n: r.n, lines: [...r.lines, ...removed], removed: removed.length, degraded: r.degraded ? r.degraded.message : null }));
+      else for (const l of [...r.lines, ...removed]) out(`${l}\n`);
       if (r.degraded) throw r.degraded;
     }))
     .command('import <file>', 'copy a dump another tool wrote (LKCD from any writer, an ELF vmcore, makedumpfile\'s kdump-compressed file) into DUMPDIR/N as the next N, check it, index it; never the same file twice; exits 3 for a TRUNCATED dump, 4 for a DAMAGED one, 69 for a file of no known format', (y) => y.epilogue(cliExitHelp('lkcd', 'import')).positional('file', { type: 'string' })
@@ -59,7 +104,8 @@ await runCli('lkcd', async () => {
       for (const l of r.lines) out(`${l}\n`);
       if (r.degraded) throw r.degraded;
     })
-    .command('list', 'the saved dumps, each with its state and, when byte-identical to an earlier dump, which one (same_as); an index that lost its dumps is rebuilt from DUMPDIR/N first', (y) => y.epilogue(cliExitHelp('lkcd', 'list')).option('json', { type: 'boolean', default: false }), (argv) => {
+    .command('list', 'the saved dumps, each with its state, its panic signature and, when byte-identical to an earlier dump, which one (same_as); --group: one line per panic signature with the count, first and last; an index that lost its dumps is rebuilt from DUMPDIR/N first', (y) => y.epilogue(cliExitHelp('lkcd', 'list')).option('json', { type: 'boolean', default: false })
+      .option('group', { type: 'boolean', default: false, describe: 'one line per panic signature: how many dumps, the first and the last' }), (argv) => {
       const dumpdir = dumpDirFor(rootOf(argv));
       // A missing or empty index must not hide the dumps in DUMPDIR/N: index them first (needs the DUMPDIR lock).
       const file = path.join(dumpdir, INDEX_FILE);
@@ -78,17 +124,46 @@ await runCli('lkcd', async () => {
           } finally { index.close(); }
         } finally { unlock(); }
       }
+      // A new root has no index yet: an empty list, not an error.
+      if (!fs.existsSync(file)) {
+        out(argv.json ? '[]\n' : `no dumps in ${dumpdir}\n`);
+        return;
+      }
       const index = DumpIndex.open(dumpdir, { readonly: true });
       try {
         const dumps = index.listDumps();
+        if (argv.group) { out(argv.json ? json(signatureGroups(dumps)) : groupsText(signatureGroups(dumps), dumpdir)); return; }
         if (argv.json) { out(json(dumps)); return; }
-        out('  N  DESIGN         FORMAT    TIME (UTC)            HOST          RELEASE             PAGES      BYTES   RATIO  STATE      PANIC\n');
+        if (dumps.length === 0) { out(`no dumps in ${dumpdir}\n`); return; }
+        out('  N  DESIGN         FORMAT    TIME (UTC)            HOST          RELEASE             PAGES      BYTES   RATIO  STATE      SIGNATURE         PANIC\n');
         for (const d of dumps) {
           const t = new Date(d.time_sec * 1000).toISOString().replace('T', ' ').slice(0, 19);
           const state = d.state === 'complete' ? 'complete' : d.state.toUpperCase();
-          out(`${String(d.n).padStart(3)}  ${d.design.padEnd(13)}  ${d.format.padEnd(8)}  ${t}  ${d.host.padEnd(12).slice(0, 12)}  ${d.release.padEnd(18).slice(0, 18)}  ${String(d.pages).padStart(7)}  ${String(d.stored_bytes).padStart(9)}  ${(d.raw_bytes / Math.max(d.stored_bytes, 1)).toFixed(2).padStart(6)}  ${state.padEnd(9)}  ${d.panic_string}${d.same_as != null ? `  (same as ${d.same_as})` : ''}\n`);
+          out(`${String(d.n).padStart(3)}  ${d.design.padEnd(13)}  ${d.format.padEnd(8)}  ${t}  ${d.host.padEnd(12).slice(0, 12)}  ${d.release.padEnd(18).slice(0, 18)}  ${String(d.pages).padStart(7)}  ${String(d.stored_bytes).padStart(9)}  ${(d.raw_bytes / Math.max(d.stored_bytes, 1)).toFixed(2).padStart(6)}  ${state.padEnd(9)}  ${d.signature.padEnd(16)}  ${d.panic_string}${d.same_as != null ? `  (same as ${d.same_as})` : ''}\n`);
         }
       } finally { index.close(); }
+    })
+    .command('map <n>', 'physical memory of dump N as a picture: -o FILE.svg draws a grid of frames coloured by page class (the dump\'s own mem_map) and by what happened to each (saved compressed or raw, the dumper\'s, damaged, missing by reason, boot region, not selected), with a legend and the compression ratio per class; --text prints the same as ASCII strips', (y) => y.epilogue(cliExitHelp('lkcd', 'map')).positional('n', { type: 'string' })
+      .option('o', { alias: 'output', type: 'string', describe: 'write the SVG here (0600, replaced whole; never a dump, index or machine file)' })
+      .option('text', { type: 'boolean', default: false, describe: 'print ASCII strips instead' })
+      .option('width', { type: 'number', default: 64, describe: 'with --text: characters a row' }), (argv) => {
+      if (argv.o === undefined && !argv.text) throw new UsageError('give -o FILE.svg, or --text');
+      const root = rootOf(argv);
+      const conf = sysconfigFor(root);
+      if (argv.o !== undefined) checkOutputPath(argv.o, lkcdProtected(root, conf));
+      const o = openIndexedDump(conf.DUMPDIR, parseDumpNumber(argv.n!));
+      const index = DumpIndex.open(conf.DUMPDIR, { readonly: true });
+      try {
+        const m = buildDumpMap(o, index);
+        if (argv.text) out(dumpMapText(m, argv.width));
+        if (argv.o !== undefined) {
+          writeOutputFile(argv.o, Buffer.from(dumpMapSvg(m, `lkcd dump ${m.n}: ${o.rec.panic_string}`)), [...lkcdProtected(root, conf), { path: o.file, what: `dump ${o.rec.n} (${o.file})` }]);
+          out(`${argv.o}: the map of dump ${m.n} (${m.frames} frames)\n`);
+        }
+      } finally { index.close(); o.close(); }
+    })
+    .command('rm <n>', 'remove saved dump N: its DUMPDIR/N and its index rows, together (crash-safe: a rerun finishes a killed removal); bounds is not lowered, so N is never reused', (y) => y.epilogue(cliExitHelp('lkcd', 'rm')).positional('n', { type: 'string' }), (argv) => {
+      out(`${lkcdRemove(dumpDirFor(rootOf(argv)), parseDumpNumber(argv.n!))}\n`);
     })
     .command('show <n>', 'the header fields of the dump\'s format (LKCD\'s as crash help -L names them, a kdump-compressed file\'s disk_dump_header and kdump_sub_header, an ELF vmcore\'s program headers and notes), our figures (design, format, RLE convention), where every frame of RAM went, and where its debug vmlinux is', (y) => y.epilogue(cliExitHelp('lkcd', 'show')).positional('n', { type: 'string' }).option('json', { type: 'boolean', default: false }), (argv) => {
       const o = openIndexedDump(dumpDirFor(rootOf(argv)), parseDumpNumber(argv.n!));
@@ -137,6 +212,7 @@ await runCli('lkcd', async () => {
     })
     .command('search <text>', 'log lines matching TEXT across all saved dumps', (y) => y.epilogue(cliExitHelp('lkcd', 'search')).positional('text', { type: 'string' }).option('json', { type: 'boolean', default: false }), (argv) => {
       const dumpdir = dumpDirFor(rootOf(argv));
+      if (!fs.existsSync(path.join(dumpdir, INDEX_FILE))) { if (argv.json) out('[]\n'); return; }
       const index = DumpIndex.open(dumpdir, { readonly: true });
       try {
         const hits = index.searchLog(argv.text!);
@@ -147,13 +223,19 @@ await runCli('lkcd', async () => {
         for (const h of pstore) out(`pstore ${h.pstore}: ${formatDmesg([{ seq: BigInt(h.seq), ts_nsec: h.ts_nsec, level: 0, text: h.text }])}`);
       } finally { index.close(); }
     })
-    .command('verify <n>', 'check every header, record and page of dump N against its checksums and structure, and dump.N against the index; exits 3 for a TRUNCATED dump, 4 for a DAMAGED one', (y) => y.epilogue(cliExitHelp('lkcd', 'verify')).positional('n', { type: 'string' }), (argv) => {
+    .command('verify <n>', 'check every header, record and page of dump N against its checksums and structure, and dump.N against the index; exits 3 for a TRUNCATED dump, 4 for a DAMAGED one', (y) => y.epilogue(cliExitHelp('lkcd', 'verify')).positional('n', { type: 'string' }).option('json', { type: 'boolean', default: false }), (argv) => {
       const bar = progressBar('lkcd verify');
       let r: ReturnType<typeof verifySavedDump>;
       try {
         r = verifySavedDump(dumpDirFor(rootOf(argv)), parseDumpNumber(argv.n!), bar);
       } finally { bar.end(); }
-      out(`${r.line}\n`);
+      if (argv.json) {
+        out(json({
+          n: parseDumpNumber(argv.n!), state: r.integrity.state, checksum: r.integrity.checksum, line: r.line,
+          damaged_pfns: r.damaged.map((p) => hex(p)),
+          degraded: r.degraded ? r.degraded.message : null,
+        }));
+      } else out(`${r.line}\n`);
       if (r.degraded) throw r.degraded;
     })
     .command('export <n>', 'export dump N as an ELF vmcore (for crash, makedumpfile, vmcore-dmesg, gdb): pages the dump does not hold are left out of every PT_LOAD; its device dumps are NT_VMCOREDD notes before the CPU and VMCOREINFO notes', (y) => y.epilogue(cliExitHelp('lkcd', 'export')).positional('n', { type: 'string' })
@@ -190,14 +272,15 @@ await runCli('lkcd', async () => {
       const rows = deviceDumpList(dumpDirFor(root), n);
       out(argv.json ? json(rows) : deviceDumpText(n, rows));
     })
-    .command('analyze <n>', 'the lcrash-style report: panic, registers, tasks, memory by type, compression, last log lines', (y) => y.epilogue(cliExitHelp('lkcd', 'analyze')).positional('n', { type: 'string' }), (argv) => {
+    .command('analyze <n>', 'the lcrash-style report: panic, registers, tasks, memory by type, compression, last log lines', (y) => y.epilogue(cliExitHelp('lkcd', 'analyze')).positional('n', { type: 'string' }).option('json', { type: 'boolean', default: false }), (argv) => {
       const o = openIndexedDump(dumpDirFor(rootOf(argv)), parseDumpNumber(argv.n!));
       try {
         const facts = readDumpFacts(o.dump, o.syms);
-        out(analysisText(o.rec.n, o.dump, facts, {
+        const fig = {
           pages: o.rec.pages, compressed: o.rec.pages_compressed, storedBytes: o.rec.stored_bytes, missingPages: o.rec.missing_pages,
           damagedPages: o.rec.damaged_pages, state: o.rec.state, checksum: o.rec.checksum, panic: o.rec.panic_string,
-        }));
+        };
+        out(argv.json ? json(analysisJson(o.rec.n, o.dump, facts, fig)) : analysisText(o.rec.n, o.dump, facts, fig));
       } finally { o.close(); }
     })
     .command('pstore <action>', 'save: archive /sys/fs/pstore to DUMPDIR/pstore/<date>/, index it, link it to the dump of the same crash, then erase it from persistent RAM; list: the archived records', (y) => y.epilogue(cliExitHelp('lkcd', 'pstore'))
@@ -208,6 +291,7 @@ await runCli('lkcd', async () => {
         return;
       }
       const dumpdir = dumpDirFor(rootOf(argv));
+      if (!fs.existsSync(path.join(dumpdir, INDEX_FILE))) { out(argv.json ? '[]\n' : pstoreListText([], dumpdir)); return; }
       const index = DumpIndex.open(dumpdir, { readonly: true });
       try {
         const rows = PstoreIndex.of(index).list();
@@ -232,8 +316,8 @@ await runCli('lkcd', async () => {
     })
     .demandCommand(1, 'name a command (see --help)')
     .strict()
-    .fail((msg, err) => { if (err) throw err; throw new UsageError(msg); })
+    .fail((msg, err) => { if (err) throw err; throw usageFailure('lkcd', msg, COMMANDS, hideBin(process.argv)); })
     .epilogue(cliExitHelp('lkcd'))
-    .help().version(false)
+    .help().version(versionText('lkcd'))
     .parseAsync();
 });

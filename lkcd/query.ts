@@ -149,14 +149,14 @@ function lkcdHeaderRows(d: LkcdDump): { rows: Rows; level: string } {
   return {
     level: lv,
     rows: [
-      ['dh_magic_number', `${h.dh_magic_number.toString(16)}  (DUMP_MAGIC_NUMBER)`],
+      ['dh_magic_number', `${hex(h.dh_magic_number)}  (DUMP_MAGIC_NUMBER)`],
       ['dh_version', `${h.dh_version}  (LKCD_DUMP_V${h.dh_version & 0xf})`],
       ['dh_header_size', `${h.dh_header_size}`],
       ['dh_dump_level', `${h.dh_dump_level}  (${lv})`],
       ['dh_page_size', `${h.dh_page_size}`],
       ['dh_memory_size', `${h.dh_memory_size}`],
-      ['dh_memory_start', h.dh_memory_start.toString(16)],
-      ['dh_memory_end', h.dh_memory_end.toString(16)],
+      ['dh_memory_start', hex(h.dh_memory_start)],
+      ['dh_memory_end', hex(h.dh_memory_end)],
       ['dh_num_pages', `${h.dh_num_pages}`],
       ['dh_panic_string', h.dh_panic_string],
       ['dh_time', new Date(Number(h.dh_time.tv_sec) * 1000).toUTCString()],
@@ -166,10 +166,10 @@ function lkcdHeaderRows(d: LkcdDump): { rows: Rows; level: string } {
       ['dh_utsname_version', h.dh_utsname_version],
       ['dh_utsname_machine', h.dh_utsname_machine],
       ['dh_utsname_domainname', h.dh_utsname_domainname],
-      ['dh_current_task', h.dh_current_task.toString(16)],
+      ['dh_current_task', hex(h.dh_current_task)],
       ['dh_dump_compress', `${h.dh_dump_compress}  (${comp})`],
-      ['dh_dump_flags', `${h.dh_dump_flags.toString(16)}${h.dh_dump_flags & 1 ? '  (DUMP_FLAGS_NONDISRUPT)' : ''}`],
-      ['dh_dump_device', h.dh_dump_device.toString(16)],
+      ['dh_dump_flags', `${hex(h.dh_dump_flags)}${h.dh_dump_flags & 1 ? '  (DUMP_FLAGS_NONDISRUPT)' : ''}`],
+      ['dh_dump_device', hex(h.dh_dump_device)],
       ['dh_dump_buffer_size', `${h.dh_dump_buffer_size}`],
       ['dha_header_size', `${asm.dha_header_size}  (x86_64 dump_header_asm_t for NR_CPUS ${d.nrCpus})`],
       ['dha_smp_num_cpus', `${asm.dha_smp_num_cpus}`],
@@ -300,6 +300,9 @@ export function showText(o: OpenedDump): string {
   return [...fmt(rows), '', ...fmt(ours), '', ...fmt(frames)].join('\n') + '\n';
 }
 
+/** Missing ranges listed per reason by lkcd show (all of them are in lkcd show --json's ranges). */
+const SHOWN_RANGES = 64;
+
 /** Where every frame went, for an LKCD dump: it adds up to dh_memory_size. */
 function lkcdFrames(o: OpenedDump, d: LkcdDump, lv: string): Rows {
   const r = o.rec;
@@ -322,7 +325,7 @@ function lkcdFrames(o: OpenedDump, d: LkcdDump, lv: string): Rows {
   for (const [reason, label] of [['damaged', 'damaged at'], ['did-not-fit', 'did not fit'], ['pass-dropped', 'pass dropped'], ['damaged-in-memory', 'damaged in memory'], ['device', 'device'], ['unspecified', 'missing']] as const) {
     const list = o.ranges.filter((x) => (x.reason ?? 'unspecified') === reason);
     if (!list.length) continue;
-    const shown = list.slice(0, 8).map((x) => (x.end_pfn - x.start_pfn === 1n ? hex(x.start_pfn) : `${hex(x.start_pfn)}-${hex(x.end_pfn - 1n)}`));
+    const shown = list.slice(0, SHOWN_RANGES).map((x) => (x.end_pfn - x.start_pfn === 1n ? hex(x.start_pfn) : `${hex(x.start_pfn)}-${hex(x.end_pfn - 1n)}`));
     frames.push([label, `pfn ${shown.join(', ')}${list.length > shown.length ? `, ... (${list.length} ranges)` : ''}`]);
   }
   return frames;

@@ -433,6 +433,8 @@ export function lkcdSave(root: MachineRoot): SaveReport {
   closeSystem(sys);
   const conf = loadSysconfig(root.sysconfigPath, root.dir, release);
   if (!conf.DUMP_SAVE) return { lines: ['lkcd save: DUMP_SAVE=0 in etc/sysconfig/dump: not saving'], n: null };
+  // No device yet (lkcd config creates it): nothing to save is a normal state, not an error.
+  if (!fs.existsSync(conf.DUMPDEV)) return { lines: [`lkcd save: no dump on ${conf.DUMPDEV}: it does not exist yet (lkcd config creates it)`], n: null };
   ensureDir(conf.DUMPDIR, 0o700);
   const unlock = acquireSaveLock(conf.DUMPDIR);
   const dev = BlockDevice.open(conf.DUMPDEV, { write: true });

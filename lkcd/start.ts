@@ -3,24 +3,31 @@ import '../src/cli/heap.js'; // first: bounds V8's young generation (see heap.ts
 import fs from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
+import { versionText } from '../src/cli/usage.js';
 import { hideBin } from 'yargs/helpers';
 import { formatSize, parseInteger, parseSize, UsageError } from '../src/codec/index.js';
-import { MachineRoot, resolveRoot } from '../src/machine/index.js';
+import { ensureDir, MachineRoot, resolveRoot, writeOutputFile } from '../src/machine/index.js';
 import {
   closeSystem, configForRam, defaultCmdline, defaultPstoreParams, openSystem, powerOn, PROFILE_NAMES, runWorkload,
 } from '../src/kernel/index.js';
 import { crashMachine, liveDump, type Stage1Result } from '../src/dump/index.js';
+import { progressBar } from '../src/cli/progress.js';
 import { runCli } from '../src/cli/run.js';
 import { cliExitHelp } from '../src/cli/exit.js';
 import { holdMachine } from '../src/cli/hold.js';
 import { DumpIndex } from '../src/store/index.js';
 import { lkcdConfig } from './config.js';
 import { lkcdSave } from './save.js';
-import { dumpDirFor } from './query.js';
+import { dumpDirFor, openIndexedDump, sysconfigFor } from './query.js';
+import { buildDumpMap, dumpMapSvg } from './map.js';
+import { lkcdProtected } from './sysconfig.js';
 import { lkcdPstoreSave, type PstoreSaveReport } from './pstore.js';
 import { DESIGNS, runDesignFlow, type Design, type DesignFlowResult } from './designs.js';
 
 interface Step { name: string; seconds: number }
+
+/** Where the text of a summary item starts ("  saved     "): continuation lines are indented as far. */
+const SUMMARY_INDENT = 12;
 
 /** Runs one step, timing it, and says what it is doing when stdout is a terminal. */
 function step<T>(steps: Step[], name: string, fn: () => T): T {
@@ -55,7 +62,7 @@ await runCli('start', async () => {
     .strict()
     .fail((msg, err) => { if (err) throw err; throw new UsageError(msg); })
     .epilogue(cliExitHelp('start'))
-    .help().version(false)
+    .help().version(versionText('npm start'))
     .parseAsync();
   const root = new MachineRoot(resolveRoot(argv.root));
   const mem = parseSize(argv.mem, '--mem');
@@ -94,7 +101,11 @@ await runCli('start', async () => {
     } else {
       dump = step(steps, 'panic: stage 1 + kexec soft boot', () => {
         const sys = openSystem(root);
-        const o = crashMachine(sys, { kind: 'panic', message: argv.message });
+        const bar = progressBar('dump: stage 1');
+        let o;
+        try {
+          o = crashMachine(sys, { kind: 'panic', message: argv.message }, { onStage1Progress: bar });
+        } finally { bar.end(); }
         closeSystem(o.system);
         if (o.after !== 'kexec') throw new UsageError(`the panic ended in a ${o.after}, not a soft boot: ${o.console.join('; ')}`);
         return o.dump;
@@ -113,36 +124,92 @@ await runCli('start', async () => {
   const rec = index.getDump(saved.n);
   index.close();
   if (!rec || !dump) throw new UsageError('the saved dump is not in the index');
+  const mapFile = writeDumpMap(root, rec.n);
   const total = steps.reduce((a, s) => a + s.seconds, 0);
   const w = Math.max(...steps.map((s) => s.name.length));
-  out(`lkcd-softboot: the crash-dump pipeline on a ${formatSize(mem)} machine under ${root.dir}`);
+  for (const l of fold('', `lkcd-softboot: the crash-dump pipeline on a ${formatSize(mem)} machine under ${root.dir}`, 80, SUMMARY_INDENT)) out(l);
   out();
   for (const s of steps) out(`  ${s.name.padEnd(w)}  ${s.seconds.toFixed(1).padStart(6)} s`);
   out(`  ${'total'.padEnd(w)}  ${total.toFixed(1).padStart(6)} s`);
   out();
   const p = dump.passes;
   const mib = (b: number): string => `${(b / (1 << 20)).toFixed(1)} MiB`;
-  out(`  crashed   ${crashed}`);
-  out(`  saved     ${rec.pages} pages (kern ${p.kern.saved}, user ${p.user.saved}, unused ${p.unused.saved}); ${rec.pages_compressed} compressed with ${['no compression', 'RLE', 'GZIP'][rec.compress]}, ${rec.pages - rec.pages_compressed} raw`);
-  out(`            in place in ${dump.framesUsed} spare frames of RAM (${dump.metadataFrames} of them metadata), in ${dump.seconds.toFixed(1)} s`);
-  out(`  dump      ${mib(rec.stored_bytes)} for ${mib(rec.raw_bytes)} of memory: ratio ${(rec.raw_bytes / rec.stored_bytes).toFixed(2)}; ${rec.complete ? 'complete' : `TRUNCATED, ${rec.missing_pages} pages missing`}`);
+  // Lines are folded at 80 columns, the continuation indented under the text.
+  const item = (label: string, text: string): void => { for (const l of fold(`  ${label.padEnd(8)}  `, text)) out(l); };
+  item('crashed', crashed);
+  item('saved', `${rec.pages} pages (kern ${p.kern.saved}, user ${p.user.saved}, unused ${p.unused.saved}); ${rec.pages_compressed} compressed with ${['no compression', 'RLE', 'GZIP'][rec.compress]}, ${rec.pages - rec.pages_compressed} raw, in place in ${dump.framesUsed} spare frames of RAM (${dump.metadataFrames} of them metadata), in ${dump.seconds.toFixed(1)} s`);
+  item('dump', `${mib(rec.stored_bytes)} for ${mib(rec.raw_bytes)} of memory: ratio ${(rec.raw_bytes / rec.stored_bytes).toFixed(2)}; ${rec.complete ? 'complete' : `TRUNCATED, ${rec.missing_pages} pages missing`}`);
   const vmlinux = path.join(rec.dir, `vmlinux.${rec.n}`);
   const hasVmlinux = fs.existsSync(vmlinux);
-  out(`  files     ${path.join(rec.dir, `dump.${rec.n}`)} (+ map.${rec.n}, kerntypes.${rec.n}, analysis.${rec.n}${hasVmlinux ? `, vmlinux.${rec.n}` : ''}), indexed in ${dumpdir}`);
-  for (const l of [...armed.lines.slice(0, 1), ...writeout.lines.slice(0, 1)]) out(`  log       ${l}`);
-  for (const l of pstore?.lines ?? []) out(`  pstore    ${l.replace(/^lkcd pstore save: /, '')}`);
+  item('files', `${path.join(rec.dir, `dump.${rec.n}`)} (+ map.${rec.n}, kerntypes.${rec.n}, analysis.${rec.n}${hasVmlinux ? `, vmlinux.${rec.n}` : ''}), indexed in ${dumpdir}`);
+  item('map', mapFile);
+  for (const l of [...armed.lines.slice(0, 1), ...writeout.lines.slice(0, 1)]) item('log', l);
+  for (const l of pstore?.lines ?? []) item('pstore', l.replace(/^lkcd pstore save: /, ''));
   out();
   out('Next:');
   const r = argv.root ? ` --root ${root.dir}` : '';
   out(`  npx lkcd${r} list`);
   out(`  npx lkcd${r} analyze ${rec.n}`);
-  out(`  npx lkcd${r} export ${rec.n} --elf -o /tmp/vmcore-${rec.n} && crash --log /tmp/vmcore-${rec.n}`);
-  if (hasVmlinux) out(`  gdb -batch -ex 'p init_uts_ns.name.release' -ex 'p jiffies' ${vmlinux} /tmp/vmcore-${rec.n}   (drgn: see README)`);
+  for (const l of foldCommand(`npx lkcd${r} export ${rec.n} --elf -o /tmp/vmcore-${rec.n} && crash --log /tmp/vmcore-${rec.n}`)) out(l);
+  out(`  npx lkcd${r} map ${rec.n} --text`);
+  if (hasVmlinux) for (const l of foldCommand(`gdb -batch -ex 'p init_uts_ns.name.release' -ex 'p jiffies' ${vmlinux} /tmp/vmcore-${rec.n}`)) out(l);
   if (pstore) out(`  npx lkcd${r} pstore list; npx lkcd${r} search 'not syncing'`);
 });
 
+/** Folds `text` after `prefix` at 80 columns, at spaces; continuation lines are indented `indent` (the prefix's width). */
+export function fold(prefix: string, text: string, width = 80, indent = prefix.length): string[] {
+  const lines: string[] = [];
+  let line = prefix;
+  let empty = true;
+  for (const word of text.split(' ')) {
+    if (!empty && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = ' '.repeat(indent);
+      empty = true;
+    }
+    line += empty ? word : ` ${word}`;
+    empty = false;
+  }
+  lines.push(line);
+  return lines;
+}
+
+/**
+ * One summary line folded at 80 columns: an item ("  label     text") under its text, the title
+ * and other lines under the items' text too.
+ */
+function foldSummaryLine(line: string): string[] {
+  if (line.length <= 80) return [line];
+  const item = /^( {2}[a-z]+ +)(?=\S)/.exec(line);
+  if (item && item[1].length === SUMMARY_INDENT) return fold(item[1], line.slice(SUMMARY_INDENT));
+  const lead = /^ */.exec(line)![0];
+  return fold(lead, line.slice(lead.length), 80, SUMMARY_INDENT);
+}
+
+/** A shell command to copy: folded with a backslash at each line's end, so it still pastes as one. */
+function foldCommand(cmd: string): string[] {
+  const lines = fold('  ', cmd, 78);
+  return lines.map((l, i) => (i < lines.length - 1 ? `${l} \\` : l)).map((l, i) => (i > 0 ? `  ${l}` : l));
+}
+
+/** lkcd map N -o ROOT/tmp/lkcd-map.N.svg: the picture of the dump just saved (the machine's /tmp). */
+function writeDumpMap(root: MachineRoot, n: number): string {
+  const conf = sysconfigFor(root);
+  const dir = path.join(root.dir, 'tmp');
+  ensureDir(dir, 0o700);
+  const file = path.join(dir, `lkcd-map.${n}.svg`);
+  const o = openIndexedDump(conf.DUMPDIR, n);
+  const index = DumpIndex.open(conf.DUMPDIR, { readonly: true });
+  try {
+    const m = buildDumpMap(o, index);
+    writeOutputFile(file, dumpMapSvg(m, `lkcd dump ${n}: ${o.rec.panic_string}`), lkcdProtected(root, conf));
+  } finally { index.close(); o.close(); }
+  return file;
+}
+
 /** The summary of a kdump or fadump flow, in the shape of the LKCD one. */
-function designSummary(r: DesignFlowResult, root: MachineRoot, mem: bigint, message: string, steps: Step[], rootGiven: boolean, out: (s?: string) => void): void {
+function designSummary(r: DesignFlowResult, root: MachineRoot, mem: bigint, message: string, steps: Step[], rootGiven: boolean, print: (s?: string) => void): void {
+  const out = (line = ''): void => { for (const l of foldSummaryLine(line)) print(l); };
   const total = steps.reduce((a, s) => a + s.seconds, 0);
   const w = Math.max(...steps.map((s) => s.name.length));
   const mib = (b: number | bigint): string => `${(Number(b) / (1 << 20)).toFixed(1)} MiB`;

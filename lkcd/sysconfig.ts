@@ -23,7 +23,15 @@ export interface SysconfigDump {
   PANIC_TIMEOUT: number;
   KEXEC_IMAGE: string;
   KEXEC_CMDLINE: string;
+  /** Saved dumps lkcd save keeps in DUMPDIR (savecore's -m): older ones are removed after a save; 0 keeps all. */
+  DUMP_KEEP: number;
 }
+
+/** Every key etc/sysconfig/dump may set, in the order lkcd config --show prints them. */
+export const SYSCONFIG_KEYS = [
+  'DUMP_ACTIVE', 'DUMPDEV', 'DUMPDIR', 'DUMP_SAVE', 'DUMP_LEVEL', 'DUMP_COMPRESS', 'DUMP_FLAGS', 'PANIC_TIMEOUT',
+  'KEXEC_IMAGE', 'KEXEC_CMDLINE', 'DUMP_KEEP',
+] as const satisfies ReadonlyArray<keyof SysconfigDump>;
 
 /** DUMP_LEVEL_ALL (0x10, "all memory RAM and firmware") is accepted and treated as ALL_RAM: the machine has no firmware memory. */
 const DUMP_LEVEL_ALL = 0x10;
@@ -52,6 +60,8 @@ PANIC_TIMEOUT=5
 # Only relevant for dumping via kexec: the kernel to boot after a panic, and its command line.
 KEXEC_IMAGE=/boot/vmlinuz-${release}
 KEXEC_CMDLINE="root=/dev/vda1 ro console=ttyS0,115200"
+# Saved dumps to keep in DUMPDIR (as savecore -m): after a save the oldest beyond N are removed; 0 keeps all.
+DUMP_KEEP=0
 `;
 }
 
@@ -202,6 +212,7 @@ export function parseSysconfig(text: string, file: string, root: string, release
     PANIC_TIMEOUT: panicTimeout,
     KEXEC_IMAGE,
     KEXEC_CMDLINE: cmdline.value,
+    DUMP_KEEP: int('DUMP_KEEP', '0'),
   };
 }
 

@@ -16,15 +16,25 @@ export const EXIT_CODES: Record<DumpErrorCode, number> = {
   DUMP_DAMAGED: 4,   // pages of the dump are damaged, each named; every other page is good
   DEVICE_IO: 5,      // the dump device failed: the dump on it is cut short, the rest is kept for a retry
   DUMP_LOST: 6,      // a crash lost the dump (no kernel to kexec into, or the driver was not armed)
+  NOT_ARMED: 7,      // lkcd status: a crash now would not give an LKCD dump (the reason is printed)
 };
+
+/**
+ * kexec -S, kexec-tools' status option: a kernel of the type asked about is
+ * loaded (kexec-tools' k_status(): "Return 1 if the type (by default crash)
+ * is loaded, 0 if not"). Not an error: a status, printed nowhere.
+ */
+export const EXIT_KEXEC_LOADED = 1;
 
 /** What each exit status means, for --help and the README: one row per status, in order. */
 export const EXIT_STATUS_MEANINGS: ReadonlyArray<{ status: number; meaning: string }> = [
   { status: 0, meaning: 'success' },
+  { status: EXIT_KEXEC_LOADED, meaning: 'kexec -S: a kernel of that type is loaded (kexec-tools\' -S)' },
   { status: EXIT_CODES.DUMP_TRUNCATED, meaning: 'the dump is TRUNCATED: pages are missing (listed)' },
   { status: EXIT_CODES.DUMP_DAMAGED, meaning: 'the dump has damaged pages (named); the others are good' },
   { status: EXIT_CODES.DEVICE_IO, meaning: 'the dump device failed part-way; the rest is kept for a retry' },
   { status: EXIT_CODES.DUMP_LOST, meaning: 'the crash lost the dump (no kernel loaded, or dumping not armed)' },
+  { status: EXIT_CODES.NOT_ARMED, meaning: 'lkcd status: not armed: a crash now would not be dumped (why)' },
   { status: EXIT_CODES.USAGE, meaning: 'usage: a bad option, argument or config value, or a refused path' },
   { status: EXIT_CODES.CORRUPT, meaning: 'corrupt input: a broken or cut-short dump, image, state or record' },
   { status: EXIT_CODES.NOINPUT, meaning: 'missing input: no machine, no such dump or file' },
@@ -74,10 +84,10 @@ export function exitCodeOf(err: DumpError): number {
  */
 export const COMMAND_EXIT_STATUSES = {
   machine: { panic: [6], oops: [6], sysrq: [6] },
-  kexec: {},
+  kexec: { status: [1] },
   lkcd: {
     config: [3, 5], save: [3, 4, 69], verify: [3, 4, 69], reindex: [4, 69],
-    show: [69], read: [69], export: [69], analyze: [69], import: [3, 4, 69],
+    show: [69], read: [69], export: [69], analyze: [69], import: [3, 4, 69], status: [7], estimate: [], rm: [], map: [69],
   },
   start: { start: [3, 4, 5, 6, 69] },
 } as const satisfies Record<string, Record<string, readonly number[]>>;

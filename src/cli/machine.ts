@@ -3,12 +3,12 @@ import './heap.js'; // first: bounds V8's young generation (see heap.ts)
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { DegradedResult, formatSize, hex, parseInteger, parseSize, UsageError } from '../codec/index.js';
-import { MachineRoot, parseDeviceList, resolveRoot } from '../machine/index.js';
+import { MachineRoot, parseDeviceList, readState, resolveRoot } from '../machine/index.js';
 import {
   closeSystem, openSystem, PAGE_TYPES, powerOff, powerOn, PROFILE_NAMES, runWorkload, systemDmesg,
   systemStatus, systemTasks, taskStateName, type SystemStatus,
 } from '../kernel/index.js';
-import { coldReset, copyProcVmcore, crashMachine, exportLiveVmcore, liveDump, pendingDump, procDumpValues, requestedReboot, type CrashOutcome } from '../dump/index.js';
+import { coldReset, copyProcVmcore, crashMachine, dumpAwaitingWriteout, exportLiveVmcore, liveDump, pendingDump, procDumpValues, requestedReboot, type CrashOutcome } from '../dump/index.js';
 import {
   crashNotesLocation, iomemText, kernelOops, kexecCrashLoaded, kexecCrashSize, kexecLoaded, procVmcore, vmcoreinfoNoteLocation,
   type CrashCause, type RunningSystem,
@@ -17,8 +17,13 @@ import { runSys } from './sys.js';
 import { deviceDumpTo, deviceText, lspci, lspciText } from './devices.js';
 import { holdMachine } from './hold.js';
 import { progressBar } from './progress.js';
+import { usageFailure, versionText } from './usage.js';
+
 import { runCli } from './run.js';
 import { cliExitHelp } from './exit.js';
+
+/** The commands, for the did-you-mean of an unknown one. */
+const COMMANDS = ['power-on', 'power-off', 'status', 'dmesg', 'ps', 'run', 'export-vmcore', 'panic', 'oops', 'sysrq', 'reset', 'reboot', 'sys', 'proc'];
 
 function rootOf(argv: { root?: string }): MachineRoot {
   return new MachineRoot(resolveRoot(argv.root));
@@ -120,12 +125,28 @@ function dumpLost(out: CrashOutcome): string | null {
 const PROC_FILES = 'cmdline, iomem, vmcore -o FILE, sys/kernel/{kexec_loaded,kexec_crash_loaded,kexec_crash_size,vmcoreinfo}, '
   + 'sys/devices/system/cpu/cpu0/{crash_notes,crash_notes_size}, sys/kernel/dump/{addr,level,flags,compress,device}';
 
+/** The address of a dump held in memory awaiting writeout, or null (also when the machine is off). */
+function heldDumpAddr(root: MachineRoot): bigint | null {
+  const st = readState(root);
+  if (!st || st.power !== 'on' || !st.cpu) return null;
+  const sys = openSystem(root, { readOnly: true });
+  try {
+    return dumpAwaitingWriteout(sys.kernel)?.addr ?? null;
+  } finally {
+    closeSystem(sys);
+  }
+}
+
 function crashAndReport(root: MachineRoot, cause: CrashCause): void {
   const sys = openSystem(root);
   let out: CrashOutcome | null = null;
   let lost: string | null = null;
   try {
-    out = crashMachine(sys, cause);
+    // Stage 1 is the longest step of a panic: a bar on a terminal, nothing otherwise.
+    const bar = progressBar('dump: stage 1');
+    try {
+      out = crashMachine(sys, cause, { onStage1Progress: bar });
+    } finally { bar.end(); }
     for (const l of out.console) process.stdout.write(`${l}\n`);
     const after = out.system;
     if (out.after === 'kexec') {
@@ -180,7 +201,15 @@ await runCli('machine', async () => {
         closeSystem(sys);
       }
     })
-    .command('power-off', 'turn the machine off (RAM is cleared at the next power-on)', (y) => y.epilogue(cliExitHelp('machine', 'power-off')), (argv) => held(argv, () => {
+    .command('power-off', 'turn the machine off (RAM is cleared at the next power-on); refused while a dump is held in memory awaiting writeout, unless --force', (y) => y.epilogue(cliExitHelp('machine', 'power-off'))
+      .option('force', { type: 'boolean', default: false, describe: 'power off even though a dump held in memory (not yet written out by lkcd config) is lost' }),
+    (argv) => held(argv, () => {
+      const held = heldDumpAddr(rootOf(argv));
+      if (held !== null) {
+        const what = `a dump held in memory at ${hex(held)} awaits writeout (lkcd config writes it to the dump device)`;
+        if (!argv.force) throw new UsageError(`${what}: powering off would lose it; run lkcd config first, or machine power-off --force`);
+        process.stderr.write(`machine: warning: ${what}: lost by this power-off (--force)\n`);
+      }
       powerOff(rootOf(argv));
     }))
     .command('status', 'RAM, kernel, the RTC and boot time, command line and page counts, read from the kernel in RAM and the RTC', (y) => y.epilogue(cliExitHelp('machine', 'status'))
@@ -202,9 +231,15 @@ await runCli('machine', async () => {
         closeSystem(sys);
       }
     }))
-    .command('ps', 'the task list, walked from init_task', (y) => y.epilogue(cliExitHelp('machine', 'ps')), (argv) => held(argv, () => {
+    .command('ps', 'the task list, walked from init_task', (y) => y.epilogue(cliExitHelp('machine', 'ps')).option('json', { type: 'boolean', default: false }), (argv) => held(argv, () => {
       const sys = openSystem(rootOf(argv), { readOnly: true });
       try {
+        if (argv.json) {
+          // Addresses as 0x strings, as lkcd analyze --json's tasks.
+          const tasks = systemTasks(sys).map((t) => ({ pid: t.pid, state: taskStateName(t.state), address: hex(t.address), comm: t.comm, kernel_thread: t.mm === 0n }));
+          process.stdout.write(`${JSON.stringify(tasks, null, 2)}\n`);
+          return;
+        }
         process.stdout.write('   PID  ST  TASK              COMM\n');
         for (const t of systemTasks(sys)) {
           process.stdout.write(`${String(t.pid).padStart(6)}  ${taskStateName(t.state)}  ${hex(t.address).padEnd(18)}  ${t.mm === 0n ? `[${t.comm}]` : t.comm}\n`);
@@ -332,12 +367,9 @@ await runCli('machine', async () => {
     }))
     .demandCommand(1, 'name a command (see --help)')
     .strict()
-    .fail((msg, err) => {
-      if (err) throw err;
-      throw new UsageError(msg);
-    })
+    .fail((msg, err) => { if (err) throw err; throw usageFailure('machine', msg, COMMANDS, hideBin(process.argv)); })
     .epilogue(cliExitHelp('machine'))
     .help()
-    .version(false)
+    .version(versionText('machine'))
     .parseAsync();
 });

@@ -18,15 +18,16 @@ export type DumpErrorCode =
   | 'DUMP_TRUNCATED'
   | 'DUMP_DAMAGED'
   | 'DEVICE_IO'
-  | 'DUMP_LOST';
+  | 'DUMP_LOST'
+  | 'NOT_ARMED';
 
 export const DUMP_ERROR_CODES: readonly DumpErrorCode[] = [
   'CORRUPT', 'TRUNCATED', 'UNSUPPORTED', 'FAULT', 'IO', 'USAGE', 'NOINPUT', 'INTERNAL',
-  'BUSY', 'DUMP_TRUNCATED', 'DUMP_DAMAGED', 'DEVICE_IO', 'DUMP_LOST',
+  'BUSY', 'DUMP_TRUNCATED', 'DUMP_DAMAGED', 'DEVICE_IO', 'DUMP_LOST', 'NOT_ARMED',
 ];
 
 /** The codes of a degraded result (see DegradedResult). */
-export type DegradedCode = 'DUMP_TRUNCATED' | 'DUMP_DAMAGED' | 'DEVICE_IO' | 'DUMP_LOST';
+export type DegradedCode = 'DUMP_TRUNCATED' | 'DUMP_DAMAGED' | 'DEVICE_IO' | 'DUMP_LOST' | 'NOT_ARMED';
 
 /** Where an error happened: enough to find the byte or the field. */
 export interface Where {

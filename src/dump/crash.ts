@@ -67,6 +67,8 @@ export interface CrashHooks {
   afterDump?(sys: RunningSystem): void;
   /** After the panic's last write to RAM (the kmsg dump), before the machine restarts. */
   beforeReboot?(sys: RunningSystem): void;
+  /** Stage 1's progress (pages saved, pages selected), for a progress bar on a terminal. */
+  onStage1Progress?(done: bigint, total: bigint): void;
 }
 
 export function crashMachine(sys: RunningSystem, cause: CrashCause, hooks: CrashHooks = {}): CrashOutcome {
@@ -139,7 +141,7 @@ export function crashMachine(sys: RunningSystem, cause: CrashCause, hooks: Crash
   } else {
     // The ramoops region is needed after the reboot, like the kexec image: saved, never reused.
     dump = runStage1(kernel, Kernel.__pa(cfg.dump_addr), [...kexecFrames(kernel), ...ramoopsFrames(kernel)], {
-      mode: 'panic', panic, nextKernel: nextKernelConfig(kernel), console: say,
+      mode: 'panic', panic, nextKernel: nextKernelConfig(kernel), console: say, onProgress: hooks.onStage1Progress ? (p) => hooks.onStage1Progress!(BigInt(p.pagesSaved), BigInt(p.pagesSelected)) : undefined,
     });
   }
   if (noDumpReason) say(`dump: ${noDumpReason}`);

@@ -40,3 +40,4 @@ export * from './codecs/lzo1x.js';
 export * from './codecs/snappy.js';
 export * from './codecs/zstd.js';
 export * from './codecs/xxhash64.js';
+export * from './estimate.js';

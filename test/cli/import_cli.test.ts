@@ -149,7 +149,7 @@ describe('lkcd import of LKCD dumps from another writer, with --map', () => {
     if (rle) expect(out).toContain(`RLE runs read the ${rle} way`);
     expect(rowOf(n)).toMatchObject({ design: 'import', format: 'lkcd', state: 'complete', checksum: 'unverified', rle_convention: rle, source: file, panic_string: `foreign ${c.nrCpus}`, log_error: '' });
     const listed = ok(run('lkcd', root, ['list'])).split('\n').find((l) => new RegExp(`^\\s+${n}\\s`).test(l))!;
-    expect(listed).toMatch(new RegExp(`^\\s+${n}\\s+import\\s+lkcd\\s.*\\selsewhere\\s+${RELEASE}\\s+${pages.length}\\s.*\\scomplete\\s+foreign ${c.nrCpus}$`));
+    expect(listed).toMatch(new RegExp(`^\\s+${n}\\s+import\\s+lkcd\\s.*\\selsewhere\\s+${RELEASE}\\s+${pages.length}\\s.*\\scomplete\\s+[0-9a-f]{16}\\s+foreign ${c.nrCpus}$`));
 
     const show = ok(run('lkcd', root, ['show', String(n)]));
     expect(show).toMatch(new RegExp(`^\\s+dh_version: ${c.version}  \\(LKCD_DUMP_V${c.version}\\)$`, 'm'));

@@ -110,8 +110,8 @@ describe(`kdumpctl save indexes its vmcore beside lkcd save's dump${tools.reason
     ok(run('lkcd', root, ['config']));
     expect(ok(run('lkcd', root, ['save']))).toMatch(/^lkcd save: saved dump 1 to /m);
     const rows = ok(run('lkcd', root, ['list'])).trimEnd().split('\n');
-    expect(rows[1]).toMatch(/^\s+0\s+kdump\s+diskdump\s.*\scomplete\s+indexed by kdumpctl$/);
-    expect(rows[2]).toMatch(/^\s+1\s+lkcd-softboot\s+lkcd\s.*\scomplete\s+taken by lkcd$/);
+    expect(rows[1]).toMatch(/^\s+0\s+kdump\s+diskdump\s.*\scomplete\s+[0-9a-f]{16}\s+indexed by kdumpctl$/);
+    expect(rows[2]).toMatch(/^\s+1\s+lkcd-softboot\s+lkcd\s.*\scomplete\s+[0-9a-f]{16}\s+taken by lkcd$/);
     const before = listJson(root).map(({ saved_at: _s, ...r }) => r);
     expect(ok(run('lkcd', root, ['reindex']))).toMatch(/^reindexed 2 dumps in /m);
     expect(listJson(root).map(({ saved_at: _s, ...r }) => r)).toEqual(before);

@@ -87,9 +87,9 @@ describe('list, search, show, dmesg, read, analyze over two saved dumps', () => 
   it('lkcd list shows both dumps with their panic strings, complete', () => {
     const text = ok(run('lkcd', root, ['list']));
     const rows = text.trimEnd().split('\n');
-    expect(rows[0]).toMatch(/^\s+N\s+DESIGN\s+FORMAT\s+TIME \(UTC\)\s+HOST\s+RELEASE\s+PAGES\s+BYTES\s+RATIO\s+STATE\s+PANIC$/);
+    expect(rows[0]).toMatch(/^\s+N\s+DESIGN\s+FORMAT\s+TIME \(UTC\)\s+HOST\s+RELEASE\s+PAGES\s+BYTES\s+RATIO\s+STATE\s+SIGNATURE\s+PANIC$/);
     expect(rows).toHaveLength(3);
-    for (const [n, msg] of PANICS.entries()) expect(rows[n + 1]).toMatch(new RegExp(`^\\s+${n}\\s+lkcd-softboot\\s+lkcd\\s.*\\scomplete\\s+${msg}$`));
+    for (const [n, msg] of PANICS.entries()) expect(rows[n + 1]).toMatch(new RegExp(`^\\s+${n}\\s+lkcd-softboot\\s+lkcd\\s.*\\scomplete\\s+[0-9a-f]{16}\\s+${msg}$`));
     const json = listJson(root);
     expect(json.map((d) => [d.n, d.panic_string, d.complete])).toEqual(PANICS.map((m, n) => [n, m, true]));
   });
@@ -109,7 +109,7 @@ describe('list, search, show, dmesg, read, analyze over two saved dumps', () => 
     const dump = openLkcdFile(dumpFile(root, 1));
     try {
       const h = dump.header;
-      expect(field('dh_magic_number')).toBe('a8190173618f23ed  (DUMP_MAGIC_NUMBER)');
+      expect(field('dh_magic_number')).toBe('0xa8190173618f23ed  (DUMP_MAGIC_NUMBER)');
       expect(field('dh_version')).toBe('9  (LKCD_DUMP_V9)');
       expect(field('dh_header_size')).toBe(String(dump_header.size));
       expect(field('dh_page_size')).toBe(String(PAGE_SIZE));

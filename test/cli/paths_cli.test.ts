@@ -318,12 +318,13 @@ describe('--help lists the exit statuses', () => {
   const rowsOf = (help: string): number[] => help.split('Exit status:\n')[1].split('\n').map((l) => /^\s+(\d+)\s{2}/.exec(l)?.[1]).filter((x) => x !== undefined).map(Number);
 
   it.each([
-    ['lkcd', ['--help'], [0, 3, 4, 5, 64, 65, 66, 69, 70, 74, 75]],
+    ['lkcd', ['--help'], [0, 3, 4, 5, 7, 64, 65, 66, 69, 70, 74, 75]],
+    ['lkcd', ['status', '--help'], [0, 7, 64, 65, 66, 70, 74, 75]],
     ['lkcd', ['verify', '--help'], [0, 3, 4, 64, 65, 66, 69, 70, 74, 75]],
     ['lkcd', ['list', '--help'], [0, 64, 65, 66, 70, 74, 75]],
     ['machine', ['--help'], [0, 6, 64, 65, 66, 70, 74, 75]],
     ['machine', ['panic', '--help'], [0, 6, 64, 65, 66, 70, 74, 75]],
-    ['kexec', ['--help'], [0, 64, 65, 66, 70, 74, 75]],
+    ['kexec', ['--help'], [0, 1, 64, 65, 66, 70, 74, 75]],
   ] as Array<[Tool, string[], number[]]>)('%s %s', (tool, args, statuses) => {
     const help = ok(run(tool, saved, args));
     expect(rowsOf(help)).toEqual(statuses);

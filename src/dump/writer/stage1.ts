@@ -292,6 +292,8 @@ class Stage1Run {
 
     this.savePasses();
     this.saveFixed();
+    // Once more at the end: the fixed and deferred pages are saved outside the batches.
+    this.progress(DUMP_PASS_UNUSED);
     this.sink.closeSegment();
     return this.finish();
   }

@@ -92,8 +92,7 @@ export function planStage1(inp: PlanInputs): Stage1Plan {
   }
   const avgRecord = [0, 1, 2].map((p) => sampleRecordBytes(inp, p, count[p]));
   const selected = PASS_MASK.map((m) => (inp.level & m) !== 0);
-  // Record descriptors come out of the same room: the samples count them.
-  const capacityBytes = inp.bootstrapBytes + dataBytesOf(count.reduce((a, c, p) => a + c - countFixed[p], 0)) - END_RESERVE;
+  const capacityBytes = stage1CapacityBytes(inp.bootstrapBytes, count.reduce((a, c, p) => a + c - countFixed[p], 0));
   const need = (p: number): number => Math.ceil(count[p] * avgRecord[p]);
   const planNeed = (): number => [0, 1, 2].reduce((t, p) => (selected[p] ? t + need(p) : t), 0);
   const dropped = [false, false, false];
@@ -111,8 +110,21 @@ export function planStage1(inp: PlanInputs): Stage1Plan {
   return { passOf, count, countFixed, avgRecord, selected, dropped, kernReserve };
 }
 
-/** Average bytes of a page record of a pass, from evenly spaced sample pages (compressed in batches). */
-function sampleRecordBytes(inp: PlanInputs, pass: number, total: number): number {
+/**
+ * Bytes stage 1 can fill: the bootstrap space, and every frame that becomes
+ * space once saved (less the memdev's map pages), less the room kept for
+ * the end. Record descriptors come out of the same room: the samples count them.
+ */
+export function stage1CapacityBytes(bootstrapBytes: number, releasableFrames: number): number {
+  return bootstrapBytes + dataBytesOf(releasableFrames) - END_RESERVE;
+}
+
+/**
+ * Average bytes of a page record of a pass (header, data, record-table
+ * descriptor), from evenly spaced sample pages compressed in batches; the
+ * estimate (lkcd estimate) uses it as stage 1 does.
+ */
+export function sampleRecordBytes(inp: Pick<PlanInputs, 'passOf' | 'owned' | 'encoder' | 'readPage'>, pass: number, total: number): number {
   if (total === 0) return 0;
   const stride = Math.max(1, Math.floor(total / SAMPLE_PAGES));
   const picks: number[] = [];

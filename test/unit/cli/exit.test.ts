@@ -16,8 +16,10 @@ import { REPO } from '../../helpers/cli.js';
 /** /usr/include/sysexits.h, and the degraded results as issue 8 defines them. */
 const DOCUMENTED: Record<DumpErrorCode, number> = {
   USAGE: 64, CORRUPT: 65, TRUNCATED: 65, FAULT: 65, NOINPUT: 66, UNSUPPORTED: 69, INTERNAL: 70, IO: 74, BUSY: 75,
-  DUMP_TRUNCATED: 3, DUMP_DAMAGED: 4, DEVICE_IO: 5, DUMP_LOST: 6,
+  DUMP_TRUNCATED: 3, DUMP_DAMAGED: 4, DEVICE_IO: 5, DUMP_LOST: 6, NOT_ARMED: 7,
 };
+/** kexec-tools' `kexec -S`: 1 when a kernel of the type is loaded (a status with no error code). */
+const KEXEC_LOADED = 1;
 
 describe('the exit-status table', () => {
   it('every DumpErrorCode has exactly its documented status, and the table has no other code', () => {
@@ -36,7 +38,7 @@ describe('the exit-status table', () => {
 
   it('every status has one meaning, in ascending order, and the meanings cover exactly the table and success', () => {
     const statuses = EXIT_STATUS_MEANINGS.map((r) => r.status);
-    expect(statuses).toEqual([...new Set([0, ...Object.values(DOCUMENTED)])].sort((a, b) => a - b));
+    expect(statuses).toEqual([...new Set([0, KEXEC_LOADED, ...Object.values(DOCUMENTED)])].sort((a, b) => a - b));
     for (const r of EXIT_STATUS_MEANINGS) expect(r.meaning.length).toBeLessThanOrEqual(70);
   });
 
@@ -45,7 +47,8 @@ describe('the exit-status table', () => {
     expect(rows(cliExitHelp('lkcd', 'verify'))).toEqual([0, 3, 4, 64, 65, 66, 69, 70, 74, 75]);
     expect(rows(cliExitHelp('lkcd', 'config'))).toEqual([0, 3, 5, 64, 65, 66, 70, 74, 75]);
     expect(rows(cliExitHelp('machine', 'panic'))).toEqual([0, 6, 64, 65, 66, 70, 74, 75]);
-    expect(rows(cliExitHelp('kexec'))).toEqual([0, 64, 65, 66, 70, 74, 75]);
+    expect(rows(cliExitHelp('kexec'))).toEqual([0, 1, 64, 65, 66, 70, 74, 75]);
+    expect(rows(cliExitHelp('lkcd', 'status'))).toEqual([0, 7, 64, 65, 66, 70, 74, 75]);
     for (const cli of Object.keys(COMMAND_EXIT_STATUSES) as Array<keyof typeof COMMAND_EXIT_STATUSES>) {
       const all = rows(cliExitHelp(cli));
       for (const s of Object.values(COMMAND_EXIT_STATUSES[cli]).flat()) expect(all, `${cli} lists ${s}`).toContain(s);
