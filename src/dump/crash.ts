@@ -1,7 +1,7 @@
 import { DumpError, hex } from '../codec/index.js';
 import {
   BuddyAllocator, configForRam, crashFadump, crashKexec, fadumpOsTerm, interruptedTask, kdumpBoot, kernelPanic, kernelWallClock, pt_regs, kexecCrashLoaded, kexecEntries, kexecFrames,
-  hostClock, kexecLoaded, Kernel, listTasks, MemMap, pciRegisterReader, printk, readKernelHeader, THREAD_SIZE_ORDER, LOGLEVEL_INFO, type CrashCause, type KernelConfig,
+  hostClock, kexecLoaded, Kernel, vmcoreddDumps, listTasks, MemMap, pciRegisterReader, printk, readKernelHeader, THREAD_SIZE_ORDER, LOGLEVEL_INFO, type CrashCause, type KernelConfig,
   type PanicInfo, type RunningSystem,
 } from '../kernel/index.js';
 import { PAGE_SIZE, PciBus, PlatformFirmware } from '../machine/index.js';
@@ -145,6 +145,9 @@ export function crashMachine(sys: RunningSystem, cause: CrashCause, hooks: Crash
     });
   }
   if (noDumpReason) say(`dump: ${noDumpReason}`);
+  // The device dumps this crash recovery kernel took for the held dump are in its own memory: lost now.
+  const lostDevdumps = heldDump !== undefined ? vmcoreddDumps(kernel).length : 0;
+  if (lostDevdumps) say(`dump: the ${lostDevdumps} device dump${lostDevdumps === 1 ? '' : 's'} taken for that dump were in this kernel's memory and are lost; it will be written out without them`);
   sys.ram.flush();
   hooks.afterDump?.(sys);
   // The dump driver's notifier returned: panic() goes on to kmsg_dump(), then the restart, which
@@ -159,7 +162,8 @@ export function crashMachine(sys: RunningSystem, cause: CrashCause, hooks: Crash
   }
   if (loaded) {
     say(`Rebooting in ${cfg.panic_timeout} seconds.. by starting a new kernel (${loaded.image.release})`);
-    const next = kexecReboot(sys);
+    // A held dump (from an earlier crash) gets no device dumps of this one: see kexecReboot.
+    const next = kexecReboot(sys, { deviceDumps: heldDump === undefined });
     return { panic, dump, noDumpReason, heldDump, after: 'kexec', console: consoleLines, system: next, pstore };
   }
   const why = (cfg.flags & DUMP_FLAGS_SOFTBOOT) ? 'panic with DUMP_FLAGS_SOFTBOOT but no kexec image loaded' : 'panic with no kexec image loaded';

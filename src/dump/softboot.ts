@@ -13,7 +13,13 @@ import { reloadKexecForHeldDump } from './held_dump.js';
  * saved dump before anything else and reloads kexec to keep it across a
  * second crash. RAM outside the new kernel's boot region keeps its bytes.
  */
-export function kexecReboot(sys: RunningSystem): RunningSystem {
+/**
+ * `deviceDumps: false`: the crash that leads here took no dump (one from an
+ * earlier crash is held): the next kernel's drivers initialise their
+ * devices as at an ordinary boot, since a device dump now would be of this
+ * crash, not of the held dump's.
+ */
+export function kexecReboot(sys: RunningSystem, opts: { deviceDumps?: boolean } = {}): RunningSystem {
   const old = sys.kernel;
   const uts = old.readStruct(uts_namespace, 'init_uts_ns').name;
   const wl = old.readStruct(sim_workload, 'sim_workload');
@@ -33,6 +39,7 @@ export function kexecReboot(sys: RunningSystem): RunningSystem {
     earlyReserve: (k) => crashdumpReserve(k, config),
     firmware,
     bus: PciBus.open(sys.root),
+    deviceDumps: opts.deviceDumps,
   });
   kernel.writeStruct(sim_workload, 'sim_workload', { ...wl, generation: 0, run_seconds: 0n });
   // Holding a dump, the new kernel reloads kexec with the same crashdump= (LKCD's init scripts did).

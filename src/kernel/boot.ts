@@ -54,6 +54,8 @@ export interface BootParams {
    * crash recovery kernel, add their device dumps first). None: no driver runs.
    */
   bus?: PciBus;
+  /** false: the drivers take no device dump even in a crash recovery kernel (see kexecReboot). */
+  deviceDumps?: boolean;
 }
 
 export interface BootResult {
@@ -268,7 +270,7 @@ export function bootKernel(ram: PhysicalRam, kernelBase: bigint, params: BootPar
   const fadumpElfcorehdr = setupFadump(kernel, memmap, buddy, params.firmware ?? null);
   pstoreInit(kernel, memmap, memmapRes.ranges);
   vmcoreInit(kernel, buddy, handed.cmdline, fadumpElfcorehdr);
-  const probes = params.bus ? probePciDrivers(kernel, new BuddyAllocator(kernel, memmap), params.bus, PCI_DRIVERS) : [];
+  const probes = params.bus ? probePciDrivers(kernel, new BuddyAllocator(kernel, memmap), params.bus, PCI_DRIVERS, { deviceDumps: params.deviceDumps }) : [];
   printk(kernel, `EXT4-fs (vda1): mounted filesystem with ordered data mode. Opts: (null)`);
   printk(kernel, `Freeing unused kernel image memory: 1024K`);
   tick(200);

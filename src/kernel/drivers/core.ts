@@ -101,8 +101,8 @@ export function registerDevcd(ctx: ProbeContext, driver: string, dev: PciDevice,
 }
 
 /** Probes every function on the bus, in bus order, with the first of `drivers` (link order) whose ids match. */
-export function probePciDrivers(kernel: Kernel, buddy: BuddyAllocator, bus: PciBus, drivers: readonly PciDriver[]): ProbeResult[] {
-  const ctx: ProbeContext = { kernel, buddy, bus, recovery: crashRecoveryDesign(kernel), dumped: null };
+export function probePciDrivers(kernel: Kernel, buddy: BuddyAllocator, bus: PciBus, drivers: readonly PciDriver[], opts: { deviceDumps?: boolean } = {}): ProbeResult[] {
+  const ctx: ProbeContext = { kernel, buddy, bus, recovery: opts.deviceDumps === false ? null : crashRecoveryDesign(kernel), dumped: null };
   const out: ProbeResult[] = [];
   for (const dev of bus.devices()) {
     const id = dev.model.identity;
