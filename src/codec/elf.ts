@@ -79,6 +79,25 @@ export const Elf64_Ehdr = defineStruct('Elf64_Ehdr', {
 });
 export type Elf64Ehdr = ValueOf<typeof Elf64_Ehdr>;
 
+/**
+ * The ELF header of an x86_64 core file (ET_CORE, little-endian, no
+ * sections) with `phnum` program headers right after it: what /proc/vmcore,
+ * kexec's elfcorehdr, fadump's and every exported vmcore begin with.
+ */
+export function encodeCoreEhdr(view: DataView, phnum: number): void {
+  const e_ident = new Uint8Array(EI_NIDENT);
+  e_ident.set([ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3], EI_MAG0);
+  e_ident[EI_CLASS] = ELFCLASS64;
+  e_ident[EI_DATA] = ELFDATA2LSB;
+  e_ident[EI_VERSION] = EV_CURRENT;
+  e_ident[EI_OSABI] = ELFOSABI_NONE;
+  Elf64_Ehdr.encode({
+    e_ident, e_type: ET_CORE, e_machine: EM_X86_64, e_version: EV_CURRENT, e_entry: 0n, e_phoff: BigInt(Elf64_Ehdr.size),
+    e_shoff: 0n, e_flags: 0, e_ehsize: Elf64_Ehdr.size, e_phentsize: Elf64_Phdr.size, e_phnum: phnum,
+    e_shentsize: 0, e_shnum: 0, e_shstrndx: 0,
+  }, view, 0);
+}
+
 /** Program header (Elf64_Phdr, <elf.h>). */
 export const Elf64_Phdr = defineStruct('Elf64_Phdr', {
   p_type: u32,   // PT_*

@@ -21,11 +21,9 @@ import {
 } from '../../codec/index.js';
 import { checkOutputPath, fsyncDir, temporaryBeside, type ProtectedPath } from '../../machine/index.js';
 import {
-  CORE_NOTE_NAME, EI_CLASS, EI_DATA, EI_MAG0, EI_MAG1, EI_MAG2, EI_MAG3, EI_NIDENT, EI_OSABI, EI_VERSION,
-  ELFCLASS64, ELFDATA2LSB, ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFOSABI_NONE, ELF_NOTE_ALIGN,
-  EM_X86_64, ET_CORE, EV_CURRENT, Elf64_Ehdr, Elf64_Nhdr, Elf64_Phdr, NT_PRSTATUS, PF_R, PF_W, PF_X,
-  PN_XNUM, PT_LOAD, PT_NOTE, VMCOREINFO_NOTE_NAME, VMCOREINFO_NOTE_TYPE, elf_prstatus, user_regs_struct,
-  type Elf64Phdr, type UserRegName,
+  CORE_NOTE_NAME, Elf64_Ehdr, Elf64_Nhdr, Elf64_Phdr, ELF_NOTE_ALIGN, elf_prstatus, encodeCoreEhdr, NT_PRSTATUS, PF_R,
+  PF_W, PF_X, PN_XNUM, PT_LOAD, PT_NOTE, user_regs_struct, VMCOREINFO_NOTE_NAME, VMCOREINFO_NOTE_TYPE, type Elf64Phdr,
+  type UserRegName,
 } from '../../codec/elf.js';
 
 /** Alignment of the first PT_LOAD's data in the file. */
@@ -150,31 +148,7 @@ function buildHeader(loads: readonly VmcoreLoad[], notes: Uint8Array): { header:
   const header = new Uint8Array(headerEnd);
   const view = viewOf(header);
 
-  const e_ident = new Uint8Array(EI_NIDENT);
-  e_ident[EI_MAG0] = ELFMAG0;
-  e_ident[EI_MAG1] = ELFMAG1;
-  e_ident[EI_MAG2] = ELFMAG2;
-  e_ident[EI_MAG3] = ELFMAG3;
-  e_ident[EI_CLASS] = ELFCLASS64;
-  e_ident[EI_DATA] = ELFDATA2LSB;
-  e_ident[EI_VERSION] = EV_CURRENT;
-  e_ident[EI_OSABI] = ELFOSABI_NONE;
-  Elf64_Ehdr.encode({
-    e_ident,
-    e_type: ET_CORE,
-    e_machine: EM_X86_64,
-    e_version: EV_CURRENT,
-    e_entry: 0n,
-    e_phoff: BigInt(phoff),
-    e_shoff: 0n,
-    e_flags: 0,
-    e_ehsize: Elf64_Ehdr.size,
-    e_phentsize: Elf64_Phdr.size,
-    e_phnum: phnum,
-    e_shentsize: 0,
-    e_shnum: 0,
-    e_shstrndx: 0,
-  }, view, 0);
+  encodeCoreEhdr(view, phnum);
 
   const phdrs: Elf64Phdr[] = [{
     p_type: PT_NOTE,

@@ -20,9 +20,7 @@
  * every address in boot memory.
  */
 import {
-  EI_CLASS, EI_DATA, EI_NIDENT, EI_OSABI, EI_VERSION, ELFCLASS64, ELFDATA2LSB, ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3,
-  ELFOSABI_NONE, EM_X86_64, ET_CORE, EV_CURRENT, Elf64_Ehdr, Elf64_Phdr, PF_R, PF_W, PF_X, PT_LOAD, PT_NOTE, viewOf,
-  type Elf64Phdr,
+  Elf64_Ehdr, Elf64_Phdr, encodeCoreEhdr, PF_R, PF_W, PF_X, PT_LOAD, PT_NOTE, viewOf, type Elf64Phdr,
 } from '../../codec/index.js';
 import { PAGE_SIZE_N } from '../../machine/index.js';
 import type { PhysRange } from '../boot_layout.js';
@@ -95,17 +93,7 @@ export function fadumpCreateElfcoreHeaders(info: FadumpElfcoreInfo): Uint8Array 
   }
   const out = new Uint8Array(Elf64_Ehdr.size + phdrs.length * Elf64_Phdr.size);
   const view = viewOf(out);
-  const e_ident = new Uint8Array(EI_NIDENT);
-  e_ident.set([ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3]);
-  e_ident[EI_CLASS] = ELFCLASS64;
-  e_ident[EI_DATA] = ELFDATA2LSB;
-  e_ident[EI_VERSION] = EV_CURRENT;
-  e_ident[EI_OSABI] = ELFOSABI_NONE;
-  Elf64_Ehdr.encode({
-    e_ident, e_type: ET_CORE, e_machine: EM_X86_64, e_version: EV_CURRENT, e_entry: 0n, e_phoff: BigInt(Elf64_Ehdr.size),
-    e_shoff: 0n, e_flags: 0, e_ehsize: Elf64_Ehdr.size, e_phentsize: Elf64_Phdr.size, e_phnum: phdrs.length,
-    e_shentsize: 0, e_shnum: 0, e_shstrndx: 0,
-  }, view, 0);
+  encodeCoreEhdr(view, phdrs.length);
   phdrs.forEach((p, i) => Elf64_Phdr.encode(p, view, Elf64_Ehdr.size + i * Elf64_Phdr.size));
   return out;
 }

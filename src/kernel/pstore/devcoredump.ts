@@ -1,6 +1,5 @@
 import {
-  EI_CLASS, EI_DATA, EI_MAG0, EI_VERSION, ELF_NOTE_ALIGN, ELFCLASS64, ELFDATA2LSB, EM_X86_64, ET_CORE, EV_CURRENT,
-  Elf64_Ehdr, Elf64_Phdr, PT_NOTE, UsageError, viewOf,
+  Elf64_Ehdr, Elf64_Phdr, ELF_NOTE_ALIGN, encodeCoreEhdr, PT_NOTE, UsageError, viewOf,
 } from '../../codec/index.js';
 import { PAGE_SIZE_N } from '../../machine/index.js';
 import type { Kernel } from '../kernel.js';
@@ -152,15 +151,7 @@ function elfCore(notes: Buffer): Buffer {
   const noteOff = phoff + Elf64_Phdr.size;
   const out = Buffer.alloc(noteOff + notes.length);
   const view = viewOf(out);
-  const ident = new Uint8Array(16);
-  ident.set([0x7f, 0x45, 0x4c, 0x46], EI_MAG0);
-  ident[EI_CLASS] = ELFCLASS64;
-  ident[EI_DATA] = ELFDATA2LSB;
-  ident[EI_VERSION] = EV_CURRENT;
-  Elf64_Ehdr.encode({
-    e_ident: ident, e_type: ET_CORE, e_machine: EM_X86_64, e_version: EV_CURRENT, e_entry: 0n, e_phoff: BigInt(phoff),
-    e_shoff: 0n, e_flags: 0, e_ehsize: Elf64_Ehdr.size, e_phentsize: Elf64_Phdr.size, e_phnum: 1, e_shentsize: 0, e_shnum: 0, e_shstrndx: 0,
-  }, view, 0);
+  encodeCoreEhdr(view, 1);
   Elf64_Phdr.encode({
     p_type: PT_NOTE, p_flags: 0, p_offset: BigInt(noteOff), p_vaddr: 0n, p_paddr: 0n,
     p_filesz: BigInt(notes.length), p_memsz: BigInt(notes.length), p_align: BigInt(ELF_NOTE_ALIGN),
