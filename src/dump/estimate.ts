@@ -23,7 +23,7 @@ import { readDumpConfig } from './driver.js';
 import { nextKernelConfig } from './crash.js';
 import { dump_record_desc } from './memdev/dump_config_block.js';
 import { dumperFrames, STAGE1_HEADER_LEN } from './writer/stage1.js';
-import { PASS_MASK, PASS_OF, PASS_NONE, sampleRecordBytes, stage1CapacityBytes } from './writer/stage1_plan.js';
+import { PASS_MASK, PASS_OF, sampleRecordBytes, scanPasses, stage1CapacityBytes } from './writer/stage1_plan.js';
 import { makeBatchEncoder } from './writer/batch_encoder.js';
 
 const RECORD_DESC_BYTES = dump_record_desc.size;
@@ -121,8 +121,7 @@ export function estimateDump(kernel: Kernel, opts: { compress?: DumpCompress } =
     if (isZeroPage(page)) c.zero++;
   });
   // Stage 1's sampler over stage 1's pass map, compressing with the encoder stage 1 would use.
-  const passOf = new Uint8Array(Number(ram.size / PAGE_SIZE_N)).fill(PASS_NONE);
-  forEachPageType(memmap, (pfn, type) => { if (pfn < BigInt(passOf.length)) passOf[Number(pfn)] = PASS_OF[type]; });
+  const passOf = scanPasses(memmap, Number(ram.size / PAGE_SIZE_N));
   const encoder = makeBatchEncoder(makePageCodec(compress), compress, () => undefined);
   let avg: number[];
   try {
