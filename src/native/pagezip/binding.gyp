@@ -7,8 +7,13 @@
   # libdeflate (Debian's libdeflate-dev) makes page deflate 2-3x faster; it is
   # used when its header is on the system at build time, and the addon falls
   # back to zlib alone when it is not (a build without it still works).
+  #
+  # liblz4 (Debian's liblz4-dev) is found the same way: with it the addon
+  # also compresses pages with LZ4 (stage 1's in-memory dump); without it
+  # the addon has no LZ4 at all, and still builds and loads.
   "variables": {
-    "pagezip_libdeflate": "<!(sh -c 'echo \"#include <libdeflate.h>\" | cc -E - >/dev/null 2>&1 && echo 1 || echo 0')"
+    "pagezip_libdeflate": "<!(sh -c 'echo \"#include <libdeflate.h>\" | cc -E - >/dev/null 2>&1 && echo 1 || echo 0')",
+    "pagezip_lz4": "<!(sh -c 'echo \"#include <lz4.h>\" | cc -E - >/dev/null 2>&1 && echo 1 || echo 0')"
   },
   "targets": [
     {
@@ -24,6 +29,10 @@
         ["pagezip_libdeflate==1", {
           "defines": ["PAGEZIP_LIBDEFLATE"],
           "libraries": ["-ldeflate"]
+        }],
+        ["pagezip_lz4==1", {
+          "defines": ["PAGEZIP_LZ4"],
+          "libraries": ["-llz4"]
         }]
       ]
     }
