@@ -8,18 +8,19 @@
  * dp_size = the page size.
  *
  * Reading (crash lkcd_common.c: cache_page): COMPRESSED in a dump whose
- * dh_dump_compress is NONE is an error; RLE and GZIP pages must decompress
- * to exactly one page; a RAW page is a copy when dp_size is the page size
+ * dh_dump_compress is NONE is an error; RLE and GZIP pages (and LZ4 pages,
+ * ours, in stage 1's in-memory dump) must decompress to exactly one page; a RAW page is a copy when dp_size is the page size
  * and a zero page when dp_size is 0, and any other RAW dp_size is an error.
  */
 import { CorruptDumpError, DumpError, InternalError } from '../../codec/errors.js';
 import {
-  DUMP_COMPRESS_GZIP, DUMP_COMPRESS_NAMES, DUMP_COMPRESS_NONE, DUMP_COMPRESS_RLE, DUMP_DH_COMPRESSED, DUMP_DH_END,
-  DUMP_DH_RAW, isDumpCompress, type DumpCompress,
+  DUMP_COMPRESS_GZIP, DUMP_COMPRESS_LZ4, DUMP_COMPRESS_NAMES, DUMP_COMPRESS_NONE, DUMP_COMPRESS_RLE, DUMP_DH_COMPRESSED,
+  DUMP_DH_END, DUMP_DH_RAW, isDumpCompress, type DumpCompress,
 } from './constants.js';
 import {
   checkGzipLevel, openPageDeflater, openPageInflater, type GzipEngine, type PageDeflater, type PageInflater,
 } from './gzip.js';
+import { lz4CompressPage, lz4DecodePage, PAGEZIP_LZ4 } from './lz4.js';
 import { rleCompress, rleUncompress, type RleConvention } from './rle.js';
 
 /**
@@ -55,7 +56,7 @@ export interface PageCodec {
 }
 
 export interface PageCodecOptions {
-  /** GZIP deflate level, 0..9; default DUMP_GZIP_DEFAULT_LEVEL. Ignored by NONE and RLE. */
+  /** GZIP deflate level, 0..9; default DUMP_GZIP_DEFAULT_LEVEL. Ignored by NONE, RLE and LZ4. */
   readonly level?: number;
   /** GZIP engine; default the addon when it loaded (see gzip.ts). */
   readonly engine?: GzipEngine;
@@ -125,6 +126,17 @@ export function makePageCodec(compress: DumpCompress, opts: PageCodecOptions = {
         },
       };
     }
+    case DUMP_COMPRESS_LZ4:
+      return {
+        compress,
+        encode(page, scratch) {
+          // Checked per call, not at creation: a reader of an LZ4 dump needs no liblz4.
+          if (!PAGEZIP_LZ4) throw new InternalError('lz4 page codec needs the pagezip addon built with liblz4');
+          return ruled(page, scratch, lz4CompressPage(page, scratch));
+        },
+        decode: (flags, data, out) => decodePage(flags, data, compress, out),
+        close() {},
+      };
     default:
       throw unsupported(compress);
   }
@@ -167,6 +179,8 @@ export function decodePage(
     try {
       if (compress === DUMP_COMPRESS_RLE) {
         produced = rleUncompress(data, out, rle);
+      } else if (compress === DUMP_COMPRESS_LZ4) {
+        produced = lz4DecodePage(data, out);
       } else if (inflater) {
         produced = inflater.inflate(data, out);
       } else {
