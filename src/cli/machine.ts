@@ -8,7 +8,7 @@ import {
   closeSystem, openSystem, PAGE_TYPES, powerOff, powerOn, PROFILE_NAMES, runWorkload, systemDmesg,
   systemStatus, systemTasks, taskStateName, type SystemStatus,
 } from '../kernel/index.js';
-import { coldReset, copyProcVmcore, crashMachine, dumpAwaitingWriteout, exportLiveVmcore, liveDump, pendingDump, procDumpValues, requestedReboot, type CrashOutcome } from '../dump/index.js';
+import { coldReset, copyProcVmcore, crashMachine, DUMP_COMPRESS_GZIP, panicCompress, dumpAwaitingWriteout, exportLiveVmcore, liveDump, pendingDump, procDumpValues, requestedReboot, type CrashOutcome } from '../dump/index.js';
 import {
   crashNotesLocation, iomemText, kernelOops, kexecCrashLoaded, kexecCrashSize, kexecLoaded, procVmcore, vmcoreinfoNoteLocation,
   type CrashCause, type RunningSystem,
@@ -137,7 +137,13 @@ function heldDumpAddr(root: MachineRoot): bigint | null {
   }
 }
 
+/** LKCD_PANIC_CODEC is checked before the machine is touched: a typo must not cost the dump. */
+function checkPanicCodec(): void {
+  panicCompress(DUMP_COMPRESS_GZIP);
+}
+
 function crashAndReport(root: MachineRoot, cause: CrashCause): void {
+  checkPanicCodec();
   const sys = openSystem(root);
   let out: CrashOutcome | null = null;
   let lost: string | null = null;
@@ -312,6 +318,7 @@ await runCli('machine', async () => {
       .positional('key', { type: 'string', choices: ['c', 'd'] }),
     (argv) => held(argv, () => {
       if (argv.key === 'c') { crashAndReport(rootOf(argv), { kind: 'sysrq-c' }); return; }
+      checkPanicCodec();
       const sys = openSystem(rootOf(argv));
       try {
         const r = liveDump(sys);

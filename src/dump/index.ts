@@ -17,6 +17,7 @@ export * from './memdev/block.js';
 export * from './memdev/memdev.js';
 export * from './writer/stage1.js';
 export { WORKER_WAIT_MS } from './writer/parallel_codec.js';
+export { panicCompress } from './writer/batch_encoder.js';
 export * from './driver.js';
 export * from './crashdump_boot.js';
 export * from './softboot.js';

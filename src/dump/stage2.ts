@@ -27,12 +27,16 @@ import {
   lkcd_csum_record, lkcd_ext_header, lkcd_range, recordCrc32, vmcoreddBlockBytes, type LkcdDeviceDumpIn,
 } from './formats/lkcd_ext.js';
 import { pfnSeen, walkLkcdRecords, type WalkOutcome } from './formats/lkcd_walk.js';
+import { DUMP_COMPRESS_GZIP, DUMP_COMPRESS_LZ4, DUMP_COMPRESS_NAMES } from './codecs/index.js';
+import { RecordTranscoder } from './writer/transcode.js';
 import type { RecordTable } from './memdev/lists.js';
 
 export { loadRecordTable, type RecordTable } from './memdev/lists.js';
 
 /** Device bytes written between progress checkpoints. */
 const CHECKPOINT_BYTES = 32n << 20n;
+/** Frames the release clears and frees at a time (a run of contiguous ones): 1 MiB. */
+const RELEASE_RUN_FRAMES = 256;
 /** LKCD fills the tail of the last dump buffer with 'm' (dump_lcrash_update_end_marker). */
 const TAIL_FILL = 0x6d;
 
@@ -178,6 +182,16 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
   const headerBytes = savedHeader(kernel, block, memdev);
   const header = dump_header.decode(viewOf(headerBytes), 0);
   if (header.dh_magic_number !== DUMP_MAGIC_NUMBER) throw new CorruptDumpError(`saved dump header magic ${hex(header.dh_magic_number)} is wrong`, { struct: 'dump_header', field: 'dh_magic_number' });
+  // Stage 1 may have kept LZ4 pages (ours) for a GZIP dump: they are deflated on the way out,
+  // and the device holds a dump of the configured compression only.
+  const memCompress = header.dh_dump_compress as DumpCompress;
+  const target = block.compress as DumpCompress;
+  const transcoding = memCompress !== target;
+  if (transcoding && !(memCompress === DUMP_COMPRESS_LZ4 && target === DUMP_COMPRESS_GZIP)) {
+    throw new CorruptDumpError(`the saved dump's pages are ${DUMP_COMPRESS_NAMES[memCompress] ?? memCompress} but the dump is configured ${DUMP_COMPRESS_NAMES[target] ?? target}`,
+      { struct: 'dump_header', field: 'dh_dump_compress' });
+  }
+  const deviceHeader: DumpHeader = { ...header, dh_dump_compress: target };
   if (header.dh_memory_size > BigInt(LKCD_CSUM_MAX_PFN)) {
     throw new CorruptDumpError(`dh_memory_size ${header.dh_memory_size} pages is more than the checksums can name`, { struct: 'dump_header', field: 'dh_memory_size' });
   }
@@ -195,7 +209,7 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
   const tailFromCheckpoint = tailBytes(stage1.ranges.length + dumper.length + pagesFrom[Math.min(block.wo_segment, order.length)] + 1, Number(block.wo_pages), devBytes);
   let resumed = block.wo_state === WRITEOUT_RUNNING && block.wo_device_size === device.size && block.wo_dev_offset + tailFromCheckpoint <= usable;
   // A resumed writeout takes the checksums of what it wrote before from the device itself.
-  let csum = resumed ? checksumsOnDevice(device, header, block.wo_dev_offset) : null;
+  let csum = resumed ? checksumsOnDevice(device, deviceHeader, block.wo_dev_offset) : null;
   if (resumed && (!csum || BigInt(csum.count) !== block.wo_pages)) resumed = false;
   if (!resumed) {
     // A new writeout: whatever the device held is no longer a valid dump from here on.
@@ -248,56 +262,85 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
   const expected = table ? recordTableExpectations(table) : null;
   const suffixRanges = suffixRangeCounts(order, table, ram.size / PAGE_SIZE_N);
   const src = memdevSource(memdev, memdev.handle.last_used_offset, `the dump in memory at ${hex(Kernel.__va(blockPhys))}`);
-  const limits = { pageSize: PAGE_SIZE, compress: header.dh_dump_compress as DumpCompress, memoryPages: header.dh_memory_size };
+  const limits = { pageSize: PAGE_SIZE, compress: memCompress, memoryPages: header.dh_memory_size };
   const seen = pfnSeen(ram.size / PAGE_SIZE_N);
-  for (let si = block.wo_segment; si < order.length; si++) {
-    const seg = order[si];
-    let pos = seg.start;
-    let recIdx = seg.firstRecord;
-    const writePosOfSeg = order.slice(0, si).reduce((a, x) => a + x.nr_pages, 0);
-    const resumeAt = seg.start + (si === block.wo_segment ? block.wo_seg_offset : 0n);
-    // A resumed writeout finds its record index by the lengths the table gives.
-    if (table && resumeAt > pos) {
-      while (pos < resumeAt && recIdx < table.size.length) { pos += BigInt(dump_page.size + table.size[recIdx]); recIdx++; }
-    } else {
-      pos = resumeAt;
+  const outView = viewOf(out);
+  let si = block.wo_segment;
+  let seg = order[si];
+  let doneBeforeSeg = 0n;
+  /**
+   * Puts one page record into the output: `memEnd` is where it ends in the memdev, `writeIdx`
+   * its place in write order; `hdr` its header as stored (null: one is encoded).
+   */
+  const put = (pfn: number, hdr: Uint8Array | null, flags: number, dpSize: number, data: Uint8Array, recCrc: number | null, memEnd: bigint, writeIdx: number): void => {
+    const recLen = dump_page.size + dpSize;
+    // The tail must still fit if the dump stops here: every later page listed missing.
+    const later = suffixRanges ? suffixRanges[Math.min(writeIdx, suffixRanges.length - 1)] : pagesFrom[si] + 1;
+    const ranges = stage1.ranges.length + dumper.length + corrupted.length + later;
+    if (truncated || devOffset + BigInt(recLen) + tailBytes(ranges, records.count + 1, devBytes) > usable) {
+      truncated = true;
+      notWritten.push(BigInt(pfn));
+      return;
     }
-    const outcome: WalkOutcome = { end: null, broken: null, stoppedAt: pos, records: 0, cutShort: false };
-    for (const rec of walkLkcdRecords(src, limits, { start: pos, limit: seg.end, endRecord: false, firstIndex: recIdx, expected, seen, outcome })) {
-      const recLen = BigInt(dump_page.size + rec.data.length);
-      pos = rec.offset + recLen;
-      if (rec.problem) {
-        // Without a trusted table entry nothing says which page this was: dph_valid() refuses it.
-        if (!table || !table.trusted[rec.index]) {
-          throw new CorruptDumpError(`Invalid page hdr at offset ${hex(rec.offset)} of the saved dump: ${rec.problem.message}`, { struct: 'dump_page', offset: rec.offset }, { cause: rec.problem });
+    if (outLen + recLen > out.length) flushOut();
+    if (hdr) out.set(hdr, outLen);
+    else dump_page.encode({ dp_address: BigInt(pfn) * PAGE_SIZE_N, dp_size: dpSize, dp_flags: flags }, outView, outLen);
+    out.set(data, outLen + dump_page.size);
+    records.add(pfn, dpSize, flags, recCrc ?? recordCrc32(out.subarray(outLen, outLen + dump_page.size), data));
+    outLen += recLen;
+    devOffset += BigInt(recLen);
+    done = doneBeforeSeg + (memEnd - seg.start);
+    pages++;
+    sinceCheckpoint += BigInt(recLen);
+    if (sinceCheckpoint >= CHECKPOINT_BYTES) {
+      checkpoint(si, memEnd - seg.start);
+      onProgress?.(done, total);
+    }
+  };
+  const transcoder = transcoding
+    ? new RecordTranscoder(memCompress, target, (r) => put(r.pfn, null, r.flags, r.size, r.data, null, BigInt(r.tag), r.tag2), () => undefined)
+    : null;
+  try {
+    for (; si < order.length; si++) {
+      seg = order[si];
+      doneBeforeSeg = order.slice(0, si).reduce((a, x) => a + (x.end - x.start), 0n);
+      let pos = seg.start;
+      let recIdx = seg.firstRecord;
+      const writePosOfSeg = order.slice(0, si).reduce((a, x) => a + x.nr_pages, 0);
+      const resumeAt = seg.start + (si === block.wo_segment ? block.wo_seg_offset : 0n);
+      // A resumed writeout finds its record index by the lengths the table gives.
+      if (table && resumeAt > pos) {
+        while (pos < resumeAt && recIdx < table.size.length) { pos += BigInt(dump_page.size + table.size[recIdx]); recIdx++; }
+      } else {
+        pos = resumeAt;
+      }
+      const outcome: WalkOutcome = { end: null, broken: null, stoppedAt: pos, records: 0, cutShort: false };
+      for (const rec of walkLkcdRecords(src, limits, { start: pos, limit: seg.end, endRecord: false, firstIndex: recIdx, expected, seen, outcome })) {
+        const recLen = BigInt(dump_page.size + rec.data.length);
+        pos = rec.offset + recLen;
+        if (rec.problem) {
+          // Without a trusted table entry nothing says which page this was: dph_valid() refuses it.
+          if (!table || !table.trusted[rec.index]) {
+            throw new CorruptDumpError(`Invalid page hdr at offset ${hex(rec.offset)} of the saved dump: ${rec.problem.message}`, { struct: 'dump_page', offset: rec.offset }, { cause: rec.problem });
+          }
+          corrupted.push(rec.pfn);
+          continue;
         }
-        corrupted.push(rec.pfn);
-        continue;
+        const writeIdx = writePosOfSeg + rec.index - seg.firstRecord;
+        if (transcoder) {
+          // Once truncated, nothing more is written: no page is decoded for nothing.
+          if (truncated) notWritten.push(rec.pfn);
+          else transcoder.add(Number(rec.pfn), rec.dp.dp_flags, rec.data, Number(pos), writeIdx);
+        } else {
+          put(Number(rec.pfn), rec.header, rec.dp.dp_flags, rec.dp.dp_size, rec.data, rec.recordCrc32, pos, writeIdx);
+        }
       }
-      // The tail must still fit if the dump stops here: every later page listed missing.
-      const later = suffixRanges ? suffixRanges[Math.min(writePosOfSeg + rec.index - seg.firstRecord, suffixRanges.length - 1)] : pagesFrom[si] + 1;
-      const ranges = stage1.ranges.length + dumper.length + corrupted.length + later;
-      if (truncated || devOffset + recLen + tailBytes(ranges, records.count + 1, devBytes) > usable) {
-        truncated = true;
-        notWritten.push(rec.pfn);
-        continue;
-      }
-      if (outLen + Number(recLen) > out.length) flushOut();
-      out.set(rec.header, outLen);
-      out.set(rec.data, outLen + dump_page.size);
-      outLen += Number(recLen);
-      records.add(Number(rec.pfn), rec.dp.dp_size, rec.dp.dp_flags, rec.recordCrc32 ?? recordCrc32(rec.header, rec.data));
-      devOffset += recLen;
-      done += recLen;
-      pages++;
-      sinceCheckpoint += recLen;
-      if (sinceCheckpoint >= CHECKPOINT_BYTES) {
-        checkpoint(si, pos - seg.start);
-        onProgress?.(done, total);
-      }
+      transcoder?.flush();
+      if (outcome.broken) throw outcome.broken;
+      if (!truncated) checkpoint(si + 1, 0n);
     }
-    if (outcome.broken) throw outcome.broken;
-    if (!truncated) checkpoint(si + 1, 0n);
+  } finally {
+    transcoder?.close();
   }
   flushOut();
 
@@ -310,7 +353,7 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
   const anyMissing = missing.length > 0 || block.truncated !== 0;
   const endRec = Buffer.alloc(dump_page.size);
   dump_page.encode({ dp_address: 0n, dp_size: 0, dp_flags: DUMP_DH_END | (anyMissing ? DUMP_DH_TRUNCATED : 0) }, viewOf(endRec));
-  const finalHeader: DumpHeader = { ...header, dh_num_pages: Number(pages) };
+  const finalHeader: DumpHeader = { ...deviceHeader, dh_num_pages: Number(pages) };
   const hdrBuf = Buffer.alloc(DUMP_BUFFER_SIZE);
   dump_header.encode(finalHeader, viewOf(hdrBuf), 0);
   headerBytes.copy(hdrBuf, dump_header.size, dump_header.size);
@@ -394,19 +437,29 @@ export function releaseDump(kernel: Kernel, blockPhys: bigint): bigint {
   }
   let freed = 0n;
   const zero = Buffer.alloc(PAGE_SIZE);
-  // Each frame once (a bitmap of RAM's frames, not a set of every one).
+  // Each frame once, in order (a bitmap of RAM's frames, not a set of every one), so runs of
+  // contiguous frames are cleared with one write and freed as whole blocks.
   const seen = new Uint8Array(Number(ram.size / PAGE_SIZE_N / 8n) + 1);
+  const isSet = (f: number): boolean => (seen[f >>> 3] & (1 << (f & 7))) !== 0;
   for (const pfn of frames) {
     const f = Number(pfn);
-    if (seen[f >>> 3] & (1 << (f & 7))) continue;
+    if (isSet(f) || (memmap.flagsOf(pfn) & pageFlag(PG_reserved)) === 0n) continue;
     seen[f >>> 3] |= 1 << (f & 7);
-    if ((memmap.flagsOf(pfn) & pageFlag(PG_reserved)) === 0n) continue;
-    ram.write(pfn * PAGE_SIZE_N, zero);
-    // free() writes the blank struct page first.
-    buddy.free(pfn, 0);
-    freed++;
+  }
+  const zeros = Buffer.alloc(RELEASE_RUN_FRAMES * PAGE_SIZE);
+  let sinceFlush = 0;
+  for (let f = 0; f < seen.length * 8; f++) {
+    if (!isSet(f)) continue;
+    let n = 1;
+    while (n < RELEASE_RUN_FRAMES && isSet(f + n)) n++;
+    ram.write(BigInt(f) * PAGE_SIZE_N, zeros.subarray(0, n * PAGE_SIZE));
+    // free() writes the blank struct pages first.
+    buddy.freeRange(BigInt(f), n);
+    freed += BigInt(n);
+    f += n - 1;
+    sinceFlush += n;
     // Not a commit point: killed here, the step rolls back to 'written out' and the release starts over.
-    if (freed % 4096n === 0n) { ram.flush(); killPoint('release'); }
+    if (sinceFlush >= 4096) { sinceFlush = 0; ram.flush(); killPoint('release'); }
   }
   ram.flush();
   killPoint('frames released');

@@ -164,6 +164,8 @@ export class PhysicalRam {
     if (!step || step.fresh) return;
     const first = pos >>> PAGE_SHIFT;
     const last = (pos + n - 1) >>> PAGE_SHIFT;
+    // Without a cached chunk, the originals come from the file in one read of the whole range.
+    let originals: Buffer | null = null;
     for (let p = first; p <= last; p++) {
       const bit = 1 << (p & 7);
       if (step.saved[p >>> 3] & bit) continue;
@@ -173,9 +175,12 @@ export class PhysicalRam {
         const within = at - Math.floor(at / CHUNK_SIZE) * CHUNK_SIZE;
         step.journal.ramPage(at, chunk.data.subarray(within, within + PAGE_SIZE));
       } else {
-        const page = Buffer.alloc(PAGE_SIZE);
-        this.preadFully(page, at);
-        step.journal.ramPage(at, page);
+        if (!originals) {
+          originals = Buffer.allocUnsafe((last - p + 1) * PAGE_SIZE);
+          this.preadFully(originals, at);
+        }
+        const from = at - (last + 1) * PAGE_SIZE + originals.length;
+        step.journal.ramPage(at, originals.subarray(from, from + PAGE_SIZE));
       }
     }
   }

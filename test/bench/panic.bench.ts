@@ -6,7 +6,11 @@
  * preloaded). The RAM image is copied (cp --sparse=always) before the panic:
  * that copy is the baselines' input, the same bytes stage 1 compresses.
  *
- * Ours: `machine panic "bench"` as a child process, wall time and peak RSS.
+ * Ours: `machine panic "bench"` as a child process, wall time and peak RSS,
+ * with the default panic codec (LZ4 pages in memory when the addon has
+ * liblz4; the writeout deflates them) and, on a copy of the same machine,
+ * with LKCD_PANIC_CODEC=gzip (deflate at panic, as LKCD did): the gain of
+ * the panic codec measured in the same run.
  * The time covers Node start-up, opening the machine, stage 1 (compressing
  * the pages in place into spare RAM) and the kexec boot of the new kernel.
  * `machine status` (Node start-up and a read-only open, fastest of
@@ -43,6 +47,7 @@ const STARTUP_REPS = 3;
 const RSS_SLOPE = 1.25;
 const RSS_SLACK_MIB = 32;
 const SAVED_LINE = /^dump: saved (\d+) pages \((\d+) compressed\) in (\d+) frames/m;
+const CODEC_LINE = /^dump: compressing pages with .*$/m;
 
 interface Tool { readonly name: string; readonly file: string; readonly args: readonly string[] }
 const TOOLS: readonly Tool[] = [
@@ -85,6 +90,12 @@ interface Row {
   oursOverZstdCpu: number | null;
   /** Cores this machine has (stage 1 compresses on all of them). */
   cores: number;
+  /** What stage 1 said it compressed with (its `dump: compressing pages with ...` line). */
+  codecLine: string;
+  /** The same panic with LKCD_PANIC_CODEC=gzip on a copy of the machine: wall and CPU seconds, frames. */
+  gzipAtPanicSeconds: number;
+  gzipAtPanicCpuSeconds: number | null;
+  gzipAtPanicFrames: number;
 }
 
 function requireFreeSpace(dir: string, bytes: number): void {
@@ -131,8 +142,8 @@ function runBaseline(ctx: BenchContext, t: Tool, image: string, inputBytes: numb
 function measureSize(ctx: BenchContext, size: (typeof SIZES)[number]): Row {
   const dir = ctx.tempDir(`panic-${size.label}`);
   try {
-    // The image and its copy, plus the kernel build under boot/ and slack.
-    requireFreeSpace(dir, 2 * size.bytes + 512 * MiB);
+    // The image, its copy, the machine copied for the panic that deflates, the kernel build under boot/ and slack.
+    requireFreeSpace(dir, 3 * size.bytes + 512 * MiB);
     const root = path.join(dir, 'root');
     const env = { ...process.env, LKCD_NO_PROGRESS: '1' };
     const opts = { cwd: ctx.repo, env };
@@ -161,12 +172,23 @@ function measureSize(ctx: BenchContext, size: (typeof SIZES)[number]): Row {
       if (m.wallSeconds < startup.wallSeconds) startup = m;
     }
 
+    ctx.progress(`copy of the machine for the panic that deflates (LKCD_PANIC_CODEC=gzip)`);
+    const gzipRoot = path.join(dir, 'root-gzip');
+    requireSuccess(timeCommand('cp', ['-a', '--sparse=always', root, gzipRoot]));
+
     ctx.progress(`machine panic "${MESSAGE}" (${size.label})`);
     const ours = requireSuccess(measureNode(ctx.machineJs, ['panic', '--root', root, MESSAGE], opts));
     const saved = SAVED_LINE.exec(ours.stdout);
     if (!saved) throw new Error(`machine panic printed no 'dump: saved N pages (M compressed) in F frames' line:\n${ours.stdout}`);
     if (!/^kexec: booted /m.test(ours.stdout)) throw new Error(`machine panic did not end in a kexec boot:\n${ours.stdout}`);
     const [pagesSaved, pagesCompressed, framesUsed] = saved.slice(1, 4).map(Number);
+    const codecLine = CODEC_LINE.exec(ours.stdout)?.[0] ?? '(no codec line)';
+
+    ctx.progress(`machine panic "${MESSAGE}" with LKCD_PANIC_CODEC=gzip (${size.label})`);
+    const gz = requireSuccess(measureNode(ctx.machineJs, ['panic', '--root', gzipRoot, MESSAGE], { ...opts, env: { ...env, LKCD_PANIC_CODEC: 'gzip' } }));
+    const gzSaved = SAVED_LINE.exec(gz.stdout);
+    if (!gzSaved || Number(gzSaved[1]) !== pagesSaved) throw new Error(`the panic that deflated saved other pages:\n${gz.stdout}`);
+    fs.rmSync(gzipRoot, { recursive: true, force: true });
 
     const baselines = TOOLS.map((t) => runBaseline(ctx, t, image, size.bytes));
     fs.rmSync(image);
@@ -191,6 +213,10 @@ function measureSize(ctx: BenchContext, size: (typeof SIZES)[number]): Row {
       oursOverZstdTime: zstd.seconds === null ? null : ours.wallSeconds / zstd.seconds,
       oursOverZstdCpu: zstd.cpuSeconds === null || ours.cpuSeconds === null ? null : ours.cpuSeconds / zstd.cpuSeconds,
       cores: os.availableParallelism(),
+      codecLine,
+      gzipAtPanicSeconds: gz.wallSeconds,
+      gzipAtPanicCpuSeconds: gz.cpuSeconds,
+      gzipAtPanicFrames: Number(gzSaved[3]),
     };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -227,6 +253,15 @@ const benchmark: Benchmark = {
       rows.map((r) => [
         r.size, String(r.cores), r.oursWallSeconds.toFixed(2), secs(r.oursCpuSeconds), secs(r.baselines[1].seconds), secs(r.baselines[1].cpuSeconds),
         r.oursOverZstdTime === null ? '-' : `${r.oursOverZstdTime.toFixed(2)}x`, r.oursOverZstdCpu === null ? '-' : `${r.oursOverZstdCpu.toFixed(2)}x`,
+      ]),
+    ));
+    process.stdout.write('\nthe panic codec: ours (default) against the same panic with LKCD_PANIC_CODEC=gzip on a copy of the machine\n');
+    process.stdout.write(formatTable(
+      ['size', 'stage 1 said', 'ours wall s', 'ours CPU s', 'gzip at panic wall s', 'gzip at panic CPU s', 'ours/gzip at panic', 'frames ours / gzip at panic'],
+      rows.map((r) => [
+        r.size, r.codecLine.replace(/^dump: compressing pages with /, ''), r.oursWallSeconds.toFixed(2), secs(r.oursCpuSeconds),
+        r.gzipAtPanicSeconds.toFixed(2), secs(r.gzipAtPanicCpuSeconds), `${(r.oursWallSeconds / r.gzipAtPanicSeconds).toFixed(2)}x`,
+        `${r.framesUsed} / ${r.gzipAtPanicFrames}`,
       ]),
     ));
     process.stdout.write('\nsize: ours = frames x 4096 (page records + dump metadata); baselines = one stream over the whole image\n');

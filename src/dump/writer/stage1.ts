@@ -5,8 +5,8 @@ import {
   bootRegion, Kernel, MemMap, PAGE_OFFSET, uts_namespace,
   type BuddyAllocator, type KernelConfig, type PanicInfo, type PhysRange,
 } from '../../kernel/index.js';
-import { makePageCodec, type PageCodec } from '../codecs/index.js';
-import { ENCODE_BATCH_PAGES, makeBatchEncoder, storedBuffer, type BatchEncoder, type EncodeSlot } from './batch_encoder.js';
+import { DUMP_COMPRESS_NAMES, makePageCodec, type PageCodec } from '../codecs/index.js';
+import { ENCODE_BATCH_PAGES, makeBatchEncoder, panicCompress, storedBuffer, type BatchEncoder, type EncodeSlot } from './batch_encoder.js';
 import {
   DUMP_ASM_MAGIC_NUMBER, DUMP_ASM_VERSION_NUMBER, DUMP_BUFFER_SIZE, DUMP_DH_COMPRESSED, DUMP_DH_END, DUMP_MAGIC_NUMBER,
   DUMP_MAX_NUM_CPUS, DUMP_VERSION_NUMBER, DUMP_MAGIC_LIVE, DUMP_RANGE_DROPPED, DUMP_RANGE_NOFIT,
@@ -211,8 +211,10 @@ class Stage1Run {
   /** The boot region as [start, end) byte ranges in numbers. */
   private readonly bootBytes: Array<[number, number]>;
   private readonly memdev: Memdev;
-  private readonly codec: PageCodec;
-  private readonly encoder: BatchEncoder;
+  /** What the pages are kept in: the configured compression, or LZ4 for GZIP (see panicCompress). */
+  private compress: DumpCompress;
+  private codec: PageCodec;
+  private encoder: BatchEncoder;
   private plan!: Stage1Plan;
   private space!: DumpSpace;
   private sink!: RecordSink;
@@ -241,9 +243,19 @@ class Stage1Run {
     for (const pfn of neededFrames) this.keep.add(pfn);
     this.boot = bootRegion(this.ram.size, opts.nextKernel);
     this.bootBytes = this.boot.map((r) => [Number(r.start), Number(r.end)]);
-    this.codec = makePageCodec(block.compress as DumpCompress);
     this.memdev = Memdev.open(this.ram, block.memdev);
-    this.encoder = makeBatchEncoder(this.codec, block.compress as DumpCompress, this.say);
+    this.compress = panicCompress(block.compress as DumpCompress);
+    this.codec = makePageCodec(this.compress);
+    this.encoder = makeBatchEncoder(this.codec, this.compress, this.say);
+  }
+
+  /** Pages are kept in `compress` from here on. */
+  private useCompress(compress: DumpCompress): void {
+    this.encoder.close();
+    this.codec.close();
+    this.compress = compress;
+    this.codec = makePageCodec(compress);
+    this.encoder = makeBatchEncoder(this.codec, compress, this.say);
   }
 
   close(): void {
@@ -266,12 +278,22 @@ class Stage1Run {
   run(): Stage1Result {
     const { ram, block } = this;
     const passOf = scanPasses(new MemMap(this.kernel), Number(ram.size / PAGE_SIZE_N));
-    this.plan = planStage1({
+    const plan = (say: (line: string) => void): Stage1Plan => planStage1({
       passOf, owned: this.owned, releasable: this.releasable, level: block.level,
       bootstrapBytes: Number(block.memdev.last_offset) - STAGE1_HEADER_LEN,
-      encoder: this.encoder, say: this.say, passNames: DUMP_PASS_NAMES,
+      encoder: this.encoder, say, passNames: DUMP_PASS_NAMES,
       readPage: (f, into) => ram.readAt(f * PAGE_SIZE, into),
     });
+    this.plan = plan(this.compress === block.compress ? this.say : () => undefined);
+    if (this.compress !== block.compress && this.plan.dropped.some(Boolean)) {
+      // LZ4 pages are larger than deflated ones: when they would cost a pass, deflate at panic.
+      this.say(`dump: LZ4 pages would not all fit in memory; compressing with ${DUMP_COMPRESS_NAMES[block.compress as DumpCompress]} instead`);
+      this.useCompress(block.compress as DumpCompress);
+      this.plan = plan(this.say);
+    }
+    const threads = this.encoder.threads;
+    this.say(`dump: compressing pages with ${DUMP_COMPRESS_NAMES[this.compress]} on ${threads} thread${threads === 1 ? '' : 's'} (${this.encoder.engine})` +
+      (this.compress !== block.compress ? `; the writeout turns them into ${DUMP_COMPRESS_NAMES[block.compress as DumpCompress]}` : ''));
     const { selected, dropped, count } = this.plan;
     for (let p = 0; p < 3; p++) {
       this.figures[p].selected = selected[p] ? count[p] : 0;
@@ -447,7 +469,7 @@ class Stage1Run {
     const pagesMissing = figures.reduce((a, f) => a + f.missing, 0);
     const truncated = pagesMissing > 0 || dropped.some(Boolean);
     const effectiveLevel = (block.level & ~PASS_MASK.reduce((m, pm, p) => (dropped[p] ? m | pm : m), 0)) >>> 0;
-    const header = makeHeader(this.kernel, block, this.opts.panic, effectiveLevel, BigInt(pagesSaved), this.live);
+    const header = makeHeader(this.kernel, block, this.compress, this.opts.panic, effectiveLevel, BigInt(pagesSaved), this.live);
     const headerBytes = Buffer.alloc(STAGE1_HEADER_LEN);
     dump_header.encode(header, viewOf(headerBytes), 0);
     dump_header_asm.encode(makeAsmHeader(this.opts.panic), viewOf(headerBytes), dump_header.size);
@@ -523,7 +545,7 @@ class Stage1Run {
 /** ddev.device_id of the memory dump device (dump_memdev.c): the device stage 1 dumps to. */
 const MEMDEV_DEVICE_ID = 0x14;
 
-function makeHeader(kernel: Kernel, block: DumpConfigBlock, panic: PanicInfo, level: number, pages: bigint, live: boolean): DumpHeader {
+function makeHeader(kernel: Kernel, block: DumpConfigBlock, compress: DumpCompress, panic: PanicInfo, level: number, pages: bigint, live: boolean): DumpHeader {
   const uts = kernel.readStruct(uts_namespace, 'init_uts_ns').name;
   return {
     dh_magic_number: DUMP_MAGIC_NUMBER,
@@ -545,7 +567,8 @@ function makeHeader(kernel: Kernel, block: DumpConfigBlock, panic: PanicInfo, le
     dh_utsname_machine: uts.machine,
     dh_utsname_domainname: uts.domainname,
     dh_current_task: panic.currentTask,
-    dh_dump_compress: block.compress,
+    // The pages' compression in memory (LZ4 for a GZIP dump: the writeout deflates them).
+    dh_dump_compress: compress,
     dh_dump_flags: block.flags,
     dh_dump_device: MEMDEV_DEVICE_ID,
     dh_dump_buffer_size: BigInt(DUMP_BUFFER_SIZE),

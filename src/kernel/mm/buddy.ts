@@ -149,6 +149,22 @@ export class BuddyAllocator {
     this.addNrFree(cur, 1n);
   }
 
+  /**
+   * Frees the `count` frames from `pfn` on as the largest aligned blocks
+   * that tile them (__free_pages_core of a range, as memblock_free_all does
+   * at boot): a block a call instead of a call a frame.
+   */
+  freeRange(pfn: bigint, count: number): void {
+    let at = Number(pfn);
+    const end = at + count;
+    while (at < end) {
+      let order = 0;
+      while (order + 1 < MAX_ORDER && at % (2 ** (order + 1)) === 0 && at + 2 ** (order + 1) <= end) order++;
+      this.free(BigInt(at), order);
+      at += 2 ** order;
+    }
+  }
+
   /** The free block containing `pfn`, as [head, order], or null when the frame is not free. */
   private blockOf(pfn: bigint): [bigint, number] | null {
     for (let o = 0; o < MAX_ORDER; o++) {

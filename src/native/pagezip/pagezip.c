@@ -637,13 +637,29 @@ typedef struct {
   int64_t error; /* 0, or the negative zlib code of a failed page */
 } BatchWorker;
 
+/*
+ * The threads of a batch live as long as the BatchDeflater: started at its
+ * first batch, woken for each one (a generation count under `mu`), and
+ * joined by close(). Creating them for every batch cost more than
+ * compressing a batch of LZ4 pages. The caller's thread compresses too
+ * while it waits (w[threads], when there is more than one thread), taking
+ * pages from the same counter, so no core idles while pages remain.
+ */
 struct BatchDeflater {
   int level;
   int threads;
   int open;
   int running;
   size_t page_size;
-  BatchWorker w[PAGEZIP_MAX_THREADS];
+  BatchWorker w[PAGEZIP_MAX_THREADS + 1];
+  pthread_mutex_t mu;
+  pthread_cond_t work_cv;
+  pthread_cond_t done_cv;
+  unsigned long gen;  /* bumped for each batch */
+  int busy;           /* pool threads not done with this batch */
+  int quit;
+  int pool;           /* pool threads running (0: not started, or none could start) */
+  int pool_tried;
   /* The batch in flight: its buffers stay referenced until wait(). */
   const uint8_t *src;
   uint8_t *dst;
@@ -676,18 +692,59 @@ static void batch_run(BatchWorker *w) {
 }
 
 static void *batch_thread(void *arg) {
-  batch_run((BatchWorker *)arg);
+  BatchWorker *w = (BatchWorker *)arg;
+  BatchDeflater *b = w->b;
+  unsigned long seen = 0;
+  pthread_mutex_lock(&b->mu);
+  for (;;) {
+    while (!b->quit && b->gen == seen) pthread_cond_wait(&b->work_cv, &b->mu);
+    if (b->quit) break;
+    seen = b->gen;
+    pthread_mutex_unlock(&b->mu);
+    batch_run(w);
+    pthread_mutex_lock(&b->mu);
+    if (--b->busy == 0) pthread_cond_signal(&b->done_cv);
+  }
+  pthread_mutex_unlock(&b->mu);
   return NULL;
 }
 
-/* Joins the threads of the batch in flight; returns the first error (0: none). */
+/* Starts the pool at the first batch; b->pool says how many threads run (0: the caller does the work). */
+static void batch_pool_start(BatchDeflater *b) {
+  if (b->pool_tried) return;
+  b->pool_tried = 1;
+  for (int t = 0; t < b->threads; t++) {
+    b->w[t].started = pthread_create(&b->w[t].tid, NULL, batch_thread, &b->w[t]) == 0;
+    if (!b->w[t].started) break;
+    b->pool++;
+  }
+}
+
+static void batch_pool_stop(BatchDeflater *b) {
+  if (b->pool == 0) return;
+  pthread_mutex_lock(&b->mu);
+  b->quit = 1;
+  pthread_cond_broadcast(&b->work_cv);
+  pthread_mutex_unlock(&b->mu);
+  for (int t = 0; t < b->threads; t++) {
+    if (b->w[t].started) pthread_join(b->w[t].tid, NULL);
+    b->w[t].started = 0;
+  }
+  b->pool = 0;
+}
+
+/* Finishes the batch in flight (helping with it); returns the first error (0: none). */
 static int64_t batch_join(napi_env env, BatchDeflater *b) {
   int64_t err = 0;
   if (!b->running) return 0;
-  for (int t = 0; t < b->threads; t++) {
+  if (b->pool > 0) {
+    if (b->threads > 1) batch_run(&b->w[b->threads]);
+    pthread_mutex_lock(&b->mu);
+    while (b->busy > 0) pthread_cond_wait(&b->done_cv, &b->mu);
+    pthread_mutex_unlock(&b->mu);
+  }
+  for (int t = 0; t <= b->threads; t++) {
     BatchWorker *w = &b->w[t];
-    if (w->started) pthread_join(w->tid, NULL);
-    w->started = 0;
     if (w->error && !err) err = w->error;
     w->error = 0;
   }
@@ -703,7 +760,11 @@ static int64_t batch_join(napi_env env, BatchDeflater *b) {
 
 static void batch_end(BatchDeflater *b) {
   if (!b->open) return;
-  for (int t = 0; t < b->threads; t++) page_compressor_end(&b->w[t].c);
+  batch_pool_stop(b);
+  for (int t = 0; t <= b->threads; t++) page_compressor_end(&b->w[t].c);
+  pthread_mutex_destroy(&b->mu);
+  pthread_cond_destroy(&b->work_cv);
+  pthread_cond_destroy(&b->done_cv);
   b->open = 0;
 }
 
@@ -805,7 +866,8 @@ static napi_value batch_new(napi_env env, napi_callback_info info) {
   b->level = (int)level;
   b->threads = (int)threads;
   b->page_size = (size_t)page_size;
-  for (int t = 0; t < b->threads; t++) {
+  /* One compressor per pool thread and one for the caller (w[threads]). */
+  for (int t = 0; t <= b->threads; t++) {
     b->w[t].b = b;
     int ret = page_compressor_init(&b->w[t].c, b->level, zlib_only, codec);
     if (ret != Z_OK) {
@@ -815,6 +877,9 @@ static napi_value batch_new(napi_env env, napi_callback_info info) {
       return NULL;
     }
   }
+  pthread_mutex_init(&b->mu, NULL);
+  pthread_cond_init(&b->work_cv, NULL);
+  pthread_cond_init(&b->done_cv, NULL);
   b->open = 1;
   if (napi_wrap(env, self, b, batch_finalize, NULL, NULL) != napi_ok) {
     batch_end(b);
@@ -915,14 +980,18 @@ static napi_value batch_start(napi_env env, napi_callback_info info) {
   b->count = (size_t)count;
   b->next = 0;
   b->running = 1;
-  int started = 0;
-  for (int t = 0; t < b->threads; t++) {
-    b->w[t].error = 0;
-    b->w[t].started = pthread_create(&b->w[t].tid, NULL, batch_thread, &b->w[t]) == 0;
-    started += b->w[t].started;
+  for (int t = 0; t <= b->threads; t++) b->w[t].error = 0;
+  batch_pool_start(b);
+  if (b->pool > 0) {
+    pthread_mutex_lock(&b->mu);
+    b->busy = b->pool;
+    b->gen++;
+    pthread_cond_broadcast(&b->work_cv);
+    pthread_mutex_unlock(&b->mu);
+  } else {
+    /* No thread could start: do the batch here, so the pages are never left undone. */
+    batch_run(&b->w[0]);
   }
-  /* No thread could start: do the batch here, so the pages are never left undone. */
-  if (started == 0) batch_run(&b->w[0]);
   return NULL;
 }
 
