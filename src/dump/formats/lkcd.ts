@@ -23,7 +23,7 @@ import {
 } from '../../codec/index.js';
 import { PAGE_SHIFT, PAGE_SIZE } from '../../machine/index.js';
 import {
-  DUMP_COMPRESS_GZIP, DUMP_COMPRESS_NAMES, DUMP_COMPRESS_RLE, isDumpCompress, makePageCodec, nativeThreads, pageCrc32, rleDecodedLength,
+  DUMP_COMPRESS_GZIP, DUMP_COMPRESS_LZ4, DUMP_COMPRESS_NAMES, DUMP_COMPRESS_RLE, isDumpCompress, makePageCodec, nativeThreads, pageCrc32, rleDecodedLength,
   type DumpCompress, type PageCodec, type RleConvention,
 } from '../codecs/index.js';
 import { BatchPageVerifier } from './page_verifier.js';
@@ -222,9 +222,12 @@ export function readHeaders(file: DumpFile): LkcdHeaders | null {
       headerWhere(file, 'dh_page_size'));
   }
   const compress = header.dh_dump_compress;
-  if (!isDumpCompress(compress)) {
-    throw new DumpError('UNSUPPORTED', `unknown dump compression ${compress} (dh_dump_compress)`,
-      headerWhere(file, 'dh_dump_compress'));
+  // LZ4 pages are stage 1's in memory only: the writeout deflates them, so no dump file holds them.
+  if (!isDumpCompress(compress) || compress === DUMP_COMPRESS_LZ4) {
+    throw new DumpError('UNSUPPORTED', compress === DUMP_COMPRESS_LZ4
+      ? `dh_dump_compress ${hex(compress)} (lz4) is the page codec of a dump kept in memory, never of a dump file`
+      : `unknown dump compression ${compress} (dh_dump_compress)`,
+    headerWhere(file, 'dh_dump_compress'));
   }
 
   // The part of the arch header that does not depend on NR_CPUS first: it says how long the rest is.

@@ -270,6 +270,7 @@ const NEGATIVE: Negative[] = [
   { spec: 'bad-compressed-in-none', code: 'CORRUPT', field: 'dp_flags', when: 'open' },
   { spec: 'bad-unaligned', code: 'CORRUPT', field: 'dp_address', when: 'open' },
   { spec: 'bad-unknown-compression', code: 'UNSUPPORTED', field: 'dh_dump_compress', when: 'open' },
+  { spec: 'bad-lz4-in-file', code: 'UNSUPPORTED', field: 'dh_dump_compress', when: 'open' },
   { spec: 'bad-version', code: 'UNSUPPORTED', field: 'dh_version', when: 'open', offset: () => 8n },
   { spec: 'bad-mclx-version', code: 'UNSUPPORTED', field: 'dh_version', when: 'open' },
   { spec: 'big-endian', code: 'UNSUPPORTED', field: 'dh_magic_number', when: 'open' },
