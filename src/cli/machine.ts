@@ -298,7 +298,7 @@ await runCli('machine', async () => {
         closeSystem(sys);
       }
     }))
-    .command('panic [message]', 'panic the kernel: with fadump registered the firmware copies boot memory and restarts into the capture boot; with a panic kernel loaded kdump boots it; else the notifiers (stage 1 of the dump: a GZIP dump's pages kept as LZ4 until the writeout, LKCD_PANIC_CODEC=gzip deflates them at panic; device coredumps), kmsg dump to pstore, then kexec (or a firmware restart: warm with reboot=warm, else cold; a cold one loses the dump: exit 6)', (y) => y.epilogue(cliExitHelp('machine', 'panic'))
+    .command('panic [message]', 'panic the kernel: with fadump registered the firmware copies boot memory and restarts into the capture boot; with a panic kernel loaded kdump boots it; else the notifiers (stage 1 of the dump: the pages of a GZIP dump kept as LZ4 until the writeout, LKCD_PANIC_CODEC=gzip deflates them at panic; device coredumps), kmsg dump to pstore, then kexec (or a firmware restart: warm with reboot=warm, else cold; a cold one loses the dump: exit 6)', (y) => y.epilogue(cliExitHelp('machine', 'panic'))
       .positional('message', { type: 'string', default: 'panic requested from the console' }),
     (argv) => held(argv, () => { crashAndReport(rootOf(argv), { kind: 'panic', message: argv.message! }); }))
     .command('oops', 'inject an oops in the simulated driver (panic_on_oops): like a real driver bug', (y) => y.epilogue(cliExitHelp('machine', 'oops'))
