@@ -61,8 +61,8 @@ export class CopyingSource implements DumpSource {
     this.total = Number(size);
   }
 
-  /** Creates `file` (0600, it must not exist) for the copy of `d` on `dev`. */
-  static open(dev: BlockDevice, d: DeviceDump, file: string, opts: CopyOptions = {}): CopyingSource {
+  /** Creates `file` (0600, it must not exist) for the copy of the dump at [d.start, d.end) of `dev`. */
+  static open(dev: BlockDevice, d: Pick<DeviceDump, 'start' | 'end'>, file: string, opts: CopyOptions = {}): CopyingSource {
     const size = d.end - d.start;
     if (size < 0n || size > BigInt(Number.MAX_SAFE_INTEGER)) throw new InternalError(`device dump extent ${d.start}..${d.end} is not a byte range`);
     let fd: number;
@@ -82,7 +82,7 @@ export class CopyingSource implements DumpSource {
     const buf = out.subarray(0, want);
     if (pos - this.copied > GAP_FILL_LIMIT) {
       // Far ahead of the copy: from the device, checked against the copy once it gets there.
-      this.dev.readInto(this.start + BigInt(pos), buf);
+      this.readDevice(pos, buf);
       this.ahead.push({ pos, len: want, crc: zlib.crc32(buf) >>> 0 });
       return want;
     }
@@ -91,16 +91,16 @@ export class CopyingSource implements DumpSource {
     if (have > 0) this.readCopy(buf.subarray(0, have), pos);
     if (have < want) {
       const rest = buf.subarray(have);
-      this.dev.readInto(this.start + BigInt(this.copied), rest);
+      this.readDevice(this.copied, rest);
       this.append(rest);
     }
     return want;
   }
 
   /**
-   * Copies what the reads left, fsyncs the copy, checks every range read
-   * ahead of it, and returns the sha256 of dump.N (of the bytes written,
-   * not read back).
+   * Copies what the reads left, checks every range read ahead of the copy
+   * against it, and returns the sha256 of dump.N (of the bytes written,
+   * not read back). sync() makes the copy durable.
    */
   finish(): string {
     this.live();
@@ -108,11 +108,6 @@ export class CopyingSource implements DumpSource {
     this.fill(this.total);
     // One kill point per COPY_CHUNK copied, the last partial one included.
     if (this.total % COPY_CHUNK !== 0) killPoint('save copy');
-    try {
-      fs.fsyncSync(this.fd);
-    } catch (e) {
-      throw ioError('copying the dump', Object.assign(e as NodeJS.ErrnoException, { path: this.path }));
-    }
     this.bar.end();
     for (const r of this.ahead) {
       const b = Buffer.allocUnsafe(r.len);
@@ -128,6 +123,17 @@ export class CopyingSource implements DumpSource {
     return this.sha;
   }
 
+  /** fsyncs the finished copy: called as late as possible before it is renamed into place, so writeback has run meanwhile. */
+  sync(): void {
+    this.live();
+    if (this.sha === null) throw new InternalError(`${this.path}: sync() before finish()`);
+    try {
+      fs.fsyncSync(this.fd);
+    } catch (e) {
+      throw ioError('copying the dump', Object.assign(e as NodeJS.ErrnoException, { path: this.path }));
+    }
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -139,13 +145,22 @@ export class CopyingSource implements DumpSource {
     if (this.closed) throw new InternalError(`${this.path}: the copying source was used after close()`);
   }
 
+  /** Fills `b` from the device at copy offset `pos`. */
+  private readDevice(pos: number, b: Uint8Array): void {
+    try {
+      this.dev.readInto(this.start + BigInt(pos), b);
+    } catch (e) {
+      throw e instanceof DumpError ? e : ioError('reading the dump device', Object.assign(e as NodeJS.ErrnoException, { path: this.dev.path }));
+    }
+  }
+
   /** Copies from the device up to `to`. */
   private fill(to: number): void {
     while (this.copied < to) {
       const n = Math.min(COPY_CHUNK, to - this.copied);
       if (!this.scratch || this.scratch.length < n) this.scratch = Buffer.allocUnsafe(Math.max(n, GAP_FILL_LIMIT));
       const b = this.scratch.subarray(0, n);
-      this.dev.readInto(this.start + BigInt(this.copied), b);
+      this.readDevice(this.copied, b);
       this.append(b);
     }
   }

@@ -48,6 +48,21 @@ export function sha256File(file: string): string {
   return h.digest('hex');
 }
 
+/** Writes a new file (0600) in a directory about to be renamed into place, fsynced: the rename must not publish it empty. */
+export function writeNewFile0600(file: string, data: string | Uint8Array): void {
+  try {
+    const fd = fs.openSync(file, 'wx', 0o600);
+    try {
+      fs.writeFileSync(fd, data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (e) {
+    throw ioError(`writing ${file}`, e as NodeJS.ErrnoException);
+  }
+}
+
 function copyFile0600(from: string, to: string): void {
   try {
     fs.copyFileSync(from, to);
@@ -480,7 +495,8 @@ export function lkcdSave(root: MachineRoot): SaveReport {
             pages: known.dump.attrs['dump.pages'], compressed: f.compressed, storedBytes: Number(found.end - found.start), missingPages: f.missingPages,
             damagedPages: f.damaged.length, state: f.integrity.state, checksum: f.integrity.checksum,
           });
-          fs.writeFileSync(path.join(tmp, `analysis.${n}`), text, { mode: 0o600 });
+          writeNewFile0600(path.join(tmp, `analysis.${n}`), text);
+          copy.sync();
           fsyncDir(tmp);
           killPoint('save files written');
           fs.renameSync(tmp, dir);
