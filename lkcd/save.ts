@@ -232,7 +232,16 @@ export function indexDumpDir(index: DumpIndex, n: number, dir: string, known: Kn
     const pages = function* (): Generator<PageRow> {
       // Row per page for random reads of the formats whose records are walked (LKCD); the others index themselves.
       if (!dump.record || dump.attrs['file.format'] !== 'lkcd') return;
+      // In PFN order, the primary key's: SQLite then appends to the table's B-tree instead of
+      // splitting pages (the records come pass by pass, a few ascending runs).
+      const pfns = new Float64Array(dump.attrs['dump.pages']);
+      let count = 0;
       for (const pfn of dump.pages()) {
+        if (count === pfns.length) throw new InternalError(`${file}: more pages than dump.pages (${pfns.length})`);
+        pfns[count++] = Number(pfn);
+      }
+      for (const p of pfns.subarray(0, count).sort()) {
+        const pfn = BigInt(p);
         const r = dump.record!(pfn)!;
         // A checksum of each record's data, so `lkcd verify` can name a damaged page even when it is raw.
         yield { pfn, offset: r.offset, size: r.size, flags: r.flags, crc32: dump.pageCrc32?.(pfn) ?? null };
