@@ -22,7 +22,7 @@ import { saveVmlinux } from './debuginfo.js';
 import { acquireSaveLock, dumpDirOf, readBounds, writeBounds } from './dumpdir.js';
 import { dumpFileOf, readOrigin, writeOrigin, type DumpOrigin } from './origin.js';
 import {
-  degradedOf, findingsOf, indexDumpDir, openSavedDump, recoverEmptyIndex, sha256File, stateText, type KnownDump,
+  degradedOf, findingsOf, indexDumpDir, openSavedDump, recoverEmptyIndex, sha256File, stateText, writeNewFile0600, type KnownDump,
 } from './save.js';
 import { SymbolTable } from './symbols.js';
 import { sysconfigFor } from './query.js';
@@ -134,7 +134,7 @@ export function addDump(dumpdir: string, d: NewDump): AddReport {
             pages: known.dump.attrs['dump.pages'], compressed: f.compressed, storedBytes: fs.statSync(file).size, missingPages: f.missingPages,
             damagedPages: f.damaged.length, state: f.integrity.state, checksum: f.integrity.checksum, panic: panicFromLog(known.facts.log) ?? undefined,
           });
-          fs.writeFileSync(path.join(tmp, `analysis.${n}`), text, { mode: 0o600 });
+          writeNewFile0600(path.join(tmp, `analysis.${n}`), text);
           fsyncDir(tmp);
           killPoint('add files written');
           fs.renameSync(tmp, dir);

@@ -2,23 +2,23 @@ import crypto from 'node:crypto';
 import zlib from 'node:zlib';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DegradedResult, DumpError, hex, ioError } from '../src/codec/index.js';
+import { DegradedResult, DumpError, InternalError, hex, ioError } from '../src/codec/index.js';
 import { ensureDir, fsyncDir, PAGE_SIZE, PAGE_SIZE_N, type MachineRoot } from '../src/machine/index.js';
 import { buildFileNames, closeSystem, dumpDriverName, openSystem } from '../src/kernel/index.js';
 import {
   BlockDevice, DUMP_COMPRESS_NAMES, deviceDumpSha256, findDeviceDump, pfnRanges, killPoint, notSelectedFrames,
-  openDump, readDeviceMark, writeSavedMark, writeSavingMark, type DeviceDump, type DumpIntegrity, type DumpProblem, type ProbedDump,
+  openDump, readDeviceMark, writeSavedMark, writeSavingMark, type DumpIntegrity, type DumpProblem, type DumpSource, type ProbedDump,
 } from '../src/dump/index.js';
 import {
   DumpIndex, INDEX_FILE, panicSignature, type DeviceDumpRow, type DumpRecord, type LogLine, type MissingRange, type PageRow,
 } from '../src/store/index.js';
-import { progressBar } from '../src/cli/progress.js';
 import { analysisText, panicFromLog, readDumpFacts, type DumpFacts } from './analysis.js';
 import { dumpFileOf, readOrigin, savedOrigin, type DumpOrigin } from './origin.js';
 import { acquireSaveLock, dumpDirOf, readBounds, writeBounds } from './dumpdir.js';
 import { loadSysconfig } from './sysconfig.js';
 import { SymbolTable } from './symbols.js';
 import { saveVmlinux } from './debuginfo.js';
+import { CopyingSource } from './copy_source.js';
 
 /** What `lkcd save` did: its lines, the N it saved (or found), and the degraded result to report after them. */
 export interface SaveReport { lines: string[]; n: number | null; degraded?: DegradedResult }
@@ -27,45 +27,9 @@ export interface SaveReport { lines: string[]; n: number | null; degraded?: Degr
  * LKCD_FAULT_SAVE_ENOSPC_AFTER=BYTES makes the copy fail with ENOSPC after
  * that many bytes, as a full DUMPDIR would (the fault matrix).
  */
-function enospcAfter(): bigint | null {
+function enospcAfter(): number | null {
   const v = process.env.LKCD_FAULT_SAVE_ENOSPC_AFTER;
-  return v && /^\d+$/.test(v) ? BigInt(v) : null;
-}
-
-/**
- * Copies [start, end) of the device into a new file (0600), fsynced, and
- * returns the sha256 of the bytes it wrote: the copy is hashed as it is
- * made, not read back.
- */
-function copyOut(dev: BlockDevice, d: DeviceDump, file: string): string {
-  const fd = fs.openSync(file, 'w', 0o600);
-  const limit = enospcAfter();
-  const bar = progressBar('lkcd save: copy');
-  const h = crypto.createHash('sha256');
-  try {
-    const chunk = 4 << 20;
-    const whole = Buffer.allocUnsafe(chunk);
-    for (let off = d.start; off < d.end; off += BigInt(chunk)) {
-      const n = Number(d.end - off < BigInt(chunk) ? d.end - off : BigInt(chunk));
-      const buf = whole.subarray(0, n);
-      dev.readInto(off, buf);
-      if (limit !== null && off - d.start + BigInt(n) > limit) {
-        throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', syscall: 'write', path: file });
-      }
-      let done = 0;
-      while (done < n) done += fs.writeSync(fd, buf, done, n - done);
-      h.update(buf);
-      bar(off + BigInt(n) - d.start, d.end - d.start);
-      killPoint('save copy');
-    }
-    fs.fsyncSync(fd);
-  } catch (e) {
-    throw e instanceof DumpError ? e : ioError("copying the dump", e as NodeJS.ErrnoException);
-  } finally {
-    fs.closeSync(fd);
-    bar.end();
-  }
-  return h.digest('hex');
+  return v && /^\d{1,15}$/.test(v) ? Number(v) : null;
 }
 
 export function sha256File(file: string): string {
@@ -82,6 +46,21 @@ export function sha256File(file: string): string {
     fs.closeSync(fd);
   }
   return h.digest('hex');
+}
+
+/** Writes a new file (0600) in a directory about to be renamed into place, fsynced: the rename must not publish it empty. */
+export function writeNewFile0600(file: string, data: string | Uint8Array): void {
+  try {
+    const fd = fs.openSync(file, 'wx', 0o600);
+    try {
+      fs.writeFileSync(fd, data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (e) {
+    throw ioError(`writing ${file}`, e as NodeJS.ErrnoException);
+  }
 }
 
 function copyFile0600(from: string, to: string): void {
@@ -110,8 +89,8 @@ export interface DumpFindings {
   notSelected: number | null;
 }
 
-/** Opens a saved dump through the format table, checking every header, record and page (salvage: problems are collected). */
-export function openSavedDump(file: string): ProbedDump {
+/** Opens a saved dump (or the copy being made of one) through the format table, checking every header, record and page (salvage: problems are collected). */
+export function openSavedDump(file: string | DumpSource): ProbedDump {
   return openDump(file, { mode: 'salvage', verifyPages: true, pageCrc32: true });
 }
 
@@ -253,7 +232,16 @@ export function indexDumpDir(index: DumpIndex, n: number, dir: string, known: Kn
     const pages = function* (): Generator<PageRow> {
       // Row per page for random reads of the formats whose records are walked (LKCD); the others index themselves.
       if (!dump.record || dump.attrs['file.format'] !== 'lkcd') return;
+      // In PFN order, the primary key's: SQLite then appends to the table's B-tree instead of
+      // splitting pages (the records come pass by pass, a few ascending runs).
+      const pfns = new Float64Array(dump.attrs['dump.pages']);
+      let count = 0;
       for (const pfn of dump.pages()) {
+        if (count === pfns.length) throw new InternalError(`${file}: more pages than dump.pages (${pfns.length})`);
+        pfns[count++] = Number(pfn);
+      }
+      for (const p of pfns.subarray(0, count).sort()) {
+        const pfn = BigInt(p);
         const r = dump.record!(pfn)!;
         // A checksum of each record's data, so `lkcd verify` can name a damaged page even when it is raw.
         yield { pfn, offset: r.offset, size: r.size, flags: r.flags, crc32: dump.pageCrc32?.(pfn) ?? null };
@@ -443,31 +431,33 @@ export function lkcdSave(root: MachineRoot): SaveReport {
   try {
     const found = findDeviceDump(dev);
     if (!found) return { lines: [`lkcd save: no dump on ${conf.DUMPDEV}`], n: null };
-    const sha = deviceDumpSha256(dev, found);
-    // The device's mark tells this dump's own save from an identical dump of another crash.
+    // The device's mark tells this dump's own save from an identical dump of another crash. Only a
+    // device that carries one needs the dump's sha256 before the copy (a writeout clears the mark):
+    // otherwise the copy hashes what it writes, and the dump is read once.
     const mark = readDeviceMark(dev);
+    let sha: string | null = mark ? deviceDumpSha256(dev, found) : null;
     const mine = mark && mark.sha256 === sha ? mark : null;
     if (mine?.state === 'saved') return { lines: [`lkcd save: the dump on ${conf.DUMPDEV} was already saved as ${mine.n}`], n: mine.n };
     index = DumpIndex.open(conf.DUMPDIR);
     recoverEmptyIndex(index, conf.DUMPDIR, 'lkcd save', (l) => lines.push(l));
     // A save of this very dump cut short: finish it as the N it chose, from wherever it stopped.
-    let n = mine?.state === 'saving' ? resumableN(index, conf.DUMPDIR, mine.n, sha) : null;
-    if (n !== null && index.getDump(n)?.sha256 === sha) {
+    let n = mine?.state === 'saving' ? resumableN(index, conf.DUMPDIR, mine.n, mine.sha256) : null;
+    if (mine && n !== null && index.getDump(n)?.sha256 === mine.sha256) {
       if (readBounds(conf.DUMPDIR) <= n) writeBounds(conf.DUMPDIR, n + 1);
-      writeSavedMark(dev, sha, n);
+      writeSavedMark(dev, mine.sha256, n);
       return { lines: [...lines, `lkcd save: the dump on ${conf.DUMPDEV} is dump ${n}; marked saved`], n };
     }
-    // Not marked on this device, yet byte-identical to a dump already saved: another crash (or this
-    // device restored from a copy), saved as a dump of its own, which says which one it matches.
-    const sameAs = index.findBySha256(sha);
     // The device's first page as it was, put back if this save fails before anything is in DUMPDIR.
     let unmarked: Buffer | null = null;
+    const markSaving = (dumpSha: string, as: number): void => {
+      unmarked = dev.read(0n, PAGE_SIZE);
+      writeSavingMark(dev, dumpSha, as);
+      killPoint('save marked saving');
+    };
     if (n === null) {
       n = readBounds(conf.DUMPDIR);
       while (fs.existsSync(dumpDirOf(conf.DUMPDIR, n))) n++;
-      unmarked = dev.read(0n, PAGE_SIZE);
-      writeSavingMark(dev, sha, n);
-      killPoint('save marked saving');
+      if (sha !== null) markSaving(sha, n);
     }
     const dir = dumpDirOf(conf.DUMPDIR, n);
     // Filled while the copy is written, so indexing it reads nothing twice; empty when a save
@@ -476,6 +466,7 @@ export function lkcdSave(root: MachineRoot): SaveReport {
     let vmlinuxLine: string | null = null;
     const deviceLines: string[] = [];
     let r: { n: number; inserted: boolean; record: DumpRecord };
+    let sameAs: DumpRecord | null;
     try {
       if (!fs.existsSync(dir)) {
         const tmp = path.join(conf.DUMPDIR, `.saving-${n}`);
@@ -483,14 +474,21 @@ export function lkcdSave(root: MachineRoot): SaveReport {
         ensureDir(tmp, 0o700);
         try {
           const file = path.join(tmp, `dump.${n}`);
-          const copied = copyOut(dev, found, file);
-          if (copied !== sha) throw new DumpError('IO', `${file}: the copy does not match the device (sha256 differs)`, { file });
+          // One pass over the device dump copies it to dump.N, hashes the copy and checks it whole
+          // through the format table (checksums, records, every page decoded on native threads
+          // meanwhile). Opened in the temporary directory, it stays open across the rename.
+          const copy = CopyingSource.open(dev, found, file, { enospcAfter: enospcAfter() });
+          known.dump = openSavedDump(copy);
+          const copied = copy.finish();
+          if (sha !== null && copied !== sha) throw new DumpError('IO', `${file}: the copy does not match the device (sha256 differs)`, { file });
+          if (sha === null) {
+            // A fresh save (no mark): marked now, still before anything is renamed into DUMPDIR.
+            sha = copied;
+            markSaving(sha, n);
+          }
           const built = buildFileNames(root.bootDir, found.header.dh_utsname_release);
           copyFile0600(built.systemMap, path.join(tmp, `map.${n}`));
           copyFile0600(built.kerntypes, path.join(tmp, `kerntypes.${n}`));
-          // The copy is opened through the format table and checked whole (checksums, records,
-          // every page decoded). Opened in the temporary directory, it stays open across the rename.
-          known.dump = openSavedDump(file);
           const syms = SymbolTable.load(path.join(tmp, `map.${n}`));
           known.facts = readDumpFacts(known.dump, syms);
           vmlinuxLine = saveVmlinux(root.bootDir, found.header.dh_utsname_release, known.dump, syms.byName, tmp, n);
@@ -506,7 +504,8 @@ export function lkcdSave(root: MachineRoot): SaveReport {
             pages: known.dump.attrs['dump.pages'], compressed: f.compressed, storedBytes: Number(found.end - found.start), missingPages: f.missingPages,
             damagedPages: f.damaged.length, state: f.integrity.state, checksum: f.integrity.checksum,
           });
-          fs.writeFileSync(path.join(tmp, `analysis.${n}`), text, { mode: 0o600 });
+          writeNewFile0600(path.join(tmp, `analysis.${n}`), text);
+          copy.sync();
           fsyncDir(tmp);
           killPoint('save files written');
           fs.renameSync(tmp, dir);
@@ -514,6 +513,8 @@ export function lkcdSave(root: MachineRoot): SaveReport {
           killPoint('save renamed');
         } catch (e) {
           // Nothing half-written is left to look like a dump; the device dump stays unsaved, as it was.
+          known.dump?.close();
+          known.dump = undefined;
           fs.rmSync(tmp, { recursive: true, force: true });
           if (unmarked) {
             dev.write(0n, unmarked);
@@ -522,6 +523,11 @@ export function lkcdSave(root: MachineRoot): SaveReport {
           throw e;
         }
       }
+      // Finishing a save killed after its rename: the dump was hashed before (the device's mark).
+      if (sha === null) throw new InternalError('lkcd save: no sha256 of the dump to index');
+      // Not marked on this device, yet byte-identical to a dump already saved: another crash (or this
+      // device restored from a copy), saved as a dump of its own, which says which one it matches.
+      sameAs = index.findBySha256(sha);
       known.sha = sha;
       r = indexDumpDir(index, n, dir, known);
     } finally {

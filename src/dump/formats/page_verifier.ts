@@ -13,7 +13,7 @@ import { DUMP_DH_COMPRESSED } from '../lkcd/constants.js';
 import type { DumpPage } from '../lkcd/dump_page.js';
 
 /** Records per batch: enough that a call costs nothing, few enough to keep the walk close behind. */
-const VERIFY_BATCH = 256;
+const VERIFY_BATCH = 512;
 
 /** A record that passed the walk's checks, waiting for its page's verdict. */
 export interface PendingRecord {
