@@ -18,7 +18,7 @@ import { EX_TEMPFAIL_BUSY, machineLeftovers, runKilled, truthOfPanic, type Timed
 
 const MiB = 1n << 20n;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lkcd-lock-'));
-const S: Scenario = { mem: 32n * MiB, profile: 'database', seed: 91, level: DUMP_LEVEL_ALL_RAM, compress: DUMP_COMPRESS_GZIP };
+const S: Scenario = { mem: 64n * MiB, profile: 'database', seed: 91, level: DUMP_LEVEL_ALL_RAM, compress: DUMP_COMPRESS_GZIP };
 let base: string;
 let truth: Truth;
 beforeAll(() => {
@@ -30,10 +30,17 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
+/**
+ * The first panic deflates at panic on one thread (LKCD_PANIC_CODEC=gzip, LKCD_SINGLE_THREAD=1): the
+ * slowest stage 1 there is, so it still holds the lock when the second command's Node has started.
+ * The bytes it leaves are the same as with any codec and threads once written out.
+ */
+const SLOW_PANIC = { LKCD_PANIC_CODEC: 'gzip', LKCD_SINGLE_THREAD: '1' };
+
 /** Starts `machine panic first`, waits until it holds the lock, then runs `second` while it runs. */
 async function whileFirstPanics(dir: string, second: () => Promise<TimedRun>): Promise<{ first: TimedRun; second: TimedRun; overlapped: boolean }> {
   const lock = path.join(dir, 'lib', 'machine', 'lock');
-  const firstP = runKilled('machine', dir, ['panic', 'first'], null);
+  const firstP = runKilled('machine', dir, ['panic', 'first'], null, SLOW_PANIC);
   let done = false;
   void firstP.then(() => { done = true; });
   const t0 = Date.now();

@@ -71,6 +71,13 @@ export interface Stage1Result {
   blockPhys: bigint;
 }
 
+/**
+ * LZ4 pages are kept only when their estimate needs at most this share of
+ * the room: near the bound a sampled estimate can be a few percent short,
+ * and deflate's smaller pages then keep the dump whole.
+ */
+export const LZ4_ROOM_SHARE = 0.9;
+
 /** LKCD runs the passes in reverse: less critical pages free up space for the more critical ones. */
 const STAGE1_ORDER = [DUMP_PASS_UNUSED, DUMP_PASS_USER, DUMP_PASS_KERN];
 /** The order of the pages that stay where they are, and of the last retries: kernel pages first. */
@@ -285,9 +292,12 @@ class Stage1Run {
       readPage: (f, into) => ram.readAt(f * PAGE_SIZE, into),
     });
     this.plan = plan(this.compress === block.compress ? this.say : () => undefined);
-    if (this.compress !== block.compress && this.plan.dropped.some(Boolean)) {
-      // LZ4 pages are larger than deflated ones: when they would cost a pass, deflate at panic.
-      this.say(`dump: LZ4 pages would not all fit in memory; compressing with ${DUMP_COMPRESS_NAMES[block.compress as DumpCompress]} instead`);
+    const p = this.plan;
+    if (this.compress !== block.compress && (p.dropped.some(Boolean) || p.needBytes > LZ4_ROOM_SHARE * p.capacityBytes)) {
+      // LZ4 pages are larger than deflated ones: when they would cost a pass, or come near the room
+      // (where the sampled estimate may be wrong and pages would go missing), deflate at panic.
+      const pct = Math.round((100 * p.needBytes) / Math.max(1, p.capacityBytes));
+      this.say(`dump: LZ4 pages would not all fit in memory (about ${pct}% of the room); compressing with ${DUMP_COMPRESS_NAMES[block.compress as DumpCompress]} instead`);
       this.useCompress(block.compress as DumpCompress);
       this.plan = plan(this.say);
     }

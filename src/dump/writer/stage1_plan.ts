@@ -48,6 +48,9 @@ export interface Stage1Plan {
   readonly dropped: boolean[];
   /** Room the kern pass needs whatever the other passes do (see trySave's reserve rule). */
   readonly kernReserve: number;
+  /** Estimated bytes of the selected passes' records, and the bytes stage 1 can fill. */
+  readonly needBytes: number;
+  readonly capacityBytes: number;
 }
 
 /** The pass of every frame, read from mem_map once. */
@@ -107,7 +110,7 @@ export function planStage1(inp: PlanInputs): Stage1Plan {
   // incompressible ones, and a buffer's worth of working room.
   const kernReserve = Math.ceil(avgRecord[DUMP_PASS_KERN] * countFixed[DUMP_PASS_KERN])
     + DUMP_BUFFER_SIZE + PAGE_SIZE + 2 * dump_page.size * count[DUMP_PASS_KERN];
-  return { passOf, count, countFixed, avgRecord, selected, dropped, kernReserve };
+  return { passOf, count, countFixed, avgRecord, selected, dropped, kernReserve, needBytes: planNeed(), capacityBytes };
 }
 
 /**
