@@ -67,7 +67,7 @@ interface AddonInflater {
 }
 
 interface AddonBatchDeflater {
-  start(src: Uint8Array, count: number, dst: Uint8Array, sizes: Int32Array, crcs?: Uint32Array): void;
+  start(src: Uint8Array, count: number, dst: Uint8Array, sizes: Int32Array, crcs?: Uint32Array, lengths?: Int32Array): void;
   wait(): void;
   close(): void;
 }
@@ -103,7 +103,14 @@ interface PagezipAddon {
 export interface BatchDeflaterHandle {
   /** "libdeflate" or "zlib": the compressor behind the addon. */
   readonly engine: string;
-  start(src: Uint8Array, count: number, dst: Uint8Array, sizes: Int32Array, crcs?: Uint32Array): void;
+  /**
+   * With `lengths` (the addon built with liblz4; deflate batches only): page
+   * i of `src` holds an LZ4 block of lengths[i] bytes, or the page itself
+   * when lengths[i] is the page size; it is decoded first, and what is
+   * stored for it, stream or page, is in `dst` either way. A block that
+   * does not decode to one page makes wait() throw CorruptDumpError.
+   */
+  start(src: Uint8Array, count: number, dst: Uint8Array, sizes: Int32Array, crcs?: Uint32Array, lengths?: Int32Array): void;
   wait(): void;
   close(): void;
 }
@@ -166,11 +173,12 @@ export function pagezipBatchDeflater(level: number, threads: number, pageSize: n
   };
   return {
     engine: zlibOnly ? 'zlib' : loaded.addon.engine,
-    start: (src, count, dst, sizes, crcs) => live().start(src, count, dst, sizes, crcs),
+    start: (src, count, dst, sizes, crcs, lengths) => live().start(src, count, dst, sizes, crcs, lengths),
     wait() {
       try {
         live().wait();
       } catch (err) {
+        if ((err as { code?: unknown } | null)?.code === 'ERR_LZ4_CORRUPT') throw new CorruptDumpError((err as Error).message, {}, { cause: err });
         throw new InternalError(`gzip batch deflate: ${err instanceof Error ? err.message : String(err)}`, {}, { cause: err });
       }
     },

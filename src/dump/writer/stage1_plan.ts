@@ -93,8 +93,9 @@ export function planStage1(inp: PlanInputs): Stage1Plan {
     count[p]++;
     if (!releasable(f, p)) countFixed[p]++;
   }
-  const avgRecord = [0, 1, 2].map((p) => sampleRecordBytes(inp, p, count[p]));
   const selected = PASS_MASK.map((m) => (inp.level & m) !== 0);
+  // A pass the level does not select is never saved: its pages are not sampled.
+  const avgRecord = [0, 1, 2].map((p) => (selected[p] ? sampleRecordBytes(inp, p, count[p]) : 0));
   const capacityBytes = stage1CapacityBytes(inp.bootstrapBytes, count.reduce((a, c, p) => a + c - countFixed[p], 0));
   const need = (p: number): number => Math.ceil(count[p] * avgRecord[p]);
   const planNeed = (): number => [0, 1, 2].reduce((t, p) => (selected[p] ? t + need(p) : t), 0);

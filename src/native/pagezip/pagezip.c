@@ -21,10 +21,16 @@
  *                                        codec "deflate" (default): zlib
  *                                           streams; "lz4": LZ4 blocks
  *                                           (level unused; needs liblz4)
- *     .start(src, count, dst, sizes[, crcs])
+ *     .start(src, count, dst, sizes[, crcs[, lengths]])
  *                                        -> starts compressing count pages of
  *                                           src on `threads` native threads;
- *                                           crcs[i]: CRC32 of what is stored
+ *                                           crcs[i]: CRC32 of what is stored;
+ *                                           with lengths (Int32Array, needs
+ *                                           liblz4): page i of src holds an
+ *                                           LZ4 block of lengths[i] bytes
+ *                                           (pageSize: the page itself), decoded
+ *                                           first; what is stored, stream or
+ *                                           page, is then in dst
  *     .wait()                            -> waits for them (throws on error)
  *     .close()
  *   new BatchInflater(threads, pageSize)
@@ -634,8 +640,16 @@ typedef struct {
   PageCompressor c;
   pthread_t tid;
   int started;
-  int64_t error; /* 0, or the negative zlib code of a failed page */
+  int64_t error; /* 0, or the negative zlib code of a failed page (PAGEZIP_E_LZ4: an LZ4 input did not decode) */
+  uint8_t *page; /* an LZ4 input page decoded (batches started with lengths) */
 } BatchWorker;
+
+/* A worker's error: an LZ4 input of a batch started with lengths is not a page. */
+#define PAGEZIP_E_LZ4 (-1000)
+
+#ifdef PAGEZIP_LZ4
+static int64_t lz4_zero_offset(const uint8_t *src, size_t len);
+#endif
 
 /*
  * The threads of a batch live as long as the BatchDeflater: started at its
@@ -667,8 +681,29 @@ struct BatchDeflater {
   uint32_t *crcs; /* NULL: no checksums asked for */
   size_t count;
   size_t next; /* the next page a thread takes (atomic) */
-  napi_ref refs[4];
+  const int32_t *lengths; /* NULL, or the LZ4 input's length per page (pageSize: the page itself) */
+  napi_ref refs[5];
 };
+
+/*
+ * The page to compress for page i: the input itself, or its LZ4 block
+ * decoded into the worker's page buffer; NULL when it does not decode to
+ * exactly one page.
+ */
+static const uint8_t *batch_input(BatchWorker *w, size_t i) {
+  BatchDeflater *b = w->b;
+  const size_t ps = b->page_size;
+  const uint8_t *in = b->src + i * ps;
+  if (!b->lengths || b->lengths[i] == (int32_t)ps) return in;
+#ifdef PAGEZIP_LZ4
+  int32_t len = b->lengths[i];
+  if (len <= 0 || (size_t)len > ps || lz4_zero_offset(in, (size_t)len) >= 0) return NULL;
+  if (LZ4_decompress_safe((const char *)in, (char *)w->page, len, (int)ps) != (int)ps) return NULL;
+  return w->page;
+#else
+  return NULL;
+#endif
+}
 
 static void batch_run(BatchWorker *w) {
   BatchDeflater *b = w->b;
@@ -678,15 +713,24 @@ static void batch_run(BatchWorker *w) {
     if (first >= b->count) return;
     size_t end = first + PAGEZIP_GRAIN < b->count ? first + PAGEZIP_GRAIN : b->count;
     for (size_t i = first; i < end; i++) {
-      int64_t n = page_compress(&w->c, b->src + i * ps, ps, b->dst + i * ps);
+      const uint8_t *in = batch_input(w, i);
+      if (!in) {
+        w->error = PAGEZIP_E_LZ4;
+        b->sizes[i] = -1;
+        continue;
+      }
+      int64_t n = page_compress(&w->c, in, ps, b->dst + i * ps);
       if (n < 0) {
         w->error = n;
         b->sizes[i] = -1;
         continue;
       }
       b->sizes[i] = (int32_t)n;
+      const int stored_raw = !(n > 0 && (size_t)n < ps);
+      /* With LZ4 inputs the page is not in src: a page stored raw is copied where the streams go. */
+      if (stored_raw && b->lengths) memcpy(b->dst + i * ps, in, ps);
       /* The stored bytes: the stream when it is strictly smaller, else the page. */
-      if (b->crcs) b->crcs[i] = n > 0 && (size_t)n < ps ? page_crc32(0, b->dst + i * ps, (size_t)n) : page_crc32(0, b->src + i * ps, ps);
+      if (b->crcs) b->crcs[i] = stored_raw ? page_crc32(0, in, ps) : page_crc32(0, b->dst + i * ps, (size_t)n);
     }
   }
 }
@@ -750,7 +794,7 @@ static int64_t batch_join(napi_env env, BatchDeflater *b) {
   }
   b->running = 0;
   if (env) {
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
       if (b->refs[i]) napi_delete_reference(env, b->refs[i]);
       b->refs[i] = NULL;
     }
@@ -761,7 +805,11 @@ static int64_t batch_join(napi_env env, BatchDeflater *b) {
 static void batch_end(BatchDeflater *b) {
   if (!b->open) return;
   batch_pool_stop(b);
-  for (int t = 0; t <= b->threads; t++) page_compressor_end(&b->w[t].c);
+  for (int t = 0; t <= b->threads; t++) {
+    page_compressor_end(&b->w[t].c);
+    free(b->w[t].page);
+    b->w[t].page = NULL;
+  }
   pthread_mutex_destroy(&b->mu);
   pthread_cond_destroy(&b->work_cv);
   pthread_cond_destroy(&b->done_cv);
@@ -924,8 +972,8 @@ static int get_typed(napi_env env, napi_value v, napi_typedarray_type want, cons
  * until wait().
  */
 static napi_value batch_start(napi_env env, napi_callback_info info) {
-  napi_value argv[5];
-  size_t argc = 5;
+  napi_value argv[6];
+  size_t argc = 6;
   napi_value self;
   if (napi_get_cb_info(env, info, &argc, argv, &self, NULL) != napi_ok) {
     throw_last_error(env, "napi_get_cb_info");
@@ -954,20 +1002,33 @@ static napi_value batch_start(napi_env env, napi_callback_info info) {
       with_crcs = 1;
     }
   }
+  size_t lengths_len = 0;
+  void *lengths = NULL;
+  if (argc >= 6) {
+    napi_valuetype t;
+    if (napi_typeof(env, argv[5], &t) != napi_ok) { throw_last_error(env, "napi_typeof"); return NULL; }
+    if (t != napi_undefined) {
+#ifndef PAGEZIP_LZ4
+      napi_throw_error(env, "ERR_PAGEZIP_NO_LZ4", "pagezip: LZ4 inputs asked for, but the addon was built without liblz4 (liblz4-dev)");
+      return NULL;
+#endif
+      if (!get_typed(env, argv[5], napi_int32_array, "lengths", &lengths, &lengths_len)) return NULL;
+    }
+  }
   size_t ps = b->page_size;
   if (count < 0 || (size_t)count > src_len / ps || (size_t)count > dst_len / ps || (size_t)count > sizes_len ||
-      (with_crcs && (size_t)count > crcs_len)) {
+      (with_crcs && (size_t)count > crcs_len) || (lengths && (size_t)count > lengths_len)) {
     char msg[ERROR_MESSAGE_MAX];
     snprintf(msg, sizeof msg, "pagezip: %lld pages do not fit src (%zu bytes), dst (%zu bytes), sizes (%zu) or crcs (%zu)",
              (long long)count, src_len, dst_len, sizes_len, crcs_len);
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
     return NULL;
   }
-  const int held[4] = {0, 2, 3, 4};
-  for (int i = 0; i < 4; i++) {
-    if (i == 3 && !with_crcs) break;
+  const int held[5] = {0, 2, 3, 4, 5};
+  for (int i = 0; i < 5; i++) {
+    if ((i == 3 && !with_crcs) || (i == 4 && !lengths)) continue;
     if (napi_create_reference(env, argv[held[i]], 1, &b->refs[i]) != napi_ok) {
-      for (int j = 0; j < i; j++) napi_delete_reference(env, b->refs[j]);
+      for (int j = 0; j < i; j++) if (b->refs[j]) napi_delete_reference(env, b->refs[j]);
       memset(b->refs, 0, sizeof b->refs);
       throw_last_error(env, "napi_create_reference");
       return NULL;
@@ -977,6 +1038,17 @@ static napi_value batch_start(napi_env env, napi_callback_info info) {
   b->dst = dst;
   b->sizes = (int32_t *)sizes;
   b->crcs = with_crcs ? (uint32_t *)crcs : NULL;
+  b->lengths = (const int32_t *)lengths;
+  if (lengths) {
+    for (int t = 0; t <= b->threads; t++) {
+      if (!b->w[t].page) b->w[t].page = (uint8_t *)malloc(ps);
+      if (!b->w[t].page) {
+        for (int i = 0; i < 5; i++) { if (b->refs[i]) napi_delete_reference(env, b->refs[i]); b->refs[i] = NULL; }
+        napi_throw_error(env, "Z_MEM_ERROR", "pagezip: out of memory");
+        return NULL;
+      }
+    }
+  }
   b->count = (size_t)count;
   b->next = 0;
   b->running = 1;
@@ -999,7 +1071,9 @@ static napi_value batch_wait(napi_env env, napi_callback_info info) {
   BatchDeflater *b = open_batch(env, info, 0, NULL);
   if (!b) return NULL;
   int64_t err = batch_join(env, b);
-  if (err) {
+  if (err == PAGEZIP_E_LZ4) {
+    napi_throw_error(env, "ERR_LZ4_CORRUPT", "corrupt LZ4 block: an input page of the batch does not decode to one page (its sizes[] entry is -1)");
+  } else if (err) {
     char msg[ERROR_MESSAGE_MAX];
     snprintf(msg, sizeof msg, "zlib deflate failed in a batch: %s", zlib_code_name((int)err));
     throw_zlib(env, (int)err, msg);

@@ -19,7 +19,7 @@ import { needs, runTool, type ToolProbe } from '../../helpers/tools.js';
 import { CorruptDumpError, InternalError } from '../../../src/codec/errors.js';
 import {
   DUMP_COMPRESS_LZ4, DUMP_COMPRESS_NAMES, DUMP_DH_COMPRESSED, DUMP_DH_RAW, decodePage, isDumpCompress, lz4CompressPage,
-  lz4DecodeBlock, lz4DecodePage, makePageCodec, PAGEZIP_LZ4, PAGEZIP_LZ4_VERSION, pagezipBatchCompressor,
+  lz4DecodeBlock, lz4DecodePage, makePageCodec, PAGEZIP_LZ4, PAGEZIP_LZ4_VERSION, pagezipBatchCompressor, pagezipBatchDeflater,
 } from '../../../src/dump/codecs/index.js';
 import { createRequire } from 'node:module';
 
@@ -301,6 +301,62 @@ describe('the native batch with codec lz4', () => {
     expect(() => new a.BatchDeflater(1, 1, PAGE, false, 'lzma')).toThrow(/unknown codec "lzma"/);
     expect(() => new a.BatchDeflater(10, 1, PAGE, false, 'lz4')).toThrow(/level 0\.\.9/);
     new a.BatchDeflater(1, 1, PAGE, undefined, undefined).close();
+  });
+});
+
+describe('the deflate batch fed LZ4 blocks (the writeout turning LZ4 pages into GZIP)', () => {
+  const set = pageSet();
+  const count = set.length * 3;
+  /** Page i's LZ4 block (from lz4CompressPage), or the page itself where LZ4 did not shrink it. */
+  function lz4Inputs(): { src: Buffer; lengths: Int32Array } {
+    const src = Buffer.alloc(count * PAGE);
+    const lengths = new Int32Array(count);
+    const block = new Uint8Array(PAGE);
+    for (let i = 0; i < count; i++) {
+      const page = set[i % set.length][1];
+      const n = lz4CompressPage(page, block);
+      if (n > 0) { src.set(block.subarray(0, n), i * PAGE); lengths[i] = n; } else { src.set(page, i * PAGE); lengths[i] = PAGE; }
+    }
+    return { src, lengths };
+  }
+
+  native.it('stores for each page what deflating the page itself stores: the same stream, or the page; crcs of those bytes', () => {
+    const { src, lengths } = lz4Inputs();
+    const b = pagezipBatchDeflater(1, 2, PAGE)!;
+    const out = Buffer.alloc(count * PAGE);
+    const sizes = new Int32Array(count);
+    const crcs = new Uint32Array(count);
+    b.start(src, count, out, sizes, crcs, lengths);
+    b.wait();
+    // The truth: the pages themselves deflated by a batch without LZ4 inputs; each stream inflates (node:zlib) to its page.
+    const plain = pagezipBatchDeflater(1, 1, PAGE)!;
+    const pages = Buffer.concat(Array.from({ length: count }, (_, i) => set[i % set.length][1]));
+    const outPlain = Buffer.alloc(count * PAGE);
+    const sizesPlain = new Int32Array(count);
+    plain.start(pages, count, outPlain, sizesPlain);
+    plain.wait();
+    plain.close();
+    b.close();
+    for (let i = 0; i < count; i++) {
+      const page = set[i % set.length][1];
+      expect(sizes[i], `page ${i}`).toBe(sizesPlain[i]);
+      const stored = sizes[i] > 0 && sizes[i] < PAGE ? out.subarray(i * PAGE, i * PAGE + sizes[i]) : out.subarray(i * PAGE, (i + 1) * PAGE);
+      if (sizes[i] > 0 && sizes[i] < PAGE) expect(Buffer.compare(zlib.inflateSync(stored), Buffer.from(page))).toBe(0);
+      else expect(Buffer.compare(stored, Buffer.from(page))).toBe(0);
+      expect(crcs[i]).toBe(zlib.crc32(stored) >>> 0);
+    }
+  });
+
+  native.it('a block that does not decode to a page fails the batch with CorruptDumpError', () => {
+    const { src, lengths } = lz4Inputs();
+    const i = lengths.findIndex((n) => n < PAGE);
+    lengths[i] -= 1;
+    const b = pagezipBatchDeflater(1, 2, PAGE)!;
+    const sizes = new Int32Array(count);
+    b.start(src, count, Buffer.alloc(count * PAGE), sizes, new Uint32Array(count), lengths);
+    expect(() => b.wait()).toThrow(CorruptDumpError);
+    expect(sizes[i]).toBe(-1);
+    b.close();
   });
 });
 
