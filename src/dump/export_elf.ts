@@ -13,7 +13,7 @@
  * makedumpfile's ELF output leaves excluded pages out), so a reader faults
  * on it instead of reading zeros that were never in RAM.
  */
-import { CorruptDumpError, DumpError, encodeVmcoreddNote, FaultError, hex, vmcoredd_header, wrapError } from '../codec/index.js';
+import { CorruptDumpError, DumpError, encodeVmcoreddNote, FaultError, hex, InternalError, vmcoredd_header, wrapError } from '../codec/index.js';
 import { PAGE_SHIFT } from '../machine/index.js';
 import { PN_XNUM } from '../codec/elf.js';
 import { PAGE_OFFSET, __START_KERNEL_map } from '../kernel/constants.js';
@@ -92,19 +92,19 @@ export function exportDumpAsElf(
   const pageSize = dump.attrs['arch.page_size'];
   const pageSizeN = BigInt(pageSize);
 
-  // 4 bytes a page in a typed array (sorted in place, numerically), not a JS array of numbers.
-  let all = new Uint32Array(1 << 16);
+  // 4 bytes a page in a typed array (sorted in place, numerically), not a JS array of numbers;
+  // sized by a first pass over the PFNs, not grown by doubling.
   let count = 0;
-  for (const pfn of dump.pages()) {
-    if (count === all.length) {
-      const bigger = new Uint32Array(all.length * 2);
-      bigger.set(all);
-      all = bigger;
-    }
-    all[count++] = Number(pfn);
-  }
+  for (const _ of dump.pages()) count++;
   if (count === 0) throw new CorruptDumpError('the dump holds no pages to export', {});
-  const pfns = all.subarray(0, count).sort();
+  const all = new Uint32Array(count);
+  let filled = 0;
+  for (const pfn of dump.pages()) {
+    if (filled === count) break;
+    all[filled++] = Number(pfn);
+  }
+  if (filled !== count) throw new InternalError(`the dump listed ${count} pages, then ${filled}`);
+  const pfns = all.sort();
   const maxPfn = BigInt(pfns[pfns.length - 1]);
   const runs = runsOf(pfns);
 
@@ -145,6 +145,9 @@ export function exportDumpAsElf(
       `the dump's pages form ${runs.length} runs, ${loads.length} PT_LOADs with the kernel text: an ELF file holds at most ${PN_XNUM - 2}`);
   }
 
+  // One page buffer for every read, when the dump can read into it.
+  const page = new Uint8Array(pageSize);
+  const readPage = dump.readPageInto ? (pfn: bigint) => dump.readPageInto!(pfn, page) : (pfn: bigint) => dump.readPage(pfn);
   const readPhys = (paddr: bigint, buf: Uint8Array): void => {
     let done = 0;
     while (done < buf.length) {
@@ -153,7 +156,7 @@ export function exportDumpAsElf(
       const off = Number(pa % pageSizeN);
       const n = Math.min(pageSize - off, buf.length - done);
       // Every byte of a load is in a page the dump holds: readPage faults otherwise.
-      buf.set(dump.readPage(pfn).subarray(off, off + n), done);
+      buf.set(readPage(pfn).subarray(off, off + n), done);
       done += n;
     }
   };

@@ -283,49 +283,66 @@ const PFN_INDEX_PAGES_LIMIT = 1n << 24n;
 /** The array may exceed the dump file's size by this much (a kernel-pages dump of a big machine is small). */
 const PFN_INDEX_SLACK_BYTES = 16n << 20n;
 
+/** 2^32: a PFN or the low word of an offset. */
+const U32 = 0x100000000;
+
 /**
- * PFN -> record, in typed arrays grown by doubling (never sized from a
- * header value). The PFN lookup is an array of 4 bytes per frame when
- * dh_memory_size is plausible (records beyond it were refused by the walk),
- * else a map that grows with the records.
+ * PFN -> record, in typed arrays: 13 bytes a record (PFN 4, offset 6,
+ * size 2, flags 1), 17 with the CRC32 a caller asked for, sized once from
+ * the count the dump announces (as far as the file can hold that many
+ * records) and grown by doubling only past it. The PFN lookup is an array
+ * of 4 bytes per frame when dh_memory_size is plausible (records beyond it
+ * were refused by the walk), else a map that grows with the records.
  */
 class RecordTable {
-  /** Slots used (removed records keep theirs, with PFN -1). */
+  /** Slots used (removed records keep theirs). */
   count = 0;
   /** Records present. */
   live = 0;
-  private pfn = new Float64Array(1024);
-  private offset = new Float64Array(1024);
-  private size = new Uint16Array(1024);
-  private flags = new Uint8Array(1024);
-  private crc = new Uint32Array(1024);
+  /** Low 32 bits of each PFN; the rare PFN of 2^32 or more is in bigPfn. */
+  private pfnLo: Uint32Array;
+  private readonly bigPfn = new Map<number, number>();
+  /** Slots whose record was taken out (a page found damaged after the walk). */
+  private readonly removed = new Set<number>();
+  /** Offset of the record header: low 32 bits, and the 16 above (files below 256 TiB). */
+  private offLo: Uint32Array;
+  private offHi: Uint16Array;
+  private size: Uint16Array;
+  private flags: Uint8Array;
+  private crc: Uint32Array | null;
   /** Record index + 1 by PFN (0: none), or null when the map below is used. */
   private readonly byFrame: Uint32Array | null;
   private readonly byPfn = new Map<number, number>();
 
   /**
    * `memoryPages` is dh_memory_size, trusted for the array only as far as the file's size makes it plausible;
-   * `expectedRecords` (the checksum extension's count) sizes the table at once, as far as the file can hold
-   * that many records (a header and a byte each), instead of growing it by doubling (a copy and garbage).
+   * `expectedRecords` (the checksum extension's count, else dh_num_pages) sizes the table at once, as far as
+   * the file can hold that many records (a header and a byte each). `withCrc`: keep each page's CRC32.
    */
-  constructor(memoryPages: bigint, fileSize: bigint, expectedRecords = 0) {
+  constructor(memoryPages: bigint, fileSize: bigint, expectedRecords: number, withCrc: boolean) {
     const plausible = memoryPages > 0n && memoryPages <= PFN_INDEX_PAGES_LIMIT && memoryPages * 4n <= fileSize + PFN_INDEX_SLACK_BYTES;
     this.byFrame = plausible ? new Uint32Array(Number(memoryPages)) : null;
-    const room = Math.min(expectedRecords, Number(fileSize / BigInt(dump_page.size + 1)));
-    if (room > this.pfn.length) this.grow(room);
+    const room = Math.max(1024, Math.min(expectedRecords, Number(fileSize / BigInt(dump_page.size + 1))));
+    this.pfnLo = new Uint32Array(room);
+    this.offLo = new Uint32Array(room);
+    this.offHi = new Uint16Array(room);
+    this.size = new Uint16Array(room);
+    this.flags = new Uint8Array(room);
+    this.crc = withCrc ? new Uint32Array(room) : null;
   }
 
   private grow(capacity: number): void {
-    const grow = <T extends Float64Array | Uint32Array | Uint16Array | Uint8Array>(a: T): T => {
+    const grow = <T extends Uint32Array | Uint16Array | Uint8Array>(a: T): T => {
       const b = new (a.constructor as new (n: number) => T)(capacity);
       b.set(a.subarray(0, this.count));
       return b;
     };
-    this.pfn = grow(this.pfn);
-    this.offset = grow(this.offset);
+    this.pfnLo = grow(this.pfnLo);
+    this.offLo = grow(this.offLo);
+    this.offHi = grow(this.offHi);
     this.size = grow(this.size);
     this.flags = grow(this.flags);
-    this.crc = grow(this.crc);
+    if (this.crc) this.crc = grow(this.crc);
   }
 
   /** Index of the record holding `pfn`, or -1. */
@@ -335,13 +352,18 @@ class RecordTable {
   }
 
   add(pfn: number, offset: bigint, size: number, flags: number, crc: number): void {
-    if (this.count === this.pfn.length) this.grow(this.pfn.length * 2);
+    if (this.count === this.pfnLo.length) this.grow(this.pfnLo.length * 2);
     const i = this.count++;
-    this.pfn[i] = pfn;
-    this.offset[i] = Number(offset);
+    const off = Number(offset);
+    const hi = Math.floor(off / U32);
+    if (hi > 0xffff) throw new InternalError(`LKCD record at offset ${off}: beyond the 2^48 bytes the record table holds`);
+    this.pfnLo[i] = pfn % U32;
+    if (pfn >= U32) this.bigPfn.set(i, pfn);
+    this.offLo[i] = off % U32;
+    this.offHi[i] = hi;
     this.size[i] = size;
     this.flags[i] = flags;
-    this.crc[i] = crc;
+    if (this.crc) this.crc[i] = crc;
     if (this.byFrame && pfn < this.byFrame.length) this.byFrame[pfn] = i + 1;
     else this.byPfn.set(pfn, i);
     this.live++;
@@ -353,20 +375,22 @@ class RecordTable {
     if (i < 0) return;
     if (this.byFrame && pfn < this.byFrame.length) this.byFrame[pfn] = 0;
     else this.byPfn.delete(pfn);
-    this.pfn[i] = -1;
+    this.removed.add(i);
     this.live--;
   }
 
   record(i: number): LkcdPageRecord {
-    return { offset: BigInt(this.offset[i]), size: this.size[i], flags: this.flags[i] };
+    return { offset: BigInt(this.offHi[i] * U32 + this.offLo[i]), size: this.size[i], flags: this.flags[i] };
   }
 
   crcAt(i: number): number {
-    return this.crc[i];
+    return this.crc ? this.crc[i] : 0;
   }
 
+  /** The PFN of slot `i`, or -1 when its record was taken out. */
   pfnAt(i: number): number {
-    return this.pfn[i];
+    if (this.removed.size > 0 && this.removed.has(i)) return -1;
+    return this.bigPfn.size > 0 ? this.bigPfn.get(i) ?? this.pfnLo[i] : this.pfnLo[i];
   }
 }
 
@@ -707,7 +731,8 @@ export class LkcdDump implements ProbedDump {
     const { file } = this;
     const outcome: WalkOutcome = { end: null, broken: null, stoppedAt: start, records: 0, cutShort: false };
     const r: WalkResult = {
-      table: new RecordTable(this.h.header.dh_memory_size, file.size, expected?.count ?? 0), problems: [], damaged: new Map(), seen: 0,
+      table: new RecordTable(this.h.header.dh_memory_size, file.size, expected?.count ?? Number(this.h.header.dh_num_pages), this.opts.pageCrc32 === true),
+      problems: [], damaged: new Map(), seen: 0,
       compressed: 0, raw: 0, end: null, broken: outcome.broken,
       cutShort: false, stoppedAt: start, rle: this.h.compress === DUMP_COMPRESS_RLE ? new RleTally() : null,
     };
@@ -972,6 +997,16 @@ export class LkcdDump implements ProbedDump {
   }
 
   readPage(pfn: bigint): Uint8Array {
+    return this.readPageInto(pfn, new Uint8Array(this.h.pageSize));
+  }
+
+  /**
+   * readPage into the caller's buffer (arch.page_size bytes), which it
+   * returns: a reader of every page reuses one buffer instead of leaving a
+   * page of garbage per read.
+   */
+  readPageInto(pfn: bigint, out: Uint8Array): Uint8Array {
+    if (out.length !== this.h.pageSize) throw new InternalError(`readPageInto: a buffer of ${out.length} bytes for a ${this.h.pageSize}-byte page`);
     const rec = this.record(pfn);
     const address = pfn << BigInt(PAGE_SHIFT);
     if (!rec) {
@@ -986,7 +1021,7 @@ export class LkcdDump implements ProbedDump {
     if (readDumpFileAt(this.file, data, dataOffset) < rec.size) {
       throw new TruncatedError(`file ends inside the page data of PFN ${hex(pfn)}`, recordWhere(this.file, rec.offset, 'dp_size'));
     }
-    return decodeRecord(this.file, this.codec, pfn, rec, data, new Uint8Array(this.h.pageSize));
+    return decodeRecord(this.file, this.codec, pfn, rec, data, out);
   }
 
   *pages(): Iterable<bigint> {
