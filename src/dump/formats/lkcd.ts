@@ -287,12 +287,22 @@ const PFN_INDEX_SLACK_BYTES = 16n << 20n;
 const U32 = 0x100000000;
 
 /**
+ * Ascending runs of PFNs a lookup binary-searches before the table falls
+ * back to an array by frame: dumps are written in a few ascending passes
+ * (one per dump level), so their records form a handful of runs.
+ */
+const PFN_RUNS_LIMIT = 8;
+
+/**
  * PFN -> record, in typed arrays: 13 bytes a record (PFN 4, offset 6,
  * size 2, flags 1), 17 with the CRC32 a caller asked for, sized once from
  * the count the dump announces (as far as the file can hold that many
- * records) and grown by doubling only past it. The PFN lookup is an array
- * of 4 bytes per frame when dh_memory_size is plausible (records beyond it
- * were refused by the walk), else a map that grows with the records.
+ * records) and grown by doubling only past it. PFNs are found by binary
+ * search in the ascending runs the records form (the walk refuses a PFN
+ * twice, so a PFN is in one run at most); past PFN_RUNS_LIMIT runs, through
+ * an array of 4 bytes per frame when dh_memory_size is plausible (records
+ * beyond it were refused by the walk), else a map that grows with the
+ * records.
  */
 class RecordTable {
   /** Slots used (removed records keep theirs). */
@@ -310,9 +320,15 @@ class RecordTable {
   private size: Uint16Array;
   private flags: Uint8Array;
   private crc: Uint32Array | null;
-  /** Record index + 1 by PFN (0: none), or null when the map below is used. */
-  private readonly byFrame: Uint32Array | null;
-  private readonly byPfn = new Map<number, number>();
+  /** Slot where each ascending run of PFNs starts, while the records form at most PFN_RUNS_LIMIT runs; then null. */
+  private runStarts: number[] | null = [];
+  /** The run the last lookup found its PFN in: reads go page after page. */
+  private lastRun = 0;
+  /** Record index + 1 by PFN (0: none), once the runs are given up, when dh_memory_size is plausible. */
+  private byFrame: Uint32Array | null = null;
+  /** Record index by PFN, once the runs are given up, when the array above is not made. */
+  private byPfn: Map<number, number> | null = null;
+  private readonly memoryPages: number;
 
   /**
    * `memoryPages` is dh_memory_size, trusted for the array only as far as the file's size makes it plausible;
@@ -321,7 +337,7 @@ class RecordTable {
    */
   constructor(memoryPages: bigint, fileSize: bigint, expectedRecords: number, withCrc: boolean) {
     const plausible = memoryPages > 0n && memoryPages <= PFN_INDEX_PAGES_LIMIT && memoryPages * 4n <= fileSize + PFN_INDEX_SLACK_BYTES;
-    this.byFrame = plausible ? new Uint32Array(Number(memoryPages)) : null;
+    this.memoryPages = plausible ? Number(memoryPages) : 0;
     const room = Math.max(1024, Math.min(expectedRecords, Number(fileSize / BigInt(dump_page.size + 1))));
     this.pfnLo = new Uint32Array(room);
     this.offLo = new Uint32Array(room);
@@ -329,6 +345,34 @@ class RecordTable {
     this.size = new Uint16Array(room);
     this.flags = new Uint8Array(room);
     this.crc = withCrc ? new Uint32Array(room) : null;
+  }
+
+  /** Gives up the runs: every record so far (slots below count) goes into the array by frame (or the map). */
+  private indexByFrame(): void {
+    this.runStarts = null;
+    if (this.memoryPages > 0) this.byFrame = new Uint32Array(this.memoryPages);
+    else this.byPfn = new Map();
+    for (let i = 0; i < this.count; i++) if (!this.removed.has(i)) this.indexSlot(this.pfnAt(i), i);
+  }
+
+  private indexSlot(pfn: number, i: number): void {
+    if (this.byFrame && pfn < this.byFrame.length) this.byFrame[pfn] = i + 1;
+    else (this.byPfn ??= new Map()).set(pfn, i);
+  }
+
+  /** Slot of `pfn` in run r ([runStarts[r], next start)), or -1. */
+  private searchRun(r: number, pfn: number): number {
+    const starts = this.runStarts!;
+    let lo = starts[r];
+    let hi = r + 1 < starts.length ? starts[r + 1] : this.count;
+    const a = this.pfnLo;
+    if (hi === lo || pfn < a[lo] || pfn > a[hi - 1]) return -1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (a[mid] < pfn) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < this.count && a[lo] === pfn ? lo : -1;
   }
 
   private grow(capacity: number): void {
@@ -347,16 +391,36 @@ class RecordTable {
 
   /** Index of the record holding `pfn`, or -1. */
   find(pfn: number): number {
+    if (this.runStarts) {
+      if (!(pfn >= 0 && pfn < U32) || this.count === 0) return -1;
+      let i = this.searchRun(this.lastRun, pfn);
+      for (let r = 0; i < 0 && r < this.runStarts.length; r++) {
+        if (r === this.lastRun) continue;
+        i = this.searchRun(r, pfn);
+        if (i >= 0) this.lastRun = r;
+      }
+      return i >= 0 && this.removed.has(i) ? -1 : i;
+    }
     if (this.byFrame && pfn >= 0 && pfn < this.byFrame.length) return this.byFrame[pfn] - 1;
-    return this.byPfn.get(pfn) ?? -1;
+    return this.byPfn?.get(pfn) ?? -1;
   }
 
   add(pfn: number, offset: bigint, size: number, flags: number, crc: number): void {
     if (this.count === this.pfnLo.length) this.grow(this.pfnLo.length * 2);
-    const i = this.count++;
+    const i = this.count;
     const off = Number(offset);
     const hi = Math.floor(off / U32);
     if (hi > 0xffff) throw new InternalError(`LKCD record at offset ${off}: beyond the 2^48 bytes the record table holds`);
+    const runs = this.runStarts;
+    if (runs) {
+      // A PFN not above the last one starts a run; a PFN of 2^32 or more is not in pfnLo whole.
+      if (pfn >= U32) this.indexByFrame();
+      else if (i === 0 || pfn <= this.pfnLo[i - 1]) {
+        if (runs.length === PFN_RUNS_LIMIT) this.indexByFrame();
+        else runs.push(i);
+      }
+    }
+    this.count++;
     this.pfnLo[i] = pfn % U32;
     if (pfn >= U32) this.bigPfn.set(i, pfn);
     this.offLo[i] = off % U32;
@@ -364,8 +428,7 @@ class RecordTable {
     this.size[i] = size;
     this.flags[i] = flags;
     if (this.crc) this.crc[i] = crc;
-    if (this.byFrame && pfn < this.byFrame.length) this.byFrame[pfn] = i + 1;
-    else this.byPfn.set(pfn, i);
+    if (!this.runStarts) this.indexSlot(pfn, i);
     this.live++;
   }
 
@@ -374,7 +437,7 @@ class RecordTable {
     const i = this.find(pfn);
     if (i < 0) return;
     if (this.byFrame && pfn < this.byFrame.length) this.byFrame[pfn] = 0;
-    else this.byPfn.delete(pfn);
+    else this.byPfn?.delete(pfn);
     this.removed.add(i);
     this.live--;
   }
