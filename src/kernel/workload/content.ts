@@ -454,7 +454,7 @@ export class ContentGenerator {
       cipher = createCipheriv('aes-128-ctr', this.aesKey, iv);
     }
     this.zeroChunk ??= new Uint8Array(KEYSTREAM_CHUNK_BYTES);
-    this.keystreamGarbage ??= new GarbageBound(KEYSTREAM_GARBAGE_BYTES);
+    this.keystreamGarbage ??= new GarbageBound(KEYSTREAM_GARBAGE_BYTES, 'young');
     for (let at = 0; at < out.length; at += KEYSTREAM_CHUNK_BYTES) {
       const n = Math.min(KEYSTREAM_CHUNK_BYTES, out.length - at);
       out.set(cipher.update(this.zeroChunk.subarray(0, n)), at);
