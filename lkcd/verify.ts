@@ -5,7 +5,7 @@
  * CRC32 recorded at save time, the sha256 of the file).
  */
 import { CorruptDumpError, DegradedResult, hex } from '../src/codec/index.js';
-import { PAGE_SIZE_N } from '../src/machine/index.js';
+import { GarbageBound, PAGE_SIZE_N } from '../src/machine/index.js';
 import { openDump, type DumpIntegrity, type DumpProblem } from '../src/dump/index.js';
 import { DumpIndex } from '../src/store/index.js';
 import { openIndexedDump } from './query.js';
@@ -26,25 +26,56 @@ export function firstProblem(problems: readonly DumpProblem[]): DumpProblem | un
   return problems.find((p) => p.pfn !== null) ?? problems[0];
 }
 
+/** What the dump's own checks found, and its page counts. */
+interface DumpFindings {
+  found: DumpIntegrity;
+  pages: number;
+  compressed: number;
+}
+
+/**
+ * Opens dump.N and checks it whole. A function of its own: the reader's
+ * record table is garbage once it returns.
+ */
+function checkDump(file: string, onProgress?: (done: bigint, total: bigint) => void): DumpFindings {
+  const dump = openDump(file, { mode: 'salvage', verifyPages: true, onProgress });
+  try {
+    let compressed = 0;
+    const found = dump.integrity();
+    const pages = dump.attrs['dump.pages'];
+    if (dump.compressed) for (const pfn of dump.pages()) if (dump.compressed(pfn)) compressed++;
+    return { found, pages, compressed };
+  } finally {
+    dump.close();
+  }
+}
+
+/** Index rows between full collections while they are checked (see GarbageBound): about 5 MiB of them. */
+const ROWS_PER_COLLECTION = 16384;
+
+/** `rows`, with a full collection each ROWS_PER_COLLECTION of them. */
+function* collected<T>(rows: Iterable<T>): Generator<T> {
+  const bound = new GarbageBound(ROWS_PER_COLLECTION, 'full');
+  for (const r of rows) {
+    bound.note(1);
+    yield r;
+  }
+}
+
+/** The pages whose data no longer has the CRC32 the index recorded at save time. */
+function checkIndexCrcs(dumpdir: string, n: number, file: string): ReturnType<typeof pagesFailingIndexCrc> {
+  const index = DumpIndex.open(dumpdir, { readonly: true });
+  try { return pagesFailingIndexCrc(file, collected(index.iteratePages(n))); } finally { index.close(); }
+}
+
 export function verifySavedDump(dumpdir: string, n: number, onProgress?: (done: bigint, total: bigint) => void): VerifyReport {
   const o = openIndexedDump(dumpdir, n);
   const file = o.file;
   const rec = o.rec;
   o.close();
-  const dump = openDump(file, { mode: 'salvage', verifyPages: true, onProgress });
-  let found: DumpIntegrity;
-  let pages: number;
-  let compressed = 0;
-  try {
-    found = dump.integrity();
-    pages = dump.attrs['dump.pages'];
-    if (dump.compressed) for (const pfn of dump.pages()) if (dump.compressed(pfn)) compressed++;
-  } finally {
-    dump.close();
-  }
-  const index = DumpIndex.open(dumpdir, { readonly: true });
-  let crcBad: ReturnType<typeof pagesFailingIndexCrc>;
-  try { crcBad = pagesFailingIndexCrc(file, index.iteratePages(rec.n)); } finally { index.close(); }
+  // The dump's own checks, then the index's: one after the other, each one's memory let go before the next.
+  const { found, pages, compressed } = checkDump(file, onProgress);
+  const crcBad = checkIndexCrcs(dumpdir, rec.n, file);
   const sha = sha256File(file);
   const problems = found.problems;
   const checks = found.checksum === 'verified' ? 'checksums match' : found.checksum === 'failed' ? 'checksums FAIL' : 'no checksums in the dump (unverified)';

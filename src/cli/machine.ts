@@ -8,7 +8,7 @@ import {
   closeSystem, openSystem, PAGE_TYPES, powerOff, powerOn, PROFILE_NAMES, runWorkload, systemDmesg,
   systemStatus, systemTasks, taskStateName, type SystemStatus,
 } from '../kernel/index.js';
-import { coldReset, copyProcVmcore, crashMachine, DUMP_COMPRESS_GZIP, panicCompress, dumpAwaitingWriteout, exportLiveVmcore, liveDump, pendingDump, procDumpValues, requestedReboot, type CrashOutcome } from '../dump/index.js';
+import type { CrashOutcome } from '../dump/index.js';
 import {
   crashNotesLocation, iomemText, kernelOops, kexecCrashLoaded, kexecCrashSize, kexecLoaded, procVmcore, vmcoreinfoNoteLocation,
   type CrashCause, type RunningSystem,
@@ -25,12 +25,21 @@ import { cliExitHelp } from './exit.js';
 /** The commands, for the did-you-mean of an unknown one. */
 const COMMANDS = ['power-on', 'power-off', 'status', 'dmesg', 'ps', 'run', 'export-vmcore', 'panic', 'oops', 'sysrq', 'reset', 'reboot', 'sys', 'proc'];
 
+/**
+ * The dump layer, loaded by the commands that use it: power-on and the
+ * read-only commands do without its modules (about 5 MiB resident).
+ */
+type DumpLayer = typeof import('../dump/index.js');
+function dumpLayer(): Promise<DumpLayer> {
+  return import('../dump/index.js');
+}
+
 function rootOf(argv: { root?: string }): MachineRoot {
   return new MachineRoot(resolveRoot(argv.root));
 }
 
 /** Runs a command under the machine lock, held for the whole command. */
-function held(argv: { root?: string }, fn: () => void): Promise<void> {
+function held(argv: { root?: string }, fn: () => void | Promise<void>): Promise<void> {
   return holdMachine(rootOf(argv), 'machine', fn);
 }
 
@@ -71,7 +80,7 @@ function statusJson(s: SystemStatus): string {
   return JSON.stringify(s, (_k, v) => (typeof v === 'bigint' ? (v > BigInt(Number.MAX_SAFE_INTEGER) ? hex(v) : Number(v)) : v), 2) + '\n';
 }
 
-function procRead(sys: RunningSystem, p: string): string {
+function procRead(sys: RunningSystem, p: string, dump: DumpLayer): string {
   const clean = p.replace(/^\/?(proc\/)?/, '');
   if (clean === 'cmdline') {
     const raw = sys.kernel.readBytes('boot_command_line');
@@ -91,7 +100,7 @@ function procRead(sys: RunningSystem, p: string): string {
     return cpu[1] === 'crash_notes' ? n.paddr.toString(16) : `${n.size}`;
   }
   const m = /^sys\/kernel\/dump\/(addr|level|flags|compress|device)$/.exec(clean);
-  if (m) return procDumpValues(sys.kernel)[m[1]];
+  if (m) return dump.procDumpValues(sys.kernel)[m[1]];
   if (clean === 'vmcore') throw new UsageError('proc: vmcore is a binary file: give -o FILE to copy it');
   throw new UsageError(`proc: no such file '${p}' (${PROC_FILES})`);
 }
@@ -126,24 +135,26 @@ const PROC_FILES = 'cmdline, iomem, vmcore -o FILE, sys/kernel/{kexec_loaded,kex
   + 'sys/devices/system/cpu/cpu0/{crash_notes,crash_notes_size}, sys/kernel/dump/{addr,level,flags,compress,device}';
 
 /** The address of a dump held in memory awaiting writeout, or null (also when the machine is off). */
-function heldDumpAddr(root: MachineRoot): bigint | null {
+function heldDumpAddr(root: MachineRoot, dump: DumpLayer): bigint | null {
   const st = readState(root);
   if (!st || st.power !== 'on' || !st.cpu) return null;
   const sys = openSystem(root, { readOnly: true });
   try {
-    return dumpAwaitingWriteout(sys.kernel)?.addr ?? null;
+    return dump.dumpAwaitingWriteout(sys.kernel)?.addr ?? null;
   } finally {
     closeSystem(sys);
   }
 }
 
 /** LKCD_PANIC_CODEC is checked before the machine is touched: a typo must not cost the dump. */
-function checkPanicCodec(): void {
-  panicCompress(DUMP_COMPRESS_GZIP);
+function checkPanicCodec(dump: DumpLayer): void {
+  dump.panicCompress(dump.DUMP_COMPRESS_GZIP);
 }
 
-function crashAndReport(root: MachineRoot, cause: CrashCause): void {
-  checkPanicCodec();
+async function crashAndReport(root: MachineRoot, cause: CrashCause): Promise<void> {
+  const dump = await dumpLayer();
+  const { crashMachine, pendingDump } = dump;
+  checkPanicCodec(dump);
   const sys = openSystem(root);
   let out: CrashOutcome | null = null;
   let lost: string | null = null;
@@ -209,8 +220,8 @@ await runCli('machine', async () => {
     })
     .command('power-off', 'turn the machine off (RAM is cleared at the next power-on); refused while a dump is held in memory awaiting writeout, unless --force', (y) => y.epilogue(cliExitHelp('machine', 'power-off'))
       .option('force', { type: 'boolean', default: false, describe: 'power off even though a dump held in memory (not yet written out by lkcd config) is lost' }),
-    (argv) => held(argv, () => {
-      const held = heldDumpAddr(rootOf(argv));
+    (argv) => held(argv, async () => {
+      const held = heldDumpAddr(rootOf(argv), await dumpLayer());
       if (held !== null) {
         const what = `a dump held in memory at ${hex(held)} awaits writeout (lkcd config writes it to the dump device)`;
         if (!argv.force) throw new UsageError(`${what}: powering off would lose it; run lkcd config first, or machine power-off --force`);
@@ -287,7 +298,8 @@ await runCli('machine', async () => {
     }))
     .command('export-vmcore', 'write an ELF vmcore of live RAM (for crash, makedumpfile, vmcore-dmesg, gdb)', (y) => y.epilogue(cliExitHelp('machine', 'export-vmcore'))
       .option('o', { alias: 'output', type: 'string', demandOption: true, describe: 'output file (0600, replaced whole; never a file of the machine)' }),
-    (argv) => held(argv, () => {
+    (argv) => held(argv, async () => {
+      const { exportLiveVmcore } = await dumpLayer();
       const sys = openSystem(rootOf(argv), { readOnly: true });
       const bar = progressBar('export-vmcore');
       try {
@@ -300,11 +312,11 @@ await runCli('machine', async () => {
     }))
     .command('panic [message]', 'panic the kernel: with fadump registered the firmware copies boot memory and restarts into the capture boot; with a panic kernel loaded kdump boots it; else the notifiers (stage 1 of the dump: the pages of a GZIP dump kept as LZ4 until the writeout, LKCD_PANIC_CODEC=gzip deflates them at panic; device coredumps), kmsg dump to pstore, then kexec (or a firmware restart: warm with reboot=warm, else cold; a cold one loses the dump: exit 6)', (y) => y.epilogue(cliExitHelp('machine', 'panic'))
       .positional('message', { type: 'string', default: 'panic requested from the console' }),
-    (argv) => held(argv, () => { crashAndReport(rootOf(argv), { kind: 'panic', message: argv.message! }); }))
+    (argv) => held(argv, () => crashAndReport(rootOf(argv), { kind: 'panic', message: argv.message! })))
     .command('oops', 'inject an oops in the simulated driver (panic_on_oops): like a real driver bug', (y) => y.epilogue(cliExitHelp('machine', 'oops'))
       .option('panic', { type: 'boolean', default: true, describe: 'panic_on_oops; --no-panic: the kernel kills the task and runs on' }),
-    (argv) => held(argv, () => {
-      if (argv.panic) { crashAndReport(rootOf(argv), { kind: 'oops' }); return; }
+    (argv) => held(argv, async () => {
+      if (argv.panic) { await crashAndReport(rootOf(argv), { kind: 'oops' }); return; }
       const sys = openSystem(rootOf(argv));
       try {
         const zone = kernelOops(sys.kernel);
@@ -316,9 +328,11 @@ await runCli('machine', async () => {
     }))
     .command('sysrq <key>', 'Alt+SysRq: c crashes the kernel, d saves a dump in memory and keeps running', (y) => y.epilogue(cliExitHelp('machine', 'sysrq'))
       .positional('key', { type: 'string', choices: ['c', 'd'] }),
-    (argv) => held(argv, () => {
-      if (argv.key === 'c') { crashAndReport(rootOf(argv), { kind: 'sysrq-c' }); return; }
-      checkPanicCodec();
+    (argv) => held(argv, async () => {
+      if (argv.key === 'c') { await crashAndReport(rootOf(argv), { kind: 'sysrq-c' }); return; }
+      const dump = await dumpLayer();
+      const { liveDump } = dump;
+      checkPanicCodec(dump);
       const sys = openSystem(rootOf(argv));
       try {
         const r = liveDump(sys);
@@ -327,7 +341,8 @@ await runCli('machine', async () => {
         closeSystem(sys);
       }
     }))
-    .command('reset', 'the reset button: RAM is lost, the same kernel command line boots again', (y) => y.epilogue(cliExitHelp('machine', 'reset')), (argv) => held(argv, () => {
+    .command('reset', 'the reset button: RAM is lost, the same kernel command line boots again', (y) => y.epilogue(cliExitHelp('machine', 'reset')), (argv) => held(argv, async () => {
+      const { coldReset } = await dumpLayer();
       const sys = coldReset(openSystem(rootOf(argv)));
       try {
         process.stdout.write(`reset: ${sys.kernel.release} booted on cleared memory\n`);
@@ -335,7 +350,8 @@ await runCli('machine', async () => {
         closeSystem(sys);
       }
     }))
-    .command('reboot', 'reboot through the firmware: reboot=warm on the command line keeps RAM (and the ramoops records), else a cold boot clears it', (y) => y.epilogue(cliExitHelp('machine', 'reboot')), (argv) => held(argv, () => {
+    .command('reboot', 'reboot through the firmware: reboot=warm on the command line keeps RAM (and the ramoops records), else a cold boot clears it', (y) => y.epilogue(cliExitHelp('machine', 'reboot')), (argv) => held(argv, async () => {
+      const { requestedReboot } = await dumpLayer();
       const r = requestedReboot(openSystem(rootOf(argv)));
       try {
         process.stdout.write(`reboot: ${r.mode} reboot: ${r.system.kernel.release} booted${r.mode === 'warm' ? '; memory was kept' : ' on cleared memory'}\n`);
@@ -353,20 +369,21 @@ await runCli('machine', async () => {
     .command('proc <path>', `read a /proc or /sys file of the running kernel (${PROC_FILES})`, (y) => y.epilogue(cliExitHelp('machine', 'proc'))
       .positional('path', { type: 'string' })
       .option('o', { alias: 'output', type: 'string', describe: 'copy the file here (required for vmcore: streamed, zero pages left as holes, mode 0600)' }),
-    (argv) => held(argv, () => {
+    (argv) => held(argv, async () => {
+      const dump = await dumpLayer();
       const sys = openSystem(rootOf(argv), { readOnly: true });
       try {
         const clean = argv.path!.replace(/^\/?(proc\/)?/, '');
         if (clean === 'vmcore' && argv.o !== undefined) {
           if (argv.o === '') throw new UsageError('-o needs a file name');
           const bar = progressBar('vmcore');
-          const r = copyProcVmcore(sys.kernel, argv.o, bar);
+          const r = dump.copyProcVmcore(sys.kernel, argv.o, bar);
           bar.end();
           process.stdout.write(`${argv.o}: ${r.bytes} bytes\n`);
         } else if (argv.o !== undefined) {
           throw new UsageError('-o goes with vmcore');
         } else {
-          process.stdout.write(`${procRead(sys, argv.path!)}\n`);
+          process.stdout.write(`${procRead(sys, argv.path!, dump)}\n`);
         }
       } finally {
         closeSystem(sys);

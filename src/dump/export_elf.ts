@@ -13,8 +13,8 @@
  * makedumpfile's ELF output leaves excluded pages out), so a reader faults
  * on it instead of reading zeros that were never in RAM.
  */
-import { CorruptDumpError, DumpError, encodeVmcoreddNote, FaultError, hex, vmcoredd_header, wrapError } from '../codec/index.js';
-import { PAGE_SHIFT } from '../machine/index.js';
+import { CorruptDumpError, DumpError, encodeVmcoreddNote, FaultError, hex, InternalError, vmcoredd_header, wrapError } from '../codec/index.js';
+import { GarbageBound, PAGE_SHIFT } from '../machine/index.js';
 import { PN_XNUM } from '../codec/elf.js';
 import { PAGE_OFFSET, __START_KERNEL_map } from '../kernel/constants.js';
 import type { PtRegs } from '../kernel/structs/pt_regs.js';
@@ -43,15 +43,51 @@ export interface ExportElfResult extends VmcoreResult {
   framesOfRam: bigint;
 }
 
-/** Runs [start, end) of consecutive PFNs in a sorted list. */
-function runsOf(sorted: Uint32Array): Array<[number, number]> {
+/**
+ * The runs [start, end) of consecutive PFNs the dump holds, in PFN order.
+ * A first pass finds how many and the highest; then one bit per frame up
+ * to it (the pages need no sort), or a sorted array of the PFNs when
+ * that is smaller (a few pages far apart).
+ */
+function presentRuns(dump: ProbedDump): { runs: Array<[number, number]>; maxPfn: number } {
+  let count = 0;
+  let max = -1;
+  for (const pfn of dump.pages()) {
+    count++;
+    const p = Number(pfn);
+    if (p > max) max = p;
+  }
+  if (count === 0) throw new CorruptDumpError('the dump holds no pages to export', {});
   const runs: Array<[number, number]> = [];
-  for (const pfn of sorted) {
+  const extend = (pfn: number): void => {
     const last = runs[runs.length - 1];
     if (last && last[1] === pfn) last[1] = pfn + 1;
     else runs.push([pfn, pfn + 1]);
+  };
+  const changed = (): InternalError => new InternalError('the dump\'s pages changed while they were listed');
+  if (max < 2 ** 32 && (max + 1) / 8 <= count * 4) {
+    const bits = new Uint8Array(Math.floor(max / 8) + 1);
+    for (const pfn of dump.pages()) {
+      const p = Number(pfn);
+      if (p > max) throw changed();
+      bits[p >>> 3] |= 1 << (p & 7);
+    }
+    for (let byte = 0; byte < bits.length; byte++) {
+      const b = bits[byte];
+      if (b === 0) continue;
+      for (let bit = 0; bit < 8; bit++) if (b & (1 << bit)) extend(byte * 8 + bit);
+    }
+    return { runs, maxPfn: max };
   }
-  return runs;
+  const all = new Float64Array(count);
+  let filled = 0;
+  for (const pfn of dump.pages()) {
+    if (filled === count) throw changed();
+    all[filled++] = Number(pfn);
+  }
+  if (filled !== count) throw changed();
+  for (const p of all.sort()) extend(p);
+  return { runs, maxPfn: max };
 }
 
 export { readVmcoreinfoText } from './kernel_view.js';
@@ -92,21 +128,12 @@ export function exportDumpAsElf(
   const pageSize = dump.attrs['arch.page_size'];
   const pageSizeN = BigInt(pageSize);
 
-  // 4 bytes a page in a typed array (sorted in place, numerically), not a JS array of numbers.
-  let all = new Uint32Array(1 << 16);
-  let count = 0;
-  for (const pfn of dump.pages()) {
-    if (count === all.length) {
-      const bigger = new Uint32Array(all.length * 2);
-      bigger.set(all);
-      all = bigger;
-    }
-    all[count++] = Number(pfn);
-  }
-  if (count === 0) throw new CorruptDumpError('the dump holds no pages to export', {});
-  const pfns = all.subarray(0, count).sort();
-  const maxPfn = BigInt(pfns[pfns.length - 1]);
-  const runs = runsOf(pfns);
+  const present = presentRuns(dump);
+  const runs = present.runs;
+  const maxPfn = BigInt(present.maxPfn);
+  // Listing the pages walked the dump: what only the walk needed (an LKCD dump's checksum records,
+  // 12 bytes a page) is garbage in the old generation. Freed now, before the notes and the data are made.
+  new GarbageBound(1, 'full').note(1);
 
   const mem = view.memory;
   let vmcoreinfo: string;
@@ -145,6 +172,9 @@ export function exportDumpAsElf(
       `the dump's pages form ${runs.length} runs, ${loads.length} PT_LOADs with the kernel text: an ELF file holds at most ${PN_XNUM - 2}`);
   }
 
+  // One page buffer for every read, when the dump can read into it.
+  const page = new Uint8Array(pageSize);
+  const readPage = dump.readPageInto ? (pfn: bigint) => dump.readPageInto!(pfn, page) : (pfn: bigint) => dump.readPage(pfn);
   const readPhys = (paddr: bigint, buf: Uint8Array): void => {
     let done = 0;
     while (done < buf.length) {
@@ -153,7 +183,7 @@ export function exportDumpAsElf(
       const off = Number(pa % pageSizeN);
       const n = Math.min(pageSize - off, buf.length - done);
       // Every byte of a load is in a page the dump holds: readPage faults otherwise.
-      buf.set(dump.readPage(pfn).subarray(off, off + n), done);
+      buf.set(readPage(pfn).subarray(off, off + n), done);
       done += n;
     }
   };
@@ -163,8 +193,8 @@ export function exportDumpAsElf(
   const result = writeVmcore(out, { loads, vmcoreinfo, prstatus, deviceDumps, readPhys, onProgress });
   const memory = dump.attrs['dump.memory_pages'];
   const framesOfRam = memory > maxPfn ? memory : maxPfn + 1n;
-  let heldCount = 0;
-  for (let i = 0; i < pfns.length; i++) if (BigInt(pfns[i]) < framesOfRam) heldCount++;
-  const held = BigInt(heldCount);
+  // Pages held below framesOfRam: each run's part under it.
+  let held = 0n;
+  for (const [s, e] of runs) if (BigInt(s) < framesOfRam) held += (BigInt(e) < framesOfRam ? BigInt(e) : framesOfRam) - BigInt(s);
   return { ...result, loads, maxPfn, holePages: framesOfRam - held, framesOfRam };
 }

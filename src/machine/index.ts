@@ -16,3 +16,4 @@ export * from './firmware.js';
 export * from './rtc.js';
 export * from './prng.js';
 export * from './devices/index.js';
+export * from './garbage.js';

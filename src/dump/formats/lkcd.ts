@@ -286,67 +286,152 @@ const PFN_INDEX_PAGES_LIMIT = 1n << 24n;
 /** The array may exceed the dump file's size by this much (a kernel-pages dump of a big machine is small). */
 const PFN_INDEX_SLACK_BYTES = 16n << 20n;
 
+/** 2^32: a PFN or the low word of an offset. */
+const U32 = 0x100000000;
+
 /**
- * PFN -> record, in typed arrays grown by doubling (never sized from a
- * header value). The PFN lookup is an array of 4 bytes per frame when
- * dh_memory_size is plausible (records beyond it were refused by the walk),
- * else a map that grows with the records.
+ * Ascending runs of PFNs a lookup binary-searches before the table falls
+ * back to an array by frame: dumps are written in a few ascending passes
+ * (one per dump level), so their records form a handful of runs.
+ */
+const PFN_RUNS_LIMIT = 8;
+
+/**
+ * PFN -> record, in typed arrays: 13 bytes a record (PFN 4, offset 6,
+ * size 2, flags 1), 17 with the CRC32 a caller asked for, sized once from
+ * the count the dump announces (as far as the file can hold that many
+ * records) and grown by doubling only past it. PFNs are found by binary
+ * search in the ascending runs the records form (the walk refuses a PFN
+ * twice, so a PFN is in one run at most); past PFN_RUNS_LIMIT runs, through
+ * an array of 4 bytes per frame when dh_memory_size is plausible (records
+ * beyond it were refused by the walk), else a map that grows with the
+ * records.
  */
 class RecordTable {
-  /** Slots used (removed records keep theirs, with PFN -1). */
+  /** Slots used (removed records keep theirs). */
   count = 0;
   /** Records present. */
   live = 0;
-  private pfn = new Float64Array(1024);
-  private offset = new Float64Array(1024);
-  private size = new Uint16Array(1024);
-  private flags = new Uint8Array(1024);
-  private crc = new Uint32Array(1024);
-  /** Record index + 1 by PFN (0: none), or null when the map below is used. */
-  private readonly byFrame: Uint32Array | null;
-  private readonly byPfn = new Map<number, number>();
+  /** Low 32 bits of each PFN; the rare PFN of 2^32 or more is in bigPfn. */
+  private pfnLo: Uint32Array;
+  private readonly bigPfn = new Map<number, number>();
+  /** Slots whose record was taken out (a page found damaged after the walk). */
+  private readonly removed = new Set<number>();
+  /** Offset of the record header: low 32 bits, and the 16 above (files below 256 TiB). */
+  private offLo: Uint32Array;
+  private offHi: Uint16Array;
+  private size: Uint16Array;
+  private flags: Uint8Array;
+  private crc: Uint32Array | null;
+  /** Slot where each ascending run of PFNs starts, while the records form at most PFN_RUNS_LIMIT runs; then null. */
+  private runStarts: number[] | null = [];
+  /** The run the last lookup found its PFN in: reads go page after page. */
+  private lastRun = 0;
+  /** Record index + 1 by PFN (0: none), once the runs are given up, when dh_memory_size is plausible. */
+  private byFrame: Uint32Array | null = null;
+  /** Record index by PFN, once the runs are given up, when the array above is not made. */
+  private byPfn: Map<number, number> | null = null;
+  private readonly memoryPages: number;
 
   /**
    * `memoryPages` is dh_memory_size, trusted for the array only as far as the file's size makes it plausible;
-   * `expectedRecords` (the checksum extension's count) sizes the table at once, as far as the file can hold
-   * that many records (a header and a byte each), instead of growing it by doubling (a copy and garbage).
+   * `expectedRecords` (the checksum extension's count, else dh_num_pages) sizes the table at once, as far as
+   * the file can hold that many records (a header and a byte each). `withCrc`: keep each page's CRC32.
    */
-  constructor(memoryPages: bigint, fileSize: bigint, expectedRecords = 0) {
+  constructor(memoryPages: bigint, fileSize: bigint, expectedRecords: number, withCrc: boolean) {
     const plausible = memoryPages > 0n && memoryPages <= PFN_INDEX_PAGES_LIMIT && memoryPages * 4n <= fileSize + PFN_INDEX_SLACK_BYTES;
-    this.byFrame = plausible ? new Uint32Array(Number(memoryPages)) : null;
-    const room = Math.min(expectedRecords, Number(fileSize / BigInt(dump_page.size + 1)));
-    if (room > this.pfn.length) this.grow(room);
+    this.memoryPages = plausible ? Number(memoryPages) : 0;
+    const room = Math.max(1024, Math.min(expectedRecords, Number(fileSize / BigInt(dump_page.size + 1))));
+    this.pfnLo = new Uint32Array(room);
+    this.offLo = new Uint32Array(room);
+    this.offHi = new Uint16Array(room);
+    this.size = new Uint16Array(room);
+    this.flags = new Uint8Array(room);
+    this.crc = withCrc ? new Uint32Array(room) : null;
+  }
+
+  /** Gives up the runs: every record so far (slots below count) goes into the array by frame (or the map). */
+  private indexByFrame(): void {
+    this.runStarts = null;
+    if (this.memoryPages > 0) this.byFrame = new Uint32Array(this.memoryPages);
+    else this.byPfn = new Map();
+    for (let i = 0; i < this.count; i++) if (!this.removed.has(i)) this.indexSlot(this.pfnAt(i), i);
+  }
+
+  private indexSlot(pfn: number, i: number): void {
+    if (this.byFrame && pfn < this.byFrame.length) this.byFrame[pfn] = i + 1;
+    else (this.byPfn ??= new Map()).set(pfn, i);
+  }
+
+  /** Slot of `pfn` in run r ([runStarts[r], next start)), or -1. */
+  private searchRun(r: number, pfn: number): number {
+    const starts = this.runStarts!;
+    let lo = starts[r];
+    let hi = r + 1 < starts.length ? starts[r + 1] : this.count;
+    const a = this.pfnLo;
+    if (hi === lo || pfn < a[lo] || pfn > a[hi - 1]) return -1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (a[mid] < pfn) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < this.count && a[lo] === pfn ? lo : -1;
   }
 
   private grow(capacity: number): void {
-    const grow = <T extends Float64Array | Uint32Array | Uint16Array | Uint8Array>(a: T): T => {
+    const grow = <T extends Uint32Array | Uint16Array | Uint8Array>(a: T): T => {
       const b = new (a.constructor as new (n: number) => T)(capacity);
       b.set(a.subarray(0, this.count));
       return b;
     };
-    this.pfn = grow(this.pfn);
-    this.offset = grow(this.offset);
+    this.pfnLo = grow(this.pfnLo);
+    this.offLo = grow(this.offLo);
+    this.offHi = grow(this.offHi);
     this.size = grow(this.size);
     this.flags = grow(this.flags);
-    this.crc = grow(this.crc);
+    if (this.crc) this.crc = grow(this.crc);
   }
 
   /** Index of the record holding `pfn`, or -1. */
   find(pfn: number): number {
+    if (this.runStarts) {
+      if (!(pfn >= 0 && pfn < U32) || this.count === 0) return -1;
+      let i = this.searchRun(this.lastRun, pfn);
+      for (let r = 0; i < 0 && r < this.runStarts.length; r++) {
+        if (r === this.lastRun) continue;
+        i = this.searchRun(r, pfn);
+        if (i >= 0) this.lastRun = r;
+      }
+      return i >= 0 && this.removed.has(i) ? -1 : i;
+    }
     if (this.byFrame && pfn >= 0 && pfn < this.byFrame.length) return this.byFrame[pfn] - 1;
-    return this.byPfn.get(pfn) ?? -1;
+    return this.byPfn?.get(pfn) ?? -1;
   }
 
   add(pfn: number, offset: bigint, size: number, flags: number, crc: number): void {
-    if (this.count === this.pfn.length) this.grow(this.pfn.length * 2);
-    const i = this.count++;
-    this.pfn[i] = pfn;
-    this.offset[i] = Number(offset);
+    if (this.count === this.pfnLo.length) this.grow(this.pfnLo.length * 2);
+    const i = this.count;
+    const off = Number(offset);
+    const hi = Math.floor(off / U32);
+    if (hi > 0xffff) throw new InternalError(`LKCD record at offset ${off}: beyond the 2^48 bytes the record table holds`);
+    const runs = this.runStarts;
+    if (runs) {
+      // A PFN not above the last one starts a run; a PFN of 2^32 or more is not in pfnLo whole.
+      if (pfn >= U32) this.indexByFrame();
+      else if (i === 0 || pfn <= this.pfnLo[i - 1]) {
+        if (runs.length === PFN_RUNS_LIMIT) this.indexByFrame();
+        else runs.push(i);
+      }
+    }
+    this.count++;
+    this.pfnLo[i] = pfn % U32;
+    if (pfn >= U32) this.bigPfn.set(i, pfn);
+    this.offLo[i] = off % U32;
+    this.offHi[i] = hi;
     this.size[i] = size;
     this.flags[i] = flags;
-    this.crc[i] = crc;
-    if (this.byFrame && pfn < this.byFrame.length) this.byFrame[pfn] = i + 1;
-    else this.byPfn.set(pfn, i);
+    if (this.crc) this.crc[i] = crc;
+    if (!this.runStarts) this.indexSlot(pfn, i);
     this.live++;
   }
 
@@ -355,21 +440,23 @@ class RecordTable {
     const i = this.find(pfn);
     if (i < 0) return;
     if (this.byFrame && pfn < this.byFrame.length) this.byFrame[pfn] = 0;
-    else this.byPfn.delete(pfn);
-    this.pfn[i] = -1;
+    else this.byPfn?.delete(pfn);
+    this.removed.add(i);
     this.live--;
   }
 
   record(i: number): LkcdPageRecord {
-    return { offset: BigInt(this.offset[i]), size: this.size[i], flags: this.flags[i] };
+    return { offset: BigInt(this.offHi[i] * U32 + this.offLo[i]), size: this.size[i], flags: this.flags[i] };
   }
 
   crcAt(i: number): number {
-    return this.crc[i];
+    return this.crc ? this.crc[i] : 0;
   }
 
+  /** The PFN of slot `i`, or -1 when its record was taken out. */
   pfnAt(i: number): number {
-    return this.pfn[i];
+    if (this.removed.size > 0 && this.removed.has(i)) return -1;
+    return this.bigPfn.size > 0 ? this.bigPfn.get(i) ?? this.pfnLo[i] : this.pfnLo[i];
   }
 }
 
@@ -710,7 +797,8 @@ export class LkcdDump implements ProbedDump {
     const { file } = this;
     const outcome: WalkOutcome = { end: null, broken: null, stoppedAt: start, records: 0, cutShort: false };
     const r: WalkResult = {
-      table: new RecordTable(this.h.header.dh_memory_size, file.size, expected?.count ?? 0), problems: [], damaged: new Map(), seen: 0,
+      table: new RecordTable(this.h.header.dh_memory_size, file.size, expected?.count ?? Number(this.h.header.dh_num_pages), this.opts.pageCrc32 === true),
+      problems: [], damaged: new Map(), seen: 0,
       compressed: 0, raw: 0, end: null, broken: outcome.broken,
       cutShort: false, stoppedAt: start, rle: this.h.compress === DUMP_COMPRESS_RLE ? new RleTally() : null,
     };
@@ -975,6 +1063,16 @@ export class LkcdDump implements ProbedDump {
   }
 
   readPage(pfn: bigint): Uint8Array {
+    return this.readPageInto(pfn, new Uint8Array(this.h.pageSize));
+  }
+
+  /**
+   * readPage into the caller's buffer (arch.page_size bytes), which it
+   * returns: a reader of every page reuses one buffer instead of leaving a
+   * page of garbage per read.
+   */
+  readPageInto(pfn: bigint, out: Uint8Array): Uint8Array {
+    if (out.length !== this.h.pageSize) throw new InternalError(`readPageInto: a buffer of ${out.length} bytes for a ${this.h.pageSize}-byte page`);
     const rec = this.record(pfn);
     const address = pfn << BigInt(PAGE_SHIFT);
     if (!rec) {
@@ -989,7 +1087,7 @@ export class LkcdDump implements ProbedDump {
     if (readDumpFileAt(this.file, data, dataOffset) < rec.size) {
       throw new TruncatedError(`file ends inside the page data of PFN ${hex(pfn)}`, recordWhere(this.file, rec.offset, 'dp_size'));
     }
-    return decodeRecord(this.file, this.codec, pfn, rec, data, new Uint8Array(this.h.pageSize));
+    return decodeRecord(this.file, this.codec, pfn, rec, data, out);
   }
 
   *pages(): Iterable<bigint> {

@@ -143,6 +143,8 @@ export interface ProbedDump {
   readonly attrs: DumpAttributes;
   /** The page's bytes (arch.page_size of them); throws FaultError if the page was not saved. */
   readPage(pfn: bigint): Uint8Array;
+  /** readPage into `out` (arch.page_size bytes), returned; readers of every page reuse one buffer (formats may omit it). */
+  readPageInto?(pfn: bigint, out: Uint8Array): Uint8Array;
   /** PFNs present, in file order. */
   pages(): Iterable<bigint>;
   /** Completeness and integrity as far as this reader can tell. */

@@ -16,6 +16,7 @@ import * as nodePath from 'node:path';
 import { DumpError, InternalError, UsageError, wrapError } from '../../codec/errors.js';
 import { viewOf } from '../../codec/struct.js';
 import { PAGE_SHIFT, PAGE_SIZE } from '../../machine/constants.js';
+import { GarbageBound } from '../../machine/garbage.js';
 import { LOAD_PHYSICAL_ADDR, PAGE_OFFSET, __START_KERNEL_map } from '../constants.js';
 import { findKernelTextElf } from './elf_text.js';
 
@@ -126,7 +127,10 @@ const ANON_COUNTER_STAMPS = 3;
 /** The AES-128-CTR counter advances one 16-byte block at a time: 256 blocks per page. */
 const AES_BLOCK_BYTES = 16;
 const AES_BLOCKS_PER_PAGE_SHIFT = 8n; // log2(PAGE_SIZE / AES_BLOCK_BYTES)
-const KEYSTREAM_CHUNK_BYTES = 1 << 20;
+/** The keystream is made this much at a time (a CTR stream: the chunk size does not change its bytes). */
+const KEYSTREAM_CHUNK_BYTES = 64 << 10;
+/** A young-generation collection after each this much keystream (each chunk is a new Buffer). */
+const KEYSTREAM_GARBAGE_BYTES = 8 << 20;
 
 const TWO_POW_32 = 0x100000000;
 
@@ -262,6 +266,7 @@ export class ContentGenerator {
   /** The last keystream cipher and the PFN it continues at, so sequential fills don't re-key. */
   private keystream: { cipher: ReturnType<typeof createCipheriv>; nextPfn: bigint } | null = null;
   private zeroChunk: Uint8Array | null = null;
+  private keystreamGarbage: GarbageBound | null = null;
   private readonly slabScratch = new Int32Array(SLAB_MAX_OBJECTS);
 
   constructor(opts: ContentOptions) {
@@ -317,6 +322,20 @@ export class ContentGenerator {
         return;
       default:
         throw new InternalError(`unknown content class '${String(cls)}'`);
+    }
+  }
+
+  /**
+   * Lets go of the class's pool (and the keystream's buffers): a later fill
+   * of the class builds it again, the same bytes. Callers that fill one
+   * class at a time keep one pool in memory instead of all of them.
+   */
+  releasePool(cls: ContentClass): void {
+    this.pools.delete(cls);
+    if (cls === 'incompressible') {
+      this.keystream = null;
+      this.zeroChunk = null;
+      this.keystreamGarbage = null;
     }
   }
 
@@ -435,9 +454,11 @@ export class ContentGenerator {
       cipher = createCipheriv('aes-128-ctr', this.aesKey, iv);
     }
     this.zeroChunk ??= new Uint8Array(KEYSTREAM_CHUNK_BYTES);
+    this.keystreamGarbage ??= new GarbageBound(KEYSTREAM_GARBAGE_BYTES, 'young');
     for (let at = 0; at < out.length; at += KEYSTREAM_CHUNK_BYTES) {
       const n = Math.min(KEYSTREAM_CHUNK_BYTES, out.length - at);
       out.set(cipher.update(this.zeroChunk.subarray(0, n)), at);
+      this.keystreamGarbage.note(n);
     }
     // A whole number of pages is a whole number of AES blocks, so the
     // cipher now stands exactly at the next page's counter.

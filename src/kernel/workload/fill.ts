@@ -1,3 +1,4 @@
+import { InternalError } from '../../codec/index.js';
 import { PAGE_SIZE, PAGE_SIZE_N } from '../../machine/index.js';
 import {
   PAGE_MAPPING_ANON, PG_dirty, PG_lru, PG_private, PG_referenced, PG_slab, PG_swapbacked, PG_uptodate,
@@ -10,7 +11,7 @@ import { printk, advanceClock } from '../printk.js';
 import { Prng } from '../prng.js';
 import type { Page } from '../structs/page.js';
 import type { TaskManager } from '../tasks.js';
-import type { ContentClass, ContentGenerator } from './content.js';
+import { CONTENT_CLASSES, type ContentClass, type ContentGenerator } from './content.js';
 import type { Profile } from './profiles.js';
 
 type Use = Exclude<keyof Profile['share'], 'stale'>;
@@ -31,6 +32,55 @@ const USES: Record<Use, { content: ContentClass; kind: 'cache' | 'anon' | 'slab'
 
 const F_CACHE = pageFlag(PG_lru) | pageFlag(PG_uptodate);
 const F_ANON = pageFlag(PG_lru) | pageFlag(PG_uptodate) | pageFlag(PG_swapbacked);
+
+/** Blocks per segment of a PendingContent list (6 bytes each: 96 KiB a segment). */
+const PENDING_SEGMENT = 1 << 14;
+
+/**
+ * Blocks allocated whose frames are still to be filled: first pfn, order and
+ * content class, in typed segments that grow one at a time (about one block
+ * per ten pages, so ~0.6 bytes a frame of RAM).
+ */
+class PendingContent {
+  private readonly pfns: Uint32Array[] = [];
+  private readonly orders: Uint8Array[] = [];
+  private readonly classes: Uint8Array[] = [];
+  private count = 0;
+  /** One bit per class index of CONTENT_CLASSES: some block has it. */
+  private seen = 0;
+
+  push(pfn: bigint, order: number, cls: ContentClass): void {
+    // RAM is at most 16 GiB: every pfn fits 32 bits with room to spare.
+    if (pfn >= 1n << 32n) throw new InternalError(`workload block at pfn 0x${pfn.toString(16)} is beyond 32-bit pfns`);
+    const seg = Math.floor(this.count / PENDING_SEGMENT);
+    if (seg === this.pfns.length) {
+      this.pfns.push(new Uint32Array(PENDING_SEGMENT));
+      this.orders.push(new Uint8Array(PENDING_SEGMENT));
+      this.classes.push(new Uint8Array(PENDING_SEGMENT));
+    }
+    const i = this.count % PENDING_SEGMENT;
+    this.pfns[seg][i] = Number(pfn);
+    this.orders[seg][i] = order;
+    const c = CONTENT_CLASSES.indexOf(cls);
+    this.classes[seg][i] = c;
+    this.seen |= 1 << c;
+    this.count++;
+  }
+
+  /** Calls `each` for every block of class `cls`, in the order they were allocated. */
+  forEachOf(cls: ContentClass, each: (pfn: number, order: number) => void): void {
+    const c = CONTENT_CLASSES.indexOf(cls);
+    for (let k = 0; k < this.count; k++) {
+      const seg = Math.floor(k / PENDING_SEGMENT);
+      const i = k % PENDING_SEGMENT;
+      if (this.classes[seg][i] === c) each(this.pfns[seg][i], this.orders[seg][i]);
+    }
+  }
+
+  has(cls: ContentClass): boolean {
+    return (this.seen & (1 << CONTENT_CLASSES.indexOf(cls))) !== 0;
+  }
+}
 
 export interface FillStats {
   pagesByUse: Record<Use | 'stale', bigint>;
@@ -93,8 +143,11 @@ export class WorkloadFiller {
     return p;
   }
 
-  /** Allocates and fills `pages` pages for one use; returns the blocks it took. */
-  allocateUse(use: Use, pages: bigint): Array<[bigint, number]> {
+  /**
+   * Allocates and fills `pages` pages for one use; returns the blocks it
+   * took. With `pending`, the frames are filled later (writeContent).
+   */
+  allocateUse(use: Use, pages: bigint, pending?: PendingContent): Array<[bigint, number]> {
     const { content, kind } = USES[use];
     const taken: Array<[bigint, number]> = [];
     let left = pages;
@@ -111,15 +164,35 @@ export class WorkloadFiller {
       const pagesArr: Page[] = [];
       for (let i = 0; i < n; i++) pagesArr.push(this.pageFor(kind, anonVma, mappingObj));
       this.memmap.setRange(pfn, pagesArr);
-      if (this.block.length < n * PAGE_SIZE) this.block = Buffer.alloc(n * PAGE_SIZE);
-      const buf = this.block.subarray(0, n * PAGE_SIZE);
-      this.content.fill(content, pfn, buf);
-      this.kernel.ram.write(pfn * PAGE_SIZE_N, buf);
+      if (pending) pending.push(pfn, order, content);
+      else this.writeBlock(content, pfn, n);
       if (kind === 'slab') for (let i = 0; i < n; i++) this.slabPfns.push(pfn + BigInt(i));
       taken.push([pfn, order]);
       left -= BigInt(n);
     }
     return taken;
+  }
+
+  /** Fills the n frames from `pfn` with the class's content. */
+  private writeBlock(cls: ContentClass, pfn: bigint, n: number): void {
+    if (this.block.length < n * PAGE_SIZE) this.block = Buffer.alloc(n * PAGE_SIZE);
+    const buf = this.block.subarray(0, n * PAGE_SIZE);
+    this.content.fill(cls, pfn, buf);
+    this.kernel.ram.write(pfn * PAGE_SIZE_N, buf);
+  }
+
+  /**
+   * Fills the pending blocks one content class at a time, letting go of
+   * each class's pool before the next is built: one pool in memory instead
+   * of four. A frame's bytes depend only on (seed, class, pfn), and the
+   * blocks are distinct frames, so the order of the writes changes nothing.
+   */
+  private writeContent(pending: PendingContent): void {
+    for (const cls of CONTENT_CLASSES) {
+      if (!pending.has(cls)) continue;
+      pending.forEachOf(cls, (pfn, order) => this.writeBlock(cls, BigInt(pfn), 1 << order));
+      this.content.releasePool(cls);
+    }
   }
 
   /**
@@ -141,15 +214,19 @@ export class WorkloadFiller {
     const staleUses: Use[] = ['anon', 'cache', 'incompressible', 'database'];
     // Interleave: allocate each use in a few rounds, with stale memory between, so uses mix in RAM.
     const rounds = 4;
+    // Nothing reads or writes the frames of these blocks until they are freed or handed to
+    // tasks below, so their content is written after the allocations, class by class.
+    const pending = new PendingContent();
     for (let r = 0; r < rounds; r++) {
       for (const use of order) {
         const n = want(profile.share[use]) / BigInt(rounds);
-        const blocks = this.allocateUse(use, n);
+        const blocks = this.allocateUse(use, n, pending);
         for (const [, o] of blocks) stats.pagesByUse[use] += 1n << BigInt(o);
       }
       const staleUse = staleUses[r % staleUses.length];
-      staleBlocks.push(...this.allocateUse(staleUse, want(profile.share.stale) / BigInt(rounds)));
+      staleBlocks.push(...this.allocateUse(staleUse, want(profile.share.stale) / BigInt(rounds), pending));
     }
+    this.writeContent(pending);
     // Free the stale blocks in random order: their frames keep the data.
     for (let i = staleBlocks.length - 1; i > 0; i--) {
       const j = this.rng.below(i + 1);
