@@ -185,7 +185,22 @@ interface HookedCrash {
 function crashWithHooks(r: Root, message: string, hooks: {
   beforeBoot?: (sys: RunningSystem, s: Stage1) => void;
   afterBoot?: (sys: RunningSystem, s: Stage1) => void;
-} = {}, reserves = true): HookedCrash {
+} = {}, reserves = true, panicCodec?: 'gzip'): HookedCrash {
+  // A test that sizes the device from stage 1's pass bytes needs them to be the device's: deflated at panic.
+  const codecBefore = process.env.LKCD_PANIC_CODEC;
+  if (panicCodec) process.env.LKCD_PANIC_CODEC = panicCodec;
+  try {
+    return crashWithHooksNow(r, message, hooks, reserves);
+  } finally {
+    if (codecBefore === undefined) delete process.env.LKCD_PANIC_CODEC;
+    else process.env.LKCD_PANIC_CODEC = codecBefore;
+  }
+}
+
+function crashWithHooksNow(r: Root, message: string, hooks: {
+  beforeBoot?: (sys: RunningSystem, s: Stage1) => void;
+  afterBoot?: (sys: RunningSystem, s: Stage1) => void;
+}, reserves: boolean): HookedCrash {
   const sys = openSystem(new MachineRoot(r.dir));
   let after: RunningSystem | null = null;
   try {
@@ -548,7 +563,7 @@ describe.each(deviceCases)('4. the dump device fails part-way: %s', (_name, c) =
     r = powerOnRoot(`dev-${c.kind}`, 'idle', c.seed);
     lkcdConfigArms(r);
     fullSize = BigInt(fs.statSync(r.dev).size);
-    crash = crashWithHooks(r, `device fault ${c.kind}`);
+    crash = crashWithHooks(r, `device fault ${c.kind}`, {}, true, 'gzip');
     // Half-way through the user pass: every kernel page fits before the limit, not every user page.
     const [kern, user] = crash.stage1.passBytes;
     limit = DUMP_HEADER_OFFSET + BigInt(DUMP_BUFFER_SIZE) + kern + user / 2n;
@@ -646,7 +661,7 @@ describe('4. a panic after a writeout cut short (frames kept for the retry), bef
   beforeAll(() => {
     r = powerOnRoot('retry-panic', 'idle', 115);
     lkcdConfigArms(r);
-    crash = crashWithHooks(r, 'first, cut short');
+    crash = crashWithHooks(r, 'first, cut short', {}, true, 'gzip');
     const [kern, user] = crash.stage1.passBytes;
     const limit = DUMP_HEADER_OFFSET + BigInt(DUMP_BUFFER_SIZE) + kern + user / 2n;
     const out = lines(degradedRun('lkcd', r.dir, ['config'], DEVICE_IO, ['failed during the writeout'], { LKCD_FAULT_DEVICE_EIO_FROM: String(limit) }));
