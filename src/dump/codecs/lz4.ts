@@ -128,6 +128,22 @@ function corrupt(message: string): CorruptDumpError {
 }
 
 /**
+ * The length bytes that follow a 4-bit field of 15, from input byte `ip`:
+ * each is added, until one is not 255. Their sum, and the input byte after
+ * them; `what` names the field when the input ends first.
+ */
+function lengthBytes(src: Uint8Array, ip: number, what: string): { sum: number; next: number } {
+  let sum = 0;
+  let b: number;
+  do {
+    if (ip >= src.length) throw corrupt(`truncated input: ${what} runs past the end (${src.length} bytes)`);
+    b = src[ip++];
+    sum += b;
+  } while (b === 255);
+  return { sum, next: ip };
+}
+
+/**
  * Decodes one LZ4 block into `dst` and returns the bytes produced. A block
  * is a run of sequences: a token (high nibble the literal length, low
  * nibble the match length - 4; 15 in either means length bytes follow, each
@@ -164,12 +180,9 @@ export function lz4DecodeBlock(src: Uint8Array, dst: Uint8Array): number {
     const token = src[ip++];
     let literals = token >>> LZ4_ML_BITS;
     if (literals === LZ4_RUN_MASK) {
-      let b: number;
-      do {
-        if (ip >= iend) throw corrupt(`truncated input: the literal length of the sequence at input byte ${tokenAt} runs past the end (${iend} bytes)`);
-        b = src[ip++];
-        literals += b;
-      } while (b === 255);
+      const more = lengthBytes(src, ip, `the literal length of the sequence at input byte ${tokenAt}`);
+      literals += more.sum;
+      ip = more.next;
     }
     if (literals > iend - ip) {
       throw corrupt(`truncated input: ${literals} literals at input byte ${ip} overrun the input (${iend - ip} bytes left)`);
@@ -200,12 +213,9 @@ export function lz4DecodeBlock(src: Uint8Array, dst: Uint8Array): number {
     }
     let length = token & LZ4_ML_MASK;
     if (length === LZ4_ML_MASK) {
-      let b: number;
-      do {
-        if (ip >= iend) throw corrupt(`truncated input: the match length of the sequence at input byte ${tokenAt} runs past the end (${iend} bytes)`);
-        b = src[ip++];
-        length += b;
-      } while (b === 255);
+      const more = lengthBytes(src, ip, `the match length of the sequence at input byte ${tokenAt}`);
+      length += more.sum;
+      ip = more.next;
       // liblz4 1.9.4's bound on the input side (read_variable_length's limit, iend - LASTLITERALS + 1).
       if (iend - ip < LZ4_LASTLITERALS - 1) {
         throw corrupt(`end of block: ${iend - ip} input bytes after the match length at input byte ${ip} are too few for the last literals`);
