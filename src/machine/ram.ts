@@ -49,6 +49,8 @@ export class PhysicalRam {
   private readonly chunks = new Map<number, Chunk>();
   private readonly u64Scratch = Buffer.alloc(8);
   private step: Step | null = null;
+  /** Originals of a range read from the file (saveOriginals): one buffer, reused, not one a write. */
+  private originals: Buffer | null = null;
   /** The journal's record buffer, shared by the steps this image runs one after another. */
   private journalPending: Buffer | null = null;
   /** `size` as a number, for the number-addressed paths. */
@@ -164,7 +166,8 @@ export class PhysicalRam {
     if (!step || step.fresh) return;
     const first = pos >>> PAGE_SHIFT;
     const last = (pos + n - 1) >>> PAGE_SHIFT;
-    // Without a cached chunk, the originals come from the file in one read of the whole range.
+    // Without a cached chunk, the originals come from the file in one read of the whole range (at
+    // most a chunk: writes are split by chunk), into a buffer kept for it: the journal copies them.
     let originals: Buffer | null = null;
     for (let p = first; p <= last; p++) {
       const bit = 1 << (p & 7);
@@ -176,7 +179,9 @@ export class PhysicalRam {
         step.journal.ramPage(at, chunk.data.subarray(within, within + PAGE_SIZE));
       } else {
         if (!originals) {
-          originals = Buffer.allocUnsafe((last - p + 1) * PAGE_SIZE);
+          const len = (last - p + 1) * PAGE_SIZE;
+          if (!this.originals || this.originals.length < len) this.originals = Buffer.allocUnsafe(Math.max(len, CHUNK_SIZE));
+          originals = this.originals.subarray(0, len);
           this.preadFully(originals, at);
         }
         const from = at - (last + 1) * PAGE_SIZE + originals.length;
