@@ -53,14 +53,23 @@ export function savedDumpFrames(ram: PhysicalRam, blockPhys: bigint, block: Dump
 }
 
 /** Coalesces frames into sorted physical ranges. */
-export function framesToRanges(frames: bigint[]): PhysRange[] {
-  const sorted = [...new Set(frames)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+export function framesToRanges(frames: readonly bigint[]): PhysRange[] {
+  // Sorted as numbers in a typed array: a Set and a sorted copy of a million BigInts cost 30 MiB.
+  const pfns = new Float64Array(frames.length);
+  for (let i = 0; i < frames.length; i++) pfns[i] = Number(frames[i]);
+  pfns.sort();
   const out: PhysRange[] = [];
-  for (const pfn of sorted) {
-    const last = out[out.length - 1];
-    if (last && last.end === pfn * PAGE_SIZE_N) last.end += PAGE_SIZE_N;
-    else out.push({ start: pfn * PAGE_SIZE_N, end: (pfn + 1n) * PAGE_SIZE_N });
+  let start = -1;
+  let end = -1;
+  for (let i = 0; i < pfns.length; i++) {
+    const pfn = pfns[i];
+    if (pfn < end) continue;
+    if (pfn === end) { end++; continue; }
+    if (start >= 0) out.push({ start: BigInt(start) * PAGE_SIZE_N, end: BigInt(end) * PAGE_SIZE_N });
+    start = pfn;
+    end = pfn + 1;
   }
+  if (start >= 0) out.push({ start: BigInt(start) * PAGE_SIZE_N, end: BigInt(end) * PAGE_SIZE_N });
   return out;
 }
 

@@ -430,7 +430,9 @@ export function releaseDump(kernel: Kernel, blockPhys: bigint): bigint {
   const block = readBlock(ram, blockPhys);
   const memmap = new MemMap(kernel);
   const buddy = new BuddyAllocator(kernel, memmap);
-  const frames = savedDumpFrames(ram, blockPhys, block).filter((pfn) => pfn !== blockPhys / PAGE_SIZE_N);
+  // The block's own frame goes last, below; the list is not copied to leave it out.
+  const frames = savedDumpFrames(ram, blockPhys, block);
+  const blockFrame = Number(blockPhys / PAGE_SIZE_N);
   if (block.live) {
     // A live dump's buffer belongs to this kernel's driver: it goes with the dump.
     for (let i = 0n; i < BigInt(block.dump_buf_pages); i++) frames.push(block.dump_buf_pfn + i);
@@ -443,7 +445,7 @@ export function releaseDump(kernel: Kernel, blockPhys: bigint): bigint {
   const isSet = (f: number): boolean => (seen[f >>> 3] & (1 << (f & 7))) !== 0;
   for (const pfn of frames) {
     const f = Number(pfn);
-    if (isSet(f) || (memmap.flagsOf(pfn) & pageFlag(PG_reserved)) === 0n) continue;
+    if (f === blockFrame || isSet(f) || (memmap.flagsOf(pfn) & pageFlag(PG_reserved)) === 0n) continue;
     seen[f >>> 3] |= 1 << (f & 7);
   }
   const zeros = Buffer.alloc(RELEASE_RUN_FRAMES * PAGE_SIZE);
