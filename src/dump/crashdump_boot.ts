@@ -29,7 +29,15 @@ export function parseCrashdumpArg(cmdline: string): { text: string; value: bigin
  * are followed no further than their counts can need, and a loop is named.
  */
 export function savedDumpFrames(ram: PhysicalRam, blockPhys: bigint, block: DumpConfigBlock): bigint[] {
-  const frames = [blockPhys / PAGE_SIZE_N, ...Memdev.open(ram, block.memdev).frames()];
+  const frames: bigint[] = [];
+  forEachSavedDumpFrame(ram, blockPhys, block, (pfn) => { frames.push(pfn); });
+  return frames;
+}
+
+/** savedDumpFrames one frame at a time, in the same order, without the list (a million BigInts at 4 GiB). */
+export function forEachSavedDumpFrame(ram: PhysicalRam, blockPhys: bigint, block: DumpConfigBlock, frame: (pfn: bigint) => void): void {
+  frame(blockPhys / PAGE_SIZE_N);
+  for (const pfn of Memdev.open(ram, block.memdev).frames()) frame(pfn);
   const maxPfn = ram.size / PAGE_SIZE_N;
   const chain = (root: bigint, maxPages: number, what: string, field: string, next: (pfn: bigint) => bigint): void => {
     const seen = new Set<bigint>();
@@ -39,17 +47,16 @@ export function savedDumpFrames(ram: PhysicalRam, blockPhys: bigint, block: Dump
       if (seen.has(pfn)) throw new CorruptDumpError(`${what} loops back to page ${hex(pfn)}`, where);
       if (seen.size >= maxPages) throw new CorruptDumpError(`${what} runs past the ${maxPages} pages its count needs`, where);
       seen.add(pfn);
-      frames.push(pfn);
+      frame(pfn);
     }
   };
   // A page of the missing list holds one reason's ranges, so each reason may start a page.
   chain(block.missing_root, Math.ceil(block.nr_missing_ranges / MISSING_RANGES_PER_PAGE) + DUMP_RANGE_NAMES.length, 'missing-ranges list', 'missing_root',
     (pfn) => dump_missing_page.decode(viewOf(ram.read(pfn * PAGE_SIZE_N, PAGE_SIZE))).next_pfn);
-  for (const copy of block.header_copy_pfn) if (copy !== 0n) frames.push(copy);
+  for (const copy of block.header_copy_pfn) if (copy !== 0n) frame(copy);
   const records = block.nr_records > maxPfn ? maxPfn : block.nr_records;
   chain(block.record_table_root, Number((records + BigInt(RECORD_DESCS_PER_PAGE) - 1n) / BigInt(RECORD_DESCS_PER_PAGE)), 'record table', 'record_table_root',
     (pfn) => ram.readU64(pfn * PAGE_SIZE_N));
-  return frames;
 }
 
 /** Coalesces frames into sorted physical ranges. */

@@ -6,7 +6,7 @@ import {
 } from '../kernel/index.js';
 import { dump_config } from '../kernel/structs/dump_config.js';
 import { isDeviceIoError, type BlockDevice } from './device.js';
-import { CRASHDUMP_ADDR_NONE, savedDumpFrames } from './crashdump_boot.js';
+import { CRASHDUMP_ADDR_NONE, forEachSavedDumpFrame } from './crashdump_boot.js';
 import {
   DUMP_BUFFER_SIZE, DUMP_DH_END, DUMP_DH_TRUNCATED, DUMP_HEADER_OFFSET, DUMP_MAGIC_NUMBER, type DumpCompress,
 } from './lkcd/constants.js';
@@ -154,6 +154,18 @@ function checksumsOnDevice(device: BlockDevice, header: DumpHeader, upTo: bigint
  * allocator only after everything is durably on the device.
  */
 export function writeoutDump(kernel: Kernel, blockPhys: bigint, device: BlockDevice, onProgress?: (done: bigint, total: bigint) => void): WriteoutResult {
+  const t0 = performance.now();
+  const { release, ...r } = writeoutOrRetry(kernel, blockPhys, device, onProgress);
+  if (!release) return r;
+  // Once the writeout's own tables are garbage: the frames go back to the allocator.
+  releaseDump(kernel, blockPhys);
+  return { ...r, seconds: r.seconds === 0 ? 0 : (performance.now() - t0) / 1000 };
+}
+
+/** What a writeout did, and whether the dump's frames are to be released now (it is all on the device). */
+type WithinResult = WriteoutResult & { release?: boolean };
+
+function writeoutOrRetry(kernel: Kernel, blockPhys: bigint, device: BlockDevice, onProgress?: (done: bigint, total: bigint) => void): WithinResult {
   const before = readBlock(kernel.ram, blockPhys);
   const wasRunning = before.wo_state === WRITEOUT_RUNNING && before.wo_device_size === device.size;
   try {
@@ -169,13 +181,12 @@ export function writeoutDump(kernel: Kernel, blockPhys: bigint, device: BlockDev
   }
 }
 
-function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, usable: bigint, onProgress?: (done: bigint, total: bigint) => void): WriteoutResult {
+function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, usable: bigint, onProgress?: (done: bigint, total: bigint) => void): WithinResult {
   const t0 = performance.now();
   const ram = kernel.ram;
   let block = readBlock(ram, blockPhys);
   if (block.state === DUMP_STATE_WRITTEN) {
-    releaseDump(kernel, blockPhys);
-    return { pages: block.wo_pages, corrupted: [], bytes: block.wo_dev_offset, truncated: false, missingPages: 0n, resumed: true, seconds: 0 };
+    return { pages: block.wo_pages, corrupted: [], bytes: block.wo_dev_offset, truncated: false, missingPages: 0n, resumed: true, seconds: 0, release: true };
   }
   if (block.state !== DUMP_STATE_SAVED) throw new CorruptDumpError(`dump config block at ${hex(blockPhys)} holds no saved dump`, { struct: 'dump_config_block', field: 'state' });
   const memdev = Memdev.open(ram, block.memdev);
@@ -398,9 +409,8 @@ function writeoutWithin(kernel: Kernel, blockPhys: bigint, device: BlockDevice, 
   writeBlock(ram, blockPhys, block);
   ram.commit();
   killPoint('writeout done');
-  releaseDump(kernel, blockPhys);
   onProgress?.(total, total);
-  return { pages, corrupted, bytes: tailEnd, truncated: anyMissing, missingPages, resumed, seconds: (performance.now() - t0) / 1000 };
+  return { pages, corrupted, bytes: tailEnd, truncated: anyMissing, missingPages, resumed, seconds: (performance.now() - t0) / 1000, release: true };
 }
 
 /**
@@ -430,24 +440,23 @@ export function releaseDump(kernel: Kernel, blockPhys: bigint): bigint {
   const block = readBlock(ram, blockPhys);
   const memmap = new MemMap(kernel);
   const buddy = new BuddyAllocator(kernel, memmap);
-  // The block's own frame goes last, below; the list is not copied to leave it out.
-  const frames = savedDumpFrames(ram, blockPhys, block);
+  // The block's own frame goes last, below.
   const blockFrame = Number(blockPhys / PAGE_SIZE_N);
-  if (block.live) {
-    // A live dump's buffer belongs to this kernel's driver: it goes with the dump.
-    for (let i = 0n; i < BigInt(block.dump_buf_pages); i++) frames.push(block.dump_buf_pfn + i);
-  }
   let freed = 0n;
   const zero = Buffer.alloc(PAGE_SIZE);
-  // Each frame once, in order (a bitmap of RAM's frames, not a set of every one), so runs of
-  // contiguous frames are cleared with one write and freed as whole blocks.
+  // Each frame once, in order (a bitmap of RAM's frames, not a list of every one), so runs of
+  // contiguous frames are cleared with one write and freed as whole blocks. The frames are all
+  // found (and the lists that lead to them checked) before any is touched.
   const seen = new Uint8Array(Number(ram.size / PAGE_SIZE_N / 8n) + 1);
   const isSet = (f: number): boolean => (seen[f >>> 3] & (1 << (f & 7))) !== 0;
-  for (const pfn of frames) {
+  const mark = (pfn: bigint): void => {
     const f = Number(pfn);
-    if (f === blockFrame || isSet(f) || (memmap.flagsOf(pfn) & pageFlag(PG_reserved)) === 0n) continue;
+    if (f === blockFrame || isSet(f) || (memmap.flagsOf(pfn) & pageFlag(PG_reserved)) === 0n) return;
     seen[f >>> 3] |= 1 << (f & 7);
-  }
+  };
+  forEachSavedDumpFrame(ram, blockPhys, block, mark);
+  // A live dump's buffer belongs to this kernel's driver: it goes with the dump.
+  if (block.live) for (let i = 0n; i < BigInt(block.dump_buf_pages); i++) mark(block.dump_buf_pfn + i);
   const zeros = Buffer.alloc(RELEASE_RUN_FRAMES * PAGE_SIZE);
   let sinceFlush = 0;
   for (let f = 0; f < seen.length * 8; f++) {
