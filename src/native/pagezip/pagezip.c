@@ -440,6 +440,19 @@ static Deflater *open_deflater(napi_env env, napi_callback_info info, size_t wan
   return d;
 }
 
+/*
+ * A compressor's output room: a stream must be strictly smaller than its
+ * input to be kept, so dst holds src_len - 1 bytes; 0 after throwing a
+ * RangeError that says so (`verb`: what the caller does).
+ */
+static int dst_room(napi_env env, size_t src_len, size_t dst_len, const char *verb) {
+  if (src_len == 0 || dst_len >= src_len - 1) return 1;
+  char msg[ERROR_MESSAGE_MAX];
+  snprintf(msg, sizeof msg, "pagezip: dst holds %zu bytes, %s %zu bytes needs at least %zu", dst_len, verb, src_len, src_len - 1);
+  napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+  return 0;
+}
+
 /* deflate(src, dst): dst must hold at least src.length - 1 bytes. */
 static napi_value deflater_deflate(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -452,13 +465,7 @@ static napi_value deflater_deflate(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "pagezip: src is larger than 4 GiB - 1");
     return NULL;
   }
-  if (src_len > 0 && dst_len < src_len - 1) {
-    char msg[ERROR_MESSAGE_MAX];
-    snprintf(msg, sizeof msg, "pagezip: dst holds %zu bytes, deflating %zu bytes needs at least %zu",
-             dst_len, src_len, src_len - 1);
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
-    return NULL;
-  }
+  if (!dst_room(env, src_len, dst_len, "deflating")) return NULL;
   int64_t n = deflate_one(env, d, src, src_len, dst);
   if (n < 0) return NULL;
   return make_u32(env, (uint32_t)n);
@@ -1424,33 +1431,35 @@ static int64_t lz4_zero_offset(const uint8_t *src, size_t len) {
   return -1;
 }
 
+/* The (src, dst) arguments of a one-block call; 0 after throwing (`usage` names the call). */
+static int get_src_dst(napi_env env, napi_callback_info info, const char *usage, uint8_t **src, size_t *src_len, uint8_t **dst, size_t *dst_len) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    throw_last_error(env, "napi_get_cb_info");
+    return 0;
+  }
+  if (argc < 2) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", usage);
+    return 0;
+  }
+  return get_u8(env, argv[0], "src", src, src_len) && get_u8(env, argv[1], "dst", dst, dst_len);
+}
+
 /*
  * lz4Compress(src, dst): src as one LZ4 block into dst, which must hold at
  * least src.length - 1 bytes; the block's length, or 0 when it would not be
  * strictly smaller than src (store the page raw).
  */
 static napi_value lz4_compress_fn(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) {
-    napi_throw_type_error(env, "ERR_MISSING_ARGS", "pagezip: lz4Compress(src, dst)");
-    return NULL;
-  }
   uint8_t *src, *dst;
   size_t src_len, dst_len;
-  if (!get_u8(env, argv[0], "src", &src, &src_len) || !get_u8(env, argv[1], "dst", &dst, &dst_len)) return NULL;
+  if (!get_src_dst(env, info, "pagezip: lz4Compress(src, dst)", &src, &src_len, &dst, &dst_len)) return NULL;
   if (src_len > LZ4_MAX_INPUT_SIZE) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "pagezip: lz4Compress: src is larger than LZ4_MAX_INPUT_SIZE");
     return NULL;
   }
-  if (src_len > 0 && dst_len < src_len - 1) {
-    char msg[ERROR_MESSAGE_MAX];
-    snprintf(msg, sizeof msg, "pagezip: dst holds %zu bytes, compressing %zu bytes needs at least %zu",
-             dst_len, src_len, src_len - 1);
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
-    return NULL;
-  }
+  if (!dst_room(env, src_len, dst_len, "compressing")) return NULL;
   if (src_len == 0) return make_u32(env, 0);
   int n = LZ4_compress_default((const char *)src, (char *)dst, (int)src_len, (int)(src_len - 1));
   return make_u32(env, n > 0 ? (uint32_t)n : 0);
@@ -1463,16 +1472,9 @@ static napi_value lz4_compress_fn(napi_env env, napi_callback_info info) {
  * read or written outside src and dst (LZ4_decompress_safe's guarantee).
  */
 static napi_value lz4_decompress_fn(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) {
-    napi_throw_type_error(env, "ERR_MISSING_ARGS", "pagezip: lz4Decompress(src, dst)");
-    return NULL;
-  }
   uint8_t *src, *dst;
   size_t src_len, dst_len;
-  if (!get_u8(env, argv[0], "src", &src, &src_len) || !get_u8(env, argv[1], "dst", &dst, &dst_len)) return NULL;
+  if (!get_src_dst(env, info, "pagezip: lz4Decompress(src, dst)", &src, &src_len, &dst, &dst_len)) return NULL;
   if (src_len > INT_MAX || dst_len > INT_MAX) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "pagezip: lz4Decompress: buffer larger than 2 GiB - 1");
     return NULL;
