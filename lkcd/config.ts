@@ -3,7 +3,7 @@ import path from 'node:path';
 import { DegradedResult, DumpError, hex, UsageError, viewOf } from '../src/codec/index.js';
 import type { MachineRoot } from '../src/machine/index.js';
 import {
-  bootCommandLine, BuddyAllocator, closeSystem, inheritPersistentRamParams, Kernel, kexecLoad, MemMap, openSystem, readKernelImageFile, type RunningSystem,
+  bootCommandLine, BuddyAllocator, closeSystem, CONFIG_RAM_CHUNKS, inheritPersistentRamParams, Kernel, kexecLoad, MemMap, openSystem, readKernelImageFile, type RunningSystem,
 } from '../src/kernel/index.js';
 import {
   armDump, BlockDevice, deviceDumpSha256, dump_header, dumpAwaitingWriteout, faultsFromEnv, findDeviceDump, Memdev, readBlock,
@@ -90,7 +90,7 @@ export function defaultDeviceSize(ramBytes: bigint): bigint {
  * memmap=, reboot=) that KEXEC_CMDLINE does not set itself.
  */
 export function lkcdConfig(root: MachineRoot, onLine?: (line: string) => void, opts: ConfigOptions = {}): ConfigReport {
-  const sys = openSystem(root);
+  const sys = openSystem(root, { maxChunks: CONFIG_RAM_CHUNKS });
   // Each line is reported as it happens: a later failure must not hide a writeout that was done.
   const lines: string[] = [];
   const say = (l: string): void => { lines.push(l); onLine?.(l); };

@@ -36,6 +36,14 @@ import { kernelRealTime, rtcBootTime, rtcFollowKernel } from './rtc.js';
  */
 const POWER_ON_RAM_CHUNKS = 16;
 
+/**
+ * RAM's chunk cache for `lkcd config`, whose writeout walks the dump in
+ * memory front to back and releases its frames in order: 4 MiB serve that
+ * as well as 16 (measured at 1 GiB), and the writeout's per-record tables
+ * need the room.
+ */
+export const CONFIG_RAM_CHUNKS = 16;
+
 export const MIN_RAM = 16n << 20n;
 export const MAX_RAM = 16n << 30n;
 
@@ -80,13 +88,13 @@ export interface RunningSystem {
  * command left unfinished. Writable, the RAM starts a step; callers close
  * with closeSystem, which commits it.
  */
-export function openSystem(root: MachineRoot, opts: { readOnly?: boolean } = {}): RunningSystem {
+export function openSystem(root: MachineRoot, opts: { readOnly?: boolean; maxChunks?: number } = {}): RunningSystem {
   const lock = lockMachine(root);
   try {
     const state = requireRunning(root);
     // The step ends by moving the RTC on: a corrupt one is refused before the command changes anything.
     if (!opts.readOnly) readRtc(root);
-    const ram = PhysicalRam.open(root.ramPath, state.ram_bytes, { readOnly: opts.readOnly });
+    const ram = PhysicalRam.open(root.ramPath, state.ram_bytes, { readOnly: opts.readOnly, maxChunks: opts.maxChunks });
     try {
       return { root, state, ram, kernel: Kernel.open(ram, state.cpu), lock };
     } catch (e) {
