@@ -61,9 +61,13 @@ export function forEachSavedDumpFrame(ram: PhysicalRam, blockPhys: bigint, block
 
 /** Coalesces frames into sorted physical ranges. */
 export function framesToRanges(frames: readonly bigint[]): PhysRange[] {
+  return pfnNumbersToRanges(frames.map(Number));
+}
+
+/** framesToRanges of frames held as numbers. */
+export function pfnNumbersToRanges(frames: ArrayLike<number>): PhysRange[] {
   // Sorted as numbers in a typed array: a Set and a sorted copy of a million BigInts cost 30 MiB.
-  const pfns = new Float64Array(frames.length);
-  for (let i = 0; i < frames.length; i++) pfns[i] = Number(frames[i]);
+  const pfns = Float64Array.from(frames);
   pfns.sort();
   const out: PhysRange[] = [];
   let start = -1;
@@ -104,11 +108,16 @@ export function crashdumpReserve(kernel: Kernel, config: KernelConfig): PhysRang
   try {
     const block = readBlock(kernel.ram, phys);
     if (block.state !== DUMP_STATE_SAVED) return ignore(`the dump config block at ${hex(addr)} holds no saved dump (state ${block.state})`);
-    const frames = savedDumpFrames(kernel.ram, phys, block);
     const boot = bootRegion(kernel.ram.size, config);
-    const clash = frames.find((pfn) => inRanges(pfn * PAGE_SIZE_N, boot));
-    if (clash !== undefined) return ignore(`dump frame ${hex(clash)} lies in this kernel's boot region`);
-    const ranges = framesToRanges(frames);
+    // The frames as numbers, not a list of BigInts (a million of them for a 4 GiB dump).
+    const frames: number[] = [];
+    let clash: bigint | null = null;
+    forEachSavedDumpFrame(kernel.ram, phys, block, (pfn) => {
+      if (clash === null && inRanges(pfn * PAGE_SIZE_N, boot)) clash = pfn;
+      frames.push(Number(pfn));
+    });
+    if (clash !== null) return ignore(`dump frame ${hex(clash)} lies in this kernel's boot region`);
+    const ranges = pfnNumbersToRanges(frames);
     printk(kernel, `Dump may be available from previous boot: ${block.pages_saved} pages in ${frames.length} frames at ${hex(addr)}${block.truncated ? ' (TRUNCATED)' : ''}`, LOGLEVEL_INFO);
     kernel.writeU64('crashdump_addr', addr);
     const cfg = kernel.readStruct(dump_config, 'dump_config');
