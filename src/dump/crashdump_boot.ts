@@ -59,13 +59,8 @@ export function forEachSavedDumpFrame(ram: PhysicalRam, blockPhys: bigint, block
     (pfn) => ram.readU64(pfn * PAGE_SIZE_N));
 }
 
-/** Coalesces frames into sorted physical ranges. */
-export function framesToRanges(frames: readonly bigint[]): PhysRange[] {
-  return pfnNumbersToRanges(frames.map(Number));
-}
-
-/** framesToRanges of frames held as numbers. */
-export function pfnNumbersToRanges(frames: ArrayLike<number>): PhysRange[] {
+/** Coalesces frames (PFNs as numbers, any order, repeats allowed) into sorted physical ranges. */
+export function framesToRanges(frames: ArrayLike<number>): PhysRange[] {
   // Sorted as numbers in a typed array: a Set and a sorted copy of a million BigInts cost 30 MiB.
   const pfns = Float64Array.from(frames);
   pfns.sort();
@@ -117,7 +112,7 @@ export function crashdumpReserve(kernel: Kernel, config: KernelConfig): PhysRang
       frames.push(Number(pfn));
     });
     if (clash !== null) return ignore(`dump frame ${hex(clash)} lies in this kernel's boot region`);
-    const ranges = pfnNumbersToRanges(frames);
+    const ranges = framesToRanges(frames);
     printk(kernel, `Dump may be available from previous boot: ${block.pages_saved} pages in ${frames.length} frames at ${hex(addr)}${block.truncated ? ' (TRUNCATED)' : ''}`, LOGLEVEL_INFO);
     kernel.writeU64('crashdump_addr', addr);
     const cfg = kernel.readStruct(dump_config, 'dump_config');

@@ -31,8 +31,6 @@ export interface TranscodedRecord {
   flags: number;
   size: number;
   data: Uint8Array;
-  /** CRC32 of `data`. */
-  dataCrc32: number;
   /** The caller's tags of the record, as given to add(). */
   tag: number;
   tag2: number;
@@ -69,7 +67,7 @@ export class RecordTranscoder {
   private readonly batches: [Batch, Batch];
   private filling: Batch;
   private inFlight: Batch | null = null;
-  private readonly record: TranscodedRecord = { pfn: 0, flags: 0, size: 0, data: new Uint8Array(0), dataCrc32: 0, tag: 0, tag2: 0 };
+  private readonly record: TranscodedRecord = { pfn: 0, flags: 0, size: 0, data: new Uint8Array(0), tag: 0, tag2: 0 };
 
   constructor(from: DumpCompress, to: DumpCompress, private readonly emit: (r: TranscodedRecord) => void, say: (line: string) => void) {
     this.from = makePageCodec(from);
@@ -110,7 +108,8 @@ export class RecordTranscoder {
 
   private start(b: Batch): void {
     const s = b.slot;
-    if (this.native) this.native.start(s.input, s.count, s.output, s.sizes, s.crcs, b.lengths);
+    // No CRC32s from the threads: the writeout takes each record's over its new header and data.
+    if (this.native) this.native.start(s.input, s.count, s.output, s.sizes, undefined, b.lengths);
     else this.encoder!.start(s);
   }
 
@@ -154,7 +153,6 @@ export class RecordTranscoder {
       r.size = size;
       // The native path leaves every stored page in the output; the encoder leaves raw ones in the input.
       r.data = (this.native ? s.output : storedBuffer(s, k)).subarray(k * PAGE_SIZE, k * PAGE_SIZE + size);
-      r.dataCrc32 = s.crcs[k];
       r.tag = b.tags[k];
       r.tag2 = b.tags2[k];
       this.emit(r);
